@@ -1,0 +1,153 @@
+"""The command line: `bench run`, `bench list`.
+
+Every error a user can cause is one line on stderr and exit status 2; an interrupted run exits
+130 after tearing down what it made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+from . import config
+from .errors import BenchError
+from .store import RunStore
+
+EXAMPLES = """\
+examples:
+  bench list                              what can run here
+  bench run --suite quick                 the quick suite on every available environment
+  bench run --suite quick --env host --reps 5 --out /data/results
+"""
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Run identical workloads on the bare host, in containers and in VMs, "
+                    "and keep every result with its raw output and metadata.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config-dir", type=Path, default=None,
+                        help="folder of suites, workloads and environments "
+                             "(default: the checkout's workloads/, or $BENCH_CONFIG_DIR)")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+    verbs.required = True
+
+    run = verbs.add_parser("run", help="run a suite and store its results",
+                           description="Run a suite's workloads in each environment, with warm-ups "
+                                       "and repetitions interleaved across environments, and store "
+                                       "samples, raw outputs and metadata in OUT/<run-id>/.")
+    run.add_argument("--suite", default="quick", help="suite name from workloads/suites/ (default: quick)")
+    run.add_argument("--env", type=_csv, default=None, metavar="NAME[,NAME...]",
+                     help="environments to run in (default: every one available here)")
+    run.add_argument("--reps", type=int, default=None, metavar="N",
+                     help="measured repetitions per cell (default: the suite's); warm-ups are extra")
+    run.add_argument("--profile", choices=config.PROFILES, default=None,
+                     help="size profile: quick (a 2-core machine, minutes) or lab (the study's scale); "
+                          "default: the suite's")
+    run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
+    run.add_argument("--run-id", default=None, help="name of the run folder (default: time-suite-random)")
+    run.add_argument("--seed", type=int, default=None, help="seed of the interleaving order (recorded)")
+    run.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
+                     help="where environments keep data files such as fio's (default: /var/tmp); "
+                          "it should be on the disk under test")
+
+    lst = verbs.add_parser("list", help="show suites, workloads and environments, and what runs here",
+                           description="Show suites, the workload catalogue with its parameters for "
+                                       "a profile, and environments with whether each is available here.")
+    lst.add_argument("--profile", choices=config.PROFILES, default="quick",
+                     help="show workload parameters for this profile (default: quick)")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
+    from .runner import RunOptions, Runner, plan
+
+    options = RunOptions(suite=args.suite, environments=args.env, repetitions=args.reps,
+                         profile=args.profile, out=args.out, run_id=args.run_id, seed=args.seed,
+                         scratch=args.scratch)
+    p = plan(catalogue, options)
+    for name, why in p.skipped_environments.items():
+        print(f"skipping {name}: {why}", file=sys.stderr)
+    print(f"run {p.run_id}: suite {p.suite} ({p.profile}), {len(p.workloads)} workloads x "
+          f"{len(p.environments)} environments ({', '.join(p.environments)}), {p.repetitions} repetitions",
+          file=sys.stderr)
+    runner = Runner(p, options)
+    try:
+        store = runner.execute()
+    except KeyboardInterrupt:
+        print(f"interrupted: everything torn down; finished repetitions are in {runner.store.path}",
+              file=sys.stderr)
+        return 130
+    print_summary(store)
+    return 0 if runner.counts["failures"] == 0 else 1
+
+
+def print_summary(store: RunStore) -> None:
+    """Mean and spread of each workload's headline metric (its first), per environment."""
+    headline: dict[str, str] = {}
+    values: dict[tuple[str, str], list[float]] = {}
+    units: dict[str, str] = {}
+    for s in store.samples():
+        headline.setdefault(s.workload, s.metric)
+        if s.metric == headline[s.workload]:
+            values.setdefault((s.workload, s.environment), []).append(s.value)
+            units[s.workload] = s.unit
+    manifest = store.manifest()
+    print(f"\n{'workload':<20} {'environment':<14} {'metric':<34} {'mean':>12} {'sd':>10} {'n':>3}")
+    for (workload, env), vals in values.items():
+        sd = statistics.stdev(vals) if len(vals) > 1 else float("nan")
+        print(f"{workload:<20} {env:<14} {headline[workload] + ' (' + units[workload] + ')':<34} "
+              f"{statistics.fmean(vals):>12.4g} {sd:>10.3g} {len(vals):>3}")
+    failures = store.failures()
+    if failures:
+        print(f"\n{len(failures)} failed repetitions (details in {store.path / 'failures.jsonl'}):")
+        for f in failures[:10]:
+            print(f"  {f['environment']} · {f['workload']} · rep {f['repetition']}: {f['reason']}")
+    print(f"\n{manifest['status']} in {manifest['wall_seconds']:.0f} s: {manifest['samples']} samples "
+          f"in {store.path}  (pandas: bench.load({str(store.path)!r}))")
+
+
+def cmd_list(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
+    from .environments import KINDS
+
+    print("suites:")
+    for name, s in sorted(catalogue.suites.items()):
+        print(f"  {name:<18} {s.profile}, {s.repetitions} reps: {', '.join(s.workloads)}")
+        if s.description:
+            print(f"  {'':<18} {s.description}")
+    print(f"\nworkloads (parameters for the {args.profile} profile):")
+    for name in sorted(catalogue.workloads):
+        w = catalogue.workload(name, args.profile)
+        params = " ".join(f"{k}={v}" for k, v in w.params.items() if v is not None)
+        print(f"  {name:<18} {w.tool:<9} {w.description}")
+        print(f"  {'':<18} {'':<9} {params}; {w.warmups} warm-up(s), timeout {w.timeout:.0f} s")
+    print("\nenvironments:")
+    for name, e in sorted(catalogue.environments.items()):
+        ok, why = KINDS[e.kind].availability(e.variant)
+        state = "available" if ok else "NOT AVAILABLE"
+        print(f"  {name:<18} {e.kind:<9} {state}: {why}")
+        if e.description:
+            print(f"  {'':<18} {'':<9} {e.description}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        catalogue = config.load(args.config_dir)
+        return {"run": cmd_run, "list": cmd_list}[args.verb](args, catalogue)
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""Suites, workloads and environments, read from the data folder (workloads/) and validated.
+
+Everything is checked when it is loaded, before anything is provisioned: an error names the
+file, the key and what was expected, and an unknown name suggests the nearest valid one.
+
+    workloads/environments.yaml      name -> {kind, description, variant parameters}
+    workloads/catalogue/<tool>.yaml  name -> {tool, description, warmups, params, profiles}
+    workloads/suites/<suite>.yaml    {description, profile, repetitions, workloads: [names]}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .environments import KINDS
+from .errors import ConfigError, unknown
+from .model import valid_name
+from .workloads import TOOLS
+
+PROFILES = ("quick", "lab")  # quick: a 2-core CI machine in minutes; lab: the study's scale
+
+DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "workloads"
+
+
+def config_root() -> Path:
+    return Path(os.environ.get("BENCH_CONFIG_DIR", DEFAULT_ROOT))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EnvironmentSpec(BaseModel):
+    # Variant parameters sit beside kind and description; the kind's own model checks them.
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: str
+    description: str = ""
+
+    @property
+    def variant(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class WorkloadSpec(_Strict):
+    tool: str
+    description: str = ""
+    warmups: int = Field(default=1, ge=0)
+    timeout: float | None = Field(default=None, gt=0)  # seconds per repetition; else the tool's default
+    params: dict[str, Any] = {}
+    profiles: dict[str, dict[str, Any]] = {}
+
+
+class SuiteSpec(_Strict):
+    description: str = ""
+    profile: str = "quick"
+    repetitions: int = Field(default=3, ge=1)
+    workloads: list[str] = Field(min_length=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadConfig:
+    """A catalogue entry resolved for one profile: what the runner needs to run a cell."""
+
+    name: str
+    tool: str
+    description: str
+    warmups: int
+    timeout: float
+    params: dict[str, Any]
+
+
+def _where(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def _validation_error(path: Path, prefix: str, e: ValidationError) -> ConfigError:
+    err = e.errors()[0]
+    key = ".".join(p for p in (prefix, _where(err["loc"])) if p)
+    got = f" (got {err['input']!r})" if err["type"] not in ("missing", "extra_forbidden") else ""
+    more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+    return ConfigError(f"{path}: {key or 'top level'}: {err['msg']}{got}{more}")
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}:{line}: not valid YAML: {problem}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _mapping(path: Path, doc: Any) -> dict[str, Any]:
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a mapping of names to definitions, got {type(doc).__name__}")
+    for name in doc:
+        if not isinstance(name, str) or not valid_name(name):
+            raise ConfigError(f"{path}: {name!r}: names are lower-case letters, digits, '-' and '_', "
+                              f"starting with a letter")
+    return doc
+
+
+@dataclasses.dataclass
+class Catalogue:
+    root: Path
+    environments: dict[str, EnvironmentSpec]
+    workloads: dict[str, WorkloadSpec]
+    suites: dict[str, SuiteSpec]
+    sources: dict[str, Path]  # workload or suite name -> the file that defined it
+
+    # -- lookup with helpful errors -----------------------------------------------------------
+
+    def suite(self, name: str) -> SuiteSpec:
+        if name not in self.suites:
+            raise unknown("suite", name, self.suites)
+        return self.suites[name]
+
+    def environment(self, name: str) -> EnvironmentSpec:
+        if name not in self.environments:
+            raise unknown("environment", name, self.environments)
+        return self.environments[name]
+
+    def workload(self, name: str, profile: str) -> WorkloadConfig:
+        if name not in self.workloads:
+            raise unknown("workload", name, self.workloads)
+        if profile not in PROFILES:
+            raise unknown("profile", profile, PROFILES)
+        spec = self.workloads[name]
+        tool = TOOLS[spec.tool]
+        merged = {**spec.params, **spec.profiles.get(profile, {})}
+        try:
+            params = tool.Params(**merged).model_dump()
+        except ValidationError as e:
+            raise _validation_error(self.sources[name], f"{name}.params[{profile}]", e) from None
+        timeout = spec.timeout or tool.timeout(params)
+        return WorkloadConfig(name, spec.tool, spec.description, spec.warmups, timeout, params)
+
+
+def load(root: Path | None = None) -> Catalogue:
+    """Read and check the whole data folder. Raises ConfigError on the first problem."""
+    root = Path(root) if root else config_root()
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such configuration folder (set BENCH_CONFIG_DIR or --config-dir)")
+    sources: dict[str, Path] = {}
+
+    env_path = root / "environments.yaml"
+    environments: dict[str, EnvironmentSpec] = {}
+    for name, body in _mapping(env_path, _read_yaml(env_path)).items():
+        try:
+            spec = EnvironmentSpec.model_validate(body)
+        except ValidationError as e:
+            raise _validation_error(env_path, name, e) from None
+        if spec.kind not in KINDS:
+            raise unknown("environment kind", spec.kind, KINDS, where=f"{env_path}: {name}.kind")
+        try:
+            KINDS[spec.kind].Variant.model_validate(spec.variant)
+        except ValidationError as e:
+            raise _validation_error(env_path, name, e) from None
+        environments[name] = spec
+
+    workloads: dict[str, WorkloadSpec] = {}
+    for path in sorted((root / "catalogue").glob("*.yaml")):
+        for name, body in _mapping(path, _read_yaml(path)).items():
+            if name in workloads:
+                raise ConfigError(f"{path}: workload '{name}' is already defined in {sources[name]}")
+            try:
+                spec = WorkloadSpec.model_validate(body)
+            except ValidationError as e:
+                raise _validation_error(path, name, e) from None
+            if spec.tool not in TOOLS:
+                raise unknown("tool", spec.tool, TOOLS, where=f"{path}: {name}.tool")
+            for profile in spec.profiles:
+                if profile not in PROFILES:
+                    raise unknown("profile", profile, PROFILES, where=f"{path}: {name}.profiles")
+            workloads[name] = spec
+            sources[name] = path
+
+    suites: dict[str, SuiteSpec] = {}
+    for path in sorted((root / "suites").glob("*.yaml")):
+        name = path.stem
+        if not valid_name(name):
+            raise ConfigError(f"{path}: suite file names are lower-case letters, digits, '-' and '_'")
+        doc = _read_yaml(path)
+        try:
+            spec = SuiteSpec.model_validate(doc if doc is not None else {})
+        except ValidationError as e:
+            raise _validation_error(path, "", e) from None
+        if spec.profile not in PROFILES:
+            raise unknown("profile", spec.profile, PROFILES, where=f"{path}: profile")
+        for w in spec.workloads:
+            if w not in workloads:
+                raise unknown("workload", w, workloads, where=f"{path}: workloads")
+        suites[name] = spec
+        sources[f"suite:{name}"] = path
+
+    catalogue = Catalogue(root, environments, workloads, suites, sources)
+    # Resolve every entry for every profile now, so a bad parameter fails here, not mid-run.
+    for name in workloads:
+        for profile in PROFILES:
+            catalogue.workload(name, profile)
+    return catalogue

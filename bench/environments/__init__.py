@@ -1,0 +1,13 @@
+"""Environment kinds, found by name. A kind whose Python library is missing is reported as
+unavailable by `bench list` instead of breaking the import of bench."""
+
+from __future__ import annotations
+
+from .base import Environment, ExecResult, Server, wait_for_port
+from .host import HostEnvironment
+
+KINDS: dict[str, type[Environment]] = {
+    HostEnvironment.kind: HostEnvironment,
+}
+
+__all__ = ["Environment", "ExecResult", "Server", "KINDS", "wait_for_port"]

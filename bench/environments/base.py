@@ -1,0 +1,124 @@
+"""The environment contract: what every place a workload can run in must offer.
+
+An environment is a kind (host, docker, libvirt) plus variant parameters from
+workloads/environments.yaml. The runner provisions it once per run, execs tools in it, starts
+servers in it for client/server workloads, asks how a client on the host reaches such a
+server, records its metadata, and tears it down on success, failure and Ctrl-C.
+Commands are argv lists, never shell strings with values pasted in.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import socket
+import time
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecResult:
+    argv: list[str]
+    returncode: int | None  # None when the command was killed for running past its timeout
+    stdout: str
+    stderr: str
+    duration: float         # wall seconds, as seen by the harness
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out
+
+
+class NoVariant(BaseModel):
+    """Variant parameters of a kind that has none: any key in its definition is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Server(abc.ABC):
+    """A long-running process inside an environment (netserver, redis-server, mariadbd)."""
+
+    @abc.abstractmethod
+    def stop(self) -> str:
+        """Stop it, and return what it wrote (for the raw folder when something went wrong)."""
+
+
+class Environment(abc.ABC):
+    kind: ClassVar[str]
+    # Where a server inside should listen. Ports a server uses are published under the same
+    # number (endpoint(port)[1] == port), because netperf tells its server the data port.
+    listen_address: ClassVar[str] = "0.0.0.0"
+    # The kind's variant parameters (network mode, storage, accel...), checked at config load.
+    Variant: ClassVar[type[BaseModel]] = NoVariant
+
+    def __init__(self, name: str, params: dict[str, Any], run_id: str):
+        self.name = name
+        self.params = dict(params)
+        self.run_id = run_id
+        self.workdir = ""          # a scratch folder inside the environment, set by provision()
+        self.ports: list[int] = [] # ports a server inside may listen on; see endpoint()
+
+    # -- before anything is made ------------------------------------------------------------
+
+    @classmethod
+    @abc.abstractmethod
+    def availability(cls, params: dict[str, Any]) -> tuple[bool, str]:
+        """(usable here?, why not or what it is). Cheap, makes nothing, never raises."""
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def provision(self, scratch_root: str, n_ports: int) -> None:
+        """Make the environment ready: a workdir to write in and n_ports ports for servers."""
+
+    @abc.abstractmethod
+    def teardown(self) -> None:
+        """Remove everything provision() and the workloads made. Safe to call twice."""
+
+    # -- using it ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
+        """Run argv to completion inside the environment; kill it (and its children) at timeout."""
+
+    @abc.abstractmethod
+    def put_file(self, path: str, data: bytes) -> None:
+        """Write a file inside the environment, creating its folder."""
+
+    @abc.abstractmethod
+    def get_file(self, path: str) -> bytes:
+        """Read a file from inside the environment (FileNotFoundError if it is not there)."""
+
+    @abc.abstractmethod
+    def start_server(self, argv: list[str], log_name: str) -> Server:
+        """Start argv in the background inside the environment."""
+
+    @abc.abstractmethod
+    def endpoint(self, port: int) -> tuple[str, int]:
+        """The (address, port) at which a client on the host reaches `port` inside."""
+
+    @abc.abstractmethod
+    def has_program(self, program: str) -> bool:
+        """Whether `program` is on the environment's PATH."""
+
+    @abc.abstractmethod
+    def metadata(self) -> dict[str, Any]:
+        """Flat snake_case keys with scalar values describing this environment."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, **self.params}
+
+
+def wait_for_port(address: str, port: int, timeout: float) -> bool:
+    """Poll until a TCP connect to (address, port) succeeds; servers need a moment to listen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False

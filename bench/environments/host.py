@@ -1,0 +1,144 @@
+"""The bare host: the native baseline every other environment is compared with.
+
+It is also where clients of client/server workloads run, so it is a first-class environment
+rather than an afterthought: the same contract, with processes started directly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from .base import Environment, ExecResult, Server
+
+
+def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """Stop a process and every child it made (mpirun leaves its ranks behind otherwise)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        pass
+
+
+def free_loopback_ports(n: int) -> list[int]:
+    """n distinct ports free on 127.0.0.1 now (held open together so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def run_argv(argv: list[str], timeout: float, cwd: str | None = None,
+             env: dict[str, str] | None = None) -> ExecResult:
+    """Run argv on this machine in its own session so that a timeout kills the whole tree."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except OSError as e:  # not installed, not executable, bad cwd
+        return ExecResult(argv, 127, "", f"{argv[0]}: {e.strerror}", time.monotonic() - start)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        _kill_group(proc, grace=2.0)
+        out, err = proc.communicate()
+        timed_out = True
+    except BaseException:  # Ctrl-C while a tool runs: leave no orphan behind
+        _kill_group(proc, grace=2.0)
+        raise
+    return ExecResult(argv, None if timed_out else proc.returncode,
+                      out.decode(errors="replace"), err.decode(errors="replace"),
+                      time.monotonic() - start, timed_out)
+
+
+class HostServer(Server):
+    def __init__(self, proc: subprocess.Popen, log: Path):
+        self.proc = proc
+        self.log = log
+
+    def stop(self) -> str:
+        _kill_group(self.proc)
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class HostEnvironment(Environment):
+    kind = "host"
+    listen_address = "127.0.0.1"  # a lab host's servers are never exposed beyond loopback
+
+    def __init__(self, name: str, params: dict[str, Any], run_id: str):
+        super().__init__(name, params, run_id)
+        self._servers: list[HostServer] = []
+
+    @classmethod
+    def availability(cls, params: dict[str, Any]) -> tuple[bool, str]:
+        return True, "this machine"
+
+    def provision(self, scratch_root: str, n_ports: int) -> None:
+        os.makedirs(scratch_root, exist_ok=True)
+        # The run id in the name is how `bench cleanup` recognises a killed run's leftovers.
+        self.workdir = tempfile.mkdtemp(prefix=f"bench-{self.run_id}-{self.name}-", dir=scratch_root)
+        self.ports = free_loopback_ports(n_ports)
+
+    def teardown(self) -> None:
+        for server in self._servers:
+            server.stop()
+        self._servers.clear()
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = ""
+
+    def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
+        return run_argv(argv, timeout, cwd)
+
+    def put_file(self, path: str, data: bytes) -> None:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(data)
+
+    def get_file(self, path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    def start_server(self, argv: list[str], log_name: str) -> Server:
+        log = Path(self.workdir) / f"{log_name}.log"
+        with open(log, "wb") as f:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        server = HostServer(proc, log)
+        self._servers.append(server)
+        return server
+
+    def endpoint(self, port: int) -> tuple[str, int]:
+        return "127.0.0.1", port
+
+    @staticmethod
+    def has_program_here(program: str) -> bool:
+        """On this machine, without an instance: the runner checks clients before provisioning."""
+        return shutil.which(program) is not None
+
+    def has_program(self, program: str) -> bool:
+        return self.has_program_here(program)
+
+    def metadata(self) -> dict[str, Any]:
+        # The host's own description is the run's host metadata; nothing differs here.
+        return {"env_kind": self.kind}

@@ -1,0 +1,85 @@
+"""The few data types everything else shares: Sample, Failure, the run manifest's version.
+
+A Sample is one tidy row: one metric of one repetition of one workload in one environment.
+Everything a report or a notebook needs to group by is a field of the row, so results from
+many runs concatenate without joins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from typing import Any
+
+# Bumped when a field of Sample, Failure or run.json changes meaning; store.load() upgrades
+# older versions (none yet) and refuses newer ones.
+FORMAT_VERSION = 1
+
+# Names that are columns of every sample; a workload parameter may not take one of them,
+# or it would overwrite a column when bench.load() flattens parameters into columns.
+SAMPLE_FIELDS = (
+    "run_id", "environment", "env_kind", "workload", "tool", "metric", "unit", "value",
+    "better", "repetition", "timestamp",
+)
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def valid_name(name: str) -> bool:
+    """Names of suites, workloads, environments and run ids: also safe as path components."""
+    return bool(_NAME.match(name)) and len(name) <= 64
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """What a parser returns: a metric of one tool run, before the runner says where it ran."""
+
+    metric: str
+    value: float
+    unit: str
+    better: str = "higher"  # "higher" or "lower": which direction is an improvement
+
+    def __post_init__(self) -> None:
+        if self.better not in ("higher", "lower"):
+            raise ValueError(f"better must be 'higher' or 'lower', not {self.better!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    run_id: str
+    environment: str      # the named variant, e.g. "host", "docker-nat"
+    env_kind: str         # host | docker | libvirt
+    workload: str         # the catalogue name, e.g. "fio-randread-4k"
+    tool: str             # the program that measured it, e.g. "fio"
+    metric: str
+    unit: str
+    value: float
+    better: str
+    repetition: int       # 1-based; warm-ups are never stored as samples
+    timestamp: float = dataclasses.field(default_factory=time.time)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> "Sample":
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls) if f.name in row})
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """A repetition that produced no samples, and why: kept beside the samples, never dropped."""
+
+    run_id: str
+    environment: str
+    workload: str
+    repetition: int       # 0 for a warm-up or for a cell that could not start
+    reason: str           # one line: "exit status 1", "timed out after 60 s", "unparsable output: ..."
+    stderr: str = ""      # the tail of the tool's stderr
+    raw: str = ""         # path of the raw output under the run folder, if any was kept
+    timestamp: float = dataclasses.field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

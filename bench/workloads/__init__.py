@@ -1,0 +1,28 @@
+"""Workload modules, discovered by their `tool` name. A duplicate name is an error."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+from .base import CellContext, Params, RawOutput, Workload
+
+
+def _discover() -> dict[str, Workload]:
+    found: dict[str, Workload] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Workload) and cls is not Workload and cls.__module__ == module.__name__:
+                if cls.tool in found:
+                    raise RuntimeError(f"two workload modules claim the tool name {cls.tool!r}")
+                found[cls.tool] = cls()
+    return found
+
+
+TOOLS: dict[str, Workload] = _discover()
+
+__all__ = ["CellContext", "Params", "RawOutput", "Workload", "TOOLS"]

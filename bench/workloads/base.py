@@ -1,0 +1,83 @@
+"""The workload contract: one module per tool.
+
+A workload knows how to run its tool in an environment (`run`) and how to turn the tool's raw
+output into measurements (`parse`, a pure function tested on recorded real output). Its
+parameters are a pydantic model, so a typo in a catalogue file is caught before anything is
+provisioned. Named configurations of a tool (fio random read, fio sequential read...) are
+data in workloads/catalogue/, not code.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..environments import Environment, ExecResult
+from ..model import Measurement
+
+
+class Params(BaseModel):
+    """Base of every tool's parameter model: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class CellContext:
+    env: Environment      # where the workload (or its server) runs
+    client: Environment   # the host, where clients of client/server workloads run
+    params: dict[str, Any]
+    timeout: float        # seconds for one repetition's measuring command
+    label: str            # unique per cell, usable in file names
+
+
+@dataclasses.dataclass(frozen=True)
+class RawOutput:
+    """What one repetition produced: the text parse() reads, and the command that made it."""
+
+    text: str
+    result: ExecResult
+    extra: dict[str, str] = dataclasses.field(default_factory=dict)  # e.g. a server's log
+
+
+class Workload(abc.ABC):
+    tool: ClassVar[str]                        # the program's name, unique among workloads
+    programs: ClassVar[tuple[str, ...]]        # needed inside the environment
+    client_programs: ClassVar[tuple[str, ...]] = ()  # needed on the host, for client/server tools
+    packages: ClassVar[tuple[str, ...]]        # the Debian packages that provide those programs
+    server_ports: ClassVar[int] = 0            # ports the environment must offer its server
+    raw_suffix: ClassVar[str] = "txt"
+    Params: ClassVar[type[Params]]
+
+    def timeout(self, params: dict[str, Any]) -> float:
+        """Default limit for one repetition; catalogue entries may override it."""
+        return 300.0
+
+    @abc.abstractmethod
+    def version(self, env: Environment) -> str:
+        """The tool's version as the environment has it ("" when it cannot be told)."""
+
+    @abc.abstractmethod
+    def run(self, ctx: CellContext) -> RawOutput:
+        """One measured (or warm-up) repetition. Raises ToolError when it cannot even start."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
+        """Pure: raw output -> measurements. Raises ToolError on output it cannot read."""
+
+
+def first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def dpkg_version(env: Environment, package: str) -> str:
+    """A Debian package's version in env: the most exact identity of a binary we can get."""
+    r = env.exec(["dpkg-query", "-W", "-f=${Version}", package], timeout=20)
+    return r.stdout.strip() if r.ok else ""

@@ -1,0 +1,103 @@
+"""fio: disk I/O with libaio and direct I/O, as the study ran it, read from fio's JSON output."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from ..environments import Environment
+from ..errors import ToolError
+from ..model import Measurement
+from .base import CellContext, Params, RawOutput, Workload, first_line
+
+
+class FioParams(Params):
+    rw: Literal["read", "write", "randread", "randwrite", "randrw", "rw"]
+    bs: str                        # fio size syntax: 4k, 1M
+    iodepth: int = 1
+    numjobs: int = 1
+    size: str = "256M"             # per job file; lab runs use the study's 16G
+    runtime: int = 10              # seconds, time-based
+    ramp_time: int = 0             # seconds run before fio starts counting
+    ioengine: str = "libaio"
+    direct: bool = True            # bypass the page cache: measure the device path, not memory
+    rwmixread: int | None = None   # % reads, for randrw
+
+
+def _percentile_name(key: str) -> str:
+    """fio's "99.900000" -> "p99_9" (a metric name that is also a valid column name)."""
+    return "p" + format(float(key), "g").replace(".", "_")
+
+
+class Fio(Workload):
+    tool = "fio"
+    programs = ("fio",)
+    packages = ("fio",)
+    raw_suffix = "json"
+    Params = FioParams
+
+    def timeout(self, params: dict[str, Any]) -> float:
+        # Laying out the file is not part of runtime; allow generously for a slow disk.
+        return params["runtime"] + params["ramp_time"] + 300.0
+
+    def version(self, env: Environment) -> str:
+        r = env.exec(["fio", "--version"], timeout=20)
+        return first_line(r.stdout) if r.ok else ""
+
+    @staticmethod
+    def argv(params: dict[str, Any], directory: str, name: str) -> list[str]:
+        p = FioParams(**params)
+        argv = [
+            "fio", f"--name={name}", f"--directory={directory}",
+            f"--rw={p.rw}", f"--bs={p.bs}", f"--iodepth={p.iodepth}", f"--numjobs={p.numjobs}",
+            f"--size={p.size}", f"--runtime={p.runtime}", "--time_based",
+            f"--ioengine={p.ioengine}", f"--direct={int(p.direct)}",
+            "--group_reporting", "--output-format=json",
+        ]
+        if p.ramp_time:
+            argv.append(f"--ramp_time={p.ramp_time}")
+        if p.rwmixread is not None:
+            argv.append(f"--rwmixread={p.rwmixread}")
+        return argv
+
+    def run(self, ctx: CellContext) -> RawOutput:
+        # One folder per cell: repetitions reuse the laid-out file, as a lab run would.
+        directory = f"{ctx.env.workdir}/{ctx.label}"
+        mk = ctx.env.exec(["mkdir", "-p", directory], timeout=30)
+        if not mk.ok:
+            raise ToolError(f"cannot make {directory}: {mk.stderr.strip()}")
+        result = ctx.env.exec(self.argv(ctx.params, directory, ctx.label), ctx.timeout)
+        return RawOutput(result.stdout, result)
+
+    @staticmethod
+    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
+        # fio may print notes before the JSON document; it starts at the first "{" of a line.
+        m = re.search(r"^\{", text, re.MULTILINE)
+        if not m:
+            raise ToolError("no JSON document in fio's output")
+        try:
+            doc = json.loads(text[m.start():])
+            job = doc["jobs"][0]
+        except (ValueError, KeyError, IndexError) as e:
+            raise ToolError(f"unreadable fio JSON: {e}") from None
+        if job.get("error"):
+            raise ToolError(f"fio job reported error {job['error']}")
+        out: list[Measurement] = []
+        for direction in ("read", "write"):
+            d = job.get(direction)
+            if not d or not d.get("total_ios"):
+                continue
+            iops = Measurement(f"{direction}_iops", float(d["iops"]), "IOPS")
+            bandwidth = Measurement(f"{direction}_bandwidth", d["bw"] / 1024.0, "MiB/s")
+            # The headline (first) figure: MB/s for sequential jobs, IOPS for random, as the study.
+            out += [bandwidth, iops] if params.get("rw") in ("read", "write", "rw") else [iops, bandwidth]
+            clat = d.get("clat_ns", {})
+            if "mean" in clat:
+                out.append(Measurement(f"{direction}_clat_mean", clat["mean"] / 1000.0, "us", "lower"))
+            for key, ns in clat.get("percentile", {}).items():
+                out.append(Measurement(f"{direction}_clat_{_percentile_name(key)}", ns / 1000.0,
+                                       "us", "lower"))
+        if not out:
+            raise ToolError("fio finished without completing any I/O")
+        return out
