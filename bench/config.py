@@ -187,6 +187,12 @@ def load(root: Path | None = None) -> Catalogue:
             workloads[name] = spec
             sources[name] = path
 
+    # Resolve every entry for every profile now, so a bad parameter fails here, not mid-run.
+    partial = Catalogue(root, environments, workloads, {}, sources)
+    for name in workloads:
+        for profile in PROFILES:
+            partial.workload(name, profile)
+
     suites: dict[str, SuiteSpec] = {}
     for path in sorted((root / "suites").glob("*.yaml")):
         name = path.stem
@@ -205,9 +211,4 @@ def load(root: Path | None = None) -> Catalogue:
         suites[name] = spec
         sources[f"suite:{name}"] = path
 
-    catalogue = Catalogue(root, environments, workloads, suites, sources)
-    # Resolve every entry for every profile now, so a bad parameter fails here, not mid-run.
-    for name in workloads:
-        for profile in PROFILES:
-            catalogue.workload(name, profile)
-    return catalogue
+    return Catalogue(root, environments, workloads, suites, sources)

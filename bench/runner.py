@@ -16,6 +16,7 @@ import datetime as dt
 import random
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -67,7 +68,7 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
     """Check everything that can be checked without making anything. Raises BenchError."""
     suite = catalogue.suite(options.suite)
     profile = options.profile or suite.profile
-    repetitions = options.repetitions or suite.repetitions
+    repetitions = options.repetitions if options.repetitions is not None else suite.repetitions
     if repetitions < 1:
         raise BenchError("--reps must be at least 1")
     workloads = [catalogue.workload(name, profile) for name in suite.workloads]
@@ -105,8 +106,22 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
                          f"(netperf is in Debian's non-free component) or run `make setup`")
 
     run_id = check_run_id(options.run_id) if options.run_id else _new_run_id(options.suite)
+    if (options.out / run_id).exists():
+        raise BenchError(f"{options.out / run_id} already exists: choose another --run-id")
+    _check_writable(options.out)
     seed = options.seed if options.seed is not None else random.randrange(2**31)
     return Plan(run_id, options.suite, profile, repetitions, seed, workloads, environments, skipped)
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before provisioning, not after an hour of it. Makes only folders that were asked for."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise BenchError(f"cannot write results to {folder}: {e.strerror}; choose another folder "
+                         f"with --out") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +148,7 @@ def schedule(p: Plan) -> list[Step]:
 
 
 class Progress:
-    """One line per step on stderr: where we are, how long it took, how long is left."""
+    """A line per step on stderr: which step, then (when it ends) its outcome and the time left."""
 
     def __init__(self, total: int, stream=sys.stderr):
         self.total = total
@@ -141,14 +156,16 @@ class Progress:
         self.start = time.monotonic()
         self.stream = stream
 
-    def step(self, step: Step, outcome: str) -> None:
+    def begin(self, step: Step) -> None:
+        what = f"warm-up {step.warmup}" if step.repetition == 0 else f"rep {step.repetition}"
+        print(f"[{self.done + 1:>{len(str(self.total))}}/{self.total}] {step.environment} · "
+              f"{step.workload.name} · {what} ... ", end="", file=self.stream, flush=True)
+
+    def end(self, outcome: str) -> None:
         self.done += 1
         elapsed = time.monotonic() - self.start
         left = elapsed / self.done * (self.total - self.done)
-        what = f"warm-up {step.warmup}" if step.repetition == 0 else f"rep {step.repetition}"
-        print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {_clock(elapsed)} elapsed, "
-              f"~{_clock(left)} left  {step.environment} · {step.workload.name} · {what}: {outcome}",
-              file=self.stream, flush=True)
+        print(f"{outcome}  [{_clock(elapsed)} elapsed, ~{_clock(left)} left]", file=self.stream, flush=True)
 
 
 def _clock(seconds: float) -> str:
@@ -210,7 +227,8 @@ class Runner:
                 steps = schedule(p)
                 progress = Progress(len(steps))
                 for step in steps:
-                    progress.step(step, self._run_step(step))
+                    progress.begin(step)
+                    progress.end(self._run_step(step))
             status = "complete"
         except KeyboardInterrupt:
             status = "interrupted"

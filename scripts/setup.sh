@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what bench needs on Debian 12 and skips whatever is already there:
+# the workload tools (Debian packages, netperf from the non-free component), a virtual
+# environment in .venv, and bench itself with its test extras. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+# The tools, from Debian, so every environment runs the same binaries (the workload image and
+# the VM disk are built from this same list).
+PACKAGES=(fio sysbench netperf hpcc openmpi-bin libopenblas0-serial xz-utils iproute2
+          python3 python3-venv python3-dev gcc)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    # netperf is in Debian's non-free component, which a default install does not enable.
+    if [[ " ${missing[*]} " == *" netperf "* ]] && ! grep -rqs "non-free" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+        $SUDO tee /etc/apt/sources.list.d/bench-non-free.sources >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm
+Components: non-free
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    fi
+    $SUDO apt-get update -q
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    python3 -m venv .venv
+fi
+# Reinstall only when the project's requirements changed since the last install.
+stamp=.venv/.bench-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "setup: installing bench into .venv"
+    .venv/bin/pip install -q -e ".[test]"
+    touch "$stamp"
+fi

@@ -1,0 +1,83 @@
+"""The command line as a user meets it: help, listings, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import bench_cli
+
+
+@pytest.mark.parametrize("verb", [[], ["run"], ["list"]])
+def test_help_for_every_verb(verb):
+    r = bench_cli(*verb, "--help")
+    assert r.returncode == 0 and "usage: bench" in r.stdout
+
+
+def test_list_shows_catalogue_parameters_and_availability():
+    r = bench_cli("list")
+    assert r.returncode == 0, r.stderr
+    assert "quick" in r.stdout and "fio-randread-4k" in r.stdout
+    assert "iodepth=16" in r.stdout and "size=256M" in r.stdout
+    assert "host" in r.stdout and "available" in r.stdout
+    lab = bench_cli("list", "--profile", "lab")
+    assert "size=16G" in lab.stdout
+
+
+def assert_clean_error(r, *fragments, out=None):
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("bench: error: "), r.stderr
+    assert "Traceback" not in r.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    if out is not None:
+        assert not out.exists() or not any(out.iterdir()), "something was half-written"
+
+
+def test_unknown_suite(tmp_path):
+    out = tmp_path / "results"
+    assert_clean_error(bench_cli("run", "--suite", "qick", "--out", str(out)),
+                       "unknown suite 'qick'", "did you mean 'quick'", out=out)
+
+
+def test_unknown_environment(tmp_path):
+    out = tmp_path / "results"
+    assert_clean_error(bench_cli("run", "--env", "hots", "--out", str(out)),
+                       "unknown environment 'hots'", "did you mean 'host'", out=out)
+
+
+def test_malformed_suite_file(tmp_path, config_copy):
+    (config_copy / "suites" / "quick.yaml").write_text("workloads: [fio-randread-4k\n")
+    out = tmp_path / "results"
+    assert_clean_error(bench_cli("--config-dir", str(config_copy), "run", "--out", str(out)),
+                       "quick.yaml", "not valid YAML", out=out)
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_clean_error(bench_cli("run", "--env", "host", "--out", str(blocker / "results")),
+                       "cannot write results to", "--out")
+
+
+def test_missing_tool_names_the_package(tmp_path):
+    out = tmp_path / "results"
+    # A PATH with none of the tools on it: what a fresh machine looks like before setup.
+    r = bench_cli("run", "--env", "host", "--out", str(out), env={"PATH": str(tmp_path)})
+    assert_clean_error(r, "missing on this host", "fio", "apt-get install", out=out)
+
+
+def test_repetitions_must_be_positive(tmp_path):
+    assert_clean_error(bench_cli("run", "--reps", "0", "--out", str(tmp_path / "r")), "--reps")
+
+
+def test_bad_run_id(tmp_path):
+    assert_clean_error(bench_cli("run", "--run-id", "../../etc", "--out", str(tmp_path / "r")),
+                       "invalid run id")
+
+
+def test_argparse_errors_are_status_2_too():
+    r = bench_cli("run", "--reps", "many")
+    assert r.returncode == 2 and "Traceback" not in r.stderr

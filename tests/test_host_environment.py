@@ -1,0 +1,71 @@
+"""The host environment's contract, on this machine for real."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+import pytest
+
+from bench.environments import wait_for_port
+from bench.environments.host import HostEnvironment
+
+
+@pytest.fixture
+def host(tmp_path):
+    env = HostEnvironment("host", {}, "test-run")
+    env.provision(str(tmp_path), n_ports=2)
+    yield env
+    env.teardown()
+
+
+def test_exec_returns_status_and_output(host):
+    r = host.exec(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=10)
+    assert (r.returncode, r.stdout, r.stderr, r.timed_out) == (3, "out\n", "err\n", False)
+
+
+def test_exec_of_a_missing_program_is_a_result_not_a_crash(host):
+    r = host.exec(["no-such-program-here"], timeout=10)
+    assert r.returncode == 127 and not r.ok
+
+
+def test_timeout_kills_the_whole_process_tree(host):
+    # mpirun-like: a parent that leaves a child behind; both must be gone after the timeout.
+    marker = f"bench-test-sleeper-{os.getpid()}"
+    start = time.monotonic()
+    r = host.exec(["sh", "-c", f"exec -a {marker} sleep 300 & sleep 300"], timeout=1)
+    assert r.timed_out and r.returncode is None
+    assert time.monotonic() - start < 10
+    time.sleep(0.2)
+    assert not [p for p in psutil.process_iter(["cmdline"]) if marker in " ".join(p.info["cmdline"] or [])]
+
+
+def test_files_in_and_out(host):
+    path = f"{host.workdir}/sub/file.txt"
+    host.put_file(path, b"data")
+    assert host.get_file(path) == b"data"
+    with pytest.raises(FileNotFoundError):
+        host.get_file(f"{host.workdir}/missing")
+
+
+def test_server_is_reachable_at_its_endpoint_and_stops(host):
+    port = host.ports[0]
+    server = host.start_server(["python3", "-m", "http.server", "--bind", "127.0.0.1", str(port)], "http")
+    address, published = host.endpoint(port)
+    assert (address, published) == ("127.0.0.1", port)
+    assert wait_for_port(address, published, timeout=10)
+    server.stop()
+    assert not wait_for_port(address, published, timeout=0.5)
+
+
+def test_teardown_removes_the_workdir_and_servers(tmp_path):
+    env = HostEnvironment("host", {}, "test-run")
+    env.provision(str(tmp_path), n_ports=1)
+    workdir = env.workdir
+    assert "test-run" in workdir  # the run id marks what a run made
+    server = env.start_server(["sleep", "300"], "sleeper")
+    env.teardown()
+    assert not os.path.exists(workdir)
+    assert server.proc.poll() is not None
+    env.teardown()  # twice is harmless

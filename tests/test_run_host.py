@@ -1,0 +1,157 @@
+"""`bench run` on the bare host with the real tools, end to end, as the README's main job runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import bench
+from bench.workloads import TOOLS
+
+from conftest import ROOT, bench_cli
+
+pytestmark = pytest.mark.integration
+
+TOOL_PROCESSES = {"fio", "sysbench", "hpcc", "mpirun", "netserver", "netperf"}
+
+
+def tool_pids() -> set[int]:
+    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in TOOL_PROCESSES}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One real run of the quick suite, 2 repetitions, shared by the tests of this module."""
+    out = tmp_path_factory.mktemp("results")
+    scratch = tmp_path_factory.mktemp("scratch")
+    before = tool_pids()
+    r = bench_cli("run", "--suite", "quick", "--env", "host", "--reps", "2", "--out", str(out),
+                  "--run-id", "quick-host", "--scratch", str(scratch), "--seed", "7")
+    return r, out / "quick-host", scratch, before
+
+
+def test_run_completes_and_reports(quick_run):
+    r, run, _, _ = quick_run
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "complete" in r.stdout and "bench.load(" in r.stdout
+    assert re.search(r"\[\s*1/14\] host · fio-randread-4k · warm-up 1 \.\.\. read_iops=.* left\]", r.stderr)
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["repetitions_done"] == 5 * 2
+    assert manifest["tool_seconds"] < manifest["wall_seconds"]
+
+
+def test_samples_load_with_real_measurements(quick_run):
+    _, run, _, _ = quick_run
+    df = bench.load(run)
+    assert set(df["environment"]) == {"host"} and set(df["repetition"]) == {1, 2}
+
+    def values(workload, metric):
+        v = df[(df.workload == workload) & (df.metric == metric)]
+        assert len(v) == 2, (workload, metric)
+        return v
+
+    randread = values("fio-randread-4k", "read_iops")
+    assert (randread["value"] > 100).all() and (randread["iodepth"] == 16).all()
+    assert (values("fio-seqread-1m", "read_bandwidth")["value"] > 1).all()
+    assert (values("sysbench-cpu", "events_per_second")["value"] > 10).all()
+    triad = values("hpcc", "stream_triad")
+    assert (triad["value"] > 0.1).all() and (triad["unit"] == "GB/s").all()
+    assert (values("hpcc", "hpl_gflops")["value"] > 0.1).all()
+    assert (values("netperf-tcp-rr", "transactions_per_second")["value"] > 10).all()
+    assert (values("netperf-tcp-rr", "latency_mean")["value"] > 0).all()
+
+
+def test_every_sample_traces_back_to_its_raw_output(quick_run):
+    _, run, _, _ = quick_run
+    df = bench.load(run)
+    for (env, workload, rep), rows in df.groupby(["environment", "workload", "repetition"]):
+        tool = TOOLS[rows["tool"].iloc[0]]
+        raw = run / "raw" / env / workload / f"rep-{rep}.{tool.raw_suffix}"
+        reparsed = {m.metric: m.value for m in tool.parse(raw.read_text(), {"rw": rows.get("rw", [None]).iloc[0]})}
+        for metric, value in zip(rows["metric"], rows["value"]):
+            assert reparsed[metric] == pytest.approx(value)
+    # warm-ups are kept as raw output but never as samples
+    assert (run / "raw" / "host" / "fio-randread-4k" / "warmup-1.json").exists()
+
+
+def test_metadata_records_host_and_tool_versions(quick_run):
+    _, run, _, _ = quick_run
+    manifest = json.loads((run / "run.json").read_text())
+    host = manifest["host"]
+    assert host["cpu_count"] == os.cpu_count() and host["kernel"] == os.uname().release
+    versions = manifest["environments"]["host"]["tool_versions"]
+    assert versions["fio"].startswith("fio-") and versions["sysbench"].startswith("sysbench")
+    assert versions["hpcc"] and "netperf" in versions["netperf"].lower()
+    assert manifest["client_tool_versions"]["netperf"]
+    assert manifest["tool_version_mismatches"] == {}
+    assert manifest["order_seed"] == 7
+    assert manifest["workloads"]["fio-randread-4k"]["params"]["size"] == "256M"
+
+
+def test_nothing_is_left_behind(quick_run):
+    _, _, scratch, before = quick_run
+    assert list(scratch.iterdir()) == []
+    assert tool_pids() - before == set()
+
+
+@pytest.fixture
+def broken_config(config_copy):
+    """A hung tool, a crashing tool and a good one, in one suite."""
+    (config_copy / "catalogue" / "broken.yaml").write_text(
+        "sysbench-hangs:\n  tool: sysbench\n  warmups: 0\n  timeout: 1\n"
+        "  params: {threads: 1, time: 30}\n"
+        "fio-crashes:\n  tool: fio\n  warmups: 0\n  params: {rw: randread, bs: four, runtime: 1, size: 1M}\n"
+        "sysbench-short:\n  tool: sysbench\n  warmups: 0\n  params: {threads: 1, time: 1}\n")
+    (config_copy / "suites" / "broken.yaml").write_text(
+        "repetitions: 1\nworkloads: [sysbench-hangs, fio-crashes, sysbench-short]\n")
+    return config_copy
+
+
+def test_failed_and_hung_tools_are_recorded_and_the_run_goes_on(tmp_path, broken_config):
+    before = tool_pids()
+    r = bench_cli("--config-dir", str(broken_config), "run", "--suite", "broken", "--env", "host",
+                  "--out", str(tmp_path), "--run-id", "broken", "--scratch", str(tmp_path / "scratch"))
+    assert r.returncode == 1, r.stderr  # finished, but with failures
+    run = tmp_path / "broken"
+    failures = {f["workload"]: f for f in map(json.loads, (run / "failures.jsonl").read_text().splitlines())}
+    assert failures["sysbench-hangs"]["reason"] == "timed out after 1 s"
+    assert failures["fio-crashes"]["reason"] == "exit status 1"
+    assert "bs=four" in failures["fio-crashes"]["stderr"]  # the tool's own words are kept
+    assert set(bench.load(run)["workload"]) == {"sysbench-short"}
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    assert "2 failed repetitions" in r.stdout
+    assert tool_pids() - before == set()
+
+
+def test_sigterm_mid_run_tears_down_and_keeps_finished_repetitions(tmp_path):
+    before = tool_pids()
+    scratch = tmp_path / "scratch"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--suite", "quick", "--env", "host",
+                             "--reps", "3", "--out", str(tmp_path), "--run-id", "killed",
+                             "--scratch", str(scratch)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = tmp_path / "killed" / "samples.jsonl"
+    deadline = time.monotonic() + 120
+    while not (samples.exists() and samples.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert samples.exists(), "no repetition finished in time"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted" in err
+    manifest = json.loads((tmp_path / "killed" / "run.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert len(bench.load(tmp_path / "killed")) > 0
+    assert list(scratch.iterdir()) == []
+    time.sleep(0.5)
+    assert tool_pids() - before == set()

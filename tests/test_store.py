@@ -1,0 +1,85 @@
+"""The results store: append-only samples that survive a torn write, and bench.load()."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import bench
+from bench.errors import BenchError
+from bench.model import FORMAT_VERSION, SAMPLE_FIELDS, Failure, Sample
+from bench.store import RunStore, read_manifest
+
+
+def sample(rep: int, value: float, env: str = "host", **params) -> Sample:
+    return Sample("r1", env, "host", "fio-randread-4k", "fio", "read_iops", "IOPS", value, "higher", rep,
+                  params=params or {"rw": "randread", "iodepth": 16})
+
+
+def test_round_trip_into_pandas(tmp_path):
+    store = RunStore.create(tmp_path, "r1")
+    store.write_manifest({"run_id": "r1", "status": "complete"})
+    store.append_samples([sample(1, 100.0), sample(2, 110.0)])
+    store.append_samples([sample(1, 50.0, env="other")])
+    df = bench.load(store.path)
+    assert list(df.columns[: len(SAMPLE_FIELDS)]) == list(SAMPLE_FIELDS)
+    assert {"rw", "iodepth"} <= set(df.columns)  # parameters are columns of their own
+    assert len(df) == 3
+    assert df.groupby("environment")["value"].mean().to_dict() == {"host": 105.0, "other": 50.0}
+    assert read_manifest(store.path)["format_version"] == FORMAT_VERSION
+
+
+def test_load_finds_runs_below_a_results_folder_and_merges_them(tmp_path):
+    for run in ("a", "b"):
+        s = RunStore.create(tmp_path, run)
+        s.write_manifest({"run_id": run})
+        s.append_samples([sample(1, 1.0)])
+    assert len(bench.load(tmp_path)) == 2
+
+
+def test_a_torn_last_line_is_skipped(tmp_path):
+    store = RunStore.create(tmp_path, "r1")
+    store.write_manifest({"run_id": "r1"})
+    store.append_samples([sample(1, 100.0)])
+    with open(store.path / "samples.jsonl", "a") as f:
+        f.write(json.dumps(sample(2, 1.0).to_json())[:40])  # the process died mid-write
+    assert bench.load(store.path)["value"].tolist() == [100.0]
+
+
+def test_failures_are_kept(tmp_path):
+    store = RunStore.create(tmp_path, "r1")
+    store.append_failure(Failure("r1", "host", "hpcc", 2, "exit status 1", "boom"))
+    assert store.failures()[0]["reason"] == "exit status 1"
+
+
+def test_newer_format_is_refused(tmp_path):
+    store = RunStore.create(tmp_path, "r1")
+    (store.path / "run.json").write_text(json.dumps({"format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(BenchError, match="newer than this bench"):
+        bench.load(store.path)
+
+
+@pytest.mark.parametrize("run_id", ["../escape", "a/b", "..", ".hidden", "", "x" * 200])
+def test_run_ids_cannot_escape_the_results_folder(tmp_path, run_id):
+    with pytest.raises(BenchError, match="invalid run id"):
+        RunStore.create(tmp_path, run_id)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_run_folder_is_not_overwritten(tmp_path):
+    RunStore.create(tmp_path, "r1")
+    with pytest.raises(BenchError, match="already exists"):
+        RunStore.create(tmp_path, "r1")
+
+
+def test_unwritable_results_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(BenchError, match="cannot write results to .*--out"):
+        RunStore.create(blocker / "results", "r1")
+
+
+def test_load_of_a_missing_folder_says_so(tmp_path):
+    with pytest.raises(BenchError, match="no such run folder"):
+        bench.load(tmp_path / "missing")
