@@ -58,6 +58,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where environments keep data files such as fio's (default: /var/tmp); "
                           "it should be on the disk under test")
 
+    img = verbs.add_parser("image", help="build or show the workload image (Docker, and the VM disk later)",
+                           description="The workload image is made from Debian packages with debootstrap "
+                                       "and cached under the hash of its recipe; `build` does nothing "
+                                       "when it is already there.")
+    img_verbs = img.add_subparsers(dest="image_verb", metavar="ACTION")
+    img_verbs.required = True
+    build = img_verbs.add_parser("build", help="build the image if it is missing")
+    build.add_argument("--force", action="store_true", help="rebuild even if it exists")
+    img_verbs.add_parser("list", help="show the recipe, the cached root file system and Docker images")
+
+    clean = verbs.add_parser("cleanup", help="remove what killed runs left behind",
+                             description="Find containers, volumes and networks labelled with a run id, "
+                                         "and host scratch folders named after one, and remove them. "
+                                         "Without --run-id this takes every run's leftovers: do not "
+                                         "use it while a run is in progress.")
+    clean.add_argument("--run-id", default=None, help="only this run's leftovers")
+    clean.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
+    clean.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
+                       help="the --scratch folder runs used (default: /var/tmp)")
+
     lst = verbs.add_parser("list", help="show suites, workloads and environments, and what runs here",
                            description="Show suites, the workload catalogue with its parameters for "
                                        "a profile, and environments with whether each is available here.")
@@ -138,12 +158,56 @@ def cmd_list(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     return 0
 
 
+def cmd_image(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
+    from . import image
+    from .environments.docker import DockerEnvironment, client
+
+    recipe = image.Recipe.default()
+    ok, why = DockerEnvironment.availability({})
+    if args.image_verb == "build":
+        if not ok:
+            raise BenchError(f"cannot build the Docker image: {why}")
+        img = image.docker_image(client(), recipe, force=args.force)
+        print(f"{recipe.tag} {img.id}")
+        return 0
+    print(f"recipe {recipe.digest}: Debian {recipe.release} ({','.join(recipe.components)}) from {recipe.mirror}")
+    print(f"  packages: {' '.join(recipe.packages)}")
+    size = f"{recipe.rootfs.stat().st_size / 2**20:.0f} MiB" if recipe.rootfs.exists() else "not built"
+    print(f"root file system {recipe.rootfs}: {size}")
+    if not ok:
+        print(f"docker: {why}")
+        return 0
+    for img in client().images.list(name=image.IMAGE_REPOSITORY):
+        current = "current" if recipe.tag in img.tags else "older recipe"
+        print(f"docker image {', '.join(img.tags)} {img.short_id} {img.attrs['Size'] / 2**20:.0f} MiB ({current})")
+    return 0
+
+
+def cmd_cleanup(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
+    from . import cleanup
+    from .store import check_run_id
+
+    if args.run_id:
+        check_run_id(args.run_id)
+    leftovers = cleanup.find(args.run_id, args.scratch)
+    if not leftovers:
+        print("nothing to clean up")
+        return 0
+    for leftover in leftovers:
+        print(f"{'would remove' if args.dry_run else 'removing'} {leftover.kind} {leftover.name} "
+              f"(run {leftover.run_id})")
+        if not args.dry_run:
+            leftover.remove()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         catalogue = config.load(args.config_dir)
-        return {"run": cmd_run, "list": cmd_list}[args.verb](args, catalogue)
+        verbs = {"run": cmd_run, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup}
+        return verbs[args.verb](args, catalogue)
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2

@@ -4,10 +4,12 @@ unavailable by `bench list` instead of breaking the import of bench."""
 from __future__ import annotations
 
 from .base import Environment, ExecResult, Server, wait_for_port
+from .docker import DockerEnvironment
 from .host import HostEnvironment
 
 KINDS: dict[str, type[Environment]] = {
     HostEnvironment.kind: HostEnvironment,
+    DockerEnvironment.kind: DockerEnvironment,
 }
 
 __all__ = ["Environment", "ExecResult", "Server", "KINDS", "wait_for_port"]

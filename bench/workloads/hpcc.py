@@ -94,9 +94,13 @@ class Hpcc(Workload):
     def argv(params: dict[str, Any]) -> list[str]:
         p = HpccParams(**params)
         # One BLAS thread per rank: ranks already fill the cores. mpirun passes its own
-        # environment to local ranks.
+        # environment to local ranks. Open MPI's shared-memory transport copies between ranks
+        # with process_vm_readv (CMA), which Docker's default seccomp profile refuses (EPERM,
+        # then a slow fallback and a flood of "Read -1" lines); it is turned off everywhere so
+        # that every environment runs the same MPI path.
         return ["env", "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1",
-                "mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(p.processes), "hpcc"]
+                "mpirun", "--allow-run-as-root", "--oversubscribe",
+                "--mca", "btl_vader_single_copy_mechanism", "none", "-np", str(p.processes), "hpcc"]
 
     def run(self, ctx: CellContext) -> RawOutput:
         # hpcc reads hpccinf.txt from, and appends hpccoutf.txt to, its working folder.

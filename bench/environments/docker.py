@@ -1,0 +1,246 @@
+"""Docker containers through the Engine API (the `docker` Python package, not the CLI).
+
+One long-lived container per environment runs `sleep infinity` from the workload image; tools
+are exec'ed in it, so every repetition runs in the same container as a lab run would.
+Variants (workloads/environments.yaml):
+  network: nat   default bridge, server ports published on 127.0.0.1 under the same number.
+                 A client on the same host reaches a loopback-published port through
+                 docker-proxy (Docker's userland proxy), not iptables DNAT: recorded as nat_path.
+           host  --net=host: no network namespace; servers listen on 127.0.0.1 only.
+  storage: volume  the workdir (fio's files) is a Docker volume: the host's file system.
+           overlay the workdir is in the container's own union file system (overlay2).
+  runtime, cpus, memory: the OCI runtime (e.g. crun) and cgroup limits; none by default.
+Everything made carries the label bench.run_id, which `bench cleanup` uses to find leftovers.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from pathlib import PurePosixPath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .base import Environment, ExecResult, Server
+
+LABEL_RUN = "bench.run_id"
+LABEL_ENV = "bench.environment"
+WORKDIR = "/bench/work"
+CONTROL_TIMEOUT = 120            # seconds, for API calls that do not wait on a tool
+STREAM_TIMEOUT = 7 * 24 * 3600   # the exec socket stays open as long as the tool runs
+
+
+class DockerVariant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    network: Literal["nat", "host"] = "nat"
+    storage: Literal["volume", "overlay"] = "volume"
+    runtime: str | None = None    # an OCI runtime registered with dockerd, e.g. crun
+    cpus: float | None = None     # --cpus
+    memory: str | None = None     # --memory, e.g. "4g"
+
+
+def client(timeout: float = CONTROL_TIMEOUT):
+    import docker
+
+    return docker.from_env(timeout=timeout)
+
+
+class DockerServer(Server):
+    def __init__(self, env: "DockerEnvironment", base: str):
+        self.env = env
+        self.base = base  # <workdir>/<name>: .pid and .log beside it
+
+    def stop(self) -> str:
+        # The pid file appears when the shell starts; allow it a moment if stop() comes quickly.
+        script = ('for i in $(seq 50); do [ -s "$0.pid" ] && break; sleep 0.05; done; '
+                  'pid=$(cat "$0.pid" 2>/dev/null) || exit 0; kill "$pid" 2>/dev/null; '
+                  'for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done; '
+                  'kill -9 "$pid" 2>/dev/null; true')
+        self.env.exec(["sh", "-c", script, self.base], timeout=30)
+        r = self.env.exec(["cat", f"{self.base}.log"], timeout=30)
+        return r.stdout
+
+
+class DockerEnvironment(Environment):
+    kind = "docker"
+    Variant = DockerVariant
+
+    def __init__(self, name: str, params: dict[str, Any], run_id: str):
+        super().__init__(name, params, run_id)
+        self.variant = DockerVariant(**params)
+        self.container = None
+        self.volume = None
+        self.image = None
+        self._client = None
+        self._stream = None
+        self._programs: dict[str, bool] = {}
+
+    @property
+    def listen_address(self) -> str:  # type: ignore[override]
+        # With --net=host a server listening on 0.0.0.0 would be open on every host interface.
+        return "127.0.0.1" if self.variant.network == "host" else "0.0.0.0"
+
+    @classmethod
+    def availability(cls, params: dict[str, Any]) -> tuple[bool, str]:
+        try:
+            import docker  # noqa: F401
+        except ImportError:
+            return False, "the docker Python package is missing: pip install 'bench[docker]'"
+        try:
+            c = client(timeout=10)
+            c.ping()
+            info = c.info()
+        except Exception as e:
+            return False, (f"dockerd is not reachable ({type(e).__name__}): install docker.io and "
+                           f"start it (`dockerd &`), or run scripts/setup.sh")
+        runtime = params.get("runtime")
+        if runtime and runtime not in info.get("Runtimes", {}):
+            return False, f"dockerd has no runtime '{runtime}' (it has {', '.join(info.get('Runtimes', {}))})"
+        from .. import image
+
+        recipe = image.Recipe.default()
+        try:
+            c.images.get(recipe.tag)
+            built = f"image {recipe.tag} built"
+        except Exception:
+            built = f"image {recipe.tag} is built on first use (a few minutes)"
+        return True, f"dockerd {info.get('ServerVersion')}, {info.get('Driver')}; {built}"
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def provision(self, scratch_root: str, n_ports: int) -> None:
+        from .. import image
+        from .host import free_loopback_ports
+
+        self._client = client()
+        self._stream = client(timeout=STREAM_TIMEOUT)
+        self.image = image.docker_image(self._client, image.Recipe.default())
+        labels = {LABEL_RUN: self.run_id, LABEL_ENV: self.name}
+        resource = f"bench-{self.run_id}-{self.name}"
+        kwargs: dict[str, Any] = dict(
+            name=resource, labels=labels, detach=True, init=True,  # init reaps mpirun's children
+            command=["sleep", "infinity"])
+        self.ports = free_loopback_ports(n_ports)
+        if self.variant.network == "host":
+            kwargs["network_mode"] = "host"
+        else:
+            kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", p) for p in self.ports}
+        if self.variant.storage == "volume":
+            self.volume = self._client.volumes.create(name=resource, labels=labels)
+            kwargs["volumes"] = {self.volume.name: {"bind": WORKDIR, "mode": "rw"}}
+        if self.variant.runtime:
+            kwargs["runtime"] = self.variant.runtime
+        if self.variant.cpus:
+            kwargs["nano_cpus"] = int(self.variant.cpus * 1e9)
+        if self.variant.memory:
+            kwargs["mem_limit"] = self.variant.memory
+        self.container = self._client.containers.run(self.image.id, **kwargs)
+        self.workdir = WORKDIR
+        r = self.exec(["mkdir", "-p", WORKDIR], timeout=30)
+        if not r.ok:
+            raise RuntimeError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
+
+    def teardown(self) -> None:
+        import docker.errors
+
+        if self.container is not None:
+            try:
+                self.container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            self.container = None
+        if self.volume is not None:
+            try:
+                self.volume.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            self.volume = None
+        for c in (self._client, self._stream):
+            if c is not None:
+                c.close()
+        self._client = self._stream = None
+
+    # -- using it ----------------------------------------------------------------------------
+
+    def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
+        # The Engine API has no exec timeout: coreutils' timeout inside the container signals
+        # the command's whole process group (mpirun and its ranks), TERM and then KILL.
+        wrapped = ["timeout", "-k", "5", f"{timeout:.0f}", *argv]
+        start = time.monotonic()
+        api = self._stream.api
+        exec_id = api.exec_create(self.container.id, wrapped, workdir=cwd)["Id"]
+        out, err = api.exec_start(exec_id, demux=True)
+        duration = time.monotonic() - start
+        code = api.exec_inspect(exec_id)["ExitCode"]
+        timed_out = code in (124, 137) and duration >= timeout - 1
+        return ExecResult(argv, None if timed_out else code, (out or b"").decode(errors="replace"),
+                          (err or b"").decode(errors="replace"), duration, timed_out)
+
+    def put_file(self, path: str, data: bytes) -> None:
+        p = PurePosixPath(path)
+        self.exec(["mkdir", "-p", str(p.parent)], timeout=30)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(p.name)
+            info.size = len(data)
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        self._client.api.put_archive(self.container.id, str(p.parent), buf.getvalue())
+
+    def get_file(self, path: str) -> bytes:
+        import docker.errors
+
+        try:
+            stream, _ = self._client.api.get_archive(self.container.id, path)
+        except docker.errors.NotFound:
+            raise FileNotFoundError(path) from None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            return member.read() if member else b""
+
+    def start_server(self, argv: list[str], log_name: str) -> Server:
+        base = f"{self.workdir}/{log_name}"
+        # argv goes in as positional parameters, never pasted into the script.
+        script = 'echo $$ > "$0.pid"; exec "$@" > "$0.log" 2>&1'
+        api = self._client.api
+        exec_id = api.exec_create(self.container.id, ["sh", "-c", script, base, *argv])["Id"]
+        api.exec_start(exec_id, detach=True)
+        return DockerServer(self, base)
+
+    def endpoint(self, port: int) -> tuple[str, int]:
+        # nat: published 1:1 on the host's loopback; host: the container shares the host stack.
+        return "127.0.0.1", port
+
+    def has_program(self, program: str) -> bool:
+        if program not in self._programs:
+            r = self.exec(["sh", "-c", 'command -v "$0"', program], timeout=30)
+            self._programs[program] = r.ok
+        return self._programs[program]
+
+    def metadata(self) -> dict[str, Any]:
+        from .. import image
+
+        info = self._client.info()
+        version = self._client.version()
+        self.container.reload()
+        host_config = self.container.attrs["HostConfig"]
+        return {
+            "env_kind": self.kind,
+            "docker_version": version.get("Version", ""),
+            "docker_api_version": version.get("ApiVersion", ""),
+            "storage_driver": info.get("Driver", ""),
+            "cgroup_driver": info.get("CgroupDriver", ""),
+            "cgroup_version": info.get("CgroupVersion", ""),
+            "security_options": ",".join(info.get("SecurityOptions", []) or []) or "none",
+            "runtime": host_config.get("Runtime", ""),
+            "network_mode": self.variant.network,
+            "nat_path": "docker-proxy (loopback client)" if self.variant.network == "nat" else "none",
+            "storage": self.variant.storage,
+            "image_tag": image.Recipe.default().tag,
+            "image_id": self.image.id,
+            "container_id": self.container.id[:12],
+            "cpus_limit": self.variant.cpus or "none",
+            "memory_limit": self.variant.memory or "none",
+        }
