@@ -120,6 +120,10 @@ def print_summary(store: RunStore) -> None:
             values.setdefault((s.workload, s.environment), []).append(s.value)
             units[s.workload] = s.unit
     manifest = store.manifest()
+    # Suite order, and the environments in the order they were asked for (native first).
+    workloads = list(manifest["workloads"])
+    envs = list(manifest["environments"])
+    values = dict(sorted(values.items(), key=lambda kv: (workloads.index(kv[0][0]), envs.index(kv[0][1]))))
     print(f"\n{'workload':<20} {'environment':<14} {'metric':<34} {'mean':>12} {'sd':>10} {'n':>3}")
     for (workload, env), vals in values.items():
         sd = statistics.stdev(vals) if len(vals) > 1 else float("nan")

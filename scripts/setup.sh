@@ -11,7 +11,8 @@ SUDO=""
 # The tools, from Debian, so every environment runs the same binaries (the workload image and
 # the VM disk are built from this same list).
 PACKAGES=(fio sysbench netperf hpcc openmpi-bin libopenblas0-serial xz-utils iproute2
-          python3 python3-venv python3-dev gcc)
+          python3 python3-venv python3-dev gcc
+          docker.io debootstrap)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -38,10 +39,21 @@ if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     python3 -m venv .venv
 fi
-# Reinstall only when the project's requirements changed since the last install.
+# Reinstall only when the project's requirements or the extras asked for changed.
+EXTRAS="test,docker"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $EXTRAS"
 stamp=.venv/.bench-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing bench into .venv"
-    .venv/bin/pip install -q -e ".[test]"
-    touch "$stamp"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing bench[$EXTRAS] into .venv"
+    .venv/bin/pip install -q -e ".[$EXTRAS]"
+    echo "$want" > "$stamp"
+fi
+
+# dockerd: started here when it is not running (a fresh machine without systemd, or CI).
+# On a host where systemd manages docker.io, it is already up and this does nothing.
+if ! timeout 10 docker info >/dev/null 2>&1; then
+    echo "setup: starting dockerd (log: /var/log/bench-dockerd.log)"
+    $SUDO sh -c 'nohup dockerd >/var/log/bench-dockerd.log 2>&1 &'
+    for _ in $(seq 60); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 0.5; done
+    timeout 10 docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/bench-dockerd.log" >&2; exit 1; }
 fi

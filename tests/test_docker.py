@@ -1,0 +1,181 @@
+"""Docker environments against the real dockerd, with the workload image built from Debian packages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import bench
+from bench import image
+from bench.environments import wait_for_port
+from bench.environments.docker import LABEL_RUN, DockerEnvironment, client
+
+from conftest import ROOT, bench_cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    ok, why = DockerEnvironment.availability({})
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Docker tests for real: {why}")
+        pytest.skip(why)
+    c = client()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def workload_image(docker_client):
+    """Built once per test session (and kept: the cache is the point)."""
+    return image.docker_image(docker_client, image.Recipe.default())
+
+
+def labelled(docker_client, run_id: str) -> list[str]:
+    selector = {"label": f"{LABEL_RUN}={run_id}"}
+    return ([c.name for c in docker_client.containers.list(all=True, filters=selector)] +
+            [v.name for v in docker_client.volumes.list(filters=selector)])
+
+
+@pytest.fixture(scope="module")
+def nat(workload_image, tmp_path_factory):
+    env = DockerEnvironment("docker-nat", {"network": "nat", "storage": "volume"}, f"t{os.getpid()}-nat")
+    env.provision(str(tmp_path_factory.mktemp("scratch")), n_ports=2)
+    yield env
+    env.teardown()
+
+
+def test_image_is_cached_by_recipe(docker_client, workload_image):
+    recipe = image.Recipe.default()
+    assert recipe.tag in workload_image.tags
+    assert workload_image.labels[image.LABEL_RECIPE] == recipe.digest
+    start = time.monotonic()
+    again = image.docker_image(docker_client, recipe)
+    assert again.id == workload_image.id and time.monotonic() - start < 10  # nothing rebuilt
+
+
+def test_same_binaries_as_the_host(nat):
+    from bench.environments.host import run_argv
+
+    for argv in (["fio", "--version"], ["sysbench", "--version"],
+                 ["dpkg-query", "-W", "-f=${Version}", "hpcc"]):
+        assert nat.exec(argv, timeout=30).stdout == run_argv(argv, timeout=30).stdout, argv
+
+
+def test_exec_status_output_and_errors(nat):
+    r = nat.exec(["sh", "-c", "echo out; echo err >&2; exit 3"], timeout=30)
+    assert (r.returncode, r.stdout, r.stderr, r.timed_out) == (3, "out\n", "err\n", False)
+    assert nat.exec(["no-such-program"], timeout=30).returncode == 127
+
+
+def test_timeout_kills_the_process_tree_inside(nat):
+    start = time.monotonic()
+    r = nat.exec(["sh", "-c", "sleep 300 & sleep 300"], timeout=2)
+    assert r.timed_out and r.returncode is None and time.monotonic() - start < 20
+    time.sleep(0.5)
+    ps = nat.exec(["ps", "-eo", "args"], timeout=30).stdout
+    assert "sleep 300" not in ps, ps
+
+
+def test_files_in_and_out(nat):
+    nat.put_file(f"{nat.workdir}/a/b.txt", b"payload\n")
+    assert nat.get_file(f"{nat.workdir}/a/b.txt") == b"payload\n"
+    with pytest.raises(FileNotFoundError):
+        nat.get_file(f"{nat.workdir}/missing")
+
+
+def test_nat_publishes_server_ports_on_loopback_only(nat):
+    nat.container.reload()
+    bindings = nat.container.attrs["HostConfig"]["PortBindings"]
+    assert {k: v[0]["HostIp"] for k, v in bindings.items()} == {f"{p}/tcp": "127.0.0.1" for p in nat.ports}
+    assert all(v[0]["HostPort"] == k.split("/")[0] for k, v in bindings.items())  # published 1:1
+    server = nat.start_server(["netserver", "-D", "-4", "-L", nat.listen_address, "-p", str(nat.ports[0])],
+                              "netserver-test")
+    try:
+        assert wait_for_port(*nat.endpoint(nat.ports[0]), timeout=15)
+    finally:
+        log = server.stop()
+    assert "Starting netserver" in log
+    assert "netserver" not in nat.exec(["ps", "-eo", "comm"], timeout=30).stdout
+
+
+def test_labels_volume_and_metadata(docker_client, nat):
+    assert nat.container.labels[LABEL_RUN] == nat.run_id
+    mounts = {m["Destination"]: m for m in nat.container.attrs["Mounts"]}
+    assert mounts[nat.workdir]["Type"] == "volume" and mounts[nat.workdir]["Name"] == nat.volume.name
+    meta = nat.metadata()
+    assert meta["network_mode"] == "nat" and meta["storage"] == "volume"
+    assert meta["storage_driver"] == "overlay2" and meta["image_id"].startswith("sha256:")
+
+
+def test_host_network_and_overlay_storage(docker_client, workload_image, tmp_path):
+    env = DockerEnvironment("docker-host", {"network": "host", "storage": "overlay"}, f"t{os.getpid()}-host")
+    try:
+        env.provision(str(tmp_path), n_ports=1)
+        assert env.container.attrs["HostConfig"]["NetworkMode"] == "host"
+        assert env.listen_address == "127.0.0.1"  # never open on the host's other interfaces
+        assert env.volume is None and not env.container.attrs["Mounts"]
+        assert env.exec(["stat", "-f", "-c", "%T", env.workdir], timeout=30).stdout.strip() == "overlayfs"
+    finally:
+        env.teardown()
+    assert labelled(docker_client, env.run_id) == []
+
+
+def test_cleanup_removes_what_a_killed_run_left(docker_client, workload_image, tmp_path):
+    run_id = f"t{os.getpid()}-leftover"
+    env = DockerEnvironment("docker-nat", {"network": "nat", "storage": "volume"}, run_id)
+    env.provision(str(tmp_path), n_ports=1)  # and never torn down: as if the run was SIGKILLed
+    assert len(labelled(docker_client, run_id)) == 2
+    dry = bench_cli("cleanup", "--run-id", run_id, "--dry-run")
+    assert dry.returncode == 0 and "would remove container" in dry.stdout and "would remove volume" in dry.stdout
+    assert len(labelled(docker_client, run_id)) == 2
+    real = bench_cli("cleanup", "--run-id", run_id)
+    assert real.returncode == 0, real.stderr
+    assert labelled(docker_client, run_id) == []
+    assert "nothing to clean up" in bench_cli("cleanup", "--run-id", run_id).stdout
+
+
+def test_quick_suite_side_by_side_on_host_nat_and_host_network(docker_client, workload_image, tmp_path):
+    r = bench_cli("run", "--suite", "quick", "--env", "host,docker-nat,docker-host", "--reps", "1",
+                  "--out", str(tmp_path), "--run-id", "side-by-side", "--scratch", str(tmp_path / "scratch"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = bench.load(tmp_path / "side-by-side")
+    envs = {"host", "docker-nat", "docker-host"}
+    for workload, metric in [("fio-randread-4k", "read_iops"), ("fio-seqread-1m", "read_bandwidth"),
+                             ("sysbench-cpu", "events_per_second"), ("hpcc", "stream_triad"),
+                             ("netperf-tcp-rr", "latency_mean")]:
+        rows = df[(df.workload == workload) & (df.metric == metric)]
+        assert set(rows.environment) == envs, (workload, set(rows.environment))
+        assert (rows.value > 0).all()
+    assert set(df[df.environment == "docker-nat"].env_kind) == {"docker"}
+    manifest = json.loads((tmp_path / "side-by-side" / "run.json").read_text())
+    assert manifest["environments"]["docker-nat"]["metadata"]["nat_path"].startswith("docker-proxy")
+    assert manifest["environments"]["docker-host"]["metadata"]["network_mode"] == "host"
+    assert manifest["tool_version_mismatches"] == {}
+    assert labelled(docker_client, "side-by-side") == []
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
+def test_sigterm_removes_containers_and_volumes(docker_client, workload_image, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--env", "docker-nat", "--reps", "3",
+                             "--out", str(tmp_path), "--run-id", "docker-killed",
+                             "--scratch", str(tmp_path / "scratch")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = tmp_path / "docker-killed" / "samples.jsonl"
+    deadline = time.monotonic() + 180
+    while not (samples.exists() and samples.stat().st_size) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert labelled(docker_client, "docker-killed"), "the run should have a container by now"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert labelled(docker_client, "docker-killed") == []
+    assert len(bench.load(tmp_path / "docker-killed")) > 0
