@@ -1,7 +1,8 @@
 """Find and remove what killed runs left behind, by the run id every resource carries.
 
-Docker containers, volumes and networks carry the label bench.run_id; host scratch folders are
-named bench-<run-id>-<environment>-*. A run that is still going has the same marks, so run
+Docker containers, volumes and networks carry the label bench.run_id; libvirt domains carry
+it in their <metadata>, and their disks are in /var/lib/libvirt/images/bench-<run-id>-<env>;
+host scratch folders are named bench-<run-id>-<environment>-*. A run that is still going has the same marks, so run
 `bench cleanup` without --run-id only when no run is in progress.
 """
 
@@ -57,5 +58,37 @@ def _scratch_leftovers(run_id: str | None, scratch: Path) -> list[Leftover]:
     return found
 
 
+def _libvirt_leftovers(run_id: str | None) -> list[Leftover]:
+    """Domains whose bench metadata names a run, and the folders of their disks."""
+    import xml.etree.ElementTree as ET
+
+    from .environments import libvirt as lv
+    from .environments.domain import METADATA_NS
+
+    ok, _ = lv.LibvirtEnvironment.availability({"accel": "tcg"}, allow_tcg=True)  # reachable? (no KVM probe)
+    if not ok:
+        return []
+    import libvirt
+
+    conn = lv._connect()
+    found = []
+    for dom in conn.listAllDomains():
+        try:
+            meta = ET.fromstring(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS))
+        except libvirt.libvirtError:
+            continue  # not one of ours
+        owner = meta.get("id", "?")
+        if run_id is None or owner == run_id:
+            found.append(Leftover("domain", dom.name(), owner,
+                                  lambda d=dom: d.destroy() if d.isActive() else d.undefine()))
+    prefix = f"bench-{run_id}-" if run_id else "bench-"
+    if lv.IMAGES.is_dir():
+        for folder in sorted(lv.IMAGES.glob(f"{prefix}*")):
+            found.append(Leftover("VM disk folder", str(folder), run_id or "?",
+                                  lambda f=folder: shutil.rmtree(f, ignore_errors=True)))
+    return found
+
+
 def find(run_id: str | None = None, scratch: Path = Path("/var/tmp")) -> list[Leftover]:
-    return _docker_leftovers(run_id) + _scratch_leftovers(run_id, scratch)
+    # Domains before their disks, containers before their volumes.
+    return _libvirt_leftovers(run_id) + _docker_leftovers(run_id) + _scratch_leftovers(run_id, scratch)

@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     run.add_argument("--run-id", default=None, help="name of the run folder (default: time-suite-random)")
     run.add_argument("--seed", type=int, default=None, help="seed of the interleaving order (recorded)")
+    run.add_argument("--allow-tcg", action="store_true",
+                     help="where KVM cannot run a guest, run the kvm environments under QEMU's TCG "
+                          "emulation instead of refusing them; every such sample says accel=tcg")
     run.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
                      help="where environments keep data files such as fio's (default: /var/tmp); "
                           "it should be on the disk under test")
@@ -83,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "a profile, and environments with whether each is available here.")
     lst.add_argument("--profile", choices=config.PROFILES, default="quick",
                      help="show workload parameters for this profile (default: quick)")
+    lst.add_argument("--allow-tcg", action="store_true",
+                     help="count kvm environments as available under TCG emulation where KVM cannot run")
     return parser
 
 
@@ -91,7 +96,7 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
 
     options = RunOptions(suite=args.suite, environments=args.env, repetitions=args.reps,
                          profile=args.profile, out=args.out, run_id=args.run_id, seed=args.seed,
-                         scratch=args.scratch)
+                         scratch=args.scratch, allow_tcg=args.allow_tcg)
     p = plan(catalogue, options)
     for name, why in p.skipped_environments.items():
         print(f"skipping {name}: {why}", file=sys.stderr)
@@ -114,21 +119,30 @@ def print_summary(store: RunStore) -> None:
     headline: dict[str, str] = {}
     values: dict[tuple[str, str], list[float]] = {}
     units: dict[str, str] = {}
+    emulated = set()
     for s in store.samples():
+        if s.variant.get("accel") == "tcg":
+            emulated.add(s.environment)
+        if s.workload == "provision":
+            continue
         headline.setdefault(s.workload, s.metric)
         if s.metric == headline[s.workload]:
             values.setdefault((s.workload, s.environment), []).append(s.value)
             units[s.workload] = s.unit
     manifest = store.manifest()
     # Suite order, and the environments in the order they were asked for (native first).
-    workloads = list(manifest["workloads"])
-    envs = list(manifest["environments"])
+    workloads = manifest["workload_order"]
+    envs = manifest["environment_order"]
     values = dict(sorted(values.items(), key=lambda kv: (workloads.index(kv[0][0]), envs.index(kv[0][1]))))
     print(f"\n{'workload':<20} {'environment':<14} {'metric':<34} {'mean':>12} {'sd':>10} {'n':>3}")
     for (workload, env), vals in values.items():
         sd = statistics.stdev(vals) if len(vals) > 1 else float("nan")
+        env = f"{env} (TCG)" if env in emulated else env
         print(f"{workload:<20} {env:<14} {headline[workload] + ' (' + units[workload] + ')':<34} "
               f"{statistics.fmean(vals):>12.4g} {sd:>10.3g} {len(vals):>3}")
+    if emulated:
+        print(f"\n(TCG): {', '.join(sorted(emulated))} ran under QEMU's TCG binary translation: emulated, "
+              f"not KVM measurements")
     failures = store.failures()
     if failures:
         print(f"\n{len(failures)} failed repetitions (details in {store.path / 'failures.jsonl'}):")
@@ -154,7 +168,7 @@ def cmd_list(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
         print(f"  {'':<18} {'':<9} {params}; {w.warmups} warm-up(s), timeout {w.timeout:.0f} s")
     print("\nenvironments:")
     for name, e in sorted(catalogue.environments.items()):
-        ok, why = KINDS[e.kind].availability(e.variant)
+        ok, why = KINDS[e.kind].availability(e.variant, allow_tcg=args.allow_tcg)
         state = "available" if ok else "NOT AVAILABLE"
         print(f"  {name:<18} {e.kind:<9} {state}: {why}")
         if e.description:

@@ -24,12 +24,53 @@ from .errors import BenchError
 from .workloads import TOOLS
 
 # Bump when the way the root file system is made changes, so old caches are not reused.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 IMAGE_REPOSITORY = "bench-workload"
 LABEL_RECIPE = "bench.recipe"
 CACHE = Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench"))
 # What a workload needs besides its tools: sh, coreutils' timeout, ps, ip, dpkg-query.
 BASE_PACKAGES = ("procps", "iproute2")
+# What a VM needs to boot the same root file system: a Debian kernel (its initramfs is made
+# when it is installed), the guest agent the harness talks to, and tini to reap as PID 1.
+# Docker ignores them; they are in the one recipe so that both run the very same files.
+VM_PACKAGES = ("linux-image-cloud-amd64", "initramfs-tools", "qemu-guest-agent", "tini", "kmod")
+VM_DISK_SIZE = "3G"
+
+# PID 1 of a bench VM: mount what the tools need, configure QEMU's user-mode network, mount
+# the data disk, start the guest agent. Nothing else runs in the guest to disturb a measurement.
+GUEST_INIT = """#!/bin/sh
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mkdir -p /dev/pts /dev/shm /run /tmp
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /run
+mount -o remount,rw /
+hostname bench-guest
+for m in virtio_net virtio_console virtio_blk; do modprobe "$m" 2>/dev/null; done
+ip link set lo up
+for dev in /sys/class/net/*; do
+    name=${dev##*/}
+    [ "$name" = lo ] && continue
+    ip link set "$name" up
+    ip addr add 10.0.2.15/24 dev "$name"
+    ip route add default via 10.0.2.2
+    break
+done
+mkdir -p /bench/work
+[ -b /dev/vdb ] && mount -o noatime /dev/vdb /bench/work
+for i in $(seq 100); do
+    for p in /sys/class/virtio-ports/*; do
+        [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && port=/dev/${p##*/}
+    done
+    [ -n "$port" ] && [ -e "$port" ] && break
+    sleep 0.1
+done
+echo "bench-init: guest agent on $port"
+exec tini -s -- qemu-ga -m virtio-serial -p "$port"
+"""
 BUILD_TIMEOUT = 1800.0
 
 
@@ -52,7 +93,7 @@ class Recipe:
 
     @classmethod
     def default(cls) -> "Recipe":
-        packages = set(BASE_PACKAGES)
+        packages = set(BASE_PACKAGES) | set(VM_PACKAGES)
         for tool in TOOLS.values():
             packages.update(tool.packages)
         return cls(release=os.environ.get("BENCH_IMAGE_RELEASE", _host_release()),
@@ -62,7 +103,8 @@ class Recipe:
 
     @property
     def digest(self) -> str:
-        doc = json.dumps({"version": RECIPE_VERSION, **dataclasses.asdict(self)}, sort_keys=True)
+        doc = json.dumps({"version": RECIPE_VERSION, "init": GUEST_INIT, **dataclasses.asdict(self)},
+                         sort_keys=True)
         return hashlib.sha256(doc.encode()).hexdigest()[:12]
 
     @property
@@ -108,6 +150,9 @@ def build_rootfs(recipe: Recipe, force: bool = False) -> Path:
                 if p.is_file():
                     p.unlink()
         (root / "etc" / "bench-recipe.json").write_text(json.dumps(dataclasses.asdict(recipe), indent=2))
+        init = root / "usr" / "local" / "sbin" / "bench-init"
+        init.write_text(GUEST_INIT)
+        init.chmod(0o755)
         partial = build / "rootfs.tar"
         subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-cf", str(partial), "."], check=True)
         os.replace(partial, recipe.rootfs)  # atomic: a killed build never leaves a half tar behind
@@ -132,3 +177,58 @@ def docker_image(client, recipe: Recipe, force: bool = False):
         str(tar), repository=IMAGE_REPOSITORY, tag=recipe.digest,
         changes=[f"LABEL {LABEL_RECIPE}={recipe.digest}", 'CMD ["sleep", "infinity"]'])
     return client.images.get(recipe.tag)
+
+
+def vm_kernel(recipe: Recipe) -> tuple[Path, Path]:
+    """The image's own kernel and initramfs, taken out of its root file system for direct boot."""
+    folder = CACHE / f"vm-{recipe.digest}"
+    kernel, initrd = folder / "vmlinuz", folder / "initrd.img"
+    if kernel.exists() and initrd.exists():
+        return kernel, initrd
+    tar = build_rootfs(recipe)
+    folder.mkdir(parents=True, exist_ok=True)
+    listing = subprocess.run(["tar", "-tf", str(tar), "./boot"], capture_output=True, text=True, check=True)
+    names = listing.stdout.split()
+    try:
+        member_kernel = next(n for n in names if Path(n).name.startswith("vmlinuz-"))
+        member_initrd = next(n for n in names if Path(n).name.startswith("initrd.img-"))
+    except StopIteration:
+        raise BenchError(f"{tar} has no kernel or initramfs in /boot; rebuild with `bench image build --force`") from None
+    for member, target in ((member_kernel, kernel), (member_initrd, initrd)):
+        with open(f"{target}.part", "wb") as f:
+            subprocess.run(["tar", "-xOf", str(tar), member], stdout=f, check=True)
+        os.replace(f"{target}.part", target)
+    return kernel, initrd
+
+
+def vm_disk(recipe: Recipe, disk_format: str = "raw") -> Path:
+    """The root file system as an ext4 disk image (made without mounting: mke2fs -d reads the
+    tar), and a qcow2 copy of it when asked for. Runs copy it; the cached one is never booted."""
+    folder = CACHE / f"vm-{recipe.digest}"
+    raw = folder / "root.raw"
+    if not raw.exists():
+        tar = build_rootfs(recipe)
+        folder.mkdir(parents=True, exist_ok=True)
+        _say(f"making the VM disk {raw} from {tar.name}")
+        part = folder / "root.raw.part"
+        part.unlink(missing_ok=True)
+        # mke2fs reads a folder (tar input needs e2fsprogs 1.47.1, newer than Debian 12's).
+        tree = Path(tempfile.mkdtemp(prefix="vm-root-", dir=folder))
+        try:
+            subprocess.run(["tar", "-C", str(tree), "--numeric-owner", "-xf", str(tar)], check=True)
+            r = subprocess.run(["mke2fs", "-q", "-t", "ext4", "-L", "benchroot", "-d", str(tree), str(part),
+                                VM_DISK_SIZE], capture_output=True, text=True)
+        finally:
+            shutil.rmtree(tree, ignore_errors=True)
+        if r.returncode != 0:
+            raise BenchError(f"mke2fs could not make the VM disk: {r.stderr.strip()}")
+        os.replace(part, raw)
+    if disk_format == "raw":
+        return raw
+    qcow2 = folder / "root.qcow2"
+    if not qcow2.exists():
+        part = folder / "root.qcow2.part"
+        subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(part)], check=True,
+                       capture_output=True)
+        os.replace(part, qcow2)
+    return qcow2

@@ -58,7 +58,8 @@ class Sample:
     better: str
     repetition: int       # 1-based; warm-ups are never stored as samples
     timestamp: float = dataclasses.field(default_factory=time.time)
-    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)   # the workload's
+    variant: dict[str, Any] = dataclasses.field(default_factory=dict)  # the environment's, as it ran
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

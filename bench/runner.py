@@ -45,6 +45,7 @@ class RunOptions:
     run_id: str | None = None
     seed: int | None = None                # order of environments within a round
     scratch: Path = Path("/var/tmp")       # where environments keep data files (fio's)
+    allow_tcg: bool = False                # may a VM run emulated when KVM cannot run here?
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +79,7 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
     names = options.environments or list(catalogue.environments)
     for name in names:
         spec = catalogue.environment(name)
-        ok, why = KINDS[spec.kind].availability(spec.variant)
+        ok, why = KINDS[spec.kind].availability(spec.variant, allow_tcg=options.allow_tcg)
         if not ok:
             if options.environments:  # asked for by name: refuse, and say how to fix it
                 raise BenchError(f"environment '{name}' is not available here: {why}")
@@ -215,6 +216,9 @@ class Runner:
             "repetitions": p.repetitions,
             "order_seed": p.seed,
             "workloads": {w.name: dataclasses.asdict(w) for w in p.workloads},
+            # run.json's keys are sorted; these keep the suite's and the user's order.
+            "workload_order": [w.name for w in p.workloads],
+            "environment_order": list(p.environments),
             "environments": {n: dict(e) for n, e in p.environments.items()},
             "skipped_environments": p.skipped_environments,
             "host": metadata.host_metadata(),
@@ -256,11 +260,30 @@ class Runner:
         self.client.provision(scratch, 0)
         for name, e in self.plan.environments.items():
             self.say(f"provisioning {name} ({e['kind']})")
-            env = KINDS[e["kind"]](name, e["variant"], self.plan.run_id)
+            env = KINDS[e["kind"]](name, e["variant"], self.plan.run_id, allow_tcg=self.options.allow_tcg)
             self.envs[name] = env  # registered before provision(), so a half-made one is torn down
-            env.provision(scratch, n_ports)
+            try:
+                env.provision(scratch, n_ports)
+            except (BenchError, KeyboardInterrupt):
+                raise
+            except Exception as e:  # a daemon's error: one line, and the details in the run folder
+                self.store.append_failure(Failure(self.plan.run_id, name, "provision", 0,
+                                                  f"{type(e).__name__}: {e}", traceback.format_exc()))
+                raise BenchError(f"provisioning {name} failed: {type(e).__name__}: {e}") from None
+            finally:
+                for artifact, text in env.artifacts().items():
+                    self.store.write_raw([name, "provision", artifact], text)
+            # What provisioning measured (a VM's boot-to-ready time) is a sample like any other.
+            self.store.append_samples([
+                Sample(self.plan.run_id, name, e["kind"], "provision", e["kind"], m.metric, m.unit, m.value,
+                       m.better, 1, variant=env.effective_variant())
+                for m in env.measurements])
+            self.counts["samples"] += len(env.measurements)
+            if env.effective_variant().get("accel") == "tcg":
+                self.say(f"{name} runs under TCG: its numbers are EMULATED, not KVM measurements")
         versions: dict[str, dict[str, str]] = {}
         for name, env in self.envs.items():
+            self.manifest["environments"][name]["variant"] = env.effective_variant()
             self.manifest["environments"][name]["metadata"] = env.metadata()
             versions[name] = {w.tool: TOOLS[w.tool].version(env) for w in self.plan.workloads}
             self.manifest["environments"][name]["tool_versions"] = versions[name]
@@ -328,9 +351,10 @@ class Runner:
         if step.repetition == 0:
             return f"{summary}, discarded"
         kind = self.plan.environments[step.environment]["kind"]
+        variant = env.effective_variant()
         self.store.append_samples([
             Sample(self.plan.run_id, step.environment, kind, w.name, w.tool, m.metric, m.unit, m.value,
-                   m.better, step.repetition, params=w.params)
+                   m.better, step.repetition, params=w.params, variant=variant)
             for m in measurements
         ])
         self.counts["samples"] += len(measurements)

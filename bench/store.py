@@ -150,7 +150,8 @@ def load(*paths: str | os.PathLike):
     """All samples of the given runs as one pandas DataFrame, one row per sample.
 
     Columns: run_id, environment, env_kind, workload, tool, metric, unit, value, better,
-    repetition, timestamp, then every workload parameter as a column of its own.
+    repetition, timestamp, then every workload parameter as a column of its own, then the
+    environment's variant as it ran as env_<key> columns (env_network, env_accel...).
     """
     import pandas as pd  # imported here: the CLI's other verbs should not pay for pandas
 
@@ -159,7 +160,8 @@ def load(*paths: str | os.PathLike):
         read_manifest(folder)  # refuse a format this version cannot read
         for row in _read_lines(folder / SAMPLES):
             params = row.pop("params", {}) or {}
-            rows.append({**row, **params})
+            variant = {f"env_{k}": v for k, v in (row.pop("variant", {}) or {}).items()}
+            rows.append({**row, **params, **variant})
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=list(SAMPLE_FIELDS))

@@ -12,7 +12,8 @@ SUDO=""
 # the VM disk are built from this same list).
 PACKAGES=(fio sysbench netperf hpcc openmpi-bin libopenblas0-serial xz-utils iproute2
           python3 python3-venv python3-dev gcc
-          docker.io debootstrap)
+          docker.io debootstrap
+          libvirt-daemon-system qemu-system-x86 qemu-utils e2fsprogs libvirt-dev pkg-config)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -40,7 +41,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 # Reinstall only when the project's requirements or the extras asked for changed.
-EXTRAS="test,docker"
+EXTRAS="test,docker,libvirt"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) $EXTRAS"
 stamp=.venv/.bench-installed
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
@@ -56,4 +57,21 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
     $SUDO sh -c 'nohup dockerd >/var/log/bench-dockerd.log 2>&1 &'
     for _ in $(seq 60); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 0.5; done
     timeout 10 docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/bench-dockerd.log" >&2; exit 1; }
+fi
+
+# libvirtd and virtlogd: started here when they are not running (no systemd, or CI).
+if ! timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; then
+    echo "setup: starting libvirtd and virtlogd"
+    pgrep -x virtlogd >/dev/null || $SUDO virtlogd -d
+    pgrep -x libvirtd >/dev/null || $SUDO libvirtd -d
+    for _ in $(seq 60); do timeout 5 virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.5; done
+    timeout 10 virsh -c qemu:///system version >/dev/null 2>&1 || { echo "setup: libvirtd did not start" >&2; exit 1; }
+fi
+
+# /dev/kvm as a normal Debian install has it (udev: root:kvm 0660). Where no udev ran it is
+# root-only; libvirt then sees KVM in its QEMU probe but not for the guest user, finds its
+# capability cache "outdated" on every domain start and re-probes QEMU: ~50 s per start.
+if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ] && getent group kvm >/dev/null; then
+    echo "setup: giving /dev/kvm Debian's usual owner and mode (root:kvm 0660)"
+    $SUDO chgrp kvm /dev/kvm && $SUDO chmod 0660 /dev/kvm
 fi

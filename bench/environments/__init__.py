@@ -6,10 +6,12 @@ from __future__ import annotations
 from .base import Environment, ExecResult, Server, wait_for_port
 from .docker import DockerEnvironment
 from .host import HostEnvironment
+from .libvirt import LibvirtEnvironment
 
 KINDS: dict[str, type[Environment]] = {
     HostEnvironment.kind: HostEnvironment,
     DockerEnvironment.kind: DockerEnvironment,
+    LibvirtEnvironment.kind: LibvirtEnvironment,
 }
 
 __all__ = ["Environment", "ExecResult", "Server", "KINDS", "wait_for_port"]

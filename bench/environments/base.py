@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from ..model import Measurement
+
 
 @dataclasses.dataclass(frozen=True)
 class ExecResult:
@@ -46,6 +48,29 @@ class Server(abc.ABC):
         """Stop it, and return what it wrote (for the raw folder when something went wrong)."""
 
 
+# How environments that can only exec (a container, a guest agent) run a server in the
+# background: the shell records its pid and becomes the server. argv arrives as positional
+# parameters, never pasted into the script; $0 is the path prefix of the .pid and .log files.
+SERVER_SCRIPT = 'echo $$ > "$0.pid"; exec "$@" > "$0.log" 2>&1'
+
+
+class PidFileServer(Server):
+    """A server started with SERVER_SCRIPT, stopped by its pid through the environment's exec."""
+
+    def __init__(self, env: "Environment", base: str):
+        self.env = env
+        self.base = base
+
+    def stop(self) -> str:
+        # The pid file appears when the shell starts; allow it a moment if stop() comes quickly.
+        script = ('for i in $(seq 50); do [ -s "$0.pid" ] && break; sleep 0.05; done; '
+                  'pid=$(cat "$0.pid" 2>/dev/null) || exit 0; kill "$pid" 2>/dev/null; '
+                  'for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done; '
+                  'kill -9 "$pid" 2>/dev/null; true')
+        self.env.exec(["sh", "-c", script, self.base], timeout=30)
+        return self.env.exec(["cat", f"{self.base}.log"], timeout=30).stdout
+
+
 class Environment(abc.ABC):
     kind: ClassVar[str]
     # Where a server inside should listen. Ports a server uses are published under the same
@@ -54,19 +79,22 @@ class Environment(abc.ABC):
     # The kind's variant parameters (network mode, storage, accel...), checked at config load.
     Variant: ClassVar[type[BaseModel]] = NoVariant
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str):
+    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
         self.name = name
         self.params = dict(params)
         self.run_id = run_id
+        self.allow_tcg = allow_tcg  # may a VM fall back to emulation when KVM cannot run?
         self.workdir = ""          # a scratch folder inside the environment, set by provision()
         self.ports: list[int] = [] # ports a server inside may listen on; see endpoint()
+        # What provisioning itself measured (a VM's boot-to-ready time): stored as samples.
+        self.measurements: list[Measurement] = []
 
     # -- before anything is made ------------------------------------------------------------
 
     @classmethod
     @abc.abstractmethod
-    def availability(cls, params: dict[str, Any]) -> tuple[bool, str]:
-        """(usable here?, why not or what it is). Cheap, makes nothing, never raises."""
+    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
+        """(usable here?, why not or what it is). Makes nothing, never raises."""
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -108,8 +136,26 @@ class Environment(abc.ABC):
     def metadata(self) -> dict[str, Any]:
         """Flat snake_case keys with scalar values describing this environment."""
 
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, **self.params}
+    def wait_listening(self, port: int, timeout: float) -> bool:
+        """Wait until a TCP server inside listens on `port`. Asked inside the environment: from
+        the host, docker-proxy and QEMU's user-mode net accept a connection before anything
+        listens behind them, so a connect from outside proves nothing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = self.exec(["ss", "-ltnH", f"sport = :{port}"], timeout=10)
+            if r.ok and r.stdout.strip():
+                return True
+            time.sleep(0.2)
+        return False
+
+    def artifacts(self) -> dict[str, str]:
+        """Logs worth keeping in the run folder (a VM's console): {file name: text}."""
+        return {}
+
+    def effective_variant(self) -> dict[str, Any]:
+        """The variant as it ran (a VM's accel is only known once provisioned); every sample
+        carries it."""
+        return dict(self.params)
 
 
 def wait_for_port(address: str, port: int, timeout: float) -> bool:

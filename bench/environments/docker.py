@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .base import Environment, ExecResult, Server
+from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
 
 LABEL_RUN = "bench.run_id"
 LABEL_ENV = "bench.environment"
@@ -47,28 +47,12 @@ def client(timeout: float = CONTROL_TIMEOUT):
     return docker.from_env(timeout=timeout)
 
 
-class DockerServer(Server):
-    def __init__(self, env: "DockerEnvironment", base: str):
-        self.env = env
-        self.base = base  # <workdir>/<name>: .pid and .log beside it
-
-    def stop(self) -> str:
-        # The pid file appears when the shell starts; allow it a moment if stop() comes quickly.
-        script = ('for i in $(seq 50); do [ -s "$0.pid" ] && break; sleep 0.05; done; '
-                  'pid=$(cat "$0.pid" 2>/dev/null) || exit 0; kill "$pid" 2>/dev/null; '
-                  'for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.1; done; '
-                  'kill -9 "$pid" 2>/dev/null; true')
-        self.env.exec(["sh", "-c", script, self.base], timeout=30)
-        r = self.env.exec(["cat", f"{self.base}.log"], timeout=30)
-        return r.stdout
-
-
 class DockerEnvironment(Environment):
     kind = "docker"
     Variant = DockerVariant
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str):
-        super().__init__(name, params, run_id)
+    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
+        super().__init__(name, params, run_id, allow_tcg)
         self.variant = DockerVariant(**params)
         self.container = None
         self.volume = None
@@ -83,7 +67,7 @@ class DockerEnvironment(Environment):
         return "127.0.0.1" if self.variant.network == "host" else "0.0.0.0"
 
     @classmethod
-    def availability(cls, params: dict[str, Any]) -> tuple[bool, str]:
+    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
         try:
             import docker  # noqa: F401
         except ImportError:
@@ -202,12 +186,10 @@ class DockerEnvironment(Environment):
 
     def start_server(self, argv: list[str], log_name: str) -> Server:
         base = f"{self.workdir}/{log_name}"
-        # argv goes in as positional parameters, never pasted into the script.
-        script = 'echo $$ > "$0.pid"; exec "$@" > "$0.log" 2>&1'
         api = self._client.api
-        exec_id = api.exec_create(self.container.id, ["sh", "-c", script, base, *argv])["Id"]
+        exec_id = api.exec_create(self.container.id, ["sh", "-c", SERVER_SCRIPT, base, *argv])["Id"]
         api.exec_start(exec_id, detach=True)
-        return DockerServer(self, base)
+        return PidFileServer(self, base)
 
     def endpoint(self, port: int) -> tuple[str, int]:
         # nat: published 1:1 on the host's loopback; host: the container shares the host stack.

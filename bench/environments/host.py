@@ -86,12 +86,12 @@ class HostEnvironment(Environment):
     kind = "host"
     listen_address = "127.0.0.1"  # a lab host's servers are never exposed beyond loopback
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str):
-        super().__init__(name, params, run_id)
+    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
+        super().__init__(name, params, run_id, allow_tcg)
         self._servers: list[HostServer] = []
 
     @classmethod
-    def availability(cls, params: dict[str, Any]) -> tuple[bool, str]:
+    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
         return True, "this machine"
 
     def provision(self, scratch_root: str, n_ports: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from ..environments import Environment, wait_for_port
+from ..environments import Environment
 from ..errors import ToolError
 from ..model import Measurement
 from .base import CellContext, Params, RawOutput, Workload, first_line
@@ -54,9 +54,9 @@ class Netperf(Workload):
             ["netserver", "-D", "-4", "-L", ctx.env.listen_address, "-p", str(control)],
             log_name=f"netserver-{ctx.label}")
         try:
+            if not ctx.env.wait_listening(control, timeout=30):
+                raise ToolError(f"netserver did not listen on port {control}: {server.stop().strip()}")
             address, port = ctx.env.endpoint(control)
-            if not wait_for_port(address, port, timeout=15):
-                raise ToolError(f"netserver did not listen on {address}:{port}: {server.stop().strip()}")
             result = ctx.client.exec(self.client_argv(ctx.params, address, port, ctx.env.endpoint(data)[1]),
                                      ctx.timeout)
         finally:

@@ -1,0 +1,372 @@
+"""libvirt/QEMU virtual machines (libvirt-python against qemu:///system).
+
+The guest boots the workload image's own Debian kernel and initramfs directly from a disk made
+of the same root file system as the Docker image (identical binaries). Its PID 1 is a small
+script of the image's (bench-init) that mounts, configures the network and starts the QEMU
+guest agent; nothing else runs in the guest to disturb a measurement. The harness controls
+the guest only through the agent over virtio-serial (guest-exec, guest-file-*): no SSH keys
+or passwords exist to manage.
+
+Acceleration is probed, not assumed: /dev/kvm may exist where KVM cannot run a guest (nested
+virtualization). A `kvm` variant on such a host is refused unless emulation is allowed
+(--allow-tcg); it then runs under QEMU's TCG, and the run records accel=tcg everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import BenchError
+from ..model import Measurement
+from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
+from .domain import Disk, DomainSpec, domain_xml
+
+URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
+IMAGES = Path(os.environ.get("BENCH_VM_DIR", "/var/lib/libvirt/images"))
+WORKDIR = "/bench/work"
+BOOT_TIMEOUT = 300.0          # seconds from domain start to a guest agent that answers
+AGENT_CHUNK = 1 << 20
+
+
+class LibvirtVariant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    accel: Literal["kvm", "tcg"] = "kvm"   # tcg: binary translation, asked for by name
+    tuned: bool = False                    # host-passthrough CPU, matching topology, 1:1 pinning
+    disk_format: Literal["raw", "qcow2"] = "raw"
+    vcpus: int | None = None               # default: the host's CPU count
+    memory_mib: int = 2048
+    data_disk_gib: int = 2                 # fio's disk: virtio-blk, cache=none, io=native
+    network: Literal["user"] = "user"      # user-mode net, guest ports forwarded to 127.0.0.1
+
+
+def _connect():
+    import libvirt
+
+    # libvirt prints every error to stderr by default; ours are raised and handled instead.
+    libvirt.registerErrorHandler(lambda ctx, err: None, None)
+    return libvirt.open(URI)
+
+
+def cpu_mode(variant: LibvirtVariant, accel: str) -> str:
+    if accel == "tcg":
+        return "maximum"
+    return "host-passthrough" if variant.tuned else "default"
+
+
+def host_topology() -> tuple[int, int, int]:
+    """(sockets, cores per socket, threads per core) of this host, from sysfs."""
+    cpus = list(Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology"))
+    packages = {(c / "physical_package_id").read_text().strip() for c in cpus if (c / "physical_package_id").exists()}
+    siblings = [(c / "thread_siblings_list").read_text().strip() for c in cpus if (c / "thread_siblings_list").exists()]
+    threads = max((len(s.replace("-", ",").split(",")) for s in siblings), default=1)
+    sockets = max(len(packages), 1)
+    return sockets, max(len(cpus) // (sockets * threads), 1), threads
+
+
+def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVariant, accel: str,
+                topology: tuple[int, int, int], kernel: str, initrd: str, root: str, data: str,
+                console_log: str, ports: tuple[int, ...]) -> DomainSpec:
+    """The guest of a variant: pure, so that golden XML tests cover every variant."""
+    host_cpus = topology[0] * topology[1] * topology[2]
+    vcpus = variant.vcpus or host_cpus
+    tuned = variant.tuned and accel == "kvm"  # pinning and passthrough mean nothing to TCG
+    return DomainSpec(
+        name=name, run_id=run_id, environment=environment, accel=accel,
+        vcpus=vcpus, memory_mib=variant.memory_mib, kernel=kernel, initrd=initrd,
+        cmdline="root=/dev/vda rw console=ttyS0 init=/usr/local/sbin/bench-init quiet",
+        disks=(Disk(root, "vda", variant.disk_format), Disk(data, "vdb")),
+        console_log=console_log,
+        cpu_mode=cpu_mode(variant, accel),
+        # The host's own topology when the guest has all its CPUs, as the study's tuned guest.
+        topology=(topology if vcpus == host_cpus else (1, vcpus, 1)) if tuned else None,
+        pinning=tuple(range(vcpus)) if tuned and vcpus <= host_cpus else None,
+        forwarded_ports=ports)
+
+
+# -- acceleration ------------------------------------------------------------------------------
+
+_PROBE: dict[str, tuple[bool, str]] = {}
+
+
+def probe_kvm(kernel: Path) -> tuple[bool, str]:
+    """Can KVM run a guest here? Boot the image's kernel under KVM with no disk and watch for it
+    to reach its "cannot mount root" panic: proof that the virtual CPU ran the kernel.
+    Nested KVM on these machines passes the /dev/kvm test and then hangs or fails with
+    "KVM internal error"; both are caught. Cached per boot of the host."""
+    import psutil
+
+    key = f"{psutil.boot_time():.0f}:{kernel}"
+    cache = Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench")) / "kvm-probe.json"
+    if key in _PROBE:
+        return _PROBE[key]
+    try:
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            _PROBE[key] = (saved["usable"], saved["reason"])
+            return _PROBE[key]
+    except (OSError, ValueError):
+        pass
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        result = (False, "/dev/kvm is missing or not accessible")
+    else:
+        argv = ["qemu-system-x86_64", "-accel", "kvm", "-kernel", str(kernel), "-append",
+                "console=ttyS0 panic=-1", "-no-reboot", "-nodefaults", "-display", "none",
+                "-serial", "stdio", "-m", "256"]
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            output = r.stdout + r.stderr
+        except subprocess.TimeoutExpired as e:
+            output = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        if "Unable to mount root" in output or "Kernel panic" in output:
+            result = (True, "a KVM guest ran the kernel")
+        elif "KVM internal error" in output or "emulation failure" in output:
+            result = (False, "KVM internal error (emulation failure): nested KVM does not work here")
+        else:
+            result = (False, "a KVM guest printed nothing in 30 s (nested KVM hangs here)")
+    _PROBE[key] = result
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps({"key": key, "usable": result[0], "reason": result[1]}))
+    except OSError:
+        pass
+    return result
+
+
+class LibvirtEnvironment(Environment):
+    kind = "libvirt"
+    Variant = LibvirtVariant
+
+    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
+        super().__init__(name, params, run_id)
+        self.variant = LibvirtVariant(**params)
+        self.allow_tcg = allow_tcg
+        self.accel = self.variant.accel
+        self.accel_reason = "asked for by name" if self.accel == "tcg" else "KVM probe passed"
+        self.conn = None
+        self.domain = None
+        self.folder: Path | None = None
+        self.console_log = ""
+        self.boot_seconds = float("nan")
+        self._programs: dict[str, bool] = {}
+        self.xml = ""
+
+    # -- before anything is made -------------------------------------------------------------
+
+    @classmethod
+    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
+        try:
+            import libvirt  # noqa: F401
+        except ImportError:
+            return False, "libvirt-python is missing: pip install 'bench[libvirt]'"
+        try:
+            conn = _connect()
+            version = conn.getLibVersion()
+            conn.close()
+        except Exception as e:
+            return False, (f"libvirtd is not reachable at {URI} ({str(e).strip().splitlines()[0]}): "
+                           f"install libvirt-daemon-system and start it (`libvirtd -d; virtlogd -d`)")
+        where = f"libvirt {version // 1000000}.{version // 1000 % 1000}.{version % 1000}"
+        if params.get("accel", "kvm") == "tcg":
+            # Emulation is never chosen by default, not even by name alone: its numbers are
+            # not virtualization costs, and a run over "every environment" must not include it.
+            if allow_tcg:
+                return True, f"{where}; QEMU TCG (binary translation, emulated)"
+            return False, f"{where}; QEMU TCG emulation: runs only with --allow-tcg"
+        from .. import image
+
+        recipe = image.Recipe.default()
+        if not recipe.rootfs.exists():
+            return False, f"{where}; KVM not probed yet: the probe boots the image's kernel, run `bench image build`"
+        usable, why = probe_kvm(image.vm_kernel(recipe)[0])
+        if usable:
+            return True, f"{where}; KVM usable ({why})"
+        if allow_tcg:
+            return True, f"{where}; KVM NOT usable ({why}): runs under TCG emulation (--allow-tcg)"
+        return False, f"{where}; KVM NOT usable ({why}); pass --allow-tcg to run it emulated under TCG"
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    def provision(self, scratch_root: str, n_ports: int) -> None:
+        from .. import image
+        from .host import free_loopback_ports
+
+        recipe = image.Recipe.default()
+        base_disk = image.vm_disk(recipe, self.variant.disk_format)
+        kernel, initrd = image.vm_kernel(recipe)
+        if self.accel == "kvm":
+            usable, why = probe_kvm(kernel)
+            if not usable:
+                if not self.allow_tcg:
+                    raise BenchError(f"{self.name}: KVM is not usable here ({why}); pass --allow-tcg")
+                self.accel, self.accel_reason = "tcg", f"KVM not usable: {why}"
+
+        resource = f"bench-{self.run_id}-{self.name}"
+        self.folder = IMAGES / resource
+        self.folder.mkdir(parents=True, exist_ok=False)
+        root = self.folder / f"root.{self.variant.disk_format}"
+        subprocess.run(["cp", "--sparse=always", str(base_disk), str(root)], check=True)
+        data = self.folder / "data.raw"
+        with open(data, "wb") as f:
+            f.truncate(self.variant.data_disk_gib << 30)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "benchdata", str(data)], check=True)
+        self.console_log = str(self.folder / "console.log")
+        self.ports = free_loopback_ports(n_ports)
+
+        spec = domain_spec(resource, self.run_id, self.name, self.variant, self.accel, host_topology(),
+                           str(kernel), str(initrd), str(root), str(data), self.console_log, tuple(self.ports))
+        self.xml = domain_xml(spec)
+        self.conn = _connect()
+        self.domain = self.conn.createXML(self.xml, 0)  # transient: gone when destroyed
+        start = time.monotonic()  # from a running QEMU (libvirt's own start-up excluded)
+        self._wait_for_agent(start)
+        self.boot_seconds = time.monotonic() - start
+        self.measurements.append(Measurement("boot_to_ready", self.boot_seconds, "s", "lower"))
+        self.workdir = WORKDIR
+
+    def _wait_for_agent(self, start: float) -> None:
+        while time.monotonic() - start < BOOT_TIMEOUT:
+            if not self.domain.isActive():
+                raise BenchError(f"{self.name}: the guest stopped while booting; its console log is in the "
+                                 f"run folder under raw/{self.name}/provision/")
+            try:
+                self._agent({"execute": "guest-ping"}, timeout=2)
+                return
+            except Exception:
+                time.sleep(0.5)
+        raise BenchError(f"{self.name}: the guest agent did not answer within {BOOT_TIMEOUT:.0f} s; its "
+                         f"console log is in the run folder under raw/{self.name}/provision/")
+
+    def teardown(self) -> None:
+        if self.domain is not None:
+            try:
+                self.domain.destroy()
+            except Exception:
+                pass  # already gone
+            self.domain = None
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
+
+    # -- the guest agent ---------------------------------------------------------------------
+
+    def _agent(self, command: dict[str, Any], timeout: int = 10) -> Any:
+        import libvirt_qemu
+
+        reply = libvirt_qemu.qemuAgentCommand(self.domain, json.dumps(command), timeout, 0)
+        return json.loads(reply)["return"]
+
+    def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
+        # The agent has neither a timeout nor a working folder for guest-exec: coreutils'
+        # timeout (which signals the whole process group) and a cd in sh provide them.
+        wrapped = ["timeout", "-k", "5", f"{timeout:.0f}", *argv]
+        if cwd:
+            wrapped = ["sh", "-c", 'cd "$0" && exec "$@"', cwd, *wrapped]
+        start = time.monotonic()
+        pid = self._agent({"execute": "guest-exec", "arguments": {
+            "path": wrapped[0], "arg": wrapped[1:], "capture-output": True}})["pid"]
+        while True:
+            status = self._agent({"execute": "guest-exec-status", "arguments": {"pid": pid}})
+            if status.get("exited"):
+                break
+            if time.monotonic() - start > timeout + 60:  # the guest itself is stuck
+                return ExecResult(argv, None, "", "the guest agent stopped answering", time.monotonic() - start, True)
+            time.sleep(0.05)
+        duration = time.monotonic() - start
+        out = base64.b64decode(status.get("out-data", "")).decode(errors="replace")
+        err = base64.b64decode(status.get("err-data", "")).decode(errors="replace")
+        code = status.get("exitcode", 128 + status.get("signal", 0))
+        timed_out = code in (124, 137) and duration >= timeout - 1
+        return ExecResult(argv, None if timed_out else code, out, err, duration, timed_out)
+
+    def put_file(self, path: str, data: bytes) -> None:
+        self.exec(["mkdir", "-p", str(Path(path).parent)], timeout=30)
+        handle = self._agent({"execute": "guest-file-open", "arguments": {"path": path, "mode": "w"}})
+        try:
+            for i in range(0, len(data), AGENT_CHUNK):
+                chunk = base64.b64encode(data[i:i + AGENT_CHUNK]).decode()
+                self._agent({"execute": "guest-file-write", "arguments": {"handle": handle, "buf-b64": chunk}})
+        finally:
+            self._agent({"execute": "guest-file-close", "arguments": {"handle": handle}})
+
+    def get_file(self, path: str) -> bytes:
+        import libvirt
+
+        try:
+            handle = self._agent({"execute": "guest-file-open", "arguments": {"path": path, "mode": "r"}})
+        except libvirt.libvirtError as e:
+            raise FileNotFoundError(path) from e
+        parts = []
+        try:
+            while True:
+                r = self._agent({"execute": "guest-file-read", "arguments": {"handle": handle, "count": AGENT_CHUNK}})
+                parts.append(base64.b64decode(r.get("buf-b64", "")))
+                if r.get("eof"):
+                    break
+        finally:
+            self._agent({"execute": "guest-file-close", "arguments": {"handle": handle}})
+        return b"".join(parts)
+
+    def start_server(self, argv: list[str], log_name: str) -> Server:
+        base = f"{self.workdir}/{log_name}"
+        self._agent({"execute": "guest-exec", "arguments": {
+            "path": "sh", "arg": ["-c", SERVER_SCRIPT, base, *argv], "capture-output": False}})
+        return PidFileServer(self, base)
+
+    def endpoint(self, port: int) -> tuple[str, int]:
+        return "127.0.0.1", port  # forwarded 1:1 to the host's loopback by QEMU's user-mode net
+
+    def has_program(self, program: str) -> bool:
+        if program not in self._programs:
+            self._programs[program] = self.exec(["sh", "-c", 'command -v "$0"', program], timeout=30).ok
+        return self._programs[program]
+
+    def effective_variant(self) -> dict[str, Any]:
+        return {**self.params, "accel": self.accel}
+
+    def artifacts(self) -> dict[str, str]:
+        found = {}
+        if self.console_log and os.path.exists(self.console_log):
+            found["console.log"] = Path(self.console_log).read_text(errors="replace")
+        if self.xml:
+            found["domain.xml"] = self.xml
+        return found
+
+    def metadata(self) -> dict[str, Any]:
+        from .. import image
+
+        guest_kernel = self.exec(["uname", "-r"], timeout=30).stdout.strip()
+        version = self.conn.getVersion()
+        lib = self.conn.getLibVersion()
+        return {
+            "env_kind": self.kind,
+            "accel": self.accel,
+            "accel_reason": self.accel_reason,
+            "emulated": self.accel == "tcg",
+            "domain_type": "kvm" if self.accel == "kvm" else "qemu",
+            "libvirt_version": f"{lib // 1000000}.{lib // 1000 % 1000}.{lib % 1000}",
+            "qemu_version": f"{version // 1000000}.{version // 1000 % 1000}.{version % 1000}",
+            "guest_kernel": guest_kernel or "unavailable",
+            "vcpus": self.variant.vcpus or os.cpu_count() or 1,
+            "memory_mib": self.variant.memory_mib,
+            "cpu_mode": cpu_mode(self.variant, self.accel),
+            "vcpu_pinning": "1:1" if self.variant.tuned and self.accel == "kvm" else "none",
+            "disk_format": self.variant.disk_format,
+            "disk_cache": "none",
+            "disk_io": "native",
+            "network_mode": "user-mode (QEMU slirp), guest ports forwarded to 127.0.0.1",
+            "nic_model": "virtio-net-pci",
+            "image_tag": image.Recipe.default().tag,
+            "boot_to_ready_seconds": round(self.boot_seconds, 3),
+        }

@@ -1,0 +1,143 @@
+"""libvirt environments against the real libvirtd, with guests under TCG (KVM does not run here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+import bench
+from bench import image
+from bench.environments import libvirt as lv
+from bench.environments.host import run_argv
+
+from conftest import bench_cli
+
+pytestmark = pytest.mark.integration
+
+
+def domains_of(run_id: str) -> list[str]:
+    from bench import cleanup
+
+    return [l.name for l in cleanup._libvirt_leftovers(run_id)]
+
+
+@pytest.fixture(scope="session")
+def vm_image():
+    ok, why = lv.LibvirtEnvironment.availability({"accel": "tcg"}, allow_tcg=True)
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the libvirt tests for real: {why}")
+        pytest.skip(why)
+    recipe = image.Recipe.default()
+    image.build_rootfs(recipe)
+    return recipe
+
+
+@pytest.fixture(scope="module")
+def guest(vm_image, tmp_path_factory):
+    """One TCG guest for the whole module: it boots once."""
+    env = lv.LibvirtEnvironment("tcg", {"accel": "tcg"}, f"t{os.getpid()}-vm")
+    env.provision(str(tmp_path_factory.mktemp("scratch")), n_ports=2)
+    yield env
+    env.teardown()
+    assert domains_of(env.run_id) == []
+
+
+def test_guest_boots_and_says_it_is_emulated(guest):
+    assert guest.accel == "tcg"
+    assert [m.metric for m in guest.measurements] == ["boot_to_ready"]
+    assert 0 < guest.measurements[0].value < lv.BOOT_TIMEOUT
+    meta = guest.metadata()
+    assert meta["accel"] == "tcg" and meta["emulated"] is True and meta["domain_type"] == "qemu"
+    assert meta["guest_kernel"].endswith("-cloud-amd64")
+    assert "bench-init: guest agent" in guest.artifacts()["console.log"]
+    assert guest.effective_variant()["accel"] == "tcg"
+
+
+def test_same_binaries_as_the_host(guest):
+    for argv in (["fio", "--version"], ["sysbench", "--version"], ["dpkg-query", "-W", "-f=${Version}", "hpcc"]):
+        assert guest.exec(argv, timeout=60).stdout == run_argv(argv, timeout=30).stdout, argv
+
+
+def test_exec_status_output_errors_and_cwd(guest):
+    r = guest.exec(["sh", "-c", "echo out; echo err >&2; pwd; exit 3"], timeout=60, cwd="/bench/work")
+    assert (r.returncode, r.stdout, r.stderr) == (3, "out\n/bench/work\n", "err\n")
+    assert guest.exec(["no-such-program"], timeout=60).returncode == 127
+
+
+def test_timeout_kills_the_process_tree_inside(guest):
+    r = guest.exec(["sh", "-c", "sleep 300 & sleep 300"], timeout=3)
+    assert r.timed_out and r.returncode is None
+    assert "sleep 300" not in guest.exec(["ps", "-eo", "args"], timeout=60).stdout
+
+
+def test_files_in_and_out_and_the_data_disk(guest):
+    payload = bytes(range(256)) * 8192  # 2 MiB, more than one agent chunk
+    guest.put_file("/bench/work/a/blob", payload)
+    assert guest.get_file("/bench/work/a/blob") == payload
+    with pytest.raises(FileNotFoundError):
+        guest.get_file("/bench/work/missing")
+    mounts = guest.exec(["cat", "/proc/mounts"], timeout=60).stdout
+    assert "/dev/vdb /bench/work ext4" in mounts  # fio's files are on the virtio data disk
+
+
+def test_server_in_the_guest_is_reached_through_loopback(guest):
+    control, data = guest.ports
+    server = guest.start_server(["netserver", "-D", "-4", "-L", guest.listen_address, "-p", str(control)], "ns")
+    try:
+        assert guest.wait_listening(control, timeout=60)
+        address, port = guest.endpoint(control)
+        assert address == "127.0.0.1"
+        r = run_argv(["netperf", "-H", address, "-p", str(port), "-t", "TCP_RR", "-l", "2", "-4", "--",
+                      "-P", f",{data}", "-k", "THROUGHPUT"], timeout=60)
+        assert r.ok and float(r.stdout.split("THROUGHPUT=")[1].split()[0]) > 0, r.stderr
+    finally:
+        server.stop()
+
+
+def test_kvm_is_refused_here_without_allow_tcg(vm_image, tmp_path):
+    usable, why = lv.probe_kvm(image.vm_kernel(vm_image)[0])
+    if usable:
+        pytest.skip("KVM runs guests on this machine")
+    r = bench_cli("run", "--env", "kvm", "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and "KVM NOT usable" in r.stderr and "--allow-tcg" in r.stderr
+    listing = bench_cli("list").stdout
+    assert "kvm" in listing and "NOT AVAILABLE" in listing
+    # a TCG guest is never part of "every available environment" without --allow-tcg
+    assert "runs only with --allow-tcg" in listing
+
+
+def test_cleanup_removes_a_killed_runs_domain_and_disks(vm_image, tmp_path):
+    run_id = f"t{os.getpid()}-leftover-vm"
+    env = lv.LibvirtEnvironment("tcg", {"accel": "tcg"}, run_id)
+    env.provision(str(tmp_path), n_ports=1)  # never torn down, as after a SIGKILL
+    assert domains_of(run_id) == [f"bench-{run_id}-tcg", str(lv.IMAGES / f"bench-{run_id}-tcg")]
+    assert "would remove domain" in bench_cli("cleanup", "--run-id", run_id, "--dry-run").stdout
+    assert bench_cli("cleanup", "--run-id", run_id).returncode == 0
+    assert domains_of(run_id) == []
+
+
+def test_quick_suite_host_and_kvm_allowing_tcg(vm_image, tmp_path):
+    r = bench_cli("run", "--suite", "quick", "--env", "host,kvm", "--allow-tcg", "--reps", "1",
+                  "--out", str(tmp_path), "--run-id", "host-kvm", "--scratch", str(tmp_path / "scratch"),
+                  timeout=1800)
+    assert r.returncode in (0, 1), r.stderr[-3000:]
+    assert "EMULATED" in r.stderr and "(TCG)" in r.stdout
+    df = bench.load(tmp_path / "host-kvm")
+    vm = df[df.environment == "kvm"]
+    assert set(vm.env_accel) == {"tcg"}  # every sample says it was emulated
+    boot = vm[(vm.workload == "provision") & (vm.metric == "boot_to_ready")]
+    assert len(boot) == 1 and boot.value.iloc[0] > 0
+    for workload, metric in [("fio-randread-4k", "read_iops"), ("sysbench-cpu", "events_per_second"),
+                             ("netperf-tcp-rr", "latency_mean")]:
+        rows = df[(df.workload == workload) & (df.metric == metric)]
+        assert set(rows.environment) == {"host", "kvm"}, workload
+    manifest = json.loads((tmp_path / "host-kvm" / "run.json").read_text())
+    meta = manifest["environments"]["kvm"]["metadata"]
+    assert meta["accel"] == "tcg" and meta["emulated"] is True
+    assert manifest["environments"]["kvm"]["variant"]["accel"] == "tcg"
+    assert (tmp_path / "host-kvm" / "raw" / "kvm" / "provision" / "console.log").exists()
+    assert domains_of("host-kvm") == []
