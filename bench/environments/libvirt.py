@@ -34,7 +34,9 @@ URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
 IMAGES = Path(os.environ.get("BENCH_VM_DIR", "/var/lib/libvirt/images"))
 WORKDIR = "/bench/work"
 BOOT_TIMEOUT = 300.0          # seconds from domain start to a guest agent that answers
-AGENT_CHUNK = 1 << 20
+# Bytes per guest-file-read/-write: a larger message can outlast the agent's timeout under TCG,
+# after which libvirt considers the agent gone for good.
+AGENT_CHUNK = 64 << 10
 
 
 class LibvirtVariant(BaseModel):
@@ -296,7 +298,8 @@ class LibvirtEnvironment(Environment):
         try:
             for i in range(0, len(data), AGENT_CHUNK):
                 chunk = base64.b64encode(data[i:i + AGENT_CHUNK]).decode()
-                self._agent({"execute": "guest-file-write", "arguments": {"handle": handle, "buf-b64": chunk}})
+                self._agent({"execute": "guest-file-write", "arguments": {"handle": handle, "buf-b64": chunk}},
+                            timeout=60)
         finally:
             self._agent({"execute": "guest-file-close", "arguments": {"handle": handle}})
 
@@ -310,7 +313,8 @@ class LibvirtEnvironment(Environment):
         parts = []
         try:
             while True:
-                r = self._agent({"execute": "guest-file-read", "arguments": {"handle": handle, "count": AGENT_CHUNK}})
+                r = self._agent({"execute": "guest-file-read", "arguments": {"handle": handle, "count": AGENT_CHUNK}},
+                                timeout=60)
                 parts.append(base64.b64decode(r.get("buf-b64", "")))
                 if r.get("eof"):
                     break
