@@ -87,6 +87,13 @@ def _validation_error(path: Path, prefix: str, e: ValidationError) -> ConfigErro
     return ConfigError(f"{path}: {key or 'top level'}: {err['msg']}{got}{more}")
 
 
+def _validated(model: type[BaseModel], body: Any, path: Path, prefix: str) -> Any:
+    try:
+        return model.model_validate(body)
+    except ValidationError as e:
+        raise _validation_error(path, prefix, e) from None
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         with open(path) as f:
@@ -140,10 +147,7 @@ class Catalogue:
         spec = self.workloads[name]
         tool = TOOLS[spec.tool]
         merged = {**spec.params, **spec.profiles.get(profile, {})}
-        try:
-            params = tool.Params(**merged).model_dump()
-        except ValidationError as e:
-            raise _validation_error(self.sources[name], f"{name}.params[{profile}]", e) from None
+        params = _validated(tool.Params, merged, self.sources[name], f"{name}.params[{profile}]").model_dump()
         timeout = spec.timeout or tool.timeout(params)
         return WorkloadConfig(name, spec.tool, spec.description, spec.warmups, timeout, params)
 
@@ -158,16 +162,10 @@ def load(root: Path | None = None) -> Catalogue:
     env_path = root / "environments.yaml"
     environments: dict[str, EnvironmentSpec] = {}
     for name, body in _mapping(env_path, _read_yaml(env_path)).items():
-        try:
-            spec = EnvironmentSpec.model_validate(body)
-        except ValidationError as e:
-            raise _validation_error(env_path, name, e) from None
+        spec = _validated(EnvironmentSpec, body, env_path, name)
         if spec.kind not in KINDS:
             raise unknown("environment kind", spec.kind, KINDS, where=f"{env_path}: {name}.kind")
-        try:
-            KINDS[spec.kind].Variant.model_validate(spec.variant)
-        except ValidationError as e:
-            raise _validation_error(env_path, name, e) from None
+        _validated(KINDS[spec.kind].Variant, spec.variant, env_path, name)
         environments[name] = spec
 
     workloads: dict[str, WorkloadSpec] = {}
@@ -175,10 +173,7 @@ def load(root: Path | None = None) -> Catalogue:
         for name, body in _mapping(path, _read_yaml(path)).items():
             if name in workloads:
                 raise ConfigError(f"{path}: workload '{name}' is already defined in {sources[name]}")
-            try:
-                spec = WorkloadSpec.model_validate(body)
-            except ValidationError as e:
-                raise _validation_error(path, name, e) from None
+            spec = _validated(WorkloadSpec, body, path, name)
             if spec.tool not in TOOLS:
                 raise unknown("tool", spec.tool, TOOLS, where=f"{path}: {name}.tool")
             for profile in spec.profiles:
@@ -199,10 +194,7 @@ def load(root: Path | None = None) -> Catalogue:
         if not valid_name(name):
             raise ConfigError(f"{path}: suite file names are lower-case letters, digits, '-' and '_'")
         doc = _read_yaml(path)
-        try:
-            spec = SuiteSpec.model_validate(doc if doc is not None else {})
-        except ValidationError as e:
-            raise _validation_error(path, "", e) from None
+        spec = _validated(SuiteSpec, doc if doc is not None else {}, path, "")
         if spec.profile not in PROFILES:
             raise unknown("profile", spec.profile, PROFILES, where=f"{path}: profile")
         for w in spec.workloads:

@@ -103,15 +103,14 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
     _sub(devices, "memballoon", model="none")  # no balloon driver reclaiming memory mid-run
 
-    if spec.forwarded_ports is not None:
-        # User-mode networking with ports forwarded to the host's loopback only: libvirt 9.0's
-        # <interface type='user'> cannot forward ports without passt, so the netdev is given
-        # to QEMU as structured arguments.
-        fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{p}-:{p}" for p in spec.forwarded_ports)
-        netdev = "user,id=benchnet0" + (f",{fwd}" if fwd else "")
-        cmd = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
-        for value in ("-netdev", netdev, "-device", f"{spec.nic_model},netdev=benchnet0,bus=pcie.0,addr=0x10"):
-            ET.SubElement(cmd, f"{{{QEMU_NS}}}arg", {"value": value})
+    # User-mode networking with ports forwarded to the host's loopback only: libvirt 9.0's
+    # <interface type='user'> cannot forward ports without passt, so the netdev is given to
+    # QEMU as structured arguments, the NIC at a PCI slot libvirt leaves free.
+    fwd = "".join(f",hostfwd=tcp:127.0.0.1:{p}-:{p}" for p in spec.forwarded_ports)
+    cmd = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
+    for value in ("-netdev", f"user,id=benchnet0{fwd}",
+                  "-device", f"{spec.nic_model},netdev=benchnet0,bus=pcie.0,addr=0x10"):
+        ET.SubElement(cmd, f"{{{QEMU_NS}}}arg", {"value": value})
 
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode") + "\n"
