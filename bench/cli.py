@@ -24,7 +24,10 @@ examples:
 
 
 def _csv(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))  # once each
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more names separated by commas")
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run a suite's workloads in each environment, with warm-ups "
                                        "and repetitions interleaved across environments, and store "
                                        "samples, raw outputs and metadata in OUT/<run-id>/.")
-    run.add_argument("--suite", default="quick", help="suite name from workloads/suites/ (default: quick)")
+    run.add_argument("--suite", default=None, help="suite name from workloads/suites/ (default: quick)")
     run.add_argument("--env", type=_csv, default=None, metavar="NAME[,NAME...]",
                      help="environments to run in (default: every one available here)")
     run.add_argument("--reps", type=int, default=None, metavar="N",
@@ -54,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     run.add_argument("--run-id", default=None, help="name of the run folder (default: time-suite-random)")
     run.add_argument("--seed", type=int, default=None, help="seed of the interleaving order (recorded)")
+    run.add_argument("--resume", default=None, metavar="RUN_ID",
+                     help="finish an interrupted or killed run in OUT/RUN_ID: remove what it left, "
+                          "provision again, run only its missing repetitions, with its own settings")
     run.add_argument("--allow-tcg", action="store_true",
                      help="where KVM cannot run a guest, run the kvm environments under QEMU's TCG "
                           "emulation instead of refusing them; every such sample says accel=tcg")
@@ -92,26 +98,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
-    from .runner import RunOptions, Runner, plan
+    from .runner import RunOptions, Runner, plan, plan_resume
 
-    options = RunOptions(suite=args.suite, environments=args.env, repetitions=args.reps,
-                         profile=args.profile, out=args.out, run_id=args.run_id, seed=args.seed,
-                         scratch=args.scratch, allow_tcg=args.allow_tcg)
-    p = plan(catalogue, options)
+    resume = None
+    if args.resume:
+        given = [flag for flag, value in (("--suite", args.suite), ("--env", args.env), ("--reps", args.reps),
+                                          ("--profile", args.profile), ("--run-id", args.run_id),
+                                          ("--seed", args.seed)) if value is not None]
+        if given:
+            raise BenchError(f"--resume runs with the interrupted run's own settings; drop {', '.join(given)}")
+        p, options, resume = plan_resume(catalogue, args.out, args.resume)
+    else:
+        options = RunOptions(suite="quick" if args.suite is None else args.suite, environments=args.env, repetitions=args.reps,
+                             profile=args.profile, out=args.out, run_id=args.run_id, seed=args.seed,
+                             scratch=args.scratch, allow_tcg=args.allow_tcg)
+        p = plan(catalogue, options)
     for name, why in p.skipped_environments.items():
         print(f"skipping {name}: {why}", file=sys.stderr)
-    print(f"run {p.run_id}: suite {p.suite} ({p.profile}), {len(p.workloads)} workloads x "
+    print(f"{'resuming' if resume else 'run'} {p.run_id}: suite {p.suite} ({p.profile}), {len(p.workloads)} workloads x "
           f"{len(p.environments)} environments ({', '.join(p.environments)}), {p.repetitions} repetitions",
           file=sys.stderr)
-    runner = Runner(p, options)
+    runner = Runner(p, options, resume=resume)
     try:
         store = runner.execute()
     except KeyboardInterrupt:
-        print(f"interrupted: everything torn down; finished repetitions are in {runner.store.path}",
-              file=sys.stderr)
+        print(f"interrupted: everything torn down; finished repetitions are in {runner.store.path}; "
+              f"finish it with: bench run --out {args.out} --resume {p.run_id}", file=sys.stderr)
         return 130
     print_summary(store)
-    return 0 if runner.counts["failures"] == 0 else 1
+    return 0 if runner.failures == 0 else 1
 
 
 def print_summary(store: RunStore) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 import random
 import signal
 import sys
@@ -29,7 +30,7 @@ from .environments import KINDS, Environment
 from .environments.host import HostEnvironment
 from .errors import BenchError, ToolError
 from .model import Failure, Sample
-from .store import RunStore, check_run_id
+from .store import RunStore, check_run_id, effective_status
 from .workloads import TOOLS, CellContext
 
 STDERR_TAIL = 2000  # characters of a failed tool's stderr kept in failures.jsonl
@@ -133,17 +134,26 @@ class Step:
     warmup: int = 0   # 1-based warm-up number when repetition == 0
 
 
-def schedule(p: Plan) -> list[Step]:
-    """Rounds of one repetition per cell; each cell's warm-ups just before its first repetition."""
+def schedule(p: Plan, done: frozenset[tuple[str, str, int]] = frozenset()) -> list[Step]:
+    """Rounds of one repetition per cell; each cell's warm-ups just before its first repetition.
+
+    `done` holds the (environment, workload, repetition) a resumed run already has: they are
+    skipped, and the warm-ups move to the first repetition still to run, since the resumed
+    environment is a fresh one. The order of the rest is the original run's (same seed).
+    """
     rng = random.Random(p.seed)
     steps: list[Step] = []
+    warmed: set[tuple[str, str]] = set()
     for rep in range(1, p.repetitions + 1):
         for w in p.workloads:
             envs = list(p.environments)
             rng.shuffle(envs)
             for env in envs:
-                if rep == 1:
+                if (env, w.name, rep) in done:
+                    continue
+                if (env, w.name) not in warmed:
                     steps += [Step(env, w, 0, i) for i in range(1, w.warmups + 1)]
+                    warmed.add((env, w.name))
                 steps.append(Step(env, w, rep))
     return steps
 
@@ -190,45 +200,75 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def done_repetitions(store: RunStore) -> frozenset[tuple[str, str, int]]:
+    """(environment, workload, repetition) that a run has finished: measured or failed."""
+    done = {(s.environment, s.workload, s.repetition) for s in store.samples() if s.workload != "provision"}
+    done |= {(f["environment"], f["workload"], f["repetition"]) for f in store.failures()
+             if f["repetition"] > 0}
+    return frozenset(done)
+
+
+def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, RunOptions, RunStore]:
+    """The plan of an interrupted run, from its own run.json (not today's catalogue, whose
+    parameters may have changed since), and the options it ran with."""
+    store = RunStore(Path(out) / check_run_id(run_id))
+    manifest = store.manifest()
+    status = effective_status(manifest)
+    if status == "complete":
+        raise BenchError(f"run {run_id} is complete: nothing to resume")
+    if status == "running":
+        raise BenchError(f"run {run_id} is still running (pid {manifest.get('pid')}); stop it first")
+    workloads = [WorkloadConfig(**manifest["workloads"][n]) for n in manifest["workload_order"]]
+    environments = {n: {k: manifest["environments"][n][k] for k in ("kind", "description", "variant")}
+                    for n in manifest["environment_order"]}
+    options = RunOptions(suite=manifest["suite"], out=Path(out), run_id=run_id, seed=manifest["order_seed"],
+                         scratch=Path(manifest.get("scratch", "/var/tmp")),
+                         allow_tcg=manifest.get("allow_tcg", False))
+    for name, e in environments.items():
+        ok, why = KINDS[e["kind"]].availability(e["variant"], allow_tcg=options.allow_tcg)
+        if not ok:
+            raise BenchError(f"cannot resume: environment '{name}' is not available here: {why}")
+    p = Plan(run_id, manifest["suite"], manifest["profile"], manifest["repetitions"], manifest["order_seed"],
+             workloads, environments, manifest.get("skipped_environments", {}))
+    return p, options, store
+
+
 class Runner:
-    def __init__(self, p: Plan, options: RunOptions, report: Callable[[str], None] | None = None):
+    def __init__(self, p: Plan, options: RunOptions, report: Callable[[str], None] | None = None,
+                 resume: RunStore | None = None):
         self.plan = p
         self.options = options
         self.say = report or (lambda line: print(line, file=sys.stderr, flush=True))
-        self.store: RunStore | None = None
+        self.store: RunStore | None = resume
         self.envs: dict[str, Environment] = {}
         self.client = HostEnvironment("client", {}, p.run_id)
         self.manifest: dict[str, Any] = {}
-        self.counts = {"samples": 0, "failures": 0, "repetitions_done": 0}
         self.tool_seconds = 0.0
+        self.failures = 0
 
     def execute(self) -> RunStore:
         p = self.plan
-        self.store = RunStore.create(self.options.out, p.run_id)
         started = time.time()
-        self.manifest = {
-            "run_id": p.run_id,
-            "status": "running",
-            "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(),
-            "command": sys.argv,
-            "suite": p.suite,
-            "profile": p.profile,
-            "repetitions": p.repetitions,
-            "order_seed": p.seed,
-            "workloads": {w.name: dataclasses.asdict(w) for w in p.workloads},
-            # run.json's keys are sorted; these keep the suite's and the user's order.
-            "workload_order": [w.name for w in p.workloads],
-            "environment_order": list(p.environments),
-            "environments": {n: dict(e) for n, e in p.environments.items()},
-            "skipped_environments": p.skipped_environments,
-            "host": metadata.host_metadata(),
-        }
-        self.store.write_manifest(self.manifest)
+        done: frozenset[tuple[str, str, int]] = frozenset()
+        if self.store is not None:  # --resume: the same folder, the steps it lacks
+            self._clean_leftovers()
+            self.manifest = self.store.manifest()
+            done = done_repetitions(self.store)
+            self.manifest.setdefault("resumed_at", []).append(
+                dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat())
+            self.manifest.update(status="running", pid=os.getpid())
+            self.store.write_manifest(self.manifest)
+        else:
+            self.store = RunStore.create(self.options.out, p.run_id)
+            self.manifest = self._new_manifest(started)
+            self.store.write_manifest(self.manifest)
+        previous_wall = self.manifest.get("wall_seconds", 0.0)
+        previous_tool = self.manifest.get("tool_seconds", 0.0)
         status = "failed"
         try:
             with _sigterm_as_interrupt():
                 self._provision()
-                steps = schedule(p)
+                steps = schedule(p, done)
                 progress = Progress(len(steps))
                 for step in steps:
                     progress.begin(step)
@@ -242,15 +282,51 @@ class Runner:
             with _ignore_interrupts():
                 self._teardown()
                 ended = time.time()
+                measured = {(s.environment, s.workload, s.repetition) for s in self.store.samples()
+                            if s.workload != "provision"}
                 self.manifest.update(
                     status=status,
                     ended_at=dt.datetime.fromtimestamp(ended, dt.timezone.utc).isoformat(),
-                    wall_seconds=round(ended - started, 3),
-                    tool_seconds=round(self.tool_seconds, 3),
-                    **self.counts,
+                    wall_seconds=round(previous_wall + ended - started, 3),
+                    tool_seconds=round(previous_tool + self.tool_seconds, 3),
+                    samples=len(self.store.samples()),
+                    failures=len(self.store.failures()),
+                    repetitions_done=len(measured),
                 )
                 self.store.write_manifest(self.manifest)
         return self.store
+
+    def _clean_leftovers(self) -> None:
+        """A killed run's containers, domains and scratch folders carry its id: the resumed run
+        would collide with them, and they must not run beside the measurements."""
+        from . import cleanup
+
+        for leftover in cleanup.find(self.plan.run_id, self.options.scratch):
+            self.say(f"removing what the interrupted run left: {leftover.kind} {leftover.name}")
+            leftover.remove()
+
+    def _new_manifest(self, started: float) -> dict[str, Any]:
+        p = self.plan
+        return {
+            "run_id": p.run_id,
+            "status": "running",
+            "pid": os.getpid(),  # with status "running": tells a live run from a killed one
+            "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(),
+            "command": sys.argv,
+            "scratch": str(self.options.scratch),
+            "allow_tcg": self.options.allow_tcg,
+            "suite": p.suite,
+            "profile": p.profile,
+            "repetitions": p.repetitions,
+            "order_seed": p.seed,
+            "workloads": {w.name: dataclasses.asdict(w) for w in p.workloads},
+            # run.json's keys are sorted; these keep the suite's and the user's order.
+            "workload_order": [w.name for w in p.workloads],
+            "environment_order": list(p.environments),
+            "environments": {n: dict(e) for n, e in p.environments.items()},
+            "skipped_environments": p.skipped_environments,
+            "host": metadata.host_metadata(),
+        }
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -273,17 +349,19 @@ class Runner:
             finally:
                 for artifact, text in env.artifacts().items():
                     self.store.write_raw([name, "provision", artifact], text)
-            # What provisioning measured (a VM's boot-to-ready time) is a sample like any other.
+            # What provisioning measured (a VM's boot-to-ready time) is a sample like any other;
+            # a resumed run provisions again, as repetition 2, 3...
+            boots = 1 + len({s.repetition for s in self.store.samples()
+                             if s.environment == name and s.workload == "provision"})
             self.store.append_samples([
                 Sample(self.plan.run_id, name, e["kind"], "provision", e["kind"], m.metric, m.unit, m.value,
-                       m.better, 1, variant=env.effective_variant())
+                       m.better, boots, variant=env.effective_variant())
                 for m in env.measurements])
-            self.counts["samples"] += len(env.measurements)
             if env.effective_variant().get("accel") == "tcg":
                 self.say(f"{name} runs under TCG: its numbers are EMULATED, not KVM measurements")
         versions: dict[str, dict[str, str]] = {}
         for name, env in self.envs.items():
-            self.manifest["environments"][name]["variant"] = env.effective_variant()
+            self.manifest["environments"][name]["variant_as_run"] = env.effective_variant()
             self.manifest["environments"][name]["metadata"] = env.metadata()
             versions[name] = {w.tool: TOOLS[w.tool].version(env) for w in self.plan.workloads}
             self.manifest["environments"][name]["tool_versions"] = versions[name]
@@ -309,7 +387,7 @@ class Runner:
         ctx = CellContext(env=env, client=self.client, params=w.params, timeout=w.timeout, label=w.name)
 
         def fail(reason: str, stderr: str = "", raw: str = "") -> str:
-            self.counts["failures"] += 1
+            self.failures += 1
             self.store.append_failure(Failure(self.plan.run_id, step.environment, w.name, step.repetition,
                                               reason, stderr[-STDERR_TAIL:], raw))
             return f"FAILED ({reason})"
@@ -357,8 +435,6 @@ class Runner:
                    m.better, step.repetition, params=w.params, variant=variant)
             for m in measurements
         ])
-        self.counts["samples"] += len(measurements)
-        self.counts["repetitions_done"] += 1
         return summary
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,21 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def effective_status(manifest: dict[str, Any]) -> str:
+    """The recorded status, except that a "running" run whose process is gone is "incomplete"
+    (it was SIGKILLed, or the machine went down)."""
+    import psutil
+
+    status = manifest.get("status", "unknown")
+    if status != "running":
+        return status
+    try:
+        alive = "bench" in " ".join(psutil.Process(manifest.get("pid", -1)).cmdline())
+    except (psutil.Error, ValueError):
+        alive = False
+    return "running" if alive else "incomplete"
+
+
 def run_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Run folders named directly, or found one level below a results folder."""
     found: list[Path] = []
@@ -157,7 +173,10 @@ def load(*paths: str | os.PathLike):
 
     rows = []
     for folder in run_folders(paths or ["results"]):
-        read_manifest(folder)  # refuse a format this version cannot read
+        status = effective_status(read_manifest(folder))  # also refuses a format it cannot read
+        if status != "complete":
+            warnings.warn(f"{folder}: run is {status}: its samples are a part of the planned ones "
+                          f"(finish it with `bench run --resume {folder.name}`)", stacklevel=2)
         for row in _read_lines(folder / SAMPLES):
             params = row.pop("params", {}) or {}
             variant = {f"env_{k}": v for k, v in (row.pop("variant", {}) or {}).items()}

@@ -81,3 +81,37 @@ def test_bad_run_id(tmp_path):
 def test_argparse_errors_are_status_2_too():
     r = bench_cli("run", "--reps", "many")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+# Malformed command lines: each is refused with exit status 2, one line or argparse's usage,
+# never a traceback, and nothing is made.
+MALFORMED_ARGS = [
+    (["run", "--suite", ""], "unknown suite ''"),
+    (["run", "--env", ","], "expected one or more names"),
+    (["run", "--env", "host,nope"], "unknown environment 'nope'"),
+    (["run", "--reps", "-1"], "--reps must be at least 1"),
+    (["run", "--reps", "1.5"], "invalid int value"),
+    (["run", "--profile", "huge"], "invalid choice"),
+    (["run", "--seed", "x"], "invalid int value"),
+    (["run", "--resume", "no-such-run"], "not a run folder"),
+    (["run", "--resume", "../x"], "invalid run id"),
+    (["run", "--resume", "x", "--env", "host"], "drop --env"),
+    (["run", "--resume", "x", "--suite", "quick", "--reps", "2"], "drop --suite, --reps"),
+    (["cleanup", "--run-id", "../../x"], "invalid run id"),
+    (["--config-dir", "/nonexistent/bench", "list"], "no such configuration folder"),
+    (["report"], "invalid choice"),
+    (["image"], "required"),
+    (["image", "bake"], "invalid choice"),
+    (["list", "--profile", "quick", "extra"], "unrecognized arguments"),
+]
+
+
+@pytest.mark.parametrize("argv,message", MALFORMED_ARGS, ids=[" ".join(a) for a, _ in MALFORMED_ARGS])
+def test_malformed_command_lines(tmp_path, argv, message):
+    out = tmp_path / "results"
+    if argv[0] == "run":
+        argv = [*argv, "--out", str(out)]
+    r = bench_cli(*argv)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and message in r.stderr, r.stderr
+    assert not out.exists() or not any(out.iterdir())

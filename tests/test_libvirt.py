@@ -138,6 +138,6 @@ def test_quick_suite_host_and_kvm_allowing_tcg(vm_image, tmp_path):
     manifest = json.loads((tmp_path / "host-kvm" / "run.json").read_text())
     meta = manifest["environments"]["kvm"]["metadata"]
     assert meta["accel"] == "tcg" and meta["emulated"] is True
-    assert manifest["environments"]["kvm"]["variant"]["accel"] == "tcg"
+    assert manifest["environments"]["kvm"]["variant_as_run"]["accel"] == "tcg"
     assert (tmp_path / "host-kvm" / "raw" / "kvm" / "provision" / "console.log").exists()
     assert domains_of("host-kvm") == []

@@ -6,6 +6,7 @@ rather than an afterthought: the same contract, with processes started directly.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -17,6 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from .base import Environment, ExecResult, Server
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup() -> None:
+    """In the child, before exec: its own session (so a timeout can kill the whole tree), and
+    SIGKILL when bench dies, so that a SIGKILLed run leaves no tool or server running."""
+    os.setsid()
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
@@ -54,7 +66,7 @@ def run_argv(argv: list[str], timeout: float, cwd: str | None = None,
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+                                preexec_fn=_child_setup)
     except OSError as e:  # not installed, not executable, bad cwd
         return ExecResult(argv, 127, "", f"{argv[0]}: {e.strerror}", time.monotonic() - start)
     try:
@@ -123,7 +135,7 @@ class HostEnvironment(Environment):
         log = Path(self.workdir) / f"{log_name}.log"
         with open(log, "wb") as f:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    preexec_fn=_child_setup)
         server = HostServer(proc, log)
         self._servers.append(server)
         return server

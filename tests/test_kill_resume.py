@@ -1,0 +1,156 @@
+"""SIGKILL a real run at several points, check what it left, resume it, check nothing is lost
+or leaked and the cells are those of an uninterrupted run. Host, Docker and a TCG guest."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import bench
+from bench import cleanup
+from bench.store import effective_status, read_manifest
+
+from conftest import ROOT, bench_cli
+
+pytestmark = pytest.mark.integration
+
+TOOL_PROCESSES = {"fio", "sysbench", "netserver", "netperf", "mpirun", "hpcc"}
+REPS = 3
+WORKLOADS = ["sysbench-tiny", "fio-tiny", "netperf-tiny"]
+
+
+@pytest.fixture
+def tiny(config_copy: Path) -> Path:
+    """A suite of short workloads, one of each kind that needs no MPI, with one warm-up."""
+    (config_copy / "catalogue" / "tiny.yaml").write_text(
+        "sysbench-tiny:\n  tool: sysbench\n  warmups: 1\n  params: {threads: 1, time: 1}\n"
+        "fio-tiny:\n  tool: fio\n  warmups: 0\n  params: {rw: randread, bs: 4k, size: 16M, runtime: 1}\n"
+        "netperf-tiny:\n  tool: netperf\n  warmups: 0\n  params: {length: 1}\n")
+    (config_copy / "suites" / "tiny.yaml").write_text(f"repetitions: {REPS}\nworkloads: {WORKLOADS}\n")
+    return config_copy
+
+
+def tool_pids() -> set[int]:
+    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in TOOL_PROCESSES}
+
+
+def describe(pids: set[int]) -> list[str]:
+    found = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            found.append(f"{pid} (parent {p.ppid()}): {' '.join(p.cmdline())[:120]}")
+        except psutil.Error:
+            pass
+    return found
+
+
+def leftover_tools(before: set[int]) -> list[str]:
+    """Tools still alive that were not there before; a moment's grace for ones just ending."""
+    for _ in range(20):
+        alive = describe(tool_pids() - before)
+        if not alive:
+            return []
+        time.sleep(0.1)
+    return alive
+
+
+def sample_lines(run: Path) -> int:
+    try:
+        return (run / "samples.jsonl").read_text().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+def start(config: Path, out: Path, run_id: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bench", "--config-dir", str(config), "run", "--suite", "tiny",
+                             "--out", str(out), "--run-id", run_id, "--scratch", str(out / "scratch"), *extra],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, "the run ended before the kill point"
+        assert time.monotonic() < deadline, "kill point not reached in time"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def resume_and_check(config: Path, out: Path, run_id: str, envs: set[str], before: set[int]) -> None:
+    run = out / run_id
+    assert effective_status(read_manifest(run)) == "incomplete"
+    with pytest.warns(UserWarning, match="incomplete"):
+        bench.load(run)  # what was finished loads
+    assert leftover_tools(before) == [], "a tool outlived the killed run"
+
+    r = bench_cli("--config-dir", str(config), "run", "--out", str(out), "--resume", run_id, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    manifest = json.loads((run / "run.json").read_text())
+    assert manifest["status"] == "complete" and manifest["resumed_at"]
+    df = bench.load(run)
+    measured = df[df.workload != "provision"]
+    cells = set(zip(measured.environment, measured.workload, measured.repetition))
+    assert cells == {(e, w, rep) for e in envs for w in WORKLOADS for rep in range(1, REPS + 1)}
+    # no repetition measured twice: a resumed run adds only what was missing
+    assert not measured.duplicated(["environment", "workload", "repetition", "metric"]).any()
+    assert cleanup.find(run_id, out / "scratch") == []
+    assert leftover_tools(before) == []
+
+
+@pytest.mark.parametrize("point", ["first warm-up", "after one repetition", "midway"])
+def test_host_run_killed_then_resumed(tiny, tmp_path, point):
+    before = tool_pids()
+    run_id = f"host-{point.replace(' ', '-')}"
+    proc = start(tiny, tmp_path, run_id, "--env", "host")
+    run = tmp_path / run_id
+    ready = {
+        # the first warm-up (sysbench) is running; version probes (sysbench --version) are not it
+        "first warm-up": lambda: any("--threads=1" in d for d in describe(tool_pids() - before)),
+        "after one repetition": lambda: sample_lines(run) >= 1,
+        "midway": lambda: sample_lines(run) >= 10,
+    }[point]
+    kill_when(proc, ready)
+    resume_and_check(tiny, tmp_path, run_id, {"host"}, before)
+
+
+def docker_ok() -> bool:
+    from bench.environments.docker import DockerEnvironment
+
+    return DockerEnvironment.availability({})[0]
+
+
+@pytest.mark.skipif(not docker_ok() and not os.environ.get("CI"), reason="dockerd is not running")
+def test_docker_run_killed_then_resumed(tiny, tmp_path):
+    before = tool_pids()
+    proc = start(tiny, tmp_path, "docker-killed", "--env", "host,docker-nat")
+    run = tmp_path / "docker-killed"
+    kill_when(proc, lambda: sample_lines(run) >= 2)
+    left = {l.kind for l in cleanup.find("docker-killed", tmp_path / "scratch")}
+    assert {"container", "volume"} <= left  # what SIGKILL leaves: the resume must remove it
+    resume_and_check(tiny, tmp_path, "docker-killed", {"host", "docker-nat"}, before)
+
+
+def libvirt_ok() -> bool:
+    from bench.environments.libvirt import LibvirtEnvironment
+
+    return LibvirtEnvironment.availability({"accel": "tcg"}, allow_tcg=True)[0]
+
+
+@pytest.mark.skipif(not libvirt_ok() and not os.environ.get("CI"), reason="libvirtd is not running")
+def test_tcg_guest_killed_while_booting_then_resumed(tiny, tmp_path):
+    before = tool_pids()
+    proc = start(tiny, tmp_path, "vm-killed", "--env", "tcg", "--allow-tcg")
+    kill_when(proc, lambda: any(l.kind == "domain" for l in cleanup.find("vm-killed", tmp_path / "scratch")))
+    resume_and_check(tiny, tmp_path, "vm-killed", {"tcg"}, before)
+    boots = bench.load(tmp_path / "vm-killed").query("workload == 'provision'")
+    assert len(boots) == 1  # the killed boot never reached the agent; the resumed one did
