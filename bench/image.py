@@ -173,9 +173,16 @@ def docker_image(client, recipe: Recipe, force: bool = False):
             pass
     tar = build_rootfs(recipe, force=force)
     _say(f"importing {tar.name} into Docker as {recipe.tag}")
-    client.api.import_image_from_file(
-        str(tar), repository=IMAGE_REPOSITORY, tag=recipe.digest,
-        changes=[f"LABEL {LABEL_RECIPE}={recipe.digest}", 'CMD ["sleep", "infinity"]'])
+    from .environments.docker import client as docker_client
+
+    # Its own client: streaming half a gigabyte may outlast the usual API timeout.
+    importer = docker_client(timeout=BUILD_TIMEOUT)
+    try:
+        importer.api.import_image_from_file(
+            str(tar), repository=IMAGE_REPOSITORY, tag=recipe.digest,
+            changes=[f"LABEL {LABEL_RECIPE}={recipe.digest}", 'CMD ["sleep", "infinity"]'])
+    finally:
+        importer.close()
     return client.images.get(recipe.tag)
 
 

@@ -155,3 +155,22 @@ def test_sigterm_mid_run_tears_down_and_keeps_finished_repetitions(tmp_path):
     assert list(scratch.iterdir()) == []
     time.sleep(0.5)
     assert tool_pids() - before == set()
+
+
+def test_a_tool_printing_garbage_is_recorded_as_unparsable(tmp_path, config_copy):
+    """The one stand-in of these tests: a `sysbench` that exits 0 having printed nonsense, first
+    on PATH, because no real tool can be made to do that on demand."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "sysbench"
+    fake.write_text("#!/bin/sh\necho 'sysbench 1.0.20'\necho 'events per second: lots'\nhead -c 200 /dev/urandom | base64\n")
+    fake.chmod(0o755)
+    (config_copy / "suites" / "garbage.yaml").write_text("repetitions: 1\nworkloads: [sysbench-cpu]\n")
+    r = bench_cli("--config-dir", str(config_copy), "run", "--suite", "garbage", "--env", "host",
+                  "--out", str(tmp_path), "--run-id", "garbage", "--scratch", str(tmp_path / "scratch"),
+                  env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert r.returncode == 1, r.stderr
+    failures = [json.loads(line) for line in (tmp_path / "garbage" / "failures.jsonl").read_text().splitlines()]
+    assert {f["reason"] for f in failures} == {"unparsable output: no 'events per second' in sysbench's output"}
+    raw = tmp_path / "garbage" / "raw" / "host" / "sysbench-cpu" / "rep-1.txt"
+    assert "events per second: lots" in raw.read_text()  # the garbage is kept for a look
