@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The workload image (Docker, and the VM disk and kernel the KVM probe boots): once, then cached.
+.venv/bin/bench image build >/dev/null
 exec .venv/bin/bench run --suite quick "$@"
