@@ -202,11 +202,17 @@ def cmd_image(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
             raise BenchError(f"cannot build the Docker image: {why}")
         img = image.docker_image(client(), recipe, force=args.force)
         print(f"{recipe.tag} {img.id}")
+        # The VM's kernel, initramfs and disk come from the same root file system.
+        kernel, _ = image.vm_kernel(recipe)
+        print(f"VM disk {image.vm_disk(recipe)}, kernel {kernel}")
         return 0
     print(f"recipe {recipe.digest}: Debian {recipe.release} ({','.join(recipe.components)}) from {recipe.mirror}")
     print(f"  packages: {' '.join(recipe.packages)}")
     size = f"{recipe.rootfs.stat().st_size / 2**20:.0f} MiB" if recipe.rootfs.exists() else "not built"
     print(f"root file system {recipe.rootfs}: {size}")
+    vm = image.CACHE / f"vm-{recipe.digest}"
+    for disk in sorted(vm.glob("root.*")) if vm.is_dir() else []:
+        print(f"VM disk {disk}: {disk.stat().st_blocks * 512 / 2**20:.0f} MiB used")
     if not ok:
         print(f"docker: {why}")
         return 0
