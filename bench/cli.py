@@ -183,7 +183,7 @@ def cmd_list(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
         print(f"  {'':<18} {'':<9} {params}; {w.warmups} warm-up(s), timeout {w.timeout:.0f} s")
     print("\nenvironments:")
     for name, e in sorted(catalogue.environments.items()):
-        ok, why = KINDS[e.kind].availability(e.variant, allow_tcg=args.allow_tcg)
+        ok, why = KINDS[e.kind].availability(e.variant_for(args.profile), allow_tcg=args.allow_tcg)
         state = "available" if ok else "NOT AVAILABLE"
         print(f"  {name:<18} {e.kind:<9} {state}: {why}")
         if e.description:

@@ -3,7 +3,7 @@
 Everything is checked when it is loaded, before anything is provisioned: an error names the
 file, the key and what was expected, and an unknown name suggests the nearest valid one.
 
-    workloads/environments.yaml      name -> {kind, description, variant parameters}
+    workloads/environments.yaml      name -> {kind, description, variant parameters, profiles}
     workloads/catalogue/<tool>.yaml  name -> {tool, description, warmups, params, profiles}
     workloads/suites/<suite>.yaml    {description, profile, repetitions, workloads: [names]}
 """
@@ -38,13 +38,18 @@ class _Strict(BaseModel):
 
 class EnvironmentSpec(BaseModel):
     # Variant parameters sit beside kind and description; the kind's own model checks them.
+    # `profiles` overrides some of them per size profile (a lab VM needs more memory).
     model_config = ConfigDict(extra="allow", frozen=True)
     kind: str
     description: str = ""
+    profiles: dict[str, dict[str, Any]] = {}
 
     @property
     def variant(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def variant_for(self, profile: str) -> dict[str, Any]:
+        return {**self.variant, **self.profiles.get(profile, {})}
 
 
 class WorkloadSpec(_Strict):
@@ -165,7 +170,12 @@ def load(root: Path | None = None) -> Catalogue:
         spec = _validated(EnvironmentSpec, body, env_path, name)
         if spec.kind not in KINDS:
             raise unknown("environment kind", spec.kind, KINDS, where=f"{env_path}: {name}.kind")
-        _validated(KINDS[spec.kind].Variant, spec.variant, env_path, name)
+        for profile in spec.profiles:
+            if profile not in PROFILES:
+                raise unknown("profile", profile, PROFILES, where=f"{env_path}: {name}.profiles")
+        for profile in PROFILES:
+            _validated(KINDS[spec.kind].Variant, spec.variant_for(profile), env_path,
+                       f"{name}[{profile}]" if profile in spec.profiles else name)
         environments[name] = spec
 
     workloads: dict[str, WorkloadSpec] = {}

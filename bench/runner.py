@@ -80,13 +80,14 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
     names = options.environments or list(catalogue.environments)
     for name in names:
         spec = catalogue.environment(name)
-        ok, why = KINDS[spec.kind].availability(spec.variant, allow_tcg=options.allow_tcg)
+        variant = spec.variant_for(profile)
+        ok, why = KINDS[spec.kind].availability(variant, allow_tcg=options.allow_tcg)
         if not ok:
             if options.environments:  # asked for by name: refuse, and say how to fix it
                 raise BenchError(f"environment '{name}' is not available here: {why}")
             skipped[name] = why
             continue
-        environments[name] = {"kind": spec.kind, "description": spec.description, "variant": spec.variant}
+        environments[name] = {"kind": spec.kind, "description": spec.description, "variant": variant}
     if not environments:
         raise BenchError("no environment is available here; see `bench list`")
 

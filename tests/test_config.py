@@ -68,6 +68,10 @@ MALFORMED = [
     ("environments.yaml", "host:\n  kind: hots\n", r"unknown environment kind 'hots'.*did you mean 'host'"),
     ("environments.yaml", "host:\n  kind: host\n  network: nat\n", r"environments.yaml: host.network: Extra inputs"),
     ("environments.yaml", "host: [1, 2]\n", r"environments.yaml: host: Input should be a valid dictionary"),
+    ("environments.yaml", "host:\n  kind: host\n  profiles: {big: {}}\n", r"unknown profile 'big' in .*host.profiles"),
+    ("environments.yaml", "vm:\n  kind: libvirt\n  profiles: {lab: {memory_mib: lots}}\n",
+     r"environments.yaml: vm\[lab\].memory_mib: Input should be a valid integer"),
+    ("environments.yaml", "c:\n  kind: docker\n  network: bridge\n", r"c.network: Input should be 'nat' or 'host'"),
 ]
 
 
@@ -81,3 +85,12 @@ def test_malformed_data_is_refused_with_file_and_key(config_copy, relpath, text,
 def test_missing_config_folder(tmp_path):
     with pytest.raises(ConfigError, match="no such configuration folder"):
         config.load(tmp_path / "nowhere")
+
+
+def test_environment_variants_follow_the_profile():
+    from bench.environments.libvirt import LibvirtVariant
+
+    kvm = config.load().environment("kvm")
+    assert LibvirtVariant(**kvm.variant_for("quick")).memory_mib == 2048  # the model's default
+    assert LibvirtVariant(**kvm.variant_for("lab")).memory_mib == 32768
+    assert kvm.variant_for("lab")["tuned"] is False  # what the profile does not name stays
