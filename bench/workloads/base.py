@@ -81,3 +81,13 @@ def dpkg_version(env: Environment, package: str) -> str:
     """A Debian package's version in env: the most exact identity of a binary we can get."""
     r = env.exec(["dpkg-query", "-W", "-f=${Version}", package], timeout=20)
     return r.stdout.strip() if r.ok else ""
+
+
+def cpu_count(env: Environment) -> int:
+    """CPUs the environment offers (a guest's vCPUs, a container's cpuset): what `0` means in
+    a thread or process count, so that one catalogue entry fits every machine."""
+    r = env.exec(["nproc"], timeout=20)
+    try:
+        return max(int(r.stdout.strip()), 1)
+    except ValueError:
+        return 1

@@ -17,7 +17,9 @@ from typing import Any
 from ..environments import Environment
 from ..errors import ToolError
 from ..model import Measurement
-from .base import CellContext, Params, RawOutput, Workload, dpkg_version
+from pydantic import Field
+
+from .base import CellContext, Params, RawOutput, Workload, cpu_count, dpkg_version
 
 INPUT_TEMPLATE = """\
 HPLinpack benchmark input file (written by bench)
@@ -62,7 +64,7 @@ HPL.out      output file name (if any)
 class HpccParams(Params):
     n: int = 4000          # HPL problem size; also sizes STREAM and RandomAccess
     nb: int = 128          # HPL block size
-    processes: int = 1     # MPI ranks; one per core
+    processes: int = Field(default=0, ge=0)  # MPI ranks; 0: one per CPU of the environment
 
 
 def process_grid(processes: int) -> tuple[int, int]:
@@ -105,9 +107,10 @@ class Hpcc(Workload):
     def run(self, ctx: CellContext) -> RawOutput:
         # hpcc reads hpccinf.txt from, and appends hpccoutf.txt to, its working folder.
         directory = f"{ctx.env.workdir}/{ctx.label}"
-        ctx.env.put_file(f"{directory}/hpccinf.txt", input_file(ctx.params).encode())
+        params = {**ctx.params, "processes": ctx.params["processes"] or cpu_count(ctx.env)}
+        ctx.env.put_file(f"{directory}/hpccinf.txt", input_file(params).encode())
         ctx.env.exec(["rm", "-f", f"{directory}/hpccoutf.txt"], timeout=30)
-        result = ctx.env.exec(self.argv(ctx.params), ctx.timeout, cwd=directory)
+        result = ctx.env.exec(self.argv(params), ctx.timeout, cwd=directory)
         try:
             text = ctx.env.get_file(f"{directory}/hpccoutf.txt").decode(errors="replace")
         except FileNotFoundError:

@@ -8,11 +8,13 @@ from typing import Any
 from ..environments import Environment
 from ..errors import ToolError
 from ..model import Measurement
-from .base import CellContext, Params, RawOutput, Workload, first_line
+from pydantic import Field
+
+from .base import CellContext, Params, RawOutput, Workload, cpu_count, first_line
 
 
 class SysbenchCpuParams(Params):
-    threads: int = 1
+    threads: int = Field(default=0, ge=0)  # 0: one per CPU of the environment
     time: int = 10              # seconds
     cpu_max_prime: int = 20000
 
@@ -37,7 +39,8 @@ class SysbenchCpu(Workload):
                 f"--cpu-max-prime={p.cpu_max_prime}", "run"]
 
     def run(self, ctx: CellContext) -> RawOutput:
-        result = ctx.env.exec(self.argv(ctx.params), ctx.timeout)
+        params = {**ctx.params, "threads": ctx.params["threads"] or cpu_count(ctx.env)}
+        result = ctx.env.exec(self.argv(params), ctx.timeout)
         return RawOutput(result.stdout, result)
 
     @staticmethod
