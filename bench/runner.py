@@ -106,7 +106,7 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
         programs = ", ".join(sorted(p for p, _ in missing))
         packages = " ".join(sorted({pk for _, pk in missing}))
         raise BenchError(f"missing on this host: {programs}; install with `apt-get install {packages}` "
-                         f"(netperf is in Debian's non-free component) or run `make setup`")
+                         f"(netperf is in Debian's non-free component), or run scripts/setup.sh")
 
     run_id = check_run_id(options.run_id) if options.run_id else _new_run_id(options.suite)
     if (options.out / run_id).exists():
