@@ -88,6 +88,7 @@ class Environment(abc.ABC):
         self.ports: list[int] = [] # ports a server inside may listen on; see endpoint()
         # What provisioning itself measured (a VM's boot-to-ready time): stored as samples.
         self.measurements: list[Measurement] = []
+        self._programs: dict[str, bool] = {}
 
     # -- before anything is made ------------------------------------------------------------
 
@@ -128,9 +129,11 @@ class Environment(abc.ABC):
     def endpoint(self, port: int) -> tuple[str, int]:
         """The (address, port) at which a client on the host reaches `port` inside."""
 
-    @abc.abstractmethod
     def has_program(self, program: str) -> bool:
-        """Whether `program` is on the environment's PATH."""
+        """Whether `program` is on the environment's PATH (asked once per program)."""
+        if program not in self._programs:
+            self._programs[program] = self.exec(["sh", "-c", 'command -v "$0"', program], timeout=30).ok
+        return self._programs[program]
 
     @abc.abstractmethod
     def metadata(self) -> dict[str, Any]:

@@ -59,7 +59,6 @@ class DockerEnvironment(Environment):
         self.image = None
         self._client = None
         self._stream = None
-        self._programs: dict[str, bool] = {}
 
     @property
     def listen_address(self) -> str:  # type: ignore[override]
@@ -194,12 +193,6 @@ class DockerEnvironment(Environment):
     def endpoint(self, port: int) -> tuple[str, int]:
         # nat: published 1:1 on the host's loopback; host: the container shares the host stack.
         return "127.0.0.1", port
-
-    def has_program(self, program: str) -> bool:
-        if program not in self._programs:
-            r = self.exec(["sh", "-c", 'command -v "$0"', program], timeout=30)
-            self._programs[program] = r.ok
-        return self._programs[program]
 
     def metadata(self) -> dict[str, Any]:
         from .. import image

@@ -58,6 +58,11 @@ def _connect():
     return libvirt.open(URI)
 
 
+def _dotted(version: int) -> str:
+    """libvirt's version numbers: 9000000 -> "9.0.0"."""
+    return f"{version // 1000000}.{version // 1000 % 1000}.{version % 1000}"
+
+
 def cpu_mode(variant: LibvirtVariant, accel: str) -> str:
     if accel == "tcg":
         return "maximum"
@@ -158,7 +163,6 @@ class LibvirtEnvironment(Environment):
         self.folder: Path | None = None
         self.console_log = ""
         self.boot_seconds = float("nan")
-        self._programs: dict[str, bool] = {}
         self.xml = ""
 
     # -- before anything is made -------------------------------------------------------------
@@ -176,7 +180,7 @@ class LibvirtEnvironment(Environment):
         except Exception as e:
             return False, (f"libvirtd is not reachable at {URI} ({str(e).strip().splitlines()[0]}): "
                            f"install libvirt-daemon-system and start it (`libvirtd -d; virtlogd -d`)")
-        where = f"libvirt {version // 1000000}.{version // 1000 % 1000}.{version % 1000}"
+        where = f"libvirt {_dotted(version)}"
         if params.get("accel", "kvm") == "tcg":
             # Emulation is never chosen by default, not even by name alone: its numbers are
             # not virtualization costs, and a run over "every environment" must not include it.
@@ -331,11 +335,6 @@ class LibvirtEnvironment(Environment):
     def endpoint(self, port: int) -> tuple[str, int]:
         return "127.0.0.1", port  # forwarded 1:1 to the host's loopback by QEMU's user-mode net
 
-    def has_program(self, program: str) -> bool:
-        if program not in self._programs:
-            self._programs[program] = self.exec(["sh", "-c", 'command -v "$0"', program], timeout=30).ok
-        return self._programs[program]
-
     def effective_variant(self) -> dict[str, Any]:
         return {**self.params, "accel": self.accel}
 
@@ -359,8 +358,8 @@ class LibvirtEnvironment(Environment):
             "accel_reason": self.accel_reason,
             "emulated": self.accel == "tcg",
             "domain_type": "kvm" if self.accel == "kvm" else "qemu",
-            "libvirt_version": f"{lib // 1000000}.{lib // 1000 % 1000}.{lib % 1000}",
-            "qemu_version": f"{version // 1000000}.{version // 1000 % 1000}.{version % 1000}",
+            "libvirt_version": _dotted(lib),
+            "qemu_version": _dotted(version),
             "guest_kernel": guest_kernel or "unavailable",
             "vcpus": self.variant.vcpus or os.cpu_count() or 1,
             "memory_mib": self.variant.memory_mib,
