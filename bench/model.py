@@ -39,6 +39,9 @@ class Measurement:
     value: float
     unit: str
     better: str = "higher"  # "higher" or "lower": which direction is an improvement
+    # Parameters of this point of a sweep, when one repetition measures several (Redis at 1, 10
+    # and 50 clients): they override the workload's own in the sample, so `clients` is a column.
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.better not in ("higher", "lower"):

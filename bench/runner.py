@@ -433,7 +433,7 @@ class Runner:
         variant = env.effective_variant()
         self.store.append_samples([
             Sample(self.plan.run_id, step.environment, kind, w.name, w.tool, m.metric, m.unit, m.value,
-                   m.better, step.repetition, params=w.params, variant=variant)
+                   m.better, step.repetition, params={**w.params, **m.params}, variant=variant)
             for m in measurements
         ])
         return summary

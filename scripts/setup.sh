@@ -11,6 +11,7 @@ SUDO=""
 # The tools, from Debian, so every environment runs the same binaries (the workload image and
 # the VM disk are built from this same list).
 PACKAGES=(fio sysbench netperf hpcc openmpi-bin libopenblas0-serial xz-utils iproute2
+          redis-server redis-tools mariadb-server
           python3 python3-venv python3-dev gcc
           docker.io debootstrap
           libvirt-daemon-system qemu-system-x86 qemu-utils e2fsprogs libvirt-dev pkg-config)
@@ -33,7 +34,17 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
     fi
     $SUDO apt-get update -q
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    # Redis and MariaDB would start as system services on install: bench starts its own
+    # servers, on its own ports and data folders, so the packages' services are kept from
+    # starting (policy-rc.d 101) unless the machine already has a policy of its own.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod 755 "$policy"
+    fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        || { [ -z "$policy" ] || $SUDO rm -f "$policy"; exit 1; }
+    [ -z "$policy" ] || $SUDO rm -f "$policy"
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -40,6 +40,33 @@ def test_fio_json_after_notes_is_found():
     assert by_metric(TOOLS["fio"].parse(text, {"rw": "randread"}))["read_iops"].value > 0
 
 
+def test_fio_mixed_job_headline_is_total_iops():
+    params = {"rw": "randrw", "numjobs": 8, "runtime": 3}
+    ms = by_metric(TOOLS["fio"].parse(recorded("fio", "randrw-70-30-4k-qd32-8jobs.json"), params))
+    assert ms["total_iops"].value == pytest.approx(ms["read_iops"].value + ms["write_iops"].value)
+    assert 0.65 < ms["read_iops"].value / ms["total_iops"].value < 0.75  # rwmixread=70
+    assert ms["write_clat_p99"].better == "lower"
+
+
+def test_fio_eight_jobs_sum_their_runtime():
+    params = {"rw": "randwrite", "numjobs": 8, "runtime": 3}
+    ms = TOOLS["fio"].parse(recorded("fio", "randwrite-4k-qd16-8jobs.json"), params)
+    assert ms[0].metric == "write_iops" and ms[0].value == pytest.approx(38752.2, rel=1e-4)
+
+
+def test_fio_fill_is_not_time_based():
+    params = {"rw": "write", "time_based": False, "runtime": 60}
+    ms = TOOLS["fio"].parse(recorded("fio", "seqwrite-fill-1m-qd16.json"), params)
+    assert ms[0].metric == "write_bandwidth" and ms[0].unit == "MiB/s"
+
+
+def test_fio_stopped_early_is_a_partial_run():
+    # SIGTERM after 2 s of a 30 s run: fio still writes a well-formed document.
+    text = recorded("fio", "randread-4k-sigterm-after-2s.json")
+    with pytest.raises(ToolError, match="partial"):
+        TOOLS["fio"].parse(text, {"rw": "randread", "numjobs": 1, "runtime": 30})
+
+
 @pytest.mark.parametrize("text", ["", "fio: failed parsing directory=/nonexistent/dir\n", "{ truncated"])
 def test_fio_failed_or_garbled_output_raises(text):
     with pytest.raises(ToolError):
@@ -101,3 +128,28 @@ def test_no_parameter_shadows_a_sample_column():
     # bench.load() flattens parameters into columns beside the sample fields.
     for tool in TOOLS.values():
         assert not set(tool.Params.model_fields) & set(SAMPLE_FIELDS), tool.tool
+
+
+def test_xz_throughput_ratio_and_time():
+    ms = by_metric(TOOLS["xz"].parse(recorded("xz", "host-8mib-2threads.txt"), {}))
+    assert ms["compress_throughput"].value == pytest.approx(8388688 / 27.978390754 / 1e6)
+    assert ms["compress_throughput"].unit == "MB/s" and ms["compress_throughput"].better == "higher"
+    assert ms["compression_ratio"].value == pytest.approx(8388688 / 2440012)
+    assert ms["compress_seconds"].better == "lower"
+
+
+def test_xz_killed_midway_raises():
+    with pytest.raises(ToolError, match="incomplete"):
+        TOOLS["xz"].parse(recorded("xz", "killed-after-2s.txt"), {})
+
+
+def test_xz_corpus_is_the_same_bytes_every_time(tmp_path):
+    """The corpus generator is deterministic: the same seed and size give the recorded digest."""
+    import hashlib
+    import subprocess
+    from bench.workloads.xz import CORPUS_AWK
+    (tmp_path / "c.awk").write_text(CORPUS_AWK)
+    out = subprocess.run(["mawk", "-v", "seed=2014", "-v", f"bytes={8 * 1024 * 1024}", "-f", str(tmp_path / "c.awk")],
+                         capture_output=True, check=True).stdout
+    recorded_digest = dict(line.split("=", 1) for line in recorded("xz", "host-8mib-2threads.txt").splitlines())
+    assert hashlib.sha256(out).hexdigest() == recorded_digest["corpus_sha256"]

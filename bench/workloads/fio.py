@@ -17,12 +17,16 @@ class FioParams(Params):
     bs: str                        # fio size syntax: 4k, 1M
     iodepth: int = 1
     numjobs: int = 1
-    size: str = "256M"             # per job file; lab runs use the study's 16G
-    runtime: int = 10              # seconds, time-based
+    size: str = "256M"             # the data file every job shares; lab runs use the study's 16G
+    runtime: int = 10              # seconds; with time_based false, an upper bound
+    time_based: bool = True        # false for a fill: write the file once, end to end
     ramp_time: int = 0             # seconds run before fio starts counting
     ioengine: str = "libaio"
     direct: bool = True            # bypass the page cache: measure the device path, not memory
     rwmixread: int | None = None   # % reads, for randrw
+
+
+DATA_FILE = "bench-fio-data"
 
 
 def _percentile_name(key: str) -> str:
@@ -49,12 +53,14 @@ class Fio(Workload):
     def argv(params: dict[str, Any], directory: str, name: str) -> list[str]:
         p = FioParams(**params)
         argv = [
-            "fio", f"--name={name}", f"--directory={directory}",
+            "fio", f"--name={name}", f"--directory={directory}", f"--filename={DATA_FILE}-{p.size}",
             f"--rw={p.rw}", f"--bs={p.bs}", f"--iodepth={p.iodepth}", f"--numjobs={p.numjobs}",
-            f"--size={p.size}", f"--runtime={p.runtime}", "--time_based",
+            f"--size={p.size}", f"--runtime={p.runtime}",
             f"--ioengine={p.ioengine}", f"--direct={int(p.direct)}",
             "--group_reporting", "--output-format=json",
         ]
+        if p.time_based:
+            argv.append("--time_based")
         if p.ramp_time:
             argv.append(f"--ramp_time={p.ramp_time}")
         if p.rwmixread is not None:
@@ -62,8 +68,11 @@ class Fio(Workload):
         return argv
 
     def run(self, ctx: CellContext) -> RawOutput:
-        # One folder per cell: repetitions reuse the laid-out file, as a lab run would.
-        directory = f"{ctx.env.workdir}/{ctx.label}"
+        # One data file per environment and size, shared by every fio workload and all their
+        # jobs (as the study ran its whole job set on one 16 GB file): the space needed is one
+        # file whatever the catalogue holds, and a sequential fill run first lays it out for the
+        # reads that follow.
+        directory = f"{ctx.env.workdir}/fio"
         mk = ctx.env.exec(["mkdir", "-p", directory], timeout=30)
         if not mk.ok:
             raise ToolError(f"cannot make {directory}: {mk.stderr.strip()}")
@@ -83,6 +92,12 @@ class Fio(Workload):
             raise ToolError(f"unreadable fio JSON: {e}") from None
         if job.get("error"):
             raise ToolError(f"fio job reported error {job['error']}")
+        # A signalled fio still prints a well-formed document with the I/O done so far: a run
+        # that stopped early is a partial one, not a sample. job_runtime (ms) sums the jobs.
+        if params.get("time_based", True) and params.get("runtime"):
+            ran = job.get("job_runtime", 0) / max(params.get("numjobs", 1), 1) / 1000.0
+            if ran < 0.9 * params["runtime"]:
+                raise ToolError(f"fio stopped after {ran:.1f} s of the {params['runtime']} s asked (partial run)")
         out: list[Measurement] = []
         for direction in ("read", "write"):
             d = job.get(direction)
@@ -100,4 +115,8 @@ class Fio(Workload):
                                        "us", "lower"))
         if not out:
             raise ToolError("fio finished without completing any I/O")
+        if params.get("rw") in ("randrw", "rw"):
+            # A mixed job's headline is all I/O together, as the study reported it.
+            total = sum(m.value for m in out if m.metric.endswith("_iops"))
+            out.insert(0, Measurement("total_iops", total, "IOPS"))
         return out
