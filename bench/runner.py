@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import metadata
+from . import adaptive, metadata
 from .config import Catalogue, WorkloadConfig
 from .environments import KINDS, Environment
 from .environments.host import HostEnvironment
@@ -33,6 +33,7 @@ from .model import Failure, Sample
 from .store import RunStore, check_run_id, effective_status
 from .workloads import TOOLS, CellContext
 
+DEFAULT_MAX_REPS = 10  # --target-ci without --max-reps: the study's n
 STDERR_TAIL = 2000  # characters of a failed tool's stderr kept in failures.jsonl
 
 
@@ -47,6 +48,8 @@ class RunOptions:
     seed: int | None = None                # order of environments within a round
     scratch: Path = Path("/var/tmp")       # where environments keep data files (fio's)
     allow_tcg: bool = False                # may a VM run emulated when KVM cannot run here?
+    target_ci: float | None = None         # % half-width of the 95 % interval a cell must reach
+    max_reps: int | None = None            # the cap on a cell's repetitions under target_ci
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +74,13 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
     suite = catalogue.suite(options.suite)
     profile = options.profile or suite.profile
     repetitions = options.repetitions if options.repetitions is not None else suite.repetitions
+    if options.max_reps is not None and not options.target_ci:
+        raise BenchError("--max-reps caps --target-ci's extra repetitions; give --target-ci PCT too, "
+                          "or --reps N for a fixed number")
+    if options.target_ci is not None and not 0 < options.target_ci < 100:
+        raise BenchError(f"--target-ci is a percentage of the mean, between 0 and 100 (got {options.target_ci:g})")
+    if options.max_reps is not None and options.max_reps < repetitions:
+        raise BenchError(f"--max-reps {options.max_reps} is below the {repetitions} repetitions every cell runs anyway")
     if repetitions < 1:
         raise BenchError("--reps must be at least 1")
     workloads = [catalogue.workload(name, profile) for name in suite.workloads]
@@ -224,7 +234,8 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, Run
                     for n in manifest["environment_order"]}
     options = RunOptions(suite=manifest["suite"], out=Path(out), run_id=run_id, seed=manifest["order_seed"],
                          scratch=Path(manifest.get("scratch", "/var/tmp")),
-                         allow_tcg=manifest.get("allow_tcg", False))
+                         allow_tcg=manifest.get("allow_tcg", False),
+                         target_ci=manifest.get("target_ci"), max_reps=manifest.get("max_reps"))
     for name, e in environments.items():
         ok, why = KINDS[e["kind"]].availability(e["variant"], allow_tcg=options.allow_tcg)
         if not ok:
@@ -274,6 +285,8 @@ class Runner:
                 for step in steps:
                     progress.begin(step)
                     progress.end(self._run_step(step))
+                if self.options.target_ci:
+                    self._repeat_until_target(progress)
             status = "complete"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -297,6 +310,27 @@ class Runner:
                 self.store.write_manifest(self.manifest)
         return self.store
 
+    def _repeat_until_target(self, progress: Progress) -> None:
+        """Rounds of one more repetition for every cell whose interval is still too wide."""
+        p, target = self.plan, self.options.target_ci
+        cap = max(self.options.max_reps or DEFAULT_MAX_REPS, p.repetitions)
+        rng = random.Random(p.seed + 1)  # an order of its own, as reproducible as the rounds before
+        by_name = {w.name: w for w in p.workloads}
+        while True:
+            reps: dict[tuple[str, str], int] = {}
+            for env, workload, rep in done_repetitions(self.store):
+                reps[(env, workload)] = max(reps.get((env, workload), 0), rep)
+            short = adaptive.cells_short_of_target(self.store.samples(), reps, target, cap)
+            order = adaptive.next_round(short, list(by_name), list(self.envs), rng)
+            if not order:
+                return
+            self.say(f"{len(order)} cell(s) not yet within ±{target:g} % (95 % interval): one more round")
+            progress.total += len(order)
+            for env, workload in order:
+                step = Step(env, by_name[workload], reps[(env, workload)] + 1)
+                progress.begin(step)
+                progress.end(self._run_step(step))
+
     def _clean_leftovers(self) -> None:
         """A killed run's containers, domains and scratch folders carry its id: the resumed run
         would collide with them, and they must not run beside the measurements."""
@@ -316,6 +350,8 @@ class Runner:
             "command": sys.argv,
             "scratch": str(self.options.scratch),
             "allow_tcg": self.options.allow_tcg,
+            "target_ci": self.options.target_ci,
+            "max_reps": self.options.max_reps,
             "suite": p.suite,
             "profile": p.profile,
             "repetitions": p.repetitions,
