@@ -95,7 +95,8 @@ def test_files_in_and_out(nat):
 def test_nat_publishes_server_ports_on_loopback_only(nat):
     nat.container.reload()
     bindings = nat.container.attrs["HostConfig"]["PortBindings"]
-    assert {k: v[0]["HostIp"] for k, v in bindings.items()} == {f"{p}/tcp": "127.0.0.1" for p in nat.ports}
+    assert {k: v[0]["HostIp"] for k, v in bindings.items()} == {
+        f"{p}/{proto}": "127.0.0.1" for p in nat.ports for proto in ("tcp", "udp")}  # UDP for UDP_RR
     assert all(v[0]["HostPort"] == k.split("/")[0] for k, v in bindings.items())  # published 1:1
     server = nat.start_server(["netserver", "-D", "-4", "-L", nat.listen_address, "-p", str(nat.ports[0])],
                               "netserver-test")

@@ -129,6 +129,11 @@ class Environment(abc.ABC):
     def endpoint(self, port: int) -> tuple[str, int]:
         """The (address, port) at which a client on the host reaches `port` inside."""
 
+    def client_command(self, argv: list[str]) -> list[str]:
+        """How the host runs a client of a server inside: argv as it is, unless the server is
+        reachable only from a network namespace the environment made (a VM on a bridge)."""
+        return argv
+
     def has_program(self, program: str) -> bool:
         """Whether `program` is on the environment's PATH (asked once per program)."""
         if program not in self._programs:

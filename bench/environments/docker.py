@@ -109,7 +109,9 @@ class DockerEnvironment(Environment):
         if self.variant.network == "host":
             kwargs["network_mode"] = "host"
         else:
-            kwargs["ports"] = {f"{p}/tcp": ("127.0.0.1", p) for p in self.ports}
+            # Both protocols: a server's data connection may be UDP (netperf UDP_RR).
+            kwargs["ports"] = {f"{p}/{proto}": ("127.0.0.1", p)
+                               for p in self.ports for proto in ("tcp", "udp")}
         if self.variant.storage == "volume":
             self.volume = self._client.volumes.create(name=resource, labels=labels)
             kwargs["volumes"] = {self.volume.name: {"bind": WORKDIR, "mode": "rw"}}

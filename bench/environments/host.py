@@ -46,14 +46,27 @@ def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
 
 
 def free_loopback_ports(n: int) -> list[int]:
-    """n distinct ports free on 127.0.0.1 now (held open together so they differ)."""
-    socks = []
+    """n distinct ports free on 127.0.0.1 now for both TCP and UDP (a server may use either:
+    netperf's UDP_RR data connection is UDP); held open together so they differ."""
+    socks: list[socket.socket] = []
+    ports: list[int] = []
     try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+        for _ in range(100 * n):
+            if len(ports) == n:
+                break
+            tcp = socket.socket()
+            tcp.bind(("127.0.0.1", 0))
+            socks.append(tcp)
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            socks.append(udp)
+            try:
+                udp.bind(("127.0.0.1", tcp.getsockname()[1]))
+            except OSError:
+                continue  # taken for UDP: keep the TCP socket open so it is not offered again
+            ports.append(tcp.getsockname()[1])
+        if len(ports) < n:
+            raise RuntimeError(f"cannot find {n} loopback ports free for both TCP and UDP")
+        return ports
     finally:
         for s in socks:
             s.close()
