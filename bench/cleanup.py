@@ -2,6 +2,8 @@
 
 Docker containers, volumes and networks carry the label bench.run_id; libvirt domains carry
 it in their <metadata>, and their disks are in /var/lib/libvirt/images/bench-<run-id>-<env>;
+a bridged guest's network namespace is bench-<run-id>-<env>, its bridge and tap carry the run id
+in their alias;
 host scratch folders are named bench-<run-id>-<environment>-*. A run that is still going has the same marks, so run
 `bench cleanup` without --run-id only when no run is in progress.
 """
@@ -89,6 +91,28 @@ def _libvirt_leftovers(run_id: str | None) -> list[Leftover]:
     return found
 
 
+def _netns_leftovers(run_id: str | None) -> list[Leftover]:
+    """Network namespaces of bridged guests (with their bridge and tap), and taps a run killed
+    before it moved them into its namespace."""
+    from .environments import netns
+
+    prefix = f"{netns.PREFIX}{run_id}-" if run_id else netns.PREFIX
+    found = []
+    for name in netns.namespaces():
+        if not name.startswith(prefix):
+            continue
+        owner = netns.owner(name)
+        if run_id is not None and owner not in (None, run_id):
+            continue  # another run whose id begins with this one's
+        found.append(Leftover("network namespace", name, owner or run_id or "?",
+                              lambda n=name: netns.delete_namespace(n)))
+    for tap, owner in netns.stray_taps():
+        if run_id is None or owner == run_id:
+            found.append(Leftover("tap", tap, owner, lambda t=tap: netns.delete_link(t)))
+    return found
+
+
 def find(run_id: str | None = None, scratch: Path = Path("/var/tmp")) -> list[Leftover]:
-    # Domains before their disks, containers before their volumes.
-    return _libvirt_leftovers(run_id) + _docker_leftovers(run_id) + _scratch_leftovers(run_id, scratch)
+    # Domains before their disks and their namespaces, containers before their volumes.
+    return (_libvirt_leftovers(run_id) + _netns_leftovers(run_id) + _docker_leftovers(run_id)
+            + _scratch_leftovers(run_id, scratch))

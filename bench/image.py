@@ -36,8 +36,10 @@ BASE_PACKAGES = ("procps", "iproute2")
 VM_PACKAGES = ("linux-image-cloud-amd64", "initramfs-tools", "qemu-guest-agent", "tini", "kmod")
 VM_DISK_SIZE = "3G"
 
-# PID 1 of a bench VM: mount what the tools need, configure QEMU's user-mode network, mount
-# the data disk, start the guest agent. Nothing else runs in the guest to disturb a measurement.
+# PID 1 of a bench VM: mount what the tools need, configure the network, mount the data disk,
+# start the guest agent. Nothing else runs in the guest to disturb a measurement. The network is
+# QEMU's user-mode net (slirp's fixed addresses) unless the kernel command line has
+# bench.ip=ADDR/LEN: a bridge in the run's network namespace, with no DHCP and no way out.
 GUEST_INIT = """#!/bin/sh
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mount -t proc proc /proc
@@ -51,12 +53,16 @@ mount -o remount,rw /
 hostname bench-guest
 for m in virtio_net virtio_console virtio_blk; do modprobe "$m" 2>/dev/null; done
 ip link set lo up
+addr=10.0.2.15/24 gateway=10.0.2.2
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in bench.ip=*) addr=${arg#bench.ip=} gateway= ;; esac
+done
 for dev in /sys/class/net/*; do
     name=${dev##*/}
     [ "$name" = lo ] && continue
     ip link set "$name" up
-    ip addr add 10.0.2.15/24 dev "$name"
-    ip route add default via 10.0.2.2
+    ip addr add "$addr" dev "$name"
+    [ -n "$gateway" ] && ip route add default via "$gateway"
     break
 done
 mkdir -p /bench/work

@@ -45,6 +45,11 @@ class DomainSpec:
     pinning: tuple[int, ...] | None = None         # host CPU of each vCPU
     forwarded_ports: tuple[int, ...] = ()          # user-mode net: 127.0.0.1:P -> guest:P
     nic_model: str = "virtio-net-pci"
+    # bridge: a virtio NIC on a tap the harness made (libvirt opens it, never creates, moves or
+    # deletes it: managed='no'); vhost-net moves its packets in the host kernel (KVM only).
+    network: Literal["user", "bridge"] = "user"
+    tap: str = ""
+    vhost: bool = False
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -103,10 +108,19 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(channel, "target", type="virtio", name="org.qemu.guest_agent.0")
     _sub(devices, "memballoon", model="none")  # no balloon driver reclaiming memory mid-run
 
+    if spec.network == "bridge":
+        nic = _sub(devices, "interface", type="ethernet")
+        _sub(nic, "target", dev=spec.tap, managed="no")
+        _sub(nic, "model", type="virtio")
+        _sub(nic, "driver", name="vhost" if spec.vhost else "qemu")
+        ET.indent(dom)
+        return ET.tostring(dom, encoding="unicode") + "\n"
+
     # User-mode networking with ports forwarded to the host's loopback only: libvirt 9.0's
     # <interface type='user'> cannot forward ports without passt, so the netdev is given to
     # QEMU as structured arguments, the NIC at a PCI slot libvirt leaves free.
-    fwd = "".join(f",hostfwd=tcp:127.0.0.1:{p}-:{p}" for p in spec.forwarded_ports)
+    fwd = "".join(f",hostfwd={proto}:127.0.0.1:{p}-:{p}"
+                  for p in spec.forwarded_ports for proto in ("tcp", "udp"))
     cmd = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
     for value in ("-netdev", f"user,id=benchnet0{fwd}",
                   "-device", f"{spec.nic_model},netdev=benchnet0,bus=pcie.0,addr=0x10"):

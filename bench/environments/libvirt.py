@@ -7,6 +7,11 @@ guest agent; nothing else runs in the guest to disturb a measurement. The harnes
 the guest only through the agent over virtio-serial (guest-exec, guest-file-*): no SSH keys
 or passwords exist to manage.
 
+Networks: `user` is QEMU's user-mode net with guest ports forwarded 1:1 to 127.0.0.1; `bridge`
+is the study's virtio-net on a Linux bridge, with vhost-net under KVM, kept inside a network
+namespace the run makes (netns.py): the guest gets its address on the kernel command line, and
+clients on the host run inside that namespace.
+
 Acceleration is probed, not assumed: /dev/kvm may exist where KVM cannot run a guest (nested
 virtualization). A `kvm` variant on such a host is refused unless emulation is allowed
 (--allow-tcg); it then runs under QEMU's TCG, and the run records accel=tcg everywhere.
@@ -29,6 +34,7 @@ from ..errors import BenchError
 from ..model import Measurement
 from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
 from .domain import Disk, DomainSpec, domain_xml
+from .netns import BridgeNetwork
 
 URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
 IMAGES = Path(os.environ.get("BENCH_VM_DIR", "/var/lib/libvirt/images"))
@@ -37,6 +43,7 @@ BOOT_TIMEOUT = 300.0          # seconds from domain start to a guest agent that 
 # Bytes per guest-file-read/-write: a larger message can outlast the agent's timeout under TCG,
 # after which libvirt considers the agent gone for good.
 AGENT_CHUNK = 64 << 10
+BRIDGE_FIRST_PORT = 20000     # servers' ports in a guest on a bridge (nothing else listens there)
 
 
 class LibvirtVariant(BaseModel):
@@ -47,7 +54,9 @@ class LibvirtVariant(BaseModel):
     vcpus: int | None = None               # default: the host's CPU count
     memory_mib: int = 2048
     data_disk_gib: int = 2                 # fio's disk: virtio-blk, cache=none, io=native
-    network: Literal["user"] = "user"      # user-mode net, guest ports forwarded to 127.0.0.1
+    # user: QEMU user-mode net, guest ports forwarded to 127.0.0.1; bridge: virtio-net on a tap
+    # on a Linux bridge inside a network namespace of the run's own, vhost-net under KVM
+    network: Literal["user", "bridge"] = "user"
 
 
 def _connect():
@@ -79,24 +88,34 @@ def host_topology() -> tuple[int, int, int]:
     return sockets, max(len(cpus) // (sockets * threads), 1), threads
 
 
+def uses_vhost(variant: LibvirtVariant, accel: str) -> bool:
+    """vhost-net (the host kernel moves the NIC's packets) needs KVM's ioeventfd and irqfd:
+    under TCG, QEMU's own virtio-net back end does the work."""
+    return variant.network == "bridge" and accel == "kvm"
+
+
 def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVariant, accel: str,
                 topology: tuple[int, int, int], kernel: str, initrd: str, root: str, data: str,
-                console_log: str, ports: tuple[int, ...]) -> DomainSpec:
+                console_log: str, ports: tuple[int, ...], tap: str = "", guest_cidr: str = "") -> DomainSpec:
     """The guest of a variant: pure, so that golden XML tests cover every variant."""
     host_cpus = topology[0] * topology[1] * topology[2]
     vcpus = variant.vcpus or host_cpus
     tuned = variant.tuned and accel == "kvm"  # pinning and passthrough mean nothing to TCG
+    cmdline = "root=/dev/vda rw console=ttyS0 init=/usr/local/sbin/bench-init quiet"
+    if variant.network == "bridge":
+        cmdline += f" bench.ip={guest_cidr}"  # no DHCP on the bridge: bench-init sets it
     return DomainSpec(
         name=name, run_id=run_id, environment=environment, accel=accel,
         vcpus=vcpus, memory_mib=variant.memory_mib, kernel=kernel, initrd=initrd,
-        cmdline="root=/dev/vda rw console=ttyS0 init=/usr/local/sbin/bench-init quiet",
+        cmdline=cmdline,
         disks=(Disk(root, "vda", variant.disk_format), Disk(data, "vdb")),
         console_log=console_log,
         cpu_mode=cpu_mode(variant, accel),
         # The host's own topology when the guest has all its CPUs, as the study's tuned guest.
         topology=(topology if vcpus == host_cpus else (1, vcpus, 1)) if tuned else None,
         pinning=tuple(range(vcpus)) if tuned and vcpus <= host_cpus else None,
-        forwarded_ports=ports)
+        forwarded_ports=ports if variant.network == "user" else (),
+        network=variant.network, tap=tap, vhost=uses_vhost(variant, accel))
 
 
 # -- acceleration ------------------------------------------------------------------------------
@@ -164,6 +183,8 @@ class LibvirtEnvironment(Environment):
         self.console_log = ""
         self.boot_seconds = float("nan")
         self.xml = ""
+        self.kept_artifacts: dict[str, str] = {}
+        self.bridge = BridgeNetwork(run_id, name) if self.variant.network == "bridge" else None
 
     # -- before anything is made -------------------------------------------------------------
 
@@ -181,6 +202,8 @@ class LibvirtEnvironment(Environment):
             return False, (f"libvirtd is not reachable at {URI} ({str(e).strip().splitlines()[0]}): "
                            f"install libvirt-daemon-system and start it (`libvirtd -d; virtlogd -d`)")
         where = f"libvirt {_dotted(version)}"
+        if params.get("network") == "bridge" and (shutil.which("ip") is None or not os.path.exists("/dev/net/tun")):
+            return False, f"{where}; a bridged guest needs iproute2's `ip` and /dev/net/tun (modprobe tun)"
         if params.get("accel", "kvm") == "tcg":
             # Emulation is never chosen by default, not even by name alone: its numbers are
             # not virtualization costs, and a run over "every environment" must not include it.
@@ -202,6 +225,14 @@ class LibvirtEnvironment(Environment):
     # -- life cycle --------------------------------------------------------------------------
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
+        try:
+            self._provision(n_ports)
+        except BaseException:
+            self.kept_artifacts = self.artifacts()  # the console log says why; teardown removes it
+            self.teardown()  # a half-made guest leaves no domain, disk folder or namespace behind
+            raise
+
+    def _provision(self, n_ports: int) -> None:
         from .. import image
         from .host import free_loopback_ports
 
@@ -214,10 +245,13 @@ class LibvirtEnvironment(Environment):
                 if not self.allow_tcg:
                     raise BenchError(f"{self.name}: KVM is not usable here ({why}); pass --allow-tcg")
                 self.accel, self.accel_reason = "tcg", f"KVM not usable: {why}"
+        if uses_vhost(self.variant, self.accel) and not os.path.exists("/dev/vhost-net"):
+            raise BenchError(f"{self.name}: /dev/vhost-net is missing: `modprobe vhost_net` (the study's NIC back end)")
 
         resource = f"bench-{self.run_id}-{self.name}"
-        self.folder = IMAGES / resource
-        self.folder.mkdir(parents=True, exist_ok=False)
+        folder = IMAGES / resource
+        folder.mkdir(parents=True, exist_ok=False)
+        self.folder = folder  # only once it is ours: teardown removes it
         root = self.folder / f"root.{self.variant.disk_format}"
         subprocess.run(["cp", "--sparse=always", str(base_disk), str(root)], check=True)
         data = self.folder / "data.raw"
@@ -225,15 +259,26 @@ class LibvirtEnvironment(Environment):
             f.truncate(self.variant.data_disk_gib << 30)
         subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "benchdata", str(data)], check=True)
         self.console_log = str(self.folder / "console.log")
-        self.ports = free_loopback_ports(n_ports)
+        if self.bridge:
+            # The guest's own stack, reached only through the namespace: any port is free there.
+            self.ports = list(range(BRIDGE_FIRST_PORT, BRIDGE_FIRST_PORT + n_ports))
+            self.bridge.create()
+        else:
+            self.ports = free_loopback_ports(n_ports)
 
         spec = domain_spec(resource, self.run_id, self.name, self.variant, self.accel, host_topology(),
-                           str(kernel), str(initrd), str(root), str(data), self.console_log, tuple(self.ports))
+                           str(kernel), str(initrd), str(root), str(data), self.console_log, tuple(self.ports),
+                           tap=self.bridge.tap if self.bridge else "",
+                           guest_cidr=self.bridge.guest_cidr if self.bridge else "")
         self.xml = domain_xml(spec)
         self.conn = _connect()
         self.domain = self.conn.createXML(self.xml, 0)  # transient: gone when destroyed
         start = time.monotonic()  # from a running QEMU (libvirt's own start-up excluded)
+        if self.bridge:
+            self.bridge.attach()  # QEMU holds the tap open now: it may leave the root namespace
         self._wait_for_agent(start)
+        if self.bridge:
+            self._check_guest_address()
         self.boot_seconds = time.monotonic() - start
         self.measurements.append(Measurement("boot_to_ready", self.boot_seconds, "s", "lower"))
         self.workdir = WORKDIR
@@ -251,6 +296,17 @@ class LibvirtEnvironment(Environment):
         raise BenchError(f"{self.name}: the guest agent did not answer within {BOOT_TIMEOUT:.0f} s; its "
                          f"console log is in the run folder under raw/{self.name}/provision/")
 
+    def _check_guest_address(self) -> None:
+        """An image older than bench.ip support would boot with slirp's address: say so now
+        rather than let every client time out."""
+        shown = self.exec(["ip", "-4", "-o", "addr", "show"], timeout=60).stdout
+        # "2: enp1s0    inet 10.0.2.15/24 scope global enp1s0 ..." -> "enp1s0 10.0.2.15/24"
+        addresses = [f"{f[1]} {f[3]}" for f in (line.split() for line in shown.splitlines()) if len(f) > 3]
+        if f"{self.bridge.guest_cidr}" not in [a.split()[1] for a in addresses]:
+            raise BenchError(f"{self.name}: the guest did not take its bridge address {self.bridge.guest_cidr} "
+                             f"(an image without bench.ip support? `bench image build`); it has "
+                             f"{', '.join(addresses) or 'no IPv4 address'}")
+
     def teardown(self) -> None:
         if self.domain is not None:
             try:
@@ -261,6 +317,8 @@ class LibvirtEnvironment(Environment):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        if self.bridge is not None:
+            self.bridge.delete()  # after QEMU: the namespace takes the bridge and tap with it
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
@@ -333,13 +391,20 @@ class LibvirtEnvironment(Environment):
         return PidFileServer(self, base)
 
     def endpoint(self, port: int) -> tuple[str, int]:
+        if self.bridge:
+            return self.bridge.guest_address, port  # reachable from inside the namespace only
         return "127.0.0.1", port  # forwarded 1:1 to the host's loopback by QEMU's user-mode net
 
+    def client_command(self, argv: list[str]) -> list[str]:
+        return self.bridge.client_command(argv) if self.bridge else argv
+
     def effective_variant(self) -> dict[str, Any]:
-        return {**self.params, "accel": self.accel}
+        # Every sample says which network it crossed, and whether vhost-net carried it.
+        return {**self.params, "accel": self.accel, "network": self.variant.network,
+                "vhost": uses_vhost(self.variant, self.accel)}
 
     def artifacts(self) -> dict[str, str]:
-        found = {}
+        found = dict(self.kept_artifacts)
         if self.console_log and os.path.exists(self.console_log):
             found["console.log"] = Path(self.console_log).read_text(errors="replace")
         if self.xml:
@@ -368,7 +433,9 @@ class LibvirtEnvironment(Environment):
             "disk_format": self.variant.disk_format,
             "disk_cache": "none",
             "disk_io": "native",
-            "network_mode": "user-mode (QEMU slirp), guest ports forwarded to 127.0.0.1",
+            "network_mode": (f"bridge in network namespace {self.bridge.namespace}, guest {self.bridge.guest_address}"
+                             if self.bridge else "user-mode (QEMU slirp), guest ports forwarded to 127.0.0.1"),
+            "vhost_net": uses_vhost(self.variant, self.accel),
             "nic_model": "virtio-net-pci",
             "image_tag": image.Recipe.default().tag,
             "boot_to_ready_seconds": round(self.boot_seconds, 3),

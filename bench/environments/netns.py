@@ -1,0 +1,125 @@
+"""A private L2 network for one VM: a network namespace the run makes, a Linux bridge in it, and
+the guest's tap device on that bridge (the study's virtio-net + vhost on a bridge).
+
+Every packet stays inside the namespace: the bridge's address and the guest's exist only there,
+and the namespace has no route anywhere else. A client on the host reaches the guest by running
+inside the namespace (`ip netns exec`).
+
+libvirt opens the tap by name in its own (root) namespace when it starts QEMU, so the tap is made
+there first and moved into the namespace once QEMU holds it: a tap's file descriptor stays bound
+to its device across the move. Both carry the run id in their alias, which is how `bench cleanup`
+knows whose they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import subprocess
+from pathlib import Path
+
+from ..errors import BenchError
+
+NETNS_DIR = Path("/run/netns")
+PREFIX = "bench-"
+BRIDGE = "br0"                       # exists only inside the namespace: no clash between runs
+SUBNET = ipaddress.ip_network("10.213.0.0/24")  # private, and only inside the namespace
+HOST_ADDRESS = "10.213.0.1"          # the namespace's end (on the bridge)
+GUEST_ADDRESS = "10.213.0.2"         # given to the guest on its kernel command line
+TAP_PREFIX = "btap"                  # root-namespace names are shared: at most 15 characters
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and r.returncode != 0:
+        raise BenchError(f"`ip {' '.join(args)}` failed: {(r.stderr or r.stdout).strip()}")
+    return r
+
+
+def alias_of(run_id: str) -> str:
+    return f"bench run {run_id}"
+
+
+def namespaces() -> list[str]:
+    """Names of every named network namespace (those `ip netns` manages)."""
+    if not NETNS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in NETNS_DIR.iterdir())
+
+
+def owner(namespace: str) -> str | None:
+    """The run id in the alias of a namespace's bridge (None: no bridge, or not ours)."""
+    r = _ip("-j", "-n", namespace, "link", "show", BRIDGE, check=False)
+    try:
+        alias = json.loads(r.stdout)[0].get("ifalias", "") if r.returncode == 0 else ""
+    except (ValueError, IndexError):
+        return None
+    return alias[len(alias_of("")):] if alias.startswith(alias_of("")) else None
+
+
+def stray_taps() -> list[tuple[str, str]]:
+    """(tap, run id) of our taps still in the root namespace (a run killed before the move)."""
+    r = _ip("-j", "link", "show", check=False)
+    try:
+        links = json.loads(r.stdout) if r.returncode == 0 else []
+    except ValueError:
+        return []
+    return [(l["ifname"], l.get("ifalias", "")[len(alias_of("")):]) for l in links
+            if l.get("ifname", "").startswith(TAP_PREFIX) and l.get("ifalias", "").startswith(alias_of(""))]
+
+
+def delete_namespace(namespace: str) -> None:
+    # Deleting the namespace deletes the bridge and the tap in it (virtual devices die with it).
+    if (NETNS_DIR / namespace).exists():
+        _ip("netns", "delete", namespace)
+
+
+def delete_link(name: str) -> None:
+    if _ip("link", "show", name, check=False).returncode == 0:
+        _ip("link", "delete", name)
+
+
+class BridgeNetwork:
+    """The namespace, bridge and tap of one environment of one run."""
+
+    def __init__(self, run_id: str, environment: str):
+        self.run_id = run_id
+        self.namespace = f"{PREFIX}{run_id}-{environment}"
+        digest = hashlib.sha256(f"{run_id}/{environment}".encode()).hexdigest()
+        self.tap = f"{TAP_PREFIX}{digest[:10]}"  # 14 characters
+        self.guest_address = GUEST_ADDRESS
+        self.guest_cidr = f"{GUEST_ADDRESS}/{SUBNET.prefixlen}"
+        self.made = False
+
+    def create(self) -> None:
+        """The namespace with its bridge, and the tap in the root namespace for libvirt."""
+        if (NETNS_DIR / self.namespace).exists():
+            raise BenchError(f"network namespace {self.namespace} already exists: a run with this id is "
+                             f"going on or was killed (`bench cleanup --run-id {self.run_id}`)")
+        self.made = True  # from here on, delete() has something to remove
+        _ip("netns", "add", self.namespace)
+        ns = ("-n", self.namespace)
+        _ip(*ns, "link", "set", "lo", "up")
+        _ip(*ns, "link", "add", BRIDGE, "type", "bridge")
+        _ip(*ns, "link", "set", BRIDGE, "alias", alias_of(self.run_id))
+        _ip(*ns, "addr", "add", f"{HOST_ADDRESS}/{SUBNET.prefixlen}", "dev", BRIDGE)
+        _ip(*ns, "link", "set", BRIDGE, "up")
+        _ip("tuntap", "add", "dev", self.tap, "mode", "tap")
+        _ip("link", "set", self.tap, "alias", alias_of(self.run_id))
+
+    def attach(self) -> None:
+        """Move the tap (QEMU holds it open now) into the namespace and onto the bridge."""
+        _ip("link", "set", self.tap, "netns", self.namespace)
+        _ip("-n", self.namespace, "link", "set", self.tap, "master", BRIDGE, "up")
+
+    def client_command(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace, *argv]
+
+    def delete(self) -> None:
+        """Remove the namespace (and the bridge and tap in it), and the tap if it never moved."""
+        if not self.made:
+            return
+        delete_namespace(self.namespace)
+        delete_link(self.tap)
+        self.made = False
