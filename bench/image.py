@@ -24,7 +24,7 @@ from .errors import BenchError
 from .workloads import TOOLS
 
 # Bump when the way the root file system is made changes, so old caches are not reused.
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3  # 3: the release's -updates and -security suites applied after debootstrap
 IMAGE_REPOSITORY = "bench-workload"
 LABEL_RECIPE = "bench.recipe"
 CACHE = Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench"))
@@ -96,6 +96,7 @@ class Recipe:
     mirror: str
     components: tuple[str, ...]
     packages: tuple[str, ...]
+    security_mirror: str = "http://deb.debian.org/debian-security"
 
     @classmethod
     def default(cls) -> "Recipe":
@@ -105,7 +106,9 @@ class Recipe:
         return cls(release=os.environ.get("BENCH_IMAGE_RELEASE", _host_release()),
                    mirror=os.environ.get("BENCH_IMAGE_MIRROR", "http://deb.debian.org/debian"),
                    components=("main", "non-free"),  # netperf is in non-free
-                   packages=tuple(sorted(packages)))
+                   packages=tuple(sorted(packages)),
+                   security_mirror=os.environ.get("BENCH_IMAGE_SECURITY_MIRROR",
+                                                  "http://deb.debian.org/debian-security"))
 
     @property
     def digest(self) -> str:
@@ -150,6 +153,8 @@ def build_rootfs(recipe: Recipe, force: bool = False) -> Path:
             tail = log.read_text(errors="replace").strip().splitlines()[-1:]
             raise BenchError(f"debootstrap failed ({tail[0] if tail else 'no output'}); see {log}")
         root = build / "root"
+        with open(log, "a") as f:
+            _apply_updates(root, recipe, f)
         # Package caches are not part of what is measured; they only make the image larger.
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for p in (root / junk).glob("*"):
@@ -166,6 +171,43 @@ def build_rootfs(recipe: Recipe, force: bool = False) -> Path:
         shutil.rmtree(build, ignore_errors=True)
     _say(f"root file system {recipe.digest} built in {time.monotonic() - start:.0f} s")
     return recipe.rootfs
+
+
+def _apply_updates(root: Path, recipe: Recipe, log) -> None:
+    """Bring the root file system to the release's current point and security updates, as a
+    maintained host has them: debootstrap takes only the release's original packages, and a
+    host with `redis-server 7.0.15-1~deb12u10` against an image with `~deb12u7` would not run
+    the same binaries. The image is as current as the day it was built (`bench image build
+    --force` refreshes it); a run flags any tool whose version differs from the host's."""
+    components = " ".join(recipe.components)
+    (root / "etc" / "apt" / "sources.list").write_text(
+        f"deb {recipe.mirror} {recipe.release} {components}\n"
+        f"deb {recipe.mirror} {recipe.release}-updates {components}\n"
+        f"deb {recipe.security_mirror} {recipe.release}-security {components}\n")
+    policy = root / "usr" / "sbin" / "policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")  # no service starts inside the chroot
+    policy.chmod(0o755)
+    resolv = root / "etc" / "resolv.conf"
+    had_resolv = resolv.exists() or resolv.is_symlink()
+    if not had_resolv:
+        shutil.copy("/etc/resolv.conf", resolv)
+    subprocess.run(["mount", "-t", "proc", "proc", str(root / "proc")], check=True)
+    try:
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+        for argv in (["apt-get", "update", "-q"],
+                     ["apt-get", "-y", "-q", "-o", "Dpkg::Options::=--force-confold", "upgrade"]):
+            try:
+                r = subprocess.run(["chroot", str(root), *argv], stdout=log, stderr=subprocess.STDOUT,
+                                   env=env, timeout=BUILD_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                raise BenchError(f"`{' '.join(argv)}` in the image took over {BUILD_TIMEOUT:.0f} s") from None
+            if r.returncode != 0:
+                raise BenchError(f"`{' '.join(argv)}` in the image failed (status {r.returncode}); see {log.name}")
+    finally:
+        subprocess.run(["umount", str(root / "proc")], check=False)
+        policy.unlink(missing_ok=True)
+        if not had_resolv:
+            resolv.unlink(missing_ok=True)
 
 
 def docker_image(client, recipe: Recipe, force: bool = False):
@@ -208,10 +250,17 @@ def vm_kernel(recipe: Recipe) -> tuple[Path, Path]:
     except StopIteration:
         raise BenchError(f"{tar} has no kernel or initramfs in /boot; rebuild with `bench image build --force`") from None
     for member, target in ((member_kernel, kernel), (member_initrd, initrd)):
-        with open(f"{target}.part", "wb") as f:
+        part = _part(target)
+        with open(part, "wb") as f:
             subprocess.run(["tar", "-xOf", str(tar), member], stdout=f, check=True)
-        os.replace(f"{target}.part", target)
+        os.replace(part, target)
     return kernel, initrd
+
+
+def _part(target: Path) -> Path:
+    """A file to write `target` into before renaming it into place: one per process, since two
+    runs (or a run and `bench image build`) may make the same cached file at the same time."""
+    return target.with_name(f"{target.name}.{os.getpid()}.part")
 
 
 def vm_disk(recipe: Recipe, disk_format: str = "raw") -> Path:
@@ -223,8 +272,7 @@ def vm_disk(recipe: Recipe, disk_format: str = "raw") -> Path:
         tar = build_rootfs(recipe)
         folder.mkdir(parents=True, exist_ok=True)
         _say(f"making the VM disk {raw} from {tar.name}")
-        part = folder / "root.raw.part"
-        part.unlink(missing_ok=True)
+        part = _part(raw)
         # mke2fs reads a folder (tar input needs e2fsprogs 1.47.1, newer than Debian 12's).
         tree = Path(tempfile.mkdtemp(prefix="vm-root-", dir=folder))
         try:
@@ -234,13 +282,14 @@ def vm_disk(recipe: Recipe, disk_format: str = "raw") -> Path:
         finally:
             shutil.rmtree(tree, ignore_errors=True)
         if r.returncode != 0:
+            part.unlink(missing_ok=True)
             raise BenchError(f"mke2fs could not make the VM disk: {r.stderr.strip()}")
         os.replace(part, raw)
     if disk_format == "raw":
         return raw
     qcow2 = folder / "root.qcow2"
     if not qcow2.exists():
-        part = folder / "root.qcow2.part"
+        part = _part(qcow2)
         subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(part)], check=True,
                        capture_output=True)
         os.replace(part, qcow2)
