@@ -15,13 +15,16 @@ import psutil
 import pytest
 
 import bench
+from bench import config
 from bench.workloads import TOOLS
 
 from conftest import ROOT, bench_cli
 
 pytestmark = pytest.mark.integration
 
-TOOL_PROCESSES = {"fio", "sysbench", "hpcc", "mpirun", "netserver", "netperf"}
+TOOL_PROCESSES = {"fio", "sysbench", "hpcc", "mpirun", "netserver", "netperf", "xz", "redis-server",
+                  "redis-benchmark", "mariadbd"}
+QUICK = config.load().suite("quick").workloads
 
 
 def tool_pids() -> set[int]:
@@ -43,10 +46,11 @@ def test_run_completes_and_reports(quick_run):
     r, run, _, _ = quick_run
     assert r.returncode == 0, r.stderr[-3000:]
     assert "complete" in r.stdout and "bench.load(" in r.stdout
-    assert re.search(r"\[\s*1/14\] host · fio-randread-4k · warm-up 1 \.\.\. read_iops=.* left\]", r.stderr)
     manifest = json.loads((run / "run.json").read_text())
+    steps = 2 * len(QUICK) + sum(w["warmups"] for w in manifest["workloads"].values())
+    assert re.search(rf"\[\s*1/{steps}\] host · fio-randread-4k · warm-up 1 \.\.\. read_iops=.* left\]", r.stderr)
     assert manifest["status"] == "complete"
-    assert manifest["repetitions_done"] == 5 * 2
+    assert manifest["repetitions_done"] == len(QUICK) * 2
     assert manifest["tool_seconds"] < manifest["wall_seconds"]
 
 
@@ -55,9 +59,13 @@ def test_samples_load_with_real_measurements(quick_run):
     df = bench.load(run)
     assert set(df["environment"]) == {"host"} and set(df["repetition"]) == {1, 2}
 
-    def values(workload, metric):
+    assert set(df.workload) == set(QUICK)  # every workload kind of the quick suite measured something
+
+    def values(workload, metric, **point):
         v = df[(df.workload == workload) & (df.metric == metric)]
-        assert len(v) == 2, (workload, metric)
+        for column, value in point.items():
+            v = v[v[column] == value]
+        assert len(v) == 2, (workload, metric, point)
         return v
 
     randread = values("fio-randread-4k", "read_iops")
@@ -69,17 +77,30 @@ def test_samples_load_with_real_measurements(quick_run):
     assert (values("hpcc", "hpl_gflops")["value"] > 0.1).all()
     assert (values("netperf-tcp-rr", "transactions_per_second")["value"] > 10).all()
     assert (values("netperf-tcp-rr", "latency_mean")["value"] > 0).all()
+    assert (values("xz-compress", "compress_throughput")["value"] > 0.01).all()
+    assert (values("xz-compress", "compression_ratio")["value"] > 2).all()
+    assert (values("netperf-tcp-stream", "throughput_mbps")["value"] > 10).all()
+    assert (values("netperf-tcp-stream", "cycles_per_byte")["value"] > 0).all()
+    for clients in (1, 10, 50):  # every point of the sweep is a sample with its own column
+        assert (values("redis", "get_requests_per_second", clients=clients)["value"] > 100).all()
+    for threads in (1, 4, 16):
+        assert (values("mariadb-oltp", "transactions_per_second", threads=threads)["value"] > 1).all()
 
 
 def test_every_sample_traces_back_to_its_raw_output(quick_run):
     _, run, _, _ = quick_run
-    df = bench.load(run)
-    for (env, workload, rep), rows in df.groupby(["environment", "workload", "repetition"]):
-        tool = TOOLS[rows["tool"].iloc[0]]
+    manifest = json.loads((run / "run.json").read_text())
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    cells: dict[tuple[str, str, int], list[dict]] = {}
+    for s in samples:
+        cells.setdefault((s["environment"], s["workload"], s["repetition"]), []).append(s)
+    for (env, workload, rep), rows in cells.items():
+        tool = TOOLS[rows[0]["tool"]]
         raw = run / "raw" / env / workload / f"rep-{rep}.{tool.raw_suffix}"
-        reparsed = {m.metric: m.value for m in tool.parse(raw.read_text(), {"rw": rows.get("rw", [None]).iloc[0]})}
-        for metric, value in zip(rows["metric"], rows["value"]):
-            assert reparsed[metric] == pytest.approx(value)
+        params = manifest["workloads"][workload]["params"]
+        reparsed = tool.parse(raw.read_text(), params)
+        assert [(m.metric, m.value, {**params, **m.params}) for m in reparsed] == [
+            (s["metric"], pytest.approx(s["value"]), s["params"]) for s in rows]
     # warm-ups are kept as raw output but never as samples
     assert (run / "raw" / "host" / "fio-randread-4k" / "warmup-1.json").exists()
 
