@@ -132,7 +132,7 @@ def test_catalogue_entries():
     for name, test in [("netperf-udp-rr", "UDP_RR"), ("netperf-tcp-stream", "TCP_STREAM"),
                        ("netperf-tcp-maerts", "TCP_MAERTS")]:
         assert cat[name]["params"]["test"] == test
-        assert cat[name]["profiles"] == {"quick": {"length": 5}, "lab": {"length": 60}}
+        assert cat[name]["profiles"] == {"quick": {"length": 3}, "lab": {"length": 60}}
 
 
 # -- host counters and ports ------------------------------------------------------------------
