@@ -1,4 +1,4 @@
-"""The command line: `bench run`, `bench list`.
+"""The command line: `bench run`, `bench list`, `bench report`, `bench compare`.
 
 Every error a user can cause is one line on stderr and exit status 2; an interrupted run exits
 130 after tearing down what it made.
@@ -7,6 +7,8 @@ Every error a user can cause is one line on stderr and exit status 2; an interru
 from __future__ import annotations
 
 import argparse
+import os
+import importlib.util
 import statistics
 import sys
 from pathlib import Path
@@ -20,6 +22,8 @@ examples:
   bench list                              what can run here
   bench run --suite quick                 the quick suite on every available environment
   bench run --suite quick --env host --reps 5 --out /data/results
+  bench report RUN_ID -o report.html      one self-contained HTML report of one or more runs
+  bench compare RUN_A RUN_B --threshold 5 exit status 1 on a significant regression (a CI gate)
 """
 
 
@@ -51,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="environments to run in (default: every one available here)")
     run.add_argument("--reps", type=int, default=None, metavar="N",
                      help="measured repetitions per cell (default: the suite's); warm-ups are extra")
+    run.add_argument("--target-ci", type=float, default=None, metavar="PCT",
+                     help="after the repetitions, keep adding rounds of one repetition to every cell whose "
+                          "headline number's 95 %% confidence interval is wider than ±PCT %% of its mean")
+    run.add_argument("--max-reps", type=int, default=None, metavar="N",
+                     help="with --target-ci: stop a cell at N repetitions (default: 10, the study's n)")
     run.add_argument("--profile", choices=config.PROFILES, default=None,
                      help="size profile: quick (a 2-core machine, minutes) or lab (the study's scale); "
                           "default: the suite's")
@@ -87,6 +96,29 @@ def build_parser() -> argparse.ArgumentParser:
     clean.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
                        help="the --scratch folder runs used (default: /var/tmp)")
 
+    rep = verbs.add_parser("report", help="write an HTML report of one or more runs",
+                           description="Statistics (mean, SD, 95 % intervals, ratio to native with its "
+                                       "interval, significance), tables and figures of one or more runs, "
+                                       "as one self-contained HTML file. Runs are pooled per environment.")
+    rep.add_argument("runs", nargs="+", metavar="RUN", help="run folder, or run id under --out")
+    rep.add_argument("-o", "--output", type=Path, default=Path("report.html"),
+                     help="the HTML file to write (default: report.html)")
+    rep.add_argument("--out", type=Path, default=Path("results"),
+                     help="results folder where run ids are looked up (default: results)")
+
+    cmp = verbs.add_parser("compare", help="compare two runs cell by cell; exit 1 on a significant regression",
+                           description="Per cell (environment, workload, metric, sweep point): the change "
+                                       "from RUN_A to RUN_B, its 95 % interval and its significance. "
+                                       "Exit status 1 when a cell got significantly worse by more than "
+                                       "--threshold percent: usable as a CI gate.")
+    cmp.add_argument("run_a", metavar="RUN_A", help="the reference run (folder, or run id under --out)")
+    cmp.add_argument("run_b", metavar="RUN_B", help="the run to check against it")
+    cmp.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
+                     help="smallest worse-direction change counted as a regression (default: 5)")
+    cmp.add_argument("--all", action="store_true", help="list every cell, not only changed ones")
+    cmp.add_argument("--out", type=Path, default=Path("results"),
+                     help="results folder where run ids are looked up (default: results)")
+
     lst = verbs.add_parser("list", help="show suites, workloads and environments, and what runs here",
                            description="Show suites, the workload catalogue with its parameters for "
                                        "a profile, and environments with whether each is available here.")
@@ -104,14 +136,16 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     if args.resume:
         given = [flag for flag, value in (("--suite", args.suite), ("--env", args.env), ("--reps", args.reps),
                                           ("--profile", args.profile), ("--run-id", args.run_id),
-                                          ("--seed", args.seed)) if value is not None]
+                                          ("--seed", args.seed), ("--target-ci", args.target_ci),
+                                          ("--max-reps", args.max_reps)) if value is not None]
         if given:
             raise BenchError(f"--resume runs with the interrupted run's own settings; drop {', '.join(given)}")
         p, options, resume = plan_resume(catalogue, args.out, args.resume)
     else:
         options = RunOptions(suite="quick" if args.suite is None else args.suite, environments=args.env, repetitions=args.reps,
                              profile=args.profile, out=args.out, run_id=args.run_id, seed=args.seed,
-                             scratch=args.scratch, allow_tcg=args.allow_tcg)
+                             scratch=args.scratch, allow_tcg=args.allow_tcg,
+                             target_ci=args.target_ci, max_reps=args.max_reps)
         p = plan(catalogue, options)
     for name, why in p.skipped_environments.items():
         print(f"skipping {name}: {why}", file=sys.stderr)
@@ -126,12 +160,26 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
               f"finish it with: bench run --out {args.out} --resume {p.run_id}", file=sys.stderr)
         return 130
     print_summary(store)
+    write_run_report(store.path)
     return 0 if runner.failures == 0 else 1
 
 
+def write_run_report(folder: Path) -> None:
+    """<run folder>/report.html; a report that cannot render must not cost the run: warn only."""
+    try:
+        from .report import render_runs
+
+        print(f"report: {render_runs([folder], folder / 'report.html')}", file=sys.stderr)
+    except Exception as e:  # noqa: BLE001 - the samples are safe on disk whatever went wrong here
+        print(f"bench: warning: the report was not written ({type(e).__name__}: {e}); "
+              f"try again with: bench report {folder} -o {folder / 'report.html'}", file=sys.stderr)
+
+
 def print_summary(store: RunStore) -> None:
-    """Mean and spread of each workload's headline metric (its first), per environment."""
-    headline: dict[str, str] = {}
+    """Mean and spread of each workload's headline metric (its first), per environment; for a
+    sweep (Redis clients, MariaDB threads), at the headline's own point of the sweep."""
+    manifest = store.manifest()
+    headline: dict[str, tuple[str, str]] = {}  # workload -> (metric, point)
     values: dict[tuple[str, str], list[float]] = {}
     units: dict[str, str] = {}
     emulated = set()
@@ -140,21 +188,24 @@ def print_summary(store: RunStore) -> None:
             emulated.add(s.environment)
         if s.workload == "provision":
             continue
-        headline.setdefault(s.workload, s.metric)
-        if s.metric == headline[s.workload]:
+        # A sweep point is where the sample's parameters differ from the workload's own.
+        own = manifest["workloads"].get(s.workload, {}).get("params", {})
+        point = " ".join(f"{k}={v}" for k, v in s.params.items() if own.get(k) != v)
+        headline.setdefault(s.workload, (s.metric, point))
+        if (s.metric, point) == headline[s.workload]:
             values.setdefault((s.workload, s.environment), []).append(s.value)
             units[s.workload] = s.unit
-    manifest = store.manifest()
     # Suite order, and the environments in the order they were asked for (native first).
     workloads = manifest["workload_order"]
     envs = manifest["environment_order"]
     values = dict(sorted(values.items(), key=lambda kv: (workloads.index(kv[0][0]), envs.index(kv[0][1]))))
-    print(f"\n{'workload':<20} {'environment':<14} {'metric':<34} {'mean':>12} {'sd':>10} {'n':>3}")
+    print(f"\n{'workload':<20} {'environment':<14} {'metric':<44} {'mean':>12} {'sd':>10} {'n':>3}")
     for (workload, env), vals in values.items():
         sd = statistics.stdev(vals) if len(vals) > 1 else float("nan")
         env = f"{env} (TCG)" if env in emulated else env
-        print(f"{workload:<20} {env:<14} {headline[workload] + ' (' + units[workload] + ')':<34} "
-              f"{statistics.fmean(vals):>12.4g} {sd:>10.3g} {len(vals):>3}")
+        metric, point = headline[workload]
+        label = f"{metric} ({units[workload]})" + (f" @ {point}" if point else "")
+        print(f"{workload:<20} {env:<14} {label:<44} {statistics.fmean(vals):>12.4g} {sd:>10.3g} {len(vals):>3}")
     if emulated:
         print(f"\n(TCG): {', '.join(sorted(emulated))} ran under QEMU's TCG binary translation: emulated, "
               f"not KVM measurements")
@@ -167,27 +218,95 @@ def print_summary(store: RunStore) -> None:
           f"in {store.path}  (pandas: bench.load({str(store.path)!r}))")
 
 
+def resolve_run(name: str, out: Path) -> Path:
+    """A run folder given as a path, or as a run id under the results folder."""
+    from .store import MANIFEST, check_run_id
+
+    if (Path(name) / MANIFEST).exists():
+        return Path(name)
+    if "/" not in name and (out / check_run_id(name) / MANIFEST).exists():
+        return out / name
+    raise BenchError(f"no run folder {name!r} (neither a folder with run.json nor a run id in {out}/)")
+
+
+def _need_report_packages() -> None:
+    missing = [m for m in ("scipy", "matplotlib", "jinja2") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BenchError(f"the report needs {', '.join(missing)}: run scripts/setup.sh "
+                         f"(it installs bench's dependencies into .venv)")
+
+
+def cmd_report(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
+    _need_report_packages()
+    from .report import render_runs
+
+    folders = [resolve_run(r, args.out) for r in args.runs]
+    print(f"report: {render_runs(folders, args.output)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
+    _need_report_packages()
+    import warnings
+
+    from . import stats
+    from .store import load
+
+    if args.threshold < 0:
+        raise BenchError(f"--threshold must be 0 or more, not {args.threshold:g}")
+    a, b = resolve_run(args.run_a, args.out), resolve_run(args.run_b, args.out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an incomplete run is compared on what it has
+        before, after = load(a), load(b)
+    if before.empty or after.empty:
+        raise BenchError(f"{a if before.empty else b}: no samples to compare")
+    table = stats.compare_runs(before, after)
+    if table.empty:
+        raise BenchError(f"{a.name} and {b.name} have no cell (environment, workload, metric) in common")
+    table["regression"] = table["significant"] & (table["overhead_pct"] > args.threshold)
+    shown = table if args.all else table[table["significant"] | (table["overhead_pct"].abs() > args.threshold)]
+    print(f"{'environment':<16} {'workload':<20} {'metric':<28} {'point':<12} {'A':>11} {'B':>11} "
+          f"{'change':>8} {'95% interval':>19} {'p':>6}")
+    for r in shown.itertuples():
+        flags = [f for f, on in (("REGRESSION", r.regression), ("significant", r.significant and not r.regression),
+                                 ("noisy", r.noisy), ("few", r.few)) if on]
+        # The change is B against A in the worse direction: positive is worse whatever the metric.
+        print(f"{r.environment:<16} {r.workload:<20} {r.metric:<28} {r.point:<12} {r.mean_a:>11.4g} {r.mean_b:>11.4g} "
+              f"{r.overhead_pct:>+7.1f}% [{r.overhead_low:>+7.1f}%,{r.overhead_high:>+7.1f}%] {r.p:>6.3f} "
+              f"{' '.join(flags)}")
+    regressions = int(table["regression"].sum())
+    p_min = table["p_min"].max()
+    print(f"\n{len(table)} cells compared ({len(table) - len(shown)} unchanged not listed; --all lists them); "
+          f"change = worse-direction change of B against A; {int(table['significant'].sum())} significant "
+          f"(alpha 0.05{'; permutation p cannot go below %.3g here, the Fieller interval decides' % p_min if p_min > 0.05 else ''}); "
+          f"{regressions} regression(s) beyond {args.threshold:g} %")
+    return 1 if regressions else 0
+
+
 def cmd_list(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     from .environments import KINDS
 
+    # One column width for every name, so the long fio names line up with the short ones.
+    width = max(len(n) for n in [*catalogue.suites, *catalogue.workloads, *catalogue.environments]) + 1
+    pad = " " * width
     print("suites:")
     for name, s in sorted(catalogue.suites.items()):
-        print(f"  {name:<18} {s.profile}, {s.repetitions} reps: {', '.join(s.workloads)}")
+        print(f"  {name:<{width}} {s.profile}, {s.repetitions} reps: {', '.join(s.workloads)}")
         if s.description:
-            print(f"  {'':<18} {s.description}")
+            print(f"  {pad} {s.description}")
     print(f"\nworkloads (parameters for the {args.profile} profile):")
     for name in sorted(catalogue.workloads):
         w = catalogue.workload(name, args.profile)
         params = " ".join(f"{k}={v}" for k, v in w.params.items() if v is not None)
-        print(f"  {name:<18} {w.tool:<9} {w.description}")
-        print(f"  {'':<18} {'':<9} {params}; {w.warmups} warm-up(s), timeout {w.timeout:.0f} s")
+        print(f"  {name:<{width}} {w.tool:<9} {w.description}")
+        print(f"  {pad} {'':<9} {params}; {w.warmups} warm-up(s), timeout {w.timeout:.0f} s")
     print("\nenvironments:")
     for name, e in sorted(catalogue.environments.items()):
         ok, why = KINDS[e.kind].availability(e.variant_for(args.profile), allow_tcg=args.allow_tcg)
         state = "available" if ok else "NOT AVAILABLE"
-        print(f"  {name:<18} {e.kind:<9} {state}: {why}")
+        print(f"  {name:<{width}} {e.kind:<9} {state}: {why}")
         if e.description:
-            print(f"  {'':<18} {'':<9} {e.description}")
+            print(f"  {pad} {'':<9} {e.description}")
     return 0
 
 
@@ -245,11 +364,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         catalogue = config.load(args.config_dir)
-        verbs = {"run": cmd_run, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup}
+        verbs = {"run": cmd_run, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,
+                 "report": cmd_report, "compare": cmd_compare}
         return verbs[args.verb](args, catalogue)
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `bench list | head`: the reader has gone; say nothing more (and not at exit either).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

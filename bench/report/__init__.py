@@ -1,0 +1,269 @@
+"""The report: one self-contained HTML file from one or more run folders.
+
+    from bench.report import render_runs
+    render_runs(["results/<run-id>"], "report.html")
+
+Statistics come from bench.stats; figures from .figures (PNG data URIs); the text from
+templates/report.html.j2, rendered by jinja2 with autoescaping on: every string from configs,
+tools and metadata is escaped.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .. import stats
+from ..errors import BenchError
+from ..store import FAILURES, _read_lines, effective_status, load, read_manifest, run_folders
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# Percentiles shown in the tables; the others only in the CDF and the full statistics.
+TABLE_PERCENTILES = {"p50", "p90", "p95", "p99"}
+MAX_TABLE_METRICS = 12   # per workload in the bar chart: the first ones (the tool's headline first)
+MAX_SWEEP_FIGURES = 4    # per workload
+
+
+def _percentile_hidden(metric: str) -> bool:
+    m = re.search(r"_(p\d+(?:_\d+)?)$", metric)
+    return bool(m) and m.group(1) not in TABLE_PERCENTILES
+
+
+def emulated_environments(df, manifests: list[dict[str, Any]]) -> set[str]:
+    """Environments not measured under KVM: a sample says accel=tcg, or run.json says emulated."""
+    found = set()
+    if "env_accel" in df:
+        found |= set(df.loc[df["env_accel"] == "tcg", "environment"])
+    for m in manifests:
+        for name, e in (m.get("environments") or {}).items():
+            meta = e.get("metadata") or {}
+            if (e.get("emulated") or e.get("accel") == "tcg" or meta.get("emulated") is True
+                    or meta.get("accel") == "tcg" or (e.get("variant_as_run") or {}).get("accel") == "tcg"):
+                found.add(name)
+    return found
+
+
+def _env_order(df, manifests, baseline) -> list[str]:
+    order: list[str] = [baseline] if baseline else []
+    for m in manifests:
+        order += m.get("environment_order", [])
+    present = list(dict.fromkeys(df["environment"]))
+    return list(dict.fromkeys(e for e in order + present if e in present))
+
+
+def _workload_order(df, manifests) -> list[str]:
+    order: list[str] = []
+    for m in manifests:
+        order += m.get("workload_order", [])
+    present = set(df["workload"])
+    return list(dict.fromkeys([w for w in order if w in present] + [w for w in dict.fromkeys(df["workload"]) if w != "provision"]
+                              + (["provision"] if "provision" in present else [])))
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options()) -> dict[str, Any]:
+    """Everything the template shows, figures included."""
+    from . import figures, reference
+
+    folders = run_folders(paths)
+    if not folders:
+        raise BenchError(f"no run folders in {', '.join(map(str, paths))}")
+    manifests = [read_manifest(f) for f in folders]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        df = load(*folders)
+    notes = [str(w.message) for w in caught]
+    failures = [{**f, "run_id": f.get("run_id", folder.name)} for folder in folders
+                for f in _read_lines(folder / FAILURES)]
+    baseline = stats.baseline_environment(df) if not df.empty else None
+    summary = stats.summarize(df, baseline, options) if not df.empty else None
+    emulated = emulated_environments(df, manifests) if not df.empty else set()
+    envs = _env_order(df, manifests, baseline) if not df.empty else []
+    ref = reference.load()
+    kinds = dict(zip(df["environment"], df["env_kind"])) if not df.empty else {}
+
+    workloads = []
+    for w in (_workload_order(df, manifests) if summary is not None else []):
+        rows = summary[summary["workload"] == w]
+        metrics = list(dict.fromkeys(df.loc[df["workload"] == w, "metric"]))  # the tool's order: headline first
+        headline = metrics[0]
+        shown = [m for m in metrics if not _percentile_hidden(m)]
+        sweep_keys = [c[len("sweep_"):] for c in rows.columns if c.startswith("sweep_") and rows[c].notna().any()]
+        table = []
+        for m in shown:
+            for point, cell_rows in rows[rows["metric"] == m].groupby("point", sort=False):
+                by_env = {r["environment"]: r for r in cell_rows.to_dict("records")}
+                first = cell_rows.iloc[0]
+                sweep_point = {k: first.get(f"sweep_{k}") for k in sweep_keys}
+                study = ref.for_metric(w, m, sweep_point) if ref else None
+                if study and study.get("point") == "peak":
+                    study = study if _is_peak(rows, m, point, baseline) else None
+                table.append({"metric": m, "point": point, "unit": first["unit"], "better": first["better"],
+                              "cells": by_env, "study": _study_cells(study, envs, kinds, ref, first["better"])})
+        figs = []
+        tool = rows["tool"].iloc[0]
+        if not sweep_keys and baseline:
+            bars = rows[rows["metric"].isin(shown[:MAX_TABLE_METRICS])]
+            uri = figures.normalized_bars(bars, envs, baseline, emulated, f"{w}: mean relative to {baseline}, "
+                                          f"95 % interval of the ratio")
+            if uri:
+                figs.append({"uri": uri, "caption": f"{w}: each metric relative to {baseline}"})
+        uri = figures.latency_cdf(rows, envs, emulated, f"{w}: completion-latency distribution ({tool} percentiles)")
+        if uri:
+            figs.append({"uri": uri, "caption": f"{w}: latency CDF from the percentile metrics (mean over repetitions)"})
+        for key in sweep_keys:
+            unit = rows.loc[rows["metric"] == headline, "unit"].iloc[0]
+            for m in [m for m in shown if rows.loc[rows["metric"] == m, "unit"].iloc[0] == unit][:MAX_SWEEP_FIGURES]:
+                uri = figures.sweep(rows[rows["metric"] == m], key, envs, baseline, emulated, f"{w}: {m} against {key}")
+                if uri:
+                    figs.append({"uri": uri, "caption": f"{w}: {m} against {key}, 95 % CI; dotted: % change vs {baseline}"})
+        summary_rows = [r for r in rows[(rows["metric"] == headline) & (rows["environment"] != baseline)]
+                        .to_dict("records") if "ratio" in r and _finite(r.get("ratio"))]
+        for r in summary_rows:
+            study = ref.for_metric(w, headline, {k: r.get(f"sweep_{k}") for k in sweep_keys}) if ref else None
+            if study and study.get("point") == "peak" and not _is_peak(rows, headline, r["point"], baseline):
+                study = None
+            r["study_overhead"] = (ref.ratio(study, ref.config_for(r["environment"], r["env_kind"]), r["better"])
+                                   if study else None)
+        workloads.append({"name": w, "tool": tool, "headline": headline, "sweep_keys": sweep_keys,
+                          "table": table, "figures": figs, "summary": summary_rows,
+                          "description": _description(manifests, w), "params": _params(manifests, w)})
+
+    return {
+        "title": "bench report: " + ", ".join(m.get("run_id", "?") for m in manifests),
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "runs": [{**_run_info(m), "folder": str(f), "effective_status": effective_status(m)}
+                 for f, m in zip(folders, manifests)],
+        "host": manifests[0].get("host") or {},
+        "hosts_differ": len({(m.get("host") or {}).get("hostname") for m in manifests}) > 1,
+        "baseline": baseline, "envs": envs, "emulated": sorted(emulated), "kinds": kinds,
+        "environments": _environments(manifests, envs),
+        "skipped": {k: v for m in manifests for k, v in (m.get("skipped_environments") or {}).items()
+                    if k not in envs},
+        "workloads": workloads,
+        "all_cells": summary.to_dict("records") if summary is not None else [],
+        "failures": failures, "notes": notes, "options": options,
+        "p_min_example": stats.min_attainable_p(3, 3, options.n_resamples),
+        "reference_source": ref.source if ref else None,
+        "reference_labels": ref.labels if ref else {},
+        "n_samples": len(df),
+    }
+
+
+def _is_peak(rows, metric, point, baseline) -> bool:
+    """Is this sweep point where native's mean peaks (the study's "peak" numbers)?"""
+    sub = rows[(rows["metric"] == metric) & (rows["environment"] == baseline)]
+    if sub.empty:
+        return False
+    best = sub.loc[sub["mean"].idxmax() if sub["better"].iloc[0] == "higher" else sub["mean"].idxmin()]
+    return best["point"] == point
+
+
+def _study_cells(study, envs, kinds, ref, better):
+    if not study:
+        return None
+    values = {}
+    for env in envs:
+        config = ref.config_for(env, kinds.get(env, ""))
+        if config in study["values"]:
+            values[env] = {"value": study["values"][config], "label": ref.labels.get(config, config),
+                           "overhead": ref.ratio(study, config, better)}
+    return {"result": study["result"], "note": study.get("note"), "unit": study.get("unit"), "values": values}
+
+
+def _run_info(m: dict[str, Any]) -> dict[str, Any]:
+    keys = ("run_id", "suite", "profile", "repetitions", "status", "started_at", "ended_at", "wall_seconds",
+            "samples", "failures", "order_seed", "allow_tcg", "command", "tool_version_mismatches")
+    return {k: m.get(k) for k in keys}
+
+
+def _description(manifests, workload) -> str:
+    for m in manifests:
+        w = (m.get("workloads") or {}).get(workload)
+        if w:
+            return w.get("description", "")
+    return ""
+
+
+def _params(manifests, workload) -> dict[str, Any]:
+    for m in manifests:
+        w = (m.get("workloads") or {}).get(workload)
+        if w:
+            return {k: v for k, v in (w.get("params") or {}).items() if v is not None}
+    return {}
+
+
+def _environments(manifests, envs) -> list[dict[str, Any]]:
+    out = []
+    for env in envs:
+        for m in manifests:
+            e = (m.get("environments") or {}).get(env)
+            if e:
+                out.append({"name": env, "kind": e.get("kind"), "description": e.get("description", ""),
+                            "variant": e.get("variant_as_run") or e.get("variant") or {},
+                            "metadata": e.get("metadata") or {}, "tool_versions": e.get("tool_versions") or {},
+                            "run_id": m.get("run_id")})
+                break
+    return out
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+def _num(v: Any, digits: int = 4) -> str:
+    """Significant digits, thousands grouped; '–' for a missing value."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if not isinstance(v, (int, float)):
+        return str(v)
+    if v == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(v)))
+    decimals = max(0, digits - 1 - magnitude)
+    return f"{v:,.{decimals}f}"
+
+
+def _pct(v: Any, signed: bool = True) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    return f"{v:+.1f} %" if signed else f"{v:.1f} %"
+
+
+def _p(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.3f}" if v >= 0.001 else f"{v:.1e}"
+
+
+def render(context: dict[str, Any]) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(num=_num, pct=_pct, pval=_p, finite=_finite)
+    return env.get_template("report.html.j2").render(**context)
+
+
+def render_runs(paths: list[str | os.PathLike], out: str | os.PathLike,
+                options: stats.Options = stats.Options()) -> Path:
+    """Build and write the report; the file appears whole or not at all."""
+    html = render(build(paths, options))
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(html)
+        os.replace(tmp, out)
+    except OSError as e:
+        raise BenchError(f"cannot write the report to {out}: {e.strerror}") from None
+    return out

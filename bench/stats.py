@@ -1,0 +1,276 @@
+"""Statistics of a results set: per cell, how much, how sure, and how it compares with native.
+
+A *cell* is (environment, workload, metric, sweep point): the repetitions of one number.
+For each cell: n, mean, SD, median, coefficient of variation and the 95 % confidence interval of
+the mean (Student's t). For each cell of an environment other than the native baseline:
+
+- the ratio of its mean to the baseline's, with a 95 % interval by **Fieller's theorem** (two
+  independent samples, t quantile at Welch-Satterthwaite degrees of freedom). Fieller rather
+  than the bootstrap because runs have 3 to 10 repetitions: with n = 3 a bootstrap has only 10
+  distinct resamples per group and its percentile interval is far too narrow.
+- an exact **permutation test** (scipy.stats.permutation_test) of the difference of the means:
+  distribution-free, but its p cannot go below 2 / C(n1+n2, n1): 0.1 with 3 and 3 repetitions,
+  0.029 with 4 and 4, 0.0079 with 5 and 5. Where that minimum is above alpha the test cannot
+  say "significant" at all, so `significant` then falls back to the Fieller interval excluding
+  1 (an assumption of normal means), and `basis` says which of the two decided.
+- flags: `few` (n < 3) and `noisy` (CoV above a threshold, 5 % by default) in either cell.
+
+`better` says which direction is the improvement; `overhead_pct` is the change in the worse
+direction (positive: worse than native; negative: better), whatever the metric's direction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats as st
+
+NATIVE = "host"
+
+# Columns of a sample row that are not workload parameters (see store.load()).
+_NOT_PARAMS = {"run_id", "environment", "env_kind", "workload", "tool", "metric", "unit", "value",
+               "better", "repetition", "timestamp"}
+# Parameters that one repetition sweeps over (Measurement.params): a sweep point is a cell of its
+# own even when a quick profile has only one point of it.
+KNOWN_SWEEPS = ("clients", "threads", "streams", "iodepth", "numjobs")
+PAIRS_PER_CALL = 256         # permutation tests vectorized together
+MAX_ELEMENTS = 4_000_000     # floats in one vectorized permutation step (~32 MB)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    confidence: float = 0.95
+    alpha: float = 0.05
+    noisy_cov: float = 0.05       # a coefficient of variation above this flags the cell "noisy"
+    min_n: int = 3                # fewer repetitions than this flags the cell "few"
+    n_resamples: int = 9999       # permutations; exact when there are fewer distinct ones
+    seed: int = 20140721          # the permutation test's, when it samples (recorded in the report)
+
+
+# -- one sample ------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=4096)
+def _t(confidence: float, df: float) -> float:
+    """The two-sided t quantile (cached: a results set asks for the same few thousands of times)."""
+    return float(st.t.ppf(0.5 + confidence / 2, df))
+
+
+def describe(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+    """n, mean, SD (n-1), median, CoV and the t confidence interval of the mean."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    mean = float(np.mean(x)) if n else math.nan
+    sd = float(np.std(x, ddof=1)) if n > 1 else math.nan
+    half = _t(confidence, n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
+    return {"n": n, "mean": mean, "sd": sd, "median": float(np.median(x)) if n else math.nan,
+            "cov": sd / abs(mean) if n > 1 and mean else math.nan,
+            "ci_low": mean - half, "ci_high": mean + half}
+
+
+# -- two samples -----------------------------------------------------------------------------
+
+def fieller_ratio(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """mean(a) / mean(b) and its Fieller interval for independent samples.
+
+    Solves (ma - r mb)^2 <= t^2 (va + r^2 vb) for r, with va, vb the squared standard errors
+    and t at the Welch-Satterthwaite degrees of freedom of ma - r mb. When mb is not clearly
+    away from zero (t^2 vb >= mb^2) the set is unbounded: (ratio, -inf, inf).
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    na, nb = len(a), len(b)
+    if na == 0 or nb == 0:
+        return math.nan, math.nan, math.nan
+    ma, mb = a.mean(), b.mean()
+    ratio = ma / mb if mb else math.nan
+    if na < 2 or nb < 2 or not mb:
+        return float(ratio), math.nan, math.nan
+    va, vb = a.var(ddof=1) / na, b.var(ddof=1) / nb
+    spread = va + ratio**2 * vb
+    if spread == 0:
+        return float(ratio), float(ratio), float(ratio)
+    df = spread**2 / (va**2 / (na - 1) + ratio**4 * vb**2 / (nb - 1))
+    t = _t(confidence, round(float(df), 3))
+    q = mb**2 - t**2 * vb
+    if q <= 0:
+        return float(ratio), -math.inf, math.inf
+    disc = t**2 * (va * mb**2 + vb * ma**2 - t**2 * va * vb)
+    root = math.sqrt(max(disc, 0.0))
+    return float(ratio), float((ma * mb - root) / q), float((ma * mb + root) / q)
+
+
+def _mean_difference(x, y, axis):
+    return np.mean(x, axis=axis) - np.mean(y, axis=axis)
+
+
+def permutation_p(a: Sequence[float], b: Sequence[float], n_resamples: int = 9999, seed: int = 0) -> float:
+    """Two-sided permutation test of mean(a) - mean(b); exact when the splits are few enough."""
+    return permutation_p_many([(a, b)], n_resamples, seed)[0]
+
+
+def permutation_p_many(pairs: list[tuple[Sequence[float], Sequence[float]]], n_resamples: int = 9999,
+                       seed: int = 0) -> list[float]:
+    """permutation_p of many pairs, one scipy call per pair of sample sizes (a results set has
+    thousands of cells, nearly all with the same repetitions: one vectorized test each size)."""
+    out = [math.nan] * len(pairs)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, (a, b) in enumerate(pairs):
+        if len(a) >= 1 and len(b) >= 1 and len(a) + len(b) >= 3:
+            by_size.setdefault((len(a), len(b)), []).append(i)
+    for (n1, n2), same_size in by_size.items():
+        for start in range(0, len(same_size), PAIRS_PER_CALL):
+            idx = same_size[start:start + PAIRS_PER_CALL]
+            a = np.array([np.asarray(pairs[i][0], float) for i in idx])
+            b = np.array([np.asarray(pairs[i][1], float) for i in idx])
+            # Bound the memory of one vectorized step (pairs x permutations x values).
+            batch = max(1, MAX_ELEMENTS // (len(idx) * (n1 + n2)))
+            res = st.permutation_test((a, b), _mean_difference, permutation_type="independent",
+                                      vectorized=True, n_resamples=n_resamples, alternative="two-sided",
+                                      axis=1, batch=batch, rng=np.random.default_rng(seed))
+            for i, p in zip(idx, np.atleast_1d(res.pvalue)):
+                out[i] = float(p)
+    return out
+
+
+def min_attainable_p(n1: int, n2: int, n_resamples: int = 9999) -> float:
+    """The smallest two-sided p the permutation test can give with these sample sizes."""
+    splits = math.comb(n1 + n2, n1)
+    if splits <= n_resamples:         # exact: the observed split is at least 1 of `splits` each side
+        return min(1.0, 2 / splits)
+    return min(1.0, 2 / (n_resamples + 1))  # sampled: scipy counts the observed one in (+1)
+
+
+def compare(a: Sequence[float], b: Sequence[float], better: str, options: Options = Options(),
+            p: float | None = None) -> dict[str, Any]:
+    """Sample a against reference b: ratio a/b with its interval, overhead, test, flags.
+    `p` is the permutation test's p when the caller computed it already (in a batch)."""
+    ratio, low, high = fieller_ratio(a, b, options.confidence)
+    sign = -1.0 if better == "higher" else 1.0
+    # Overhead: the worse-direction change in percent; its interval maps from the ratio's.
+    ends = sorted([sign * (low - 1) * 100, sign * (high - 1) * 100])
+    if p is None:
+        p = permutation_p(a, b, options.n_resamples, options.seed)
+    p_min = min_attainable_p(len(a), len(b), options.n_resamples)
+    if p_min <= options.alpha:
+        basis, significant = "permutation", bool(p < options.alpha)
+    else:  # the permutation test cannot decide at this n: the parametric interval does
+        basis = "fieller"
+        significant = bool(not math.isnan(low) and not (low <= 1 <= high))
+    return {"ratio": ratio, "ratio_low": low, "ratio_high": high,
+            "overhead_pct": sign * (ratio - 1) * 100, "overhead_low": ends[0], "overhead_high": ends[1],
+            "p": p, "p_min": p_min, "significant": significant, "basis": basis}
+
+
+# -- a results set ---------------------------------------------------------------------------
+
+def param_columns(df) -> list[str]:
+    return [c for c in df.columns if c not in _NOT_PARAMS and not c.startswith("env_")]
+
+
+def sweep_params(df) -> dict[str, list[str]]:
+    """Per workload, the parameters that are sweep dimensions: those that take several values
+    within one repetition (a Measurement's params), or a known sweep name with several values."""
+    out: dict[str, list[str]] = {}
+    params = param_columns(df)
+    for workload, rows in df.groupby("workload", sort=False):
+        keys = []
+        for p in params:
+            col = rows[p]
+            if col.isna().all() or col.map(lambda v: isinstance(v, (list, dict))).any():
+                continue  # a list parameter (redis' `tests`) is a setting, never a point
+            within = rows.groupby(["run_id", "environment", "metric", "repetition"])[p].nunique(dropna=True)
+            if (within > 1).any() or (p in KNOWN_SWEEPS and col.nunique(dropna=True) > 1):
+                keys.append(p)
+        out[workload] = keys
+    return out
+
+
+def baseline_environment(df) -> str | None:
+    """The native baseline: `host`, or else the environment of kind host."""
+    envs = list(dict.fromkeys(df["environment"]))
+    if NATIVE in envs:
+        return NATIVE
+    hosts = list(dict.fromkeys(df.loc[df["env_kind"] == "host", "environment"]))
+    return hosts[0] if hosts else None
+
+
+def _point_label(keys: list[str], values: tuple) -> str:
+    return ", ".join(f"{k}={_fmt_param(v)}" for k, v in zip(keys, values))
+
+
+def _fmt_param(v: Any) -> str:
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def cells(df, options: Options = Options()):
+    """Yield (key, values, first_row) per cell: key = (environment, workload, metric, point)."""
+    sweeps = sweep_params(df)
+    for workload, rows in df.groupby("workload", sort=False):
+        keys = sweeps.get(workload, [])
+        for group, g in rows.groupby(["environment", "metric", *keys], sort=False, dropna=False):
+            env, metric, *point = group
+            yield (env, workload, metric, _point_label(keys, tuple(point))), dict(zip(keys, point)), g
+
+
+def summarize(df, baseline: str | None = None, options: Options = Options()):
+    """One row per cell with its statistics and, beside the baseline, its comparison to it."""
+    import pandas as pd
+
+    if df.empty:
+        return pd.DataFrame()
+    baseline = baseline or baseline_environment(df)
+    groups = list(cells(df, options))
+    native = {(w, m, pt): g["value"].to_numpy(float) for (e, w, m, pt), _, g in groups if e == baseline}
+    rows, pending = [], []
+    for (env, workload, metric, point), sweep, g in groups:
+        first = g.iloc[0]
+        values = g["value"].to_numpy(float)
+        row = {"environment": env, "env_kind": first["env_kind"], "workload": workload,
+               "tool": first["tool"], "metric": metric, "unit": first["unit"], "better": first["better"],
+               "point": point, **{f"sweep_{k}": v for k, v in sweep.items()},
+               "emulated": bool("env_accel" in g and (g["env_accel"] == "tcg").any()),
+               **describe(values, options.confidence)}
+        row["few"] = row["n"] < options.min_n
+        row["noisy"] = bool(row["cov"] > options.noisy_cov)
+        ref = native.get((workload, metric, point))
+        if env != baseline and ref is not None:
+            pending.append((row, values, ref))
+        rows.append(row)
+    ps = permutation_p_many([(v, r) for _, v, r in pending], options.n_resamples, options.seed)
+    for (row, values, ref), p in zip(pending, ps):
+        row.update(compare(values, ref, row["better"], options, p=p))
+        row["few"] = row["few"] or len(ref) < options.min_n
+        row["noisy"] = row["noisy"] or bool(describe(ref)["cov"] > options.noisy_cov)
+    return pd.DataFrame(rows)
+
+
+def compare_runs(before, after, options: Options = Options()):
+    """Per cell present in both: the change from `before` to `after` (ratio after/before)."""
+    import pandas as pd
+
+    # The side is the run id: a sweep is found within one run, and a copied run folder keeps
+    # its run id in every sample.
+    both = pd.concat([before.assign(run_id="a"), after.assign(run_id="b")], ignore_index=True)
+    rows, pending = [], []
+    for (env, workload, metric, point), _, g in cells(both, options):
+        a = g.loc[g["run_id"] == "a", "value"].to_numpy(float)
+        b = g.loc[g["run_id"] == "b", "value"].to_numpy(float)
+        if not len(a) or not len(b):
+            continue
+        first = g.iloc[0]
+        da, db = describe(a), describe(b)
+        row = {"environment": env, "workload": workload, "metric": metric, "point": point,
+               "unit": first["unit"], "better": first["better"], "n_a": len(a), "n_b": len(b),
+               "mean_a": da["mean"], "mean_b": db["mean"],
+               "few": min(len(a), len(b)) < options.min_n,
+               "noisy": bool(da["cov"] > options.noisy_cov or db["cov"] > options.noisy_cov)}
+        pending.append((row, b, a))
+        rows.append(row)
+    ps = permutation_p_many([(b, a) for _, b, a in pending], options.n_resamples, options.seed)
+    for (row, b, a), p in zip(pending, ps):
+        row.update(compare(b, a, row["better"], options, p=p))
+    return pd.DataFrame(rows)

@@ -1,0 +1,176 @@
+"""The HTML report and `bench compare`, from real runs made here (host only, a tiny suite).
+
+The report is opened in headless Chromium (Debian's `chromium`, installed by scripts/test.sh):
+a probe script added to a copy records, once the page has loaded, every image's natural width,
+and the console must show nothing but the probe's own line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench.report import render_runs
+
+from conftest import bench_cli
+
+pytestmark = pytest.mark.integration
+
+PROBE = ("<script>window.addEventListener('load', () => {"
+         "const s = [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]);"
+         "document.body.setAttribute('data-probe', JSON.stringify(s));"
+         "console.log('probe-done ' + s.length); });</script></body>")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two real runs of the same configuration: sysbench-cpu and fio-randread-4k, 3 repetitions."""
+    root = tmp_path_factory.mktemp("report")
+    config = root / "workloads"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "workloads", config)
+    (config / "suites" / "tiny.yaml").write_text(
+        "description: report test\nprofile: quick\nrepetitions: 3\nworkloads: [sysbench-cpu, fio-randread-4k]\n")
+    out, scratch = root / "results", root / "scratch"
+    scratch.mkdir()
+    results = []
+    for run_id in ("tiny-a", "tiny-b"):
+        r = bench_cli("--config-dir", str(config), "run", "--suite", "tiny", "--env", "host", "--out", str(out),
+                      "--run-id", run_id, "--scratch", str(scratch), "--seed", "1")
+        assert r.returncode == 0, r.stderr[-3000:]
+        results.append(r)
+    return out, results
+
+
+def chromium(html: Path, tmp_path: Path) -> tuple[list, str]:
+    """Open a probed copy of the report; return the images' (complete, width, height) and stderr."""
+    probed = tmp_path / "probed.html"
+    probed.write_text(html.read_text().replace("</body>", PROBE))
+    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                        "--enable-logging=stderr", "--v=0", "--dump-dom", probed.as_uri()],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    probe = re.search(r'data-probe="([^"]*)"', r.stdout)
+    assert probe, "the page did not finish loading"
+    return json.loads(probe.group(1).replace("&quot;", '"')), r.stderr
+
+
+def test_run_writes_its_report_and_it_opens_in_chromium(runs, tmp_path):
+    out, results = runs
+    report = out / "tiny-a" / "report.html"
+    assert "report: " in results[0].stderr and report.exists()
+    html = report.read_text()
+    # one self-contained file: every figure is inline, nothing is fetched
+    assert not re.search(r'(src|href)="(https?:|//|file:)', html)
+    # native only: no ratio to draw, but fio's latency CDF
+    assert html.count('src="data:image/png;base64,') == 1
+    for text in ("Executive summary", "sysbench-cpu", "fio-randread-4k", "read_clat_p99", "events_per_second",
+                 "tiny-a", "complete", "Failed cells", "IBM 2014"):
+        assert text in html, text
+    images, stderr = chromium(report, tmp_path)
+    assert len(images) == 1 and all(complete and w > 300 and h > 150 for complete, w, h in images), images
+    console = [line for line in stderr.splitlines() if "CONSOLE" in line]
+    assert len(console) == 1 and "probe-done" in console[0], console
+
+
+def test_screenshot_is_not_blank(runs, tmp_path):
+    out, _ = runs
+    shot = tmp_path / "shot.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1200,2400", f"--screenshot={shot}", (out / "tiny-a" / "report.html").as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    from PIL import Image  # matplotlib's own dependency
+
+    colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours and len(colours) > 50   # text, tables and plots: many colours, not one background
+
+
+def test_report_of_two_runs_by_id_with_tcg_failures_and_hostile_text(runs, tmp_path):
+    """A copy of a run turned into an emulated VM environment, with a failure and markup in its
+    metadata: the VM's numbers carry the TCG mark, the failure is listed, the markup is escaped."""
+    out, _ = runs
+    vm = out / "tiny-vm"
+    shutil.copytree(out / "tiny-a", vm)
+    (vm / "report.html").unlink()
+    rows = [json.loads(line) for line in (vm / "samples.jsonl").read_text().splitlines()]
+    for row in rows:
+        row.update(environment="kvm", env_kind="libvirt", variant={"accel": "tcg"}, run_id="tiny-vm")
+    (vm / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    manifest = json.loads((vm / "run.json").read_text())
+    manifest["run_id"] = "tiny-vm"
+    manifest["environment_order"] = ["kvm"]
+    manifest["environments"] = {"kvm": {"kind": "libvirt", "description": "<script>alert('x')</script>",
+                                        "metadata": {"accel": "tcg", "emulated": True}, "variant_as_run": {}}}
+    (vm / "run.json").write_text(json.dumps(manifest))
+    (vm / "failures.jsonl").write_text(json.dumps(
+        {"run_id": "tiny-vm", "environment": "kvm", "workload": "sysbench-cpu", "repetition": 2,
+         "reason": "timed out after 30 s <b>", "stderr": "", "raw": ""}) + "\n")
+
+    target = tmp_path / "two.html"
+    r = bench_cli("report", "tiny-a", str(vm), "--out", str(out), "-o", str(target))
+    assert r.returncode == 0, r.stderr
+    html = target.read_text()
+    assert "<script>alert" not in html and "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert "timed out after 30 s &lt;b&gt;" in html
+    assert "emulated" in html
+    # every VM cell in the workload tables carries the mark: 2 workloads' metrics, plus headers
+    tcg_marks = html.count('<span class="tcg">TCG</span>')
+    kvm_cells = sum(1 for _ in re.finditer(r"n=3</span><span class=\"tcg\">TCG</span>", html))
+    assert kvm_cells >= 8 and tcg_marks > kvm_cells
+    images, stderr = chromium(target, tmp_path)
+    # two bar charts normalized to native (one per workload) and fio's latency CDF
+    assert len(images) == 3 and all(complete and w > 300 and h > 150 for complete, w, h in images), images
+    assert not [line for line in stderr.splitlines() if "CONSOLE" in line and "probe-done" not in line]
+
+
+def test_report_errors_are_one_line(tmp_path):
+    r = bench_cli("report", "no-such-run", "--out", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no-such-run" in r.stderr
+
+
+def test_compare_passes_two_runs_of_the_same_configuration(runs):
+    out, _ = runs
+    # 20 %: this shared 2-core machine drifts by several percent between runs; a regression of
+    # the kind a CI gate is for (the planted one below) is 30 %. Under heavy load from other
+    # processes the two runs really differ, and compare rightly says so: run it on a quiet machine.
+    r = bench_cli("compare", "tiny-a", "tiny-b", "--out", str(out), "--threshold", "20")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 regression(s) beyond 20 %" in r.stdout
+
+
+def test_compare_flags_a_planted_regression(runs, tmp_path):
+    """Run A against a copy of itself with sysbench's events/s 30 % lower: the planted change is
+    the only difference, so it is the only regression, whatever the machine's load was."""
+    out, _ = runs
+    planted = tmp_path / "tiny-a-slower"
+    shutil.copytree(out / "tiny-a", planted)
+    rows = [json.loads(line) for line in (planted / "samples.jsonl").read_text().splitlines()]
+    for row in rows:
+        if row["workload"] == "sysbench-cpu" and row["metric"] == "events_per_second":
+            row["value"] *= 0.7
+    (planted / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = bench_cli("compare", str(out / "tiny-a"), str(planted), "--threshold", "20")
+    values = [row["value"] / 0.7 for row in rows if row["workload"] == "sysbench-cpu" and row["metric"] == "events_per_second"]
+    cov = statistics.stdev(values) / statistics.fmean(values)
+    if cov > 0.08:
+        # Other processes loaded the machine during run A: 3 repetitions this spread cannot resolve
+        # 30 %, and compare must say so instead of guessing (the unit tests cover detection).
+        assert r.returncode == 0 and re.search(r"sysbench-cpu +events_per_second .*\+30\.0%.* noisy", r.stdout), r.stdout
+        return
+    assert r.returncode == 1, r.stdout + r.stderr
+    flagged = [line for line in r.stdout.splitlines() if "REGRESSION" in line]
+    assert len(flagged) == 1 and "sysbench-cpu" in flagged[0] and "events_per_second" in flagged[0], r.stdout
+    assert "+30.0%" in flagged[0]
+    assert "1 regression(s) beyond 20 %" in r.stdout
+
+
+def test_render_refuses_an_empty_folder(tmp_path):
+    from bench.errors import BenchError
+
+    with pytest.raises(BenchError, match="no run folders"):
+        render_runs([tmp_path], tmp_path / "x.html")

@@ -1,0 +1,174 @@
+"""bench.stats against numbers checked by hand, by brute force, or by scipy itself."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as st
+
+from bench import stats
+
+T_975_DF2 = 4.302652729911275   # Student's t, 97.5th percentile, 2 degrees of freedom (tables: 4.303)
+T_975_DF3 = 3.182446305284263   # 3 degrees of freedom (tables: 3.182)
+
+
+def test_describe_known_values():
+    d = stats.describe([1, 2, 3, 4])
+    sd = math.sqrt(5 / 3)                      # sum of squares 5, n - 1 = 3
+    assert d["n"] == 4 and d["mean"] == 2.5 and d["median"] == 2.5
+    assert d["sd"] == pytest.approx(sd) and d["cov"] == pytest.approx(sd / 2.5)
+    half = T_975_DF3 * sd / 2
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx((2.5 - half, 2.5 + half))
+    # ... and the same as scipy's own interval
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx(st.t.interval(0.95, 3, loc=2.5, scale=st.sem([1, 2, 3, 4])))
+
+
+def test_describe_degenerate_samples():
+    one = stats.describe([7.0])
+    assert one["n"] == 1 and one["mean"] == 7 and math.isnan(one["sd"]) and math.isnan(one["ci_low"])
+    same = stats.describe([3.0, 3.0, 3.0])
+    assert same["sd"] == 0 and same["ci_low"] == same["ci_high"] == 3 and same["cov"] == 0
+
+
+def test_fieller_with_an_exact_baseline_is_the_t_interval_scaled():
+    # b has no variance: the ratio's interval is a's t interval divided by mean(b).
+    ratio, low, high = stats.fieller_ratio([9, 10, 11], [10, 10, 10])
+    half = T_975_DF2 * 1 / math.sqrt(3)
+    assert ratio == 1.0
+    assert (low, high) == pytest.approx(((10 - half) / 10, (10 + half) / 10))   # 0.7516, 1.2484
+
+
+def test_fieller_ends_solve_its_defining_equation():
+    a, b = np.array([2.0, 4, 6]), np.array([9.0, 10, 11])
+    ratio, low, high = stats.fieller_ratio(a, b)
+    va, vb = 4 / 3, 1 / 3                              # squared standard errors, by hand
+    spread = va + 0.4**2 * vb
+    df = spread**2 / (va**2 / 2 + 0.4**4 * vb**2 / 2)   # Welch-Satterthwaite at r = 0.4: 2.1598
+    assert df == pytest.approx(2.1598, abs=1e-4)
+    t = st.t.ppf(0.975, df)
+    assert ratio == pytest.approx(0.4) and low < 0.4 < high
+    for r in (low, high):
+        assert (4 - r * 10) ** 2 == pytest.approx(t**2 * (va + r**2 * vb), rel=1e-3)
+
+
+def test_fieller_is_unbounded_when_the_baseline_mean_is_not_away_from_zero():
+    assert stats.fieller_ratio([1, 2, 3], [-1, 0.1, 1.5])[1:] == (-math.inf, math.inf)
+
+
+def test_fieller_covers_the_true_ratio_about_95_percent_of_the_time():
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(1000):
+        a, b = rng.normal(80, 8, 5), rng.normal(100, 5, 5)   # true ratio 0.8
+        _, low, high = stats.fieller_ratio(a, b)
+        hits += low <= 0.8 <= high
+    assert 0.93 <= hits / 1000 <= 0.97
+
+
+def brute_force_p(a, b):
+    """The exact two-sided permutation p by enumerating every split (scipy's definition)."""
+    pooled = np.array([*a, *b])
+    observed = np.mean(a) - np.mean(b)
+    diffs = []
+    for idx in itertools.combinations(range(len(pooled)), len(a)):
+        mask = np.zeros(len(pooled), bool)
+        mask[list(idx)] = True
+        diffs.append(pooled[mask].mean() - pooled[~mask].mean())
+    diffs = np.array(diffs)
+    eps = 1e-14 * max(1, abs(observed))
+    greater, less = np.mean(diffs >= observed - eps), np.mean(diffs <= observed + eps)
+    return min(1.0, 2 * min(greater, less))
+
+
+@pytest.mark.parametrize("a, b", [([1, 3, 5], [2, 4, 9]), ([10, 11, 12, 13], [13, 14, 15, 16]),
+                                  ([1.5, 2.5, 2.0], [1.0, 1.2, 9.0, 3.3])])
+def test_permutation_p_is_the_exact_test(a, b):
+    assert stats.permutation_p(a, b) == pytest.approx(brute_force_p(a, b))
+
+
+def test_minimum_attainable_p():
+    assert stats.min_attainable_p(3, 3) == pytest.approx(0.1)       # 2 / C(6, 3) = 2 / 20
+    assert stats.min_attainable_p(4, 4) == pytest.approx(2 / 70)
+    assert stats.min_attainable_p(5, 5) == pytest.approx(2 / 252)
+    # fully separated samples reach exactly that minimum
+    assert stats.permutation_p([1, 2, 3], [10, 11, 12]) == pytest.approx(0.1)
+    assert stats.permutation_p([1, 2, 3, 4, 5], [10, 11, 12, 13, 14]) == pytest.approx(2 / 252)
+    assert stats.permutation_p([1, 2, 3], [1, 2, 3]) == 1.0
+
+
+def test_batched_permutation_tests_equal_single_ones():
+    rng = np.random.default_rng(3)
+    pairs = [(rng.normal(0, 1, 3), rng.normal(0.5, 1, 3)) for _ in range(5)] + \
+            [(rng.normal(0, 1, 4), rng.normal(1, 1, 5)) for _ in range(3)]
+    many = stats.permutation_p_many(pairs)
+    assert many == pytest.approx([stats.permutation_p(a, b) for a, b in pairs])
+
+
+def test_compare_direction_overhead_and_basis():
+    slower = stats.compare([90, 90.5, 89.5], [100, 100.5, 99.5], "higher")
+    assert slower["ratio"] == pytest.approx(0.9) and slower["overhead_pct"] == pytest.approx(10)
+    assert slower["overhead_low"] < 10 < slower["overhead_high"]
+    # n = 3: the permutation test cannot reach 0.05, so the interval decides
+    assert slower["basis"] == "fieller" and slower["significant"] and slower["p"] == pytest.approx(0.1)
+    # the same numbers as a latency (lower is better) are an improvement: negative overhead
+    faster = stats.compare([90, 90.5, 89.5], [100, 100.5, 99.5], "lower")
+    assert faster["overhead_pct"] == pytest.approx(-10) and faster["significant"]
+    # n = 5: the permutation test decides
+    five = stats.compare([90, 91, 89, 90.5, 89.5], [100, 101, 99, 100.5, 99.5], "higher")
+    assert five["basis"] == "permutation" and five["p"] == pytest.approx(2 / 252) and five["significant"]
+    same = stats.compare([99, 101, 100, 98, 102], [100, 102, 98, 101, 99], "higher")
+    assert not same["significant"] and same["p"] > 0.5
+
+
+def frame(rows):
+    base = {"run_id": "r1", "tool": "t", "unit": "u", "better": "higher", "timestamp": 0.0}
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_summarize_cells_baseline_sweeps_and_flags():
+    rows = []
+    for env, kind, scale in (("host", "host", 1.0), ("docker-nat", "docker", 0.8)):
+        for rep, noise in enumerate((0.99, 1.0, 1.01), start=1):
+            for clients in (1, 10):
+                rows.append({"environment": env, "env_kind": kind, "workload": "redis", "metric": "get_rps",
+                             "value": 1000 * clients * scale * noise, "repetition": rep, "clients": clients,
+                             "tests": ["get"]})
+            rows.append({"environment": env, "env_kind": kind, "workload": "cpu", "metric": "eps",
+                         "value": [50, 100, 150][rep - 1] if env == "host" else 100, "repetition": rep})
+    df = frame(rows)
+    assert stats.sweep_params(df) == {"redis": ["clients"], "cpu": []}
+    assert stats.baseline_environment(df) == "host"
+    s = stats.summarize(df).set_index(["environment", "workload", "point"])
+    nat = s.loc[("docker-nat", "redis", "clients=10")]
+    assert nat["n"] == 3 and nat["mean"] == pytest.approx(8000) and nat["ratio"] == pytest.approx(0.8)
+    assert nat["overhead_pct"] == pytest.approx(20) and nat["significant"] and not nat["noisy"]
+    assert s.loc[("host", "redis", "clients=1")]["mean"] == pytest.approx(1000)
+    assert math.isnan(s.loc[("host", "redis", "clients=1")]["ratio"])
+    assert s.loc[("host", "cpu", "")]["noisy"]          # CoV 50 %
+    assert s.loc[("docker-nat", "cpu", "")]["noisy"]    # against a noisy native
+    assert not s.loc[("docker-nat", "cpu", "")]["significant"]
+
+
+def test_baseline_is_the_environment_of_kind_host_when_none_is_named_host():
+    df = frame([{"environment": "bare", "env_kind": "host", "workload": "w", "metric": "m", "value": 1, "repetition": 1},
+                {"environment": "kvm", "env_kind": "libvirt", "workload": "w", "metric": "m", "value": 1, "repetition": 1}])
+    assert stats.baseline_environment(df) == "bare"
+    few = stats.summarize(df).set_index("environment").loc["kvm"]
+    assert few["few"] and math.isnan(few["ratio_low"])
+
+
+def test_compare_runs_finds_a_planted_regression_only():
+    rng = np.random.default_rng(5)
+    rows = [{"environment": "host", "env_kind": "host", "workload": w, "metric": "m",
+             "value": 100 + rng.normal(0, 1), "repetition": rep} for w in ("a", "b") for rep in (1, 2, 3)]
+    before = frame(rows)
+    after = before.assign(run_id="r2", value=before["value"] + rng.normal(0, 1, len(before)))
+    assert not stats.compare_runs(before, after)["significant"].any()
+    after.loc[after["workload"] == "b", "value"] *= 0.7
+    changed = stats.compare_runs(before, after).set_index("workload")
+    assert changed.loc["b", "significant"] and changed.loc["b", "overhead_pct"] == pytest.approx(30, abs=3)
+    assert not changed.loc["a", "significant"]
