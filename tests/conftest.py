@@ -29,3 +29,36 @@ def config_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "workloads"
     shutil.copytree(ROOT / "workloads", dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A client of the real dockerd; the Docker tests skip without one, except in CI, where
+    they must run for real."""
+    from bench.environments.docker import DockerEnvironment, client
+
+    ok, why = DockerEnvironment.availability({})
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the Docker tests for real: {why}")
+        pytest.skip(why)
+    c = client()
+    yield c
+    c.close()
+
+
+@pytest.fixture(scope="session")
+def vm_image():
+    """The workload image's root file system, for guests under TCG (built once, cached); the
+    libvirt tests skip without libvirtd, except in CI, where they must run for real."""
+    from bench import image
+    from bench.environments import libvirt as lv
+
+    ok, why = lv.LibvirtEnvironment.availability({"accel": "tcg"}, allow_tcg=True)
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the libvirt tests for real: {why}")
+        pytest.skip(why)
+    recipe = image.Recipe.default()
+    image.build_rootfs(recipe)
+    return recipe

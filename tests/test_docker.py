@@ -14,23 +14,11 @@ import pytest
 import bench
 from bench import image
 from bench.environments import wait_for_port
-from bench.environments.docker import LABEL_RUN, DockerEnvironment, client
+from bench.environments.docker import LABEL_RUN, DockerEnvironment
 
 from conftest import ROOT, bench_cli
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def docker_client():
-    ok, why = DockerEnvironment.availability({})
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Docker tests for real: {why}")
-        pytest.skip(why)
-    c = client()
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
 
@@ -22,18 +21,6 @@ def domains_of(run_id: str) -> list[str]:
     from bench import cleanup
 
     return [l.name for l in cleanup._libvirt_leftovers(run_id)]
-
-
-@pytest.fixture(scope="session")
-def vm_image():
-    ok, why = lv.LibvirtEnvironment.availability({"accel": "tcg"}, allow_tcg=True)
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the libvirt tests for real: {why}")
-        pytest.skip(why)
-    recipe = image.Recipe.default()
-    image.build_rootfs(recipe)
-    return recipe
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from bench.errors import BenchError
 from bench.workloads.netperf import Netperf
 
 from conftest import bench_cli
-from test_libvirt import domains_of, vm_image  # noqa: F401  (the image fixture, shared)
+from test_libvirt import domains_of
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ def links(*where: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def bridged(vm_image, tmp_path_factory):  # noqa: F811
+def bridged(vm_image, tmp_path_factory):
     """One bridged TCG guest for the whole module: it boots once."""
     env = lv.LibvirtEnvironment("tcg-bridge", VARIANT, f"t{os.getpid()}-br", allow_tcg=True)
     env.provision(str(tmp_path_factory.mktemp("scratch")), n_ports=2)
@@ -93,7 +93,7 @@ def test_client_in_the_namespace_reaches_netserver_in_the_guest(bridged):
         server.stop()
 
 
-def test_a_failed_provision_leaves_no_namespace_tap_domain_or_disk(vm_image, tmp_path, monkeypatch):  # noqa: F811
+def test_a_failed_provision_leaves_no_namespace_tap_domain_or_disk(vm_image, tmp_path, monkeypatch):
     def no_agent(self, start):
         raise BenchError("the guest agent did not answer (simulated)")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import psutil
@@ -140,30 +139,15 @@ def test_oltp_sweep_on_the_host(tmp_path, oltp_config):
     assert list((tmp_path / "scratch").iterdir()) == []
 
 
-@pytest.fixture(scope="module")
-def docker_ready():
-    from bench.environments.docker import DockerEnvironment
-
-    ok, why = DockerEnvironment.availability({})
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Docker tests for real: {why}")
-        pytest.skip(why)
-
-
 @pytest.mark.integration
-def test_oltp_sweep_in_docker_nat(tmp_path, oltp_config, docker_ready):
-    from bench.environments.docker import LABEL_RUN, client
+def test_oltp_sweep_in_docker_nat(tmp_path, oltp_config, docker_client):
+    from bench.environments.docker import LABEL_RUN
 
     r = bench_cli("--config-dir", str(oltp_config), "run", "--suite", "oltp", "--env", "docker-nat",
                   "--out", str(tmp_path), "--run-id", "oltp-docker", "--scratch", str(tmp_path / "scratch"))
     assert r.returncode == 0, r.stderr[-3000:]
     check_sweep(tmp_path / "oltp-docker", "docker-nat")
-    c = client()
-    try:
-        assert c.containers.list(all=True, filters={"label": f"{LABEL_RUN}=oltp-docker"}) == []
-    finally:
-        c.close()
+    assert docker_client.containers.list(all=True, filters={"label": f"{LABEL_RUN}=oltp-docker"}) == []
 
 
 @pytest.mark.integration

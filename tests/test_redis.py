@@ -4,7 +4,6 @@ bench's command line on the host and in a Docker container (NAT)."""
 from __future__ import annotations
 
 import json
-import os
 
 import psutil
 import pytest
@@ -158,20 +157,6 @@ def test_redis_on_the_host(tmp_path, redis_config):
     check_sweep(tmp_path / "redis-host", "host")
     assert redis_server_pids() - before == set()
     assert list((tmp_path / "scratch").iterdir()) == []
-
-
-@pytest.fixture
-def docker_client():
-    from bench.environments.docker import DockerEnvironment, client
-
-    ok, why = DockerEnvironment.availability({})
-    if not ok:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the Docker tests for real: {why}")
-        pytest.skip(why)
-    c = client()
-    yield c
-    c.close()
 
 
 @pytest.mark.integration
