@@ -1,4 +1,5 @@
-"""The command line: `bench run`, `bench list`, `bench report`, `bench compare`.
+"""The command line: `bench run`, `bench list`, `bench report`, `bench compare`, `bench export`,
+`bench doctor`.
 
 Every error a user can cause is one line on stderr and exit status 2; an interrupted run exits
 130 after tearing down what it made.
@@ -24,6 +25,8 @@ examples:
   bench run --suite quick --env host --reps 5 --out /data/results
   bench report RUN_ID -o report.html      one self-contained HTML report of one or more runs
   bench compare RUN_A RUN_B --threshold 5 exit status 1 on a significant regression (a CI gate)
+  bench export RUN_ID --format parquet    the samples as a file for pandas, R, DuckDB...
+  bench doctor                            what this host can run, and what would spoil measurements
 """
 
 
@@ -118,6 +121,30 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--all", action="store_true", help="list every cell, not only changed ones")
     cmp.add_argument("--out", type=Path, default=Path("results"),
                      help="results folder where run ids are looked up (default: results)")
+
+    exp = verbs.add_parser("export", help="write one or more runs' samples as CSV, Parquet or JSON lines",
+                           description="The tidy samples of bench.load() (one row per sample, parameters "
+                                       "and the environment's variant as columns) as a file for other tools.")
+    exp.add_argument("runs", nargs="+", metavar="RUN", help="run folder, or run id under --out")
+    exp.add_argument("--format", choices=("csv", "parquet", "jsonl"), default="csv",
+                     help="file format (default: csv; parquet needs pyarrow)")
+    exp.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                     help="the file to write (default: RUN_ID.FORMAT in the current folder)")
+    exp.add_argument("--out", type=Path, default=Path("results"),
+                     help="results folder where run ids are looked up (default: results)")
+
+    doc = verbs.add_parser("doctor", help="check what this host can run, and what would spoil measurements",
+                           description="One line per check (OK, WARN, FAIL, and the fix): dockerd, libvirtd, "
+                                       "whether KVM really runs a guest, the workload image, each workload's "
+                                       "programs on the host, and noise sources (CPU governor, turbo, swap, "
+                                       "other load, transparent hugepages, running inside a VM). Exit status "
+                                       "1 when the host environment lacks something it needs; warnings alone "
+                                       "do not fail.")
+    doc.add_argument("--json", action="store_true", help="print the checks as JSON")
+    tuning = doc.add_mutually_exclusive_group()
+    tuning.add_argument("--tune", action="store_true",
+                        help="set every CPU's governor to performance (old values kept for --reset)")
+    tuning.add_argument("--reset", action="store_true", help="restore the governors --tune changed")
 
     lst = verbs.add_parser("list", help="show suites, workloads and environments, and what runs here",
                            description="Show suites, the workload catalogue with its parameters for "
@@ -283,6 +310,53 @@ def cmd_compare(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     return 1 if regressions else 0
 
 
+def cmd_export(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
+    import warnings
+
+    from . import export
+    from .store import load
+
+    folders = [resolve_run(r, args.out) for r in args.runs]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = load(*folders)
+    for w in caught:  # an incomplete run is exported with what it has, and said so
+        print(f"bench: warning: {w.message}", file=sys.stderr)
+    if frame.empty:
+        raise BenchError(f"{', '.join(map(str, folders))}: no samples to export")
+    name = folders[0].name if len(folders) == 1 else "samples"
+    out = args.output or Path(name + export.SUFFIX[args.format])
+    export.write(frame, args.format, out)
+    print(f"{len(frame)} samples, {len(frame.columns)} columns -> {out}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
+    from . import doctor
+
+    if args.tune or args.reset:
+        print(doctor.tune() if args.tune else doctor.reset())
+        return 0
+    checks = doctor.run_checks()
+    status = doctor.exit_status(checks)
+    if args.json:
+        print(doctor.as_json(checks))
+        return status
+    group = None
+    for check in checks:
+        if check.group != group:  # a heading per group, a blank line between groups
+            print(f"\n{check.group}:" if group else f"{check.group}:")
+            group = check.group
+        print(f"  {check.line()}")
+    failed = [c.name for c in checks if c.status == doctor.FAIL]
+    warned = sum(c.status == doctor.WARN for c in checks)
+    if failed:
+        print(f"\nthe host environment cannot run: {', '.join(failed)} missing")
+    else:
+        print(f"\nthe host environment can run every workload; {warned} warning(s)")
+    return status
+
+
 def cmd_list(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     from .environments import KINDS
 
@@ -365,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         catalogue = config.load(args.config_dir)
         verbs = {"run": cmd_run, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,
-                 "report": cmd_report, "compare": cmd_compare}
+                 "report": cmd_report, "compare": cmd_compare, "export": cmd_export,
+                 "doctor": cmd_doctor}
         return verbs[args.verb](args, catalogue)
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)

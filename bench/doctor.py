@@ -1,0 +1,350 @@
+"""`bench doctor`: can this host run each kind of environment, and what here would spoil a
+measurement?
+
+Every check is one `Check` line: OK, WARN or FAIL, what was found, and how to fix it. FAIL is
+kept for what the default environment (the bare host) cannot do without: its workload tools.
+A missing dockerd or a KVM that cannot run a guest only takes some environments away, and
+noise sources only make numbers less trustworthy: both are warnings.
+
+The checks that read the kernel's knobs take the /sys and /proc roots as arguments, so that
+tests can give them trees with values this machine cannot have (a `powersave` governor).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+SYS, PROC = Path("/sys"), Path("/proc")
+CACHE = Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench"))
+TUNING = CACHE / "tuning.json"
+LOAD_PER_CORE = 0.5     # a 1-minute load above this per core is someone else's work on our CPUs
+BUSY_PERCENT = 10.0     # a process above this share of one CPU is named as a competitor
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    group: str          # environments, image, tools, noise
+    name: str
+    status: str         # OK, WARN or FAIL
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        fix = f" -> {self.fix}" if self.fix and self.status != OK else ""
+        return f"{self.status:<4}  {self.name:<22} {self.detail}{fix}"
+
+
+# -- environments ----------------------------------------------------------------------------
+
+def check_docker() -> Check:
+    from .environments.docker import DockerEnvironment
+
+    ok, why = DockerEnvironment.availability({})
+    if ok:
+        return Check("environments", "docker", OK, why)
+    return Check("environments", "docker", WARN, f"docker environments unavailable: {why}",
+                 "apt-get install docker.io; start dockerd")
+
+
+def check_libvirt() -> Check:
+    from .environments.libvirt import LibvirtEnvironment
+
+    # Asked as a TCG guest so that this says only whether libvirtd answers; KVM is its own check.
+    ok, why = LibvirtEnvironment.availability({"accel": "tcg"}, allow_tcg=True)
+    if ok:
+        return Check("environments", "libvirt", OK, why.split(";")[0] + " reachable")
+    return Check("environments", "libvirt", WARN, f"libvirt environments unavailable: {why}",
+                 "apt-get install libvirt-daemon-system qemu-system-x86; start libvirtd and virtlogd")
+
+
+def check_kvm() -> Check:
+    """Boots a kernel under KVM (the run's own probe, cached per boot): /dev/kvm alone proves
+    nothing, nested KVM has it and then hangs."""
+    from . import image
+    from .environments.libvirt import probe_kvm
+
+    recipe = image.Recipe.default()
+    if not recipe.rootfs.exists():
+        return Check("environments", "kvm", WARN, "not probed: the probe boots the workload image's kernel",
+                     "bench image build")
+    usable, why = probe_kvm(image.vm_kernel(recipe)[0])
+    if usable:
+        return Check("environments", "kvm", OK, f"KVM usable: {why}")
+    return Check("environments", "kvm", WARN, f"KVM NOT usable: {why}",
+                 "kvm environments run only with --allow-tcg, emulated (not virtualization costs); "
+                 "measure VMs on a host with working KVM")
+
+
+def check_vm_programs() -> Check:
+    """What a libvirt environment runs on the host besides libvirtd: QEMU, qemu-img (qcow2
+    disks), mke2fs (the VM disk from the image), ip (bridged guests)."""
+    wanted = ("qemu-system-x86_64", "qemu-img", "mke2fs", "ip")
+    missing = [p for p in wanted if shutil.which(p) is None]
+    if missing:
+        return Check("environments", "vm programs", WARN, f"missing: {', '.join(missing)}",
+                     "apt-get install qemu-system-x86 qemu-utils e2fsprogs iproute2")
+    return Check("environments", "vm programs", OK, " ".join(wanted))
+
+
+# -- the workload image ----------------------------------------------------------------------
+
+def check_image() -> list[Check]:
+    from . import image
+
+    recipe = image.Recipe.default()
+    fix = "bench image build"
+    checks = []
+    if not recipe.rootfs.exists() and shutil.which("debootstrap") is None:
+        checks.append(Check("image", "image builder", WARN, "debootstrap is missing: the image cannot be built",
+                            "apt-get install debootstrap"))
+    if recipe.rootfs.exists():
+        checks.append(Check("image", "image rootfs", OK,
+                            f"{recipe.rootfs} ({recipe.rootfs.stat().st_size / 2**20:.0f} MiB)"))
+    else:
+        checks.append(Check("image", "image rootfs", WARN, f"recipe {recipe.digest} not built ({recipe.rootfs})", fix))
+    disk = image.CACHE / f"vm-{recipe.digest}" / "root.raw"
+    checks.append(Check("image", "image VM disk", OK, str(disk)) if disk.exists() else
+                  Check("image", "image VM disk", WARN, f"{disk} missing (made on first VM run)", fix))
+    from .environments.docker import DockerEnvironment, client
+
+    if DockerEnvironment.availability({})[0]:
+        try:
+            client().images.get(recipe.tag)
+            checks.append(Check("image", "image docker", OK, f"{recipe.tag} present"))
+        except Exception:
+            checks.append(Check("image", "image docker", WARN,
+                                f"{recipe.tag} missing (built on first Docker run, minutes)", fix))
+    return checks
+
+
+# -- the tools on the host -------------------------------------------------------------------
+
+def check_tools() -> list[Check]:
+    """Every workload's programs must be here for the host environment; client programs too,
+    since clients of client/server workloads run on the host whatever the environment."""
+    from .workloads import TOOLS
+
+    checks = []
+    for name, tool in sorted(TOOLS.items()):
+        wanted = list(dict.fromkeys([*tool.programs, *tool.client_programs]))
+        missing = [p for p in wanted if shutil.which(p) is None]
+        if missing:
+            checks.append(Check("tools", f"tool {name}", FAIL, f"missing on the host: {', '.join(missing)}",
+                                f"apt-get install {' '.join(tool.packages)} (or scripts/setup.sh)"))
+        else:
+            checks.append(Check("tools", f"tool {name}", OK, " ".join(shutil.which(p) for p in wanted)))
+    return checks
+
+
+# -- noise -----------------------------------------------------------------------------------
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
+
+
+def _bracketed(text: str) -> str:
+    """The selected value of a sysfs choice file: "always [madvise] never" -> "madvise"."""
+    for word in text.split():
+        if word.startswith("[") and word.endswith("]"):
+            return word[1:-1]
+    return text
+
+
+def governors(sysfs: Path = SYS) -> dict[str, str]:
+    """CPU name -> its cpufreq scaling governor (empty where the kernel exposes no cpufreq)."""
+    found = {}
+    for f in sorted((sysfs / "devices/system/cpu").glob("cpu[0-9]*/cpufreq/scaling_governor")):
+        value = _read(f)
+        if value:
+            found[f.parent.parent.name] = value
+    return found
+
+
+def check_governor(sysfs: Path = SYS) -> Check:
+    found = governors(sysfs)
+    if not found:
+        return Check("noise", "cpu governor", WARN,
+                     "not exposed (no cpufreq: a VM or container; the hypervisor sets the clock, unseen)",
+                     "measure on bare metal to control CPU frequency")
+    other = {cpu: g for cpu, g in found.items() if g != "performance"}
+    if not other:
+        return Check("noise", "cpu governor", OK, f"performance on all {len(found)} CPUs")
+    kinds = ", ".join(sorted(set(other.values())))
+    return Check("noise", "cpu governor", WARN, f"{kinds} on {len(other)} of {len(found)} CPUs: the clock "
+                 "follows the load, so repetitions differ", "bench doctor --tune (sets performance; --reset undoes it)")
+
+
+def check_turbo(sysfs: Path = SYS) -> Check:
+    cpu = sysfs / "devices/system/cpu"
+    no_turbo = _read(cpu / "intel_pstate/no_turbo")
+    boost = _read(cpu / "cpufreq/boost")
+    if no_turbo is not None:
+        on, where = no_turbo == "0", "intel_pstate/no_turbo"
+        fix = f"echo 1 > {cpu / 'intel_pstate/no_turbo'}"
+    elif boost is not None:
+        on, where = boost == "1", "cpufreq/boost"
+        fix = f"echo 0 > {cpu / 'cpufreq/boost'}"
+    else:
+        return Check("noise", "turbo", WARN, "not exposed (no intel_pstate or cpufreq boost knob)",
+                     "measure on bare metal to control turbo")
+    if on:
+        return Check("noise", "turbo", WARN, f"on ({where}): the clock depends on temperature and on "
+                     "how many cores are busy", fix)
+    return Check("noise", "turbo", OK, f"off ({where})")
+
+
+def check_swap() -> Check:
+    import psutil
+
+    swap = psutil.swap_memory()
+    if swap.total == 0:
+        return Check("noise", "swap", OK, "no swap")
+    if swap.used == 0:
+        return Check("noise", "swap", OK, f"{swap.total / 2**20:.0f} MiB of swap, none in use")
+    return Check("noise", "swap", WARN, f"{swap.used / 2**20:.0f} MiB of swap in use: memory is short",
+                 "free memory (stop other work) or `swapoff -a`")
+
+
+def busy_processes(interval: float = 0.5) -> list[tuple[str, int, float]]:
+    """(name, pid, % of one CPU) of processes other than this one and its children, busiest first."""
+    import time
+
+    import psutil
+
+    me = psutil.Process()
+    ours = {me.pid, *(c.pid for c in me.children(recursive=True))}
+    procs = [p for p in psutil.process_iter(["name"]) if p.pid not in ours]
+    for p in procs:
+        try:
+            p.cpu_percent(None)  # the first call only starts the measuring interval
+        except psutil.Error:
+            pass
+    time.sleep(interval)
+    busy = []
+    for p in procs:
+        try:
+            busy.append((p.info["name"], p.pid, p.cpu_percent(None)))
+        except psutil.Error:
+            pass
+    return sorted((b for b in busy if b[2] >= BUSY_PERCENT), key=lambda b: -b[2])
+
+
+def check_load() -> Check:
+    cores = os.cpu_count() or 1
+    load1 = os.getloadavg()[0]
+    busy = busy_processes()
+    top = ", ".join(f"{name} ({pid}) {pct:.0f}%" for name, pid, pct in busy[:3])
+    detail = f"load average {load1:.2f} on {cores} CPUs" + (f"; busy: {top}" if top else "")
+    if load1 > LOAD_PER_CORE * cores or busy:
+        return Check("noise", "other load", WARN, detail, "wait for other work to finish, or stop it, before measuring")
+    return Check("noise", "other load", OK, detail)
+
+
+def check_hugepages(sysfs: Path = SYS) -> Check:
+    text = _read(sysfs / "kernel/mm/transparent_hugepage/enabled")
+    if text is None:
+        return Check("noise", "transparent hugepages", OK, "not exposed (kernel without THP)")
+    mode = _bracketed(text)
+    if mode == "always":
+        # khugepaged collapses pages in the background: a source of jitter, and a difference
+        # between environments when a guest's kernel has another setting.
+        return Check("noise", "transparent hugepages", WARN, "always: khugepaged works in the background",
+                     f"echo madvise > {sysfs / 'kernel/mm/transparent_hugepage/enabled'}")
+    return Check("noise", "transparent hugepages", OK, mode)
+
+
+def virtualization(sysfs: Path = SYS, proc: Path = PROC) -> tuple[str, str]:
+    """(hypervisor, container) this host runs under, "" for none."""
+    def detect(flag: str) -> str:
+        if shutil.which("systemd-detect-virt") is None:
+            return ""
+        r = subprocess.run(["systemd-detect-virt", flag], capture_output=True, text=True)
+        out = r.stdout.strip()
+        return "" if out in ("", "none") else out
+
+    vm = detect("--vm") if sysfs == SYS else ""
+    if not vm:
+        product = _read(sysfs / "class/dmi/id/product_name") or ""
+        cpuinfo = _read(proc / "cpuinfo") or ""
+        flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "")
+        if any(k in product for k in ("KVM", "VMware", "VirtualBox", "Virtual Machine", "HVM domU", "Standard PC")):
+            vm = product
+        elif " hypervisor" in flags:
+            vm = "hypervisor flag in cpuinfo"
+    container = detect("--container") if sysfs == SYS else ""
+    if not container and sysfs == SYS:
+        container = "docker" if Path("/.dockerenv").exists() else "podman" if Path("/run/.containerenv").exists() else ""
+    return vm, container
+
+
+def check_virtualization(sysfs: Path = SYS, proc: Path = PROC) -> Check:
+    vm, container = virtualization(sysfs, proc)
+    inside = " and ".join(x for x in (f"a {container} container" if container else "",
+                                     f"a VM ({vm})" if vm else "") if x)
+    if not inside:
+        return Check("noise", "bare metal", OK, "no hypervisor or container detected")
+    nested = "; its VMs are nested and its 'host' numbers include a hypervisor's costs" if vm else ""
+    return Check("noise", "bare metal", WARN, f"this host runs inside {inside}{nested}",
+                 "for the study's numbers, run on a bare-metal machine")
+
+
+# -- all of them -----------------------------------------------------------------------------
+
+def run_checks() -> list[Check]:
+    checks: list[Check] = []
+    for group, name, check in (("environments", "docker", check_docker), ("environments", "libvirt", check_libvirt),
+                               ("environments", "kvm", check_kvm),
+                               ("environments", "vm programs", check_vm_programs), ("image", "image", check_image),
+                               ("tools", "tools", check_tools), ("noise", "cpu governor", check_governor),
+                               ("noise", "turbo", check_turbo), ("noise", "swap", check_swap),
+                               ("noise", "other load", check_load), ("noise", "transparent hugepages", check_hugepages),
+                               ("noise", "bare metal", check_virtualization)):
+        try:
+            found = check()
+        except Exception as e:  # noqa: BLE001 - one check that cannot look must not hide the others
+            found = Check(group, name, WARN, f"could not check: {type(e).__name__}: {str(e).strip()[:200]}")
+        checks.extend(found if isinstance(found, list) else [found])
+    return checks
+
+
+def exit_status(checks: list[Check]) -> int:
+    return 1 if any(c.status == FAIL for c in checks) else 0
+
+
+def as_json(checks: list[Check]) -> str:
+    return json.dumps({"status": exit_status(checks), "checks": [dataclasses.asdict(c) for c in checks]}, indent=2)
+
+
+# -- --tune / --reset: the governor only, reversibly -------------------------------------------
+
+def tune(sysfs: Path = SYS, saved: Path = TUNING) -> str:
+    """Every CPU's governor to performance; the old ones are kept in `saved` for reset()."""
+    found = governors(sysfs)
+    if not found:
+        return "nothing to tune: this machine exposes no CPU frequency governor (cpufreq)"
+    if not saved.exists():  # a second --tune must not overwrite the true old values with "performance"
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        saved.write_text(json.dumps({"governors": found}, indent=2))
+    for cpu in found:
+        (sysfs / "devices/system/cpu" / cpu / "cpufreq/scaling_governor").write_text("performance")
+    return f"governor performance on {len(found)} CPUs (old values in {saved}; undo with --reset)"
+
+
+def reset(sysfs: Path = SYS, saved: Path = TUNING) -> str:
+    try:
+        old = json.loads(saved.read_text())["governors"]
+    except (OSError, ValueError, KeyError):
+        return f"nothing to reset: no saved tuning in {saved}"
+    for cpu, governor in old.items():
+        (sysfs / "devices/system/cpu" / cpu / "cpufreq/scaling_governor").write_text(governor)
+    saved.unlink()
+    return f"governors restored on {len(old)} CPUs: {', '.join(sorted(set(old.values())))}"

@@ -1,0 +1,67 @@
+"""`bench export`: the tidy samples of bench.load() as a file other tools read (R, a spreadsheet,
+DuckDB, Spark): CSV, Parquet or JSON lines, one row per sample, the same columns as load().
+
+CSV and Parquet hold one value per cell: a list or mapping parameter (redis' `tests`) is written
+as its JSON text there; JSON lines keep it as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from .errors import BenchError
+
+FORMATS = ("csv", "parquet", "jsonl")
+SUFFIX = {"csv": ".csv", "parquet": ".parquet", "jsonl": ".jsonl"}
+
+
+def _flat(frame):
+    """One scalar per cell: lists and mappings as JSON text, and a column that mixes kinds of
+    values (a parameter that is a number in one workload and a word in another) as text."""
+    frame = frame.copy()
+    for column in frame.columns:
+        if frame[column].dtype != object:
+            continue
+        values = frame[column]
+        nested = values.map(lambda v: isinstance(v, (list, dict)))
+        if nested.any():
+            frame[column] = values.map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
+        kinds = {type(v) for v in frame[column] if not _missing(v)}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            frame[column] = frame[column].map(lambda v: None if _missing(v) else str(v))
+    return frame
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def write(frame, fmt: str, out: Path) -> Path:
+    """Write the samples to `out` in `fmt`; returns `out`."""
+    if fmt not in FORMATS:
+        raise BenchError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        _flat(frame).to_csv(out, index=False)  # floats as repr: they read back exactly
+    elif fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise BenchError("Parquet needs pyarrow: pip install pyarrow (or run scripts/setup.sh)") from None
+        _flat(frame).to_parquet(out, index=False)
+    else:
+        # json.dumps rather than DataFrame.to_json: the latter rounds floats to 10 digits.
+        with open(out, "w") as f:
+            for record in frame.to_dict("records"):
+                record = {k: None if _missing(v) else v for k, v in record.items()}
+                f.write(json.dumps(record, default=_plain) + "\n")
+    return out
+
+
+def _plain(v):
+    """numpy scalars (int64, bool_) as Python's own, for json."""
+    if hasattr(v, "item"):
+        return v.item()
+    raise TypeError(f"cannot write {type(v).__name__} as JSON")
