@@ -81,14 +81,25 @@ def _libvirt_leftovers(run_id: str | None) -> list[Leftover]:
             continue  # not one of ours
         owner = meta.get("id", "?")
         if run_id is None or owner == run_id:
-            found.append(Leftover("domain", dom.name(), owner,
-                                  lambda d=dom: d.destroy() if d.isActive() else d.undefine()))
+            found.append(Leftover("domain", dom.name(), owner, lambda d=dom: _remove_domain(d)))
     prefix = f"bench-{run_id}-" if run_id else "bench-"
     if lv.IMAGES.is_dir():
         for folder in sorted(lv.IMAGES.glob(f"{prefix}*")):
             found.append(Leftover("VM disk folder", str(folder), run_id or "?",
                                   lambda f=folder: shutil.rmtree(f, ignore_errors=True)))
     return found
+
+
+def _remove_domain(dom) -> None:
+    """Destroy (transient) or undefine a domain; one that vanished since it was listed (its QEMU
+    ended, another cleanup got there first) is already what we want."""
+    import libvirt
+
+    try:
+        dom.destroy() if dom.isActive() else dom.undefine()
+    except libvirt.libvirtError as e:
+        if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+            raise
 
 
 def _netns_leftovers(run_id: str | None) -> list[Leftover]:

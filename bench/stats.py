@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as st
 
+from .parallel import pmap
+
 NATIVE = "host"
 
 # Columns of a sample row that are not workload parameters (see store.load()).
@@ -121,19 +123,30 @@ def permutation_p_many(pairs: list[tuple[Sequence[float], Sequence[float]]], n_r
     for i, (a, b) in enumerate(pairs):
         if len(a) >= 1 and len(b) >= 1 and len(a) + len(b) >= 3:
             by_size.setdefault((len(a), len(b)), []).append(i)
+    chunks = []
     for (n1, n2), same_size in by_size.items():
         for start in range(0, len(same_size), PAIRS_PER_CALL):
             idx = same_size[start:start + PAIRS_PER_CALL]
             a = np.array([np.asarray(pairs[i][0], float) for i in idx])
             b = np.array([np.asarray(pairs[i][1], float) for i in idx])
-            # Bound the memory of one vectorized step (pairs x permutations x values).
-            batch = max(1, MAX_ELEMENTS // (len(idx) * (n1 + n2)))
-            res = st.permutation_test((a, b), _mean_difference, permutation_type="independent",
-                                      vectorized=True, n_resamples=n_resamples, alternative="two-sided",
-                                      axis=1, batch=batch, rng=np.random.default_rng(seed))
-            for i, p in zip(idx, np.atleast_1d(res.pvalue)):
-                out[i] = float(p)
+            chunks.append((idx, (a, b, n_resamples, seed)))
+    # Each chunk has its own generator seeded the same: its p-values do not depend on which
+    # process computes it, or in which order.
+    for (idx, _), ps in zip(chunks, pmap(_permutation_chunk, [c for _, c in chunks])):
+        for i, p in zip(idx, ps):
+            out[i] = float(p)
     return out
+
+
+def _permutation_chunk(job) -> np.ndarray:
+    """Two-sided permutation p of each row pair of a (pairs x n1) and b (pairs x n2)."""
+    a, b, n_resamples, seed = job
+    # Bound the memory of one vectorized step (pairs x permutations x values).
+    batch = max(1, MAX_ELEMENTS // (a.shape[0] * (a.shape[1] + b.shape[1])))
+    res = st.permutation_test((a, b), _mean_difference, permutation_type="independent",
+                              vectorized=True, n_resamples=n_resamples, alternative="two-sided",
+                              axis=1, batch=batch, rng=np.random.default_rng(seed))
+    return np.atleast_1d(res.pvalue)
 
 
 def min_attainable_p(n1: int, n2: int, n_resamples: int = 9999) -> float:
@@ -206,14 +219,30 @@ def _fmt_param(v: Any) -> str:
     return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
 
 
-def cells(df, options: Options = Options()):
-    """Yield (key, values, first_row) per cell: key = (environment, workload, metric, point)."""
+def _cell_positions(df):
+    """Yield (key, sweep, positions) per cell in order of first appearance, positions being the
+    cell's row numbers in df. One groupby per workload giving integer codes, then one stable
+    argsort: no DataFrame per cell (a lab-scale results set has thousands of cells)."""
+    import numpy as np_
+
     sweeps = sweep_params(df)
     for workload, rows in df.groupby("workload", sort=False):
         keys = sweeps.get(workload, [])
-        for group, g in rows.groupby(["environment", "metric", *keys], sort=False, dropna=False):
-            env, metric, *point = group
-            yield (env, workload, metric, _point_label(keys, tuple(point))), dict(zip(keys, point)), g
+        by = ["environment", "metric", *keys]
+        codes = rows.groupby(by, sort=False, dropna=False).ngroup().to_numpy()
+        order = np_.argsort(codes, kind="stable")          # rows of a cell together, in file order
+        bounds = np_.flatnonzero(np_.diff(codes[order])) + 1
+        where = rows.index.to_numpy()
+        firsts = rows[by].to_numpy(object)
+        for part in np_.split(order, bounds):            # codes are numbered by first appearance
+            env, metric, *point = firsts[part[0]]
+            yield (env, workload, metric, _point_label(keys, tuple(point))), dict(zip(keys, point)), where[part]
+
+
+def cells(df, options: Options = Options()):
+    """Yield (key, values, first_row) per cell: key = (environment, workload, metric, point)."""
+    for key, sweep, positions in _cell_positions(df):
+        yield key, sweep, df.loc[positions]
 
 
 def summarize(df, baseline: str | None = None, options: Options = Options()):
@@ -223,16 +252,21 @@ def summarize(df, baseline: str | None = None, options: Options = Options()):
     if df.empty:
         return pd.DataFrame()
     baseline = baseline or baseline_environment(df)
-    groups = list(cells(df, options))
-    native = {(w, m, pt): g["value"].to_numpy(float) for (e, w, m, pt), _, g in groups if e == baseline}
+    df = df.reset_index(drop=True)   # positions below are row numbers
+    # Plain numpy columns: indexing them per cell costs microseconds, a pandas row milliseconds.
+    value = df["value"].to_numpy(float)
+    env_kind, tool, unit, better = (df[c].to_numpy(object) for c in ("env_kind", "tool", "unit", "better"))
+    tcg = (df["env_accel"] == "tcg").to_numpy(bool) if "env_accel" in df else None
+    groups = list(_cell_positions(df))
+    native = {(w, m, pt): value[pos] for (e, w, m, pt), _, pos in groups if e == baseline}
     rows, pending = [], []
-    for (env, workload, metric, point), sweep, g in groups:
-        first = g.iloc[0]
-        values = g["value"].to_numpy(float)
-        row = {"environment": env, "env_kind": first["env_kind"], "workload": workload,
-               "tool": first["tool"], "metric": metric, "unit": first["unit"], "better": first["better"],
+    for (env, workload, metric, point), sweep, pos in groups:
+        first = pos[0]
+        values = value[pos]
+        row = {"environment": env, "env_kind": env_kind[first], "workload": workload,
+               "tool": tool[first], "metric": metric, "unit": unit[first], "better": better[first],
                "point": point, **{f"sweep_{k}": v for k, v in sweep.items()},
-               "emulated": bool("env_accel" in g and (g["env_accel"] == "tcg").any()),
+               "emulated": bool(tcg is not None and tcg[pos].any()),
                **describe(values, options.confidence)}
         row["few"] = row["n"] < options.min_n
         row["noisy"] = bool(row["cov"] > options.noisy_cov)
@@ -241,10 +275,13 @@ def summarize(df, baseline: str | None = None, options: Options = Options()):
             pending.append((row, values, ref))
         rows.append(row)
     ps = permutation_p_many([(v, r) for _, v, r in pending], options.n_resamples, options.seed)
+    native_cov = {}
     for (row, values, ref), p in zip(pending, ps):
         row.update(compare(values, ref, row["better"], options, p=p))
         row["few"] = row["few"] or len(ref) < options.min_n
-        row["noisy"] = row["noisy"] or bool(describe(ref)["cov"] > options.noisy_cov)
+        if id(ref) not in native_cov:   # the same native cell is the reference of every environment
+            native_cov[id(ref)] = describe(ref)["cov"]
+        row["noisy"] = row["noisy"] or bool(native_cov[id(ref)] > options.noisy_cov)
     return pd.DataFrame(rows)
 
 

@@ -90,6 +90,11 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
     ref = reference.load()
     kinds = dict(zip(df["environment"], df["env_kind"])) if not df.empty else {}
 
+    # The summary as plain dicts once (a DataFrame row per table cell costs a millisecond each).
+    records = summary.to_dict("records") if summary is not None else []
+    records_of: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        records_of.setdefault(r["workload"], []).append(r)
     workloads = []
     for w in (_workload_order(df, manifests) if summary is not None else []):
         rows = summary[summary["workload"] == w]
@@ -98,10 +103,15 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         shown = [m for m in metrics if not _percentile_hidden(m)]
         sweep_keys = [c[len("sweep_"):] for c in rows.columns if c.startswith("sweep_") and rows[c].notna().any()]
         table = []
+        recs = records_of.get(w, [])
         for m in shown:
-            for point, cell_rows in rows[rows["metric"] == m].groupby("point", sort=False):
-                by_env = {r["environment"]: r for r in cell_rows.to_dict("records")}
-                first = cell_rows.iloc[0]
+            points: dict[str, list[dict[str, Any]]] = {}   # a cell per sweep point, in summary order
+            for r in recs:
+                if r["metric"] == m:
+                    points.setdefault(r["point"], []).append(r)
+            for point, cell_recs in points.items():
+                by_env = {r["environment"]: r for r in cell_recs}
+                first = cell_recs[0]
                 sweep_point = {k: first.get(f"sweep_{k}") for k in sweep_keys}
                 study = ref.for_metric(w, m, sweep_point) if ref else None
                 if study and study.get("point") == "peak":
@@ -112,21 +122,18 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         tool = rows["tool"].iloc[0]
         if not sweep_keys and baseline:
             bars = rows[rows["metric"].isin(shown[:MAX_TABLE_METRICS])]
-            uri = figures.normalized_bars(bars, envs, baseline, emulated, f"{w}: mean relative to {baseline}, "
-                                          f"95 % interval of the ratio")
-            if uri:
-                figs.append({"uri": uri, "caption": f"{w}: each metric relative to {baseline}"})
-        uri = figures.latency_cdf(rows, envs, emulated, f"{w}: completion-latency distribution ({tool} percentiles)")
-        if uri:
-            figs.append({"uri": uri, "caption": f"{w}: latency CDF from the percentile metrics (mean over repetitions)"})
+            figs.append(("normalized_bars", (bars, envs, baseline, emulated, f"{w}: mean relative to {baseline}, "
+                                                                            f"95 % interval of the ratio"),
+                         f"{w}: each metric relative to {baseline}"))
+        figs.append(("latency_cdf", (rows, envs, emulated, f"{w}: completion-latency distribution ({tool} percentiles)"),
+                     f"{w}: latency CDF from the percentile metrics (mean over repetitions)"))
         for key in sweep_keys:
             unit = rows.loc[rows["metric"] == headline, "unit"].iloc[0]
             for m in [m for m in shown if rows.loc[rows["metric"] == m, "unit"].iloc[0] == unit][:MAX_SWEEP_FIGURES]:
-                uri = figures.sweep(rows[rows["metric"] == m], key, envs, baseline, emulated, f"{w}: {m} against {key}")
-                if uri:
-                    figs.append({"uri": uri, "caption": f"{w}: {m} against {key}, 95 % CI; dotted: % change vs {baseline}"})
-        summary_rows = [r for r in rows[(rows["metric"] == headline) & (rows["environment"] != baseline)]
-                        .to_dict("records") if "ratio" in r and _finite(r.get("ratio"))]
+                figs.append(("sweep", (rows[rows["metric"] == m], key, envs, baseline, emulated, f"{w}: {m} against {key}"),
+                             f"{w}: {m} against {key}, 95 % CI; dotted: % change vs {baseline}"))
+        summary_rows = [dict(r) for r in recs if r["metric"] == headline and r["environment"] != baseline
+                        and "ratio" in r and _finite(r.get("ratio"))]
         for r in summary_rows:
             study = ref.for_metric(w, headline, {k: r.get(f"sweep_{k}") for k in sweep_keys}) if ref else None
             if study and study.get("point") == "peak" and not _is_peak(rows, headline, r["point"], baseline):
@@ -136,6 +143,14 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         workloads.append({"name": w, "tool": tool, "headline": headline, "sweep_keys": sweep_keys,
                           "table": table, "figures": figs, "summary": summary_rows,
                           "description": _description(manifests, w), "params": _params(manifests, w)})
+
+    # Figures are drawn last, all together, in parallel: matplotlib's layout and drawing are most
+    # of a large report's time, and each figure is independent of the others.
+    jobs = [job for wl in workloads for job in wl["figures"]]
+    uris = iter(figures.draw_all([(name, args) for name, args, _ in jobs]))
+    for wl in workloads:
+        wl["figures"] = [{"uri": uri, "caption": caption}
+                         for (_, _, caption), uri in zip(wl["figures"], uris) if uri]
 
     return {
         "title": "bench report: " + ", ".join(m.get("run_id", "?") for m in manifests),
@@ -149,7 +164,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         "skipped": {k: v for m in manifests for k, v in (m.get("skipped_environments") or {}).items()
                     if k not in envs},
         "workloads": workloads,
-        "all_cells": summary.to_dict("records") if summary is not None else [],
+        "all_cells": records,
         "failures": failures, "notes": notes, "options": options,
         "p_min_example": stats.min_attainable_p(3, 3, options.n_resamples),
         "reference_source": ref.source if ref else None,

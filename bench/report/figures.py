@@ -19,6 +19,8 @@ matplotlib.use("Agg")  # no display, no GUI toolkit: the report renders on a hea
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..parallel import pmap  # noqa: E402
+
 WIDTH, HEIGHT, DPI = 8.0, 3.4, 96
 PERCENTILE = re.compile(r"^(?P<prefix>.*_)p(?P<pct>\d+(?:_\d+)?)$")
 
@@ -28,6 +30,17 @@ def _uri(fig) -> str:
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _draw(job):
+    name, args = job
+    return globals()[name](*args)
+
+
+def draw_all(jobs: list[tuple[str, tuple]]) -> list[str | None]:
+    """Each (function name, arguments) drawn, in order, in worker processes (bench.parallel):
+    the figures are independent, and the same drawn here or there."""
+    return pmap(_draw, jobs)
 
 
 def env_label(env: str, emulated: set[str]) -> str:
