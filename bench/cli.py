@@ -193,6 +193,9 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
 
 def write_run_report(folder: Path) -> None:
     """<run folder>/report.html; a report that cannot render must not cost the run: warn only."""
+    # Serial figures here: worker processes forked from a run that has talked to dockerd and
+    # libvirtd gain little on a small report and are not worth any risk at the end of a run.
+    os.environ.setdefault("BENCH_WORKERS", "1")
     try:
         from .report import render_runs
 

@@ -121,7 +121,7 @@ def permutation_p_many(pairs: list[tuple[Sequence[float], Sequence[float]]], n_r
     out = [math.nan] * len(pairs)
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, (a, b) in enumerate(pairs):
-        if len(a) >= 1 and len(b) >= 1 and len(a) + len(b) >= 3:
+        if len(a) >= 2 and len(b) >= 2:  # scipy needs two per side; one alone says nothing of spread
             by_size.setdefault((len(a), len(b)), []).append(i)
     chunks = []
     for (n1, n2), same_size in by_size.items():

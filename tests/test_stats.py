@@ -172,3 +172,9 @@ def test_compare_runs_finds_a_planted_regression_only():
     changed = stats.compare_runs(before, after).set_index("workload")
     assert changed.loc["b", "significant"] and changed.loc["b", "overhead_pct"] == pytest.approx(30, abs=3)
     assert not changed.loc["a", "significant"]
+
+
+def test_a_side_with_one_value_has_no_permutation_p():
+    # scipy refuses a sample of one; a lone repetition (the others failed) gives no test, not a crash
+    assert math.isnan(stats.permutation_p([1.0], [2.0, 3.0]))
+    assert stats.permutation_p([1.0, 1.1], [2.0, 2.1]) == pytest.approx(1 / 3)
