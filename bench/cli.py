@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where environments keep data files such as fio's (default: /var/tmp); "
                           "it should be on the disk under test")
 
-    img = verbs.add_parser("image", help="build or show the workload image (Docker, and the VM disk later)",
+    img = verbs.add_parser("image", help="build or show the workload image (Docker image, VM disk and kernel)",
                            description="The workload image is made from Debian packages with debootstrap "
                                        "and cached under the hash of its recipe; `build` does nothing "
                                        "when it is already there.")

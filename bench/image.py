@@ -1,4 +1,4 @@
-"""The workload image: one Debian package set -> a root file system -> a Docker image (and, later,
+"""The workload image: one Debian package set -> a root file system -> a Docker image (and
 a VM disk), so that every environment runs the very same binaries.
 
 No registry is reachable from the machines this runs on, and the point is identical binaries
