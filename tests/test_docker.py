@@ -19,6 +19,7 @@ from bench.environments.docker import LABEL_RUN, DockerEnvironment
 from conftest import ROOT, bench_cli
 
 pytestmark = pytest.mark.integration
+DOCKER_KILLED = f"docker-killed-{os.getpid()}"  # machine-wide names: unique per session
 
 
 @pytest.fixture(scope="session")
@@ -155,17 +156,17 @@ def test_quick_suite_side_by_side_on_host_nat_and_host_network(docker_client, wo
 
 def test_sigterm_removes_containers_and_volumes(docker_client, workload_image, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--env", "docker-nat", "--reps", "3",
-                             "--out", str(tmp_path), "--run-id", "docker-killed",
+                             "--out", str(tmp_path), "--run-id", DOCKER_KILLED,
                              "--scratch", str(tmp_path / "scratch")],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    samples = tmp_path / "docker-killed" / "samples.jsonl"
+    samples = tmp_path / DOCKER_KILLED / "samples.jsonl"
     deadline = time.monotonic() + 180
     while not (samples.exists() and samples.stat().st_size) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert labelled(docker_client, "docker-killed"), "the run should have a container by now"
+    assert labelled(docker_client, DOCKER_KILLED), "the run should have a container by now"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
-    assert labelled(docker_client, "docker-killed") == []
+    assert labelled(docker_client, DOCKER_KILLED) == []
     with pytest.warns(UserWarning, match="run is interrupted"):
-        assert len(bench.load(tmp_path / "docker-killed")) > 0
+        assert len(bench.load(tmp_path / DOCKER_KILLED)) > 0

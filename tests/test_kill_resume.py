@@ -21,6 +21,8 @@ from bench.store import effective_status, read_manifest
 from conftest import ROOT, bench_cli
 
 pytestmark = pytest.mark.integration
+VM_KILLED = f"vm-killed-{os.getpid()}"  # machine-wide names: unique per session
+DOCKER_KILLED = f"docker-killed-{os.getpid()}"  # machine-wide names: unique per session
 
 TOOL_PROCESSES = {"fio", "sysbench", "netserver", "netperf", "mpirun", "hpcc"}
 REPS = 3
@@ -132,12 +134,12 @@ def docker_ok() -> bool:
 @pytest.mark.skipif(not docker_ok() and not os.environ.get("CI"), reason="dockerd is not running")
 def test_docker_run_killed_then_resumed(tiny, tmp_path):
     before = tool_pids()
-    proc = start(tiny, tmp_path, "docker-killed", "--env", "host,docker-nat")
-    run = tmp_path / "docker-killed"
+    proc = start(tiny, tmp_path, DOCKER_KILLED, "--env", "host,docker-nat")
+    run = tmp_path / DOCKER_KILLED
     kill_when(proc, lambda: sample_lines(run) >= 2)
-    left = {l.kind for l in cleanup.find("docker-killed", tmp_path / "scratch")}
+    left = {l.kind for l in cleanup.find(DOCKER_KILLED, tmp_path / "scratch")}
     assert {"container", "volume"} <= left  # what SIGKILL leaves: the resume must remove it
-    resume_and_check(tiny, tmp_path, "docker-killed", {"host", "docker-nat"}, before)
+    resume_and_check(tiny, tmp_path, DOCKER_KILLED, {"host", "docker-nat"}, before)
 
 
 def libvirt_ok() -> bool:
@@ -149,8 +151,8 @@ def libvirt_ok() -> bool:
 @pytest.mark.skipif(not libvirt_ok() and not os.environ.get("CI"), reason="libvirtd is not running")
 def test_tcg_guest_killed_while_booting_then_resumed(tiny, tmp_path):
     before = tool_pids()
-    proc = start(tiny, tmp_path, "vm-killed", "--env", "tcg", "--allow-tcg")
-    kill_when(proc, lambda: any(l.kind == "domain" for l in cleanup.find("vm-killed", tmp_path / "scratch")))
-    resume_and_check(tiny, tmp_path, "vm-killed", {"tcg"}, before)
-    boots = bench.load(tmp_path / "vm-killed").query("workload == 'provision'")
+    proc = start(tiny, tmp_path, VM_KILLED, "--env", "tcg", "--allow-tcg")
+    kill_when(proc, lambda: any(l.kind == "domain" for l in cleanup.find(VM_KILLED, tmp_path / "scratch")))
+    resume_and_check(tiny, tmp_path, VM_KILLED, {"tcg"}, before)
+    boots = bench.load(tmp_path / VM_KILLED).query("workload == 'provision'")
     assert len(boots) == 1  # the killed boot never reached the agent; the resumed one did

@@ -15,6 +15,7 @@ from bench.environments.host import run_argv
 from conftest import bench_cli
 
 pytestmark = pytest.mark.integration
+HOST_KVM = f"host-kvm-{os.getpid()}"  # machine-wide names: unique per session
 
 
 def domains_of(run_id: str) -> list[str]:
@@ -130,11 +131,11 @@ def tcg_sized(config_copy):
 
 def test_quick_suite_host_and_kvm_allowing_tcg(vm_image, tmp_path, tcg_sized):
     r = bench_cli("--config-dir", str(tcg_sized), "run", "--suite", "quick", "--env", "host,kvm", "--allow-tcg",
-                  "--reps", "1", "--out", str(tmp_path), "--run-id", "host-kvm",
+                  "--reps", "1", "--out", str(tmp_path), "--run-id", HOST_KVM,
                   "--scratch", str(tmp_path / "scratch"), timeout=1800)
     assert r.returncode in (0, 1), r.stderr[-3000:]
     assert "EMULATED" in r.stderr and "(TCG)" in r.stdout
-    df = bench.load(tmp_path / "host-kvm")
+    df = bench.load(tmp_path / HOST_KVM)
     vm = df[df.environment == "kvm"]
     assert set(vm.env_accel) == {"tcg"}  # every sample says it was emulated
     boot = vm[(vm.workload == "provision") & (vm.metric == "boot_to_ready")]
@@ -146,9 +147,9 @@ def test_quick_suite_host_and_kvm_allowing_tcg(vm_image, tmp_path, tcg_sized):
         rows = df[(df.workload == workload) & (df.metric == metric)]
         assert set(rows.environment) == {"host", "kvm"}, workload
         assert (rows.value > 0).all(), workload
-    manifest = json.loads((tmp_path / "host-kvm" / "run.json").read_text())
+    manifest = json.loads((tmp_path / HOST_KVM / "run.json").read_text())
     meta = manifest["environments"]["kvm"]["metadata"]
     assert meta["accel"] == "tcg" and meta["emulated"] is True
     assert manifest["environments"]["kvm"]["variant_as_run"]["accel"] == "tcg"
-    assert (tmp_path / "host-kvm" / "raw" / "kvm" / "provision" / "console.log").exists()
-    assert domains_of("host-kvm") == []
+    assert (tmp_path / HOST_KVM / "raw" / "kvm" / "provision" / "console.log").exists()
+    assert domains_of(HOST_KVM) == []
