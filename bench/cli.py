@@ -37,6 +37,12 @@ def _csv(text: str) -> list[str]:
     return names
 
 
+def _results_folder(parser: argparse.ArgumentParser) -> None:
+    """--out for the verbs that take runs by id (report, compare, export)."""
+    parser.add_argument("--out", type=Path, default=Path("results"),
+                        help="results folder where run ids are looked up (default: results)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench",
@@ -106,8 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("runs", nargs="+", metavar="RUN", help="run folder, or run id under --out")
     rep.add_argument("-o", "--output", type=Path, default=Path("report.html"),
                      help="the HTML file to write (default: report.html)")
-    rep.add_argument("--out", type=Path, default=Path("results"),
-                     help="results folder where run ids are looked up (default: results)")
+    _results_folder(rep)
 
     cmp = verbs.add_parser("compare", help="compare two runs cell by cell; exit 1 on a significant regression",
                            description="Per cell (environment, workload, metric, sweep point): the change "
@@ -119,8 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
                      help="smallest worse-direction change counted as a regression (default: 5)")
     cmp.add_argument("--all", action="store_true", help="list every cell, not only changed ones")
-    cmp.add_argument("--out", type=Path, default=Path("results"),
-                     help="results folder where run ids are looked up (default: results)")
+    _results_folder(cmp)
 
     exp = verbs.add_parser("export", help="write one or more runs' samples as CSV, Parquet or JSON lines",
                            description="The tidy samples of bench.load() (one row per sample, parameters "
@@ -130,8 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="file format (default: csv; parquet needs pyarrow)")
     exp.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
                      help="the file to write (default: RUN_ID.FORMAT in the current folder)")
-    exp.add_argument("--out", type=Path, default=Path("results"),
-                     help="results folder where run ids are looked up (default: results)")
+    _results_folder(exp)
 
     doc = verbs.add_parser("doctor", help="check what this host can run, and what would spoil measurements",
                            description="One line per check (OK, WARN, FAIL, and the fix): dockerd, libvirtd, "

@@ -50,13 +50,18 @@ def test_a_round_keeps_suite_order_and_shuffles_environments():
     assert len(orders) > 1  # the shuffle is real
 
 
+def tiny_suite(config, repetitions: int) -> None:
+    """Suite `t`: one 1-second sysbench cell, no warm-up."""
+    (config / "suites" / "t.yaml").write_text(
+        f"profile: quick\nrepetitions: {repetitions}\nworkloads: [sysbench-cpu]\n")
+    (config / "catalogue" / "sysbench.yaml").write_text(
+        "sysbench-cpu:\n  tool: sysbench\n  warmups: 0\n  params: {time: 1, cpu_max_prime: 2000}\n")
+
+
 @pytest.mark.integration
 def test_run_adds_rounds_until_the_cap(tmp_path, config_copy):
     """A target no real measurement meets (0.001 %) runs every cell to the cap, in rounds."""
-    (config_copy / "suites" / "t.yaml").write_text(
-        "profile: quick\nrepetitions: 2\nworkloads: [sysbench-cpu]\n")
-    (config_copy / "catalogue" / "sysbench.yaml").write_text(
-        "sysbench-cpu:\n  tool: sysbench\n  warmups: 0\n  params: {time: 1, cpu_max_prime: 2000}\n")
+    tiny_suite(config_copy, repetitions=2)
     r = bench_cli("run", "--suite", "t", "--env", "host", "--target-ci", "0.001", "--max-reps", "4",
                   "--out", str(tmp_path), "--run-id", "adaptive", env={"BENCH_CONFIG_DIR": str(config_copy)})
     assert r.returncode == 0, r.stderr[-2000:]
@@ -72,10 +77,7 @@ def test_run_adds_rounds_until_the_cap(tmp_path, config_copy):
 def test_a_loose_target_adds_nothing(tmp_path, config_copy):
     # 4 repetitions: the t quantile is 3.18 (12.7 with 2), so even a CoV of 50 % on a loaded
     # machine stays inside ±99.9 %.
-    (config_copy / "suites" / "t.yaml").write_text(
-        "profile: quick\nrepetitions: 4\nworkloads: [sysbench-cpu]\n")
-    (config_copy / "catalogue" / "sysbench.yaml").write_text(
-        "sysbench-cpu:\n  tool: sysbench\n  warmups: 0\n  params: {time: 1, cpu_max_prime: 2000}\n")
+    tiny_suite(config_copy, repetitions=4)
     r = bench_cli("run", "--suite", "t", "--env", "host", "--target-ci", "99.9", "--out", str(tmp_path),
                   "--run-id", "loose", env={"BENCH_CONFIG_DIR": str(config_copy)})
     assert r.returncode == 0, r.stderr[-2000:]
