@@ -43,6 +43,11 @@ class EnvironmentSpec(BaseModel):
     kind: str
     description: str = ""
     profiles: dict[str, dict[str, Any]] = {}
+    # A variant answers one question against one default: `dimension` names the question
+    # (security, storage-driver, ...), `baseline` the environment it is compared with. The
+    # report groups each dimension's environments beside their baseline.
+    dimension: str = ""
+    baseline: str = ""
 
     @property
     def variant(self) -> dict[str, Any]:
@@ -177,6 +182,11 @@ def load(root: Path | None = None) -> Catalogue:
             _validated(KINDS[spec.kind].Variant, spec.variant_for(profile), env_path,
                        f"{name}[{profile}]" if profile in spec.profiles else name)
         environments[name] = spec
+    for name, spec in environments.items():
+        if spec.baseline and spec.baseline not in environments:
+            raise unknown("environment", spec.baseline, environments, where=f"{env_path}: {name}.baseline")
+        if bool(spec.baseline) != bool(spec.dimension):
+            raise ConfigError(f"{env_path}: {name}: a variant needs both `dimension` and `baseline`")
 
     workloads: dict[str, WorkloadSpec] = {}
     for path in sorted((root / "catalogue").glob("*.yaml")):

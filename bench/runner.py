@@ -421,7 +421,7 @@ class Runner:
         w = step.workload
         tool = TOOLS[w.tool]
         name = f"warmup-{step.warmup}" if step.repetition == 0 else f"rep-{step.repetition}"
-        ctx = CellContext(env=env, client=self.client, params=w.params, timeout=w.timeout, label=w.name)
+        ctx = CellContext(env=env, client=env.client_environment(self.client), params=w.params, timeout=w.timeout, label=w.name)
 
         def fail(reason: str, stderr: str = "", raw: str = "") -> str:
             self.failures += 1

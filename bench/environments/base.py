@@ -84,6 +84,9 @@ class Environment(abc.ABC):
         self.params = dict(params)
         self.run_id = run_id
         self.allow_tcg = allow_tcg  # may a VM fall back to emulation when KVM cannot run?
+        # The host address servers inside are published on: loopback while clients run on this
+        # host; the host's address facing the client when the run's client is another host.
+        self.publish_address = "127.0.0.1"
         self.workdir = ""          # a scratch folder inside the environment, set by provision()
         self.ports: list[int] = [] # ports a server inside may listen on; see endpoint()
         # What provisioning itself measured (a VM's boot-to-ready time): stored as samples.
@@ -128,6 +131,12 @@ class Environment(abc.ABC):
     @abc.abstractmethod
     def endpoint(self, port: int) -> tuple[str, int]:
         """The (address, port) at which a client on the host reaches `port` inside."""
+
+    def client_environment(self, client: "Environment") -> "Environment":
+        """Where clients of servers in here run: the run's client (this host, or another host),
+        unless the variant puts them elsewhere (a peer container on the same bridge); such a
+        peer belongs to this environment, which provisions and removes it."""
+        return client
 
     def client_command(self, argv: list[str]) -> list[str]:
         """How the host runs a client of a server inside: argv as it is, unless the server is
