@@ -70,19 +70,22 @@ if ! timeout 10 docker info >/dev/null 2>&1; then
     timeout 10 docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/bench-dockerd.log" >&2; exit 1; }
 fi
 
+# /dev/kvm as a normal Debian install has it (udev: root:kvm 0660). Where no udev ran it is
+# root-only; libvirt then sees KVM in its QEMU probe but not for the guest user, finds its
+# capability cache "outdated" on every domain start and re-probes QEMU: ~50 s per start.
+# Before libvirtd starts: its first QEMU probe must see the final permissions.
+if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ] && getent group kvm >/dev/null; then
+    echo "setup: giving /dev/kvm Debian's usual owner and mode (root:kvm 0660)"
+    $SUDO chgrp kvm /dev/kvm && $SUDO chmod 0660 /dev/kvm
+fi
+
 # libvirtd and virtlogd: started here when they are not running (no systemd, or CI).
 if ! timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; then
     echo "setup: starting libvirtd and virtlogd"
     pgrep -x virtlogd >/dev/null || $SUDO virtlogd -d
     pgrep -x libvirtd >/dev/null || $SUDO libvirtd -d
-    for _ in $(seq 60); do timeout 5 virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.5; done
+    # A fresh libvirtd probes QEMU's capabilities before it answers: up to a minute here.
+    for _ in $(seq 240); do timeout 5 virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.5; done
     timeout 10 virsh -c qemu:///system version >/dev/null 2>&1 || { echo "setup: libvirtd did not start" >&2; exit 1; }
 fi
 
-# /dev/kvm as a normal Debian install has it (udev: root:kvm 0660). Where no udev ran it is
-# root-only; libvirt then sees KVM in its QEMU probe but not for the guest user, finds its
-# capability cache "outdated" on every domain start and re-probes QEMU: ~50 s per start.
-if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ] && getent group kvm >/dev/null; then
-    echo "setup: giving /dev/kvm Debian's usual owner and mode (root:kvm 0660)"
-    $SUDO chgrp kvm /dev/kvm && $SUDO chmod 0660 /dev/kvm
-fi
