@@ -30,6 +30,7 @@ from .environments import KINDS, Environment
 from .environments.host import HostEnvironment
 from .errors import BenchError, ToolError
 from .model import Failure, Sample
+from .progress import Progress
 from .store import RunStore, check_run_id, effective_status
 from .workloads import TOOLS, CellContext
 
@@ -169,32 +170,6 @@ def schedule(p: Plan, done: frozenset[tuple[str, str, int]] = frozenset()) -> li
     return steps
 
 
-class Progress:
-    """A line per step on stderr: which step, then (when it ends) its outcome and the time left."""
-
-    def __init__(self, total: int, stream=sys.stderr):
-        self.total = total
-        self.done = 0
-        self.start = time.monotonic()
-        self.stream = stream
-
-    def begin(self, step: Step) -> None:
-        what = f"warm-up {step.warmup}" if step.repetition == 0 else f"rep {step.repetition}"
-        print(f"[{self.done + 1:>{len(str(self.total))}}/{self.total}] {step.environment} · "
-              f"{step.workload.name} · {what} ... ", end="", file=self.stream, flush=True)
-
-    def end(self, outcome: str) -> None:
-        self.done += 1
-        elapsed = time.monotonic() - self.start
-        left = elapsed / self.done * (self.total - self.done)
-        print(f"{outcome}  [{_clock(elapsed)} elapsed, ~{_clock(left)} left]", file=self.stream, flush=True)
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    return f"{m}m{s:02d}s"
-
-
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM (a scheduler, `kill`) tears down like Ctrl-C does."""
@@ -281,12 +256,12 @@ class Runner:
             with _sigterm_as_interrupt():
                 self._provision()
                 steps = schedule(p, done)
-                progress = Progress(len(steps))
-                for step in steps:
-                    progress.begin(step)
-                    progress.end(self._run_step(step))
-                if self.options.target_ci:
-                    self._repeat_until_target(progress)
+                with Progress(steps) as progress:
+                    for step in steps:
+                        progress.begin(step)
+                        progress.end(self._run_step(step))
+                    if self.options.target_ci:
+                        self._repeat_until_target(progress)
             status = "complete"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -325,9 +300,9 @@ class Runner:
             if not order:
                 return
             self.say(f"{len(order)} cell(s) not yet within ±{target:g} % (95 % interval): one more round")
-            progress.total += len(order)
-            for env, workload in order:
-                step = Step(env, by_name[workload], reps[(env, workload)] + 1)
+            steps = [Step(env, by_name[workload], reps[(env, workload)] + 1) for env, workload in order]
+            progress.extend(steps)
+            for step in steps:
                 progress.begin(step)
                 progress.end(self._run_step(step))
 

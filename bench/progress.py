@@ -1,0 +1,128 @@
+"""Progress of a run: which cell and repetition runs, how long so far, how long still.
+
+The time left is estimated per cell, not per step: a netperf repetition takes 10 s, an HPL one
+minutes and the same workload ten times longer in an emulated guest, so an average over all
+steps would swing as the mix changes. A step is estimated from its own cell's earlier steps,
+else from its workload's steps in other environments, else from the mean of all steps so far.
+
+On a terminal a rich live bar stays at the bottom (cell, repetition, elapsed, time left) with
+one line per finished step above it; elsewhere (a CI log, a pipe) each step is one plain line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from typing import Protocol, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn
+
+
+class StepLike(Protocol):
+    environment: str
+    repetition: int  # 0 for a warm-up
+    warmup: int
+
+    @property
+    def workload(self): ...
+
+
+def describe(step: StepLike) -> str:
+    what = f"warm-up {step.warmup}" if step.repetition == 0 else f"rep {step.repetition}"
+    return f"{step.environment} · {step.workload.name} · {what}"
+
+
+def clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s"
+
+
+class Estimate:
+    """Seconds each finished step took, by cell and by workload; a guess for the ones to come."""
+
+    def __init__(self) -> None:
+        self.by_cell: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.by_workload: dict[str, list[float]] = defaultdict(list)
+        self.all: list[float] = []
+
+    def record(self, step: StepLike, seconds: float) -> None:
+        self.by_cell[(step.environment, step.workload.name)].append(seconds)
+        self.by_workload[step.workload.name].append(seconds)
+        self.all.append(seconds)
+
+    def guess(self, step: StepLike) -> float | None:
+        for seen in (self.by_cell.get((step.environment, step.workload.name)),
+                     self.by_workload.get(step.workload.name), self.all):
+            if seen:
+                return sum(seen) / len(seen)
+        return None  # nothing finished yet: no honest guess
+
+    def left(self, steps: list[StepLike]) -> float | None:
+        guesses = [self.guess(s) for s in steps]
+        return None if any(g is None for g in guesses) else sum(guesses)
+
+
+class Progress:
+    """begin(step) / end(outcome) around every step; extend() when adaptive rounds add steps."""
+
+    def __init__(self, steps: list[StepLike], stream: TextIO = sys.stderr, live: bool | None = None):
+        self.pending = list(steps)
+        self.total = len(steps)
+        self.done = 0
+        self.start = time.monotonic()
+        self.estimate = Estimate()
+        self.stream = stream
+        self._current: StepLike | None = None
+        self._step_start = 0.0
+        console = Console(file=stream, stderr=stream is sys.stderr)
+        self._bar: RichProgress | None = None
+        if live if live is not None else console.is_terminal:
+            self._bar = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[elapsed]} elapsed, {task.fields[left]} left"),
+                console=console, transient=True)
+            self._task = self._bar.add_task("starting", total=self.total, elapsed="0m00s", left="?")
+
+    def __enter__(self) -> "Progress":
+        if self._bar:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._bar:
+            self._bar.stop()
+
+    def extend(self, steps: list[StepLike]) -> None:
+        self.pending += steps
+        self.total += len(steps)
+        if self._bar:
+            self._bar.update(self._task, total=self.total)
+
+    def _times(self) -> tuple[str, str]:
+        left = self.estimate.left(self.pending)
+        return clock(time.monotonic() - self.start), "?" if left is None else "~" + clock(left)
+
+    def begin(self, step: StepLike) -> None:
+        self._current, self._step_start = step, time.monotonic()
+        if step in self.pending:
+            self.pending.remove(step)
+        label = f"[{self.done + 1:>{len(str(self.total))}}/{self.total}] {describe(step)}"
+        if self._bar:
+            elapsed, left = self._times()
+            self._bar.update(self._task, description=label, elapsed=elapsed, left=left)
+        else:
+            print(f"{label} ... ", end="", file=self.stream, flush=True)
+
+    def end(self, outcome: str) -> None:
+        step = self._current
+        if step is not None:
+            self.estimate.record(step, time.monotonic() - self._step_start)
+        self.done += 1
+        elapsed, left = self._times()
+        if self._bar:
+            self._bar.console.print(f"{describe(step)}: {outcome}", highlight=False, markup=False)
+            self._bar.update(self._task, completed=self.done, elapsed=elapsed, left=left)
+        else:
+            print(f"{outcome}  [{elapsed} elapsed, {left} left]", file=self.stream, flush=True)

@@ -1,0 +1,65 @@
+"""The progress display: its estimate of the time left, and both of its renderings."""
+
+import io
+import re
+
+from bench.config import WorkloadConfig
+from bench.progress import Estimate, Progress
+from bench.runner import Step
+
+
+def workload(name: str) -> WorkloadConfig:
+    return WorkloadConfig(name=name, tool="sysbench", description="", warmups=0, timeout=60.0, params={})
+
+
+FIO, NET = workload("fio-randread-4k"), workload("netperf-tcp-rr")
+
+
+def test_estimate_prefers_the_cell_then_the_workload_then_everything():
+    e = Estimate()
+    assert e.guess(Step("host", FIO, 1)) is None  # nothing finished: no made-up number
+    e.record(Step("host", FIO, 1), 10.0)
+    e.record(Step("tcg", FIO, 1), 100.0)
+    e.record(Step("host", NET, 1), 2.0)
+    assert e.guess(Step("tcg", FIO, 2)) == 100.0        # its own cell: the emulated guest is slow
+    assert e.guess(Step("docker-nat", FIO, 1)) == 55.0  # not seen there: the workload elsewhere
+    assert e.guess(Step("docker-nat", workload("xz"), 1)) == 112.0 / 3  # nothing like it yet
+    assert e.left([Step("tcg", FIO, 2), Step("host", NET, 2)]) == 102.0
+
+
+def test_plain_lines_name_the_step_and_the_time_left():
+    out = io.StringIO()
+    steps = [Step("host", FIO, 0, 1), Step("host", FIO, 1), Step("docker-nat", FIO, 1)]
+    with Progress(steps, stream=out, live=False) as p:
+        for s in steps:
+            p.begin(s)
+            p.end("read_iops=1e+04 IOPS (0.0 s)")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("[1/3] host · fio-randread-4k · warm-up 1 ... read_iops=")
+    assert re.search(r"\[3/3\] docker-nat · fio-randread-4k · rep 1 \.\.\. .* \[0m00s elapsed, ~0m00s left\]$",
+                     lines[2])
+
+
+def test_adaptive_rounds_extend_the_total():
+    out = io.StringIO()
+    first = [Step("host", FIO, 1)]
+    with Progress(first, stream=out, live=False) as p:
+        p.begin(first[0])
+        p.end("ok")
+        more = [Step("host", FIO, 2), Step("host", FIO, 3)]
+        p.extend(more)
+        p.begin(more[0])
+    assert "[2/3] host · fio-randread-4k · rep 2" in out.getvalue()
+
+
+def test_live_bar_prints_each_finished_step_above_it():
+    out = io.StringIO()
+    steps = [Step("host", NET, 1), Step("docker-nat", NET, 1)]
+    with Progress(steps, stream=out, live=True) as p:
+        for s in steps:
+            p.begin(s)
+            p.end("transactions_per_second=6000 trans/s (10.0 s)")
+    text = out.getvalue()
+    assert "host · netperf-tcp-rr · rep 1: transactions_per_second=6000" in text
+    assert "docker-nat · netperf-tcp-rr · rep 1: transactions_per_second=6000" in text
