@@ -99,6 +99,8 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
             skipped[name] = why
             continue
         environments[name] = {"kind": spec.kind, "description": spec.description, "variant": variant}
+        if spec.dimension:  # the question the variant answers, for the report's grouping
+            environments[name].update(dimension=spec.dimension, baseline=spec.baseline)
     if not environments:
         raise BenchError("no environment is available here; see `bench list`")
 
@@ -205,7 +207,8 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, Run
     if status == "running":
         raise BenchError(f"run {run_id} is still running (pid {manifest.get('pid')}); stop it first")
     workloads = [WorkloadConfig(**manifest["workloads"][n]) for n in manifest["workload_order"]]
-    environments = {n: {k: manifest["environments"][n][k] for k in ("kind", "description", "variant")}
+    environments = {n: {k: v for k, v in manifest["environments"][n].items()
+                        if k in ("kind", "description", "variant", "dimension", "baseline")}
                     for n in manifest["environment_order"]}
     options = RunOptions(suite=manifest["suite"], out=Path(out), run_id=run_id, seed=manifest["order_seed"],
                          scratch=Path(manifest.get("scratch", "/var/tmp")),

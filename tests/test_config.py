@@ -71,6 +71,9 @@ MALFORMED = [
     ("environments.yaml", "host:\n  kind: host\n  profiles: {big: {}}\n", r"unknown profile 'big' in .*host.profiles"),
     ("environments.yaml", "vm:\n  kind: libvirt\n  profiles: {lab: {memory_mib: lots}}\n",
      r"environments.yaml: vm\[lab\].memory_mib: Input should be a valid integer"),
+    ("environments.yaml", "h:\n  kind: host\n  dimension: d\n  baseline: hots\n",
+     r"unknown environment 'hots' in .*environments.yaml: h.baseline"),
+    ("environments.yaml", "h:\n  kind: host\n  dimension: d\n", r"h: a variant needs both `dimension` and `baseline`"),
     ("environments.yaml", "c:\n  kind: docker\n  network: bridge\n", r"c.network: Input should be 'nat' or 'host'"),
 ]
 

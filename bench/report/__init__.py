@@ -71,7 +71,7 @@ def _finite(v: Any) -> bool:
 
 def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options()) -> dict[str, Any]:
     """Everything the template shows, figures included."""
-    from . import figures, reference
+    from . import figures, reference, variants
 
     folders = run_folders(paths)
     if not folders:
@@ -152,7 +152,11 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         wl["figures"] = [{"uri": uri, "caption": caption}
                          for (_, _, caption), uri in zip(wl["figures"], uris) if uri]
 
+    headlines = {wl["name"]: wl["headline"] for wl in workloads}
+    groups = variants.build(df, manifests, [wl["name"] for wl in workloads], headlines, emulated, options)
+
     return {
+        "variants": groups,
         "title": "bench report: " + ", ".join(m.get("run_id", "?") for m in manifests),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": [{**_run_info(m), "folder": str(f), "effective_status": effective_status(m)}
