@@ -381,12 +381,15 @@ def cmd_list(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
         print(f"  {name:<{width}} {w.tool:<9} {w.description}")
         print(f"  {pad} {'':<9} {params}; {w.warmups} warm-up(s), timeout {w.timeout:.0f} s")
     print("\nenvironments:")
+    kw = max(len(e.kind) for e in catalogue.environments.values())
     for name, e in sorted(catalogue.environments.items()):
         ok, why = KINDS[e.kind].availability(e.variant_for(args.profile), allow_tcg=args.allow_tcg)
         state = "available" if ok else "NOT AVAILABLE"
-        print(f"  {name:<{width}} {e.kind:<9} {state}: {why}")
+        print(f"  {name:<{width}} {e.kind:<{kw}} {state}: {why}")
         if e.description:
-            print(f"  {pad} {'':<9} {e.description}")
+            print(f"  {pad} {'':<{kw}} {e.description}")
+        if e.dimension:
+            print(f"  {pad} {'':<{kw}} variant of {e.baseline} ({e.dimension})")
     return 0
 
 

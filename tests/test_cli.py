@@ -24,6 +24,22 @@ def test_list_shows_catalogue_parameters_and_availability():
     assert "size=16G" in lab.stdout
 
 
+def test_list_names_each_variant_and_what_cannot_run_on_linux():
+    r = bench_cli("list")
+    lines = r.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.split()[:1] == ["docker-overlay"])
+    assert "variant of docker-nat (container-storage)" in "\n".join(lines[at:at + 3])
+    for platform in ("kubernetes", "windows-containers", "hyper-v"):
+        line = next(line for line in lines if line.split()[:1] == [platform])
+        assert "NOT AVAILABLE: not supported by bench: needs" in line, line
+
+
+def test_an_unsupported_platform_asked_for_by_name_is_refused(tmp_path):
+    out = tmp_path / "results"
+    assert_clean_error(bench_cli("run", "--env", "kubernetes", "--out", str(out)),
+                       "environment 'kubernetes' is not available here", "Kubernetes cluster", out=out)
+
+
 def assert_clean_error(r, *fragments, out=None):
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
