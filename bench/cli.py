@@ -374,6 +374,10 @@ def cmd_list(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
         print(f"  {name:<{width}} {s.profile}, {s.repetitions} reps: {', '.join(s.workloads)}")
         if s.description:
             print(f"  {pad} {s.description}")
+        if s.environments:
+            print(f"  {pad} in: {', '.join(s.environments)}")
+        for w, envs in s.only.items():
+            print(f"  {pad} {w} only in: {', '.join(envs)}")
     print(f"\nworkloads (parameters for the {args.profile} profile):")
     for name in sorted(catalogue.workloads):
         w = catalogue.workload(name, args.profile)

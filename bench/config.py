@@ -71,6 +71,11 @@ class SuiteSpec(_Strict):
     profile: str = "quick"
     repetitions: int = Field(default=3, ge=1)
     workloads: list[str] = Field(min_length=1)
+    # The environments the suite runs in when --env does not say (default: every one available
+    # here), and, per workload, the only environments it runs in (default: all of them). A
+    # variants suite pairs each question's workload with its dimension's environments only.
+    environments: list[str] = []
+    only: dict[str, list[str]] = {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,6 +225,15 @@ def load(root: Path | None = None) -> Catalogue:
         for w in spec.workloads:
             if w not in workloads:
                 raise unknown("workload", w, workloads, where=f"{path}: workloads")
+        for e in spec.environments:
+            if e not in environments:
+                raise unknown("environment", e, environments, where=f"{path}: environments")
+        for w, envs in spec.only.items():
+            if w not in spec.workloads:
+                raise unknown("workload", w, spec.workloads, where=f"{path}: only")
+            for e in envs:
+                if e not in environments:
+                    raise unknown("environment", e, environments, where=f"{path}: only.{w}")
         suites[name] = spec
         sources[f"suite:{name}"] = path
 

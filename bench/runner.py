@@ -63,6 +63,11 @@ class Plan:
     workloads: list[WorkloadConfig]
     environments: dict[str, dict[str, Any]]  # name -> {kind, description, variant}
     skipped_environments: dict[str, str]     # name -> why it is not available here
+    only: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # workload -> its only environments
+
+    def runs(self, environment: str, workload: str) -> bool:
+        """Is (environment, workload) a cell of this plan?"""
+        return workload_runs(self.only, environment, workload)
 
 
 def _new_run_id(suite: str) -> str:
@@ -88,7 +93,7 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
 
     environments: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
-    names = options.environments or list(catalogue.environments)
+    names = options.environments or suite.environments or list(catalogue.environments)
     for name in names:
         spec = catalogue.environment(name)
         variant = spec.variant_for(profile)
@@ -103,6 +108,13 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
             environments[name].update(dimension=spec.dimension, baseline=spec.baseline)
     if not environments:
         raise BenchError("no environment is available here; see `bench list`")
+    only = {w: list(envs) for w, envs in suite.only.items()}
+    for name in list(environments):
+        if not any(workload_runs(only, name, w.name) for w in workloads):
+            del environments[name]   # provisioning it would measure nothing
+            skipped[name] = "no workload of the suite runs there"
+    if not environments:
+        raise BenchError(f"no workload of suite '{options.suite}' runs in the environments chosen")
 
     # The host is every client's side, and the only environment whose programs can be checked
     # before provisioning; others are checked once they exist.
@@ -126,7 +138,11 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
         raise BenchError(f"{options.out / run_id} already exists: choose another --run-id")
     _check_writable(options.out)
     seed = options.seed if options.seed is not None else random.randrange(2**31)
-    return Plan(run_id, options.suite, profile, repetitions, seed, workloads, environments, skipped)
+    return Plan(run_id, options.suite, profile, repetitions, seed, workloads, environments, skipped, only)
+
+
+def workload_runs(only: dict[str, list[str]], environment: str, workload: str) -> bool:
+    return workload not in only or environment in only[workload]
 
 
 def _check_writable(folder: Path) -> None:
@@ -163,7 +179,7 @@ def schedule(p: Plan, done: frozenset[tuple[str, str, int]] = frozenset()) -> li
             envs = list(p.environments)
             rng.shuffle(envs)
             for env in envs:
-                if (env, w.name, rep) in done:
+                if (env, w.name, rep) in done or not p.runs(env, w.name):
                     continue
                 if (env, w.name) not in warmed:
                     steps += [Step(env, w, 0, i) for i in range(1, w.warmups + 1)]
@@ -219,7 +235,7 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, Run
         if not ok:
             raise BenchError(f"cannot resume: environment '{name}' is not available here: {why}")
     p = Plan(run_id, manifest["suite"], manifest["profile"], manifest["repetitions"], manifest["order_seed"],
-             workloads, environments, manifest.get("skipped_environments", {}))
+             workloads, environments, manifest.get("skipped_environments", {}), manifest.get("only", {}))
     return p, options, store
 
 
@@ -340,6 +356,7 @@ class Runner:
             "environment_order": list(p.environments),
             "environments": {n: dict(e) for n, e in p.environments.items()},
             "skipped_environments": p.skipped_environments,
+            "only": p.only,
             "host": metadata.host_metadata(),
         }
 

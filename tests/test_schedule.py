@@ -1,0 +1,51 @@
+"""The plan of a run: which cells (environment x workload) a suite has, in what order."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import config
+from bench.errors import ConfigError
+from bench.runner import RunOptions, plan, schedule
+
+
+def write_suite(root, text: str) -> None:
+    (root / "suites" / "pairs.yaml").write_text(text)
+
+
+def test_only_pairs_a_workload_with_its_environments(config_copy, tmp_path):
+    with open(config_copy / "environments.yaml", "a") as f:
+        f.write("\nhost-again:\n  kind: host\n  dimension: d\n  baseline: host\n")
+    write_suite(config_copy, "repetitions: 2\nworkloads: [sysbench-cpu, xz-compress]\n"
+                             "environments: [host, host-again]\nonly: {xz-compress: [host]}\n")
+    p = plan(config.load(config_copy), RunOptions(suite="pairs", out=tmp_path / "results", seed=3))
+    assert list(p.environments) == ["host", "host-again"]
+    cells = {(s.environment, s.workload.name) for s in schedule(p)}
+    assert cells == {("host", "sysbench-cpu"), ("host-again", "sysbench-cpu"), ("host", "xz-compress")}
+    assert sum(1 for s in schedule(p) if s.repetition == 2) == 3
+
+
+def test_an_environment_without_a_cell_is_not_provisioned(config_copy, tmp_path):
+    with open(config_copy / "environments.yaml", "a") as f:
+        f.write("\nhost-again:\n  kind: host\n")
+    write_suite(config_copy, "workloads: [xz-compress]\nenvironments: [host, host-again]\nonly: {xz-compress: [host]}\n")
+    p = plan(config.load(config_copy), RunOptions(suite="pairs", out=tmp_path / "results"))
+    assert list(p.environments) == ["host"]
+    assert p.skipped_environments == {"host-again": "no workload of the suite runs there"}
+
+
+def test_suite_environments_that_cannot_run_here_are_skipped_not_fatal(config_copy, tmp_path):
+    write_suite(config_copy, "workloads: [xz-compress]\nenvironments: [host, kubernetes]\n")
+    p = plan(config.load(config_copy), RunOptions(suite="pairs", out=tmp_path / "results"))
+    assert list(p.environments) == ["host"] and "Kubernetes cluster" in p.skipped_environments["kubernetes"]
+
+
+@pytest.mark.parametrize("text,message", [
+    ("workloads: [xz-compress]\nenvironments: [hots]\n", r"unknown environment 'hots' in .*pairs.yaml: environments"),
+    ("workloads: [xz-compress]\nonly: {fio-randread-4k: [host]}\n", r"unknown workload 'fio-randread-4k' in .*pairs.yaml: only"),
+    ("workloads: [xz-compress]\nonly: {xz-compress: [hots]}\n", r"unknown environment 'hots' in .*pairs.yaml: only.xz-compress"),
+])
+def test_bad_pairs_are_refused(config_copy, text, message):
+    write_suite(config_copy, text)
+    with pytest.raises(ConfigError, match=message):
+        config.load(config_copy)
