@@ -17,7 +17,8 @@ from collections import defaultdict
 from typing import Protocol, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, ProgressColumn, TextColumn
+from rich.text import Text
 
 
 class StepLike(Protocol):
@@ -64,6 +65,18 @@ class Estimate:
         return None if any(g is None for g in guesses) else sum(guesses)
 
 
+class _TimesColumn(ProgressColumn):
+    """Elapsed and left, computed at every refresh, so that they move during a long step."""
+
+    def __init__(self, progress: "Progress"):
+        super().__init__()
+        self.progress = progress
+
+    def render(self, task) -> Text:
+        elapsed, left = self.progress._times()
+        return Text(f"{elapsed} elapsed, {left} left")
+
+
 class Progress:
     """begin(step) / end(outcome) around every step; extend() when adaptive rounds add steps."""
 
@@ -80,10 +93,9 @@ class Progress:
         self._bar: RichProgress | None = None
         if live if live is not None else console.is_terminal:
             self._bar = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[elapsed]} elapsed, {task.fields[left]} left"),
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _TimesColumn(self),
                 console=console, transient=True)
-            self._task = self._bar.add_task("starting", total=self.total, elapsed="0m00s", left="?")
+            self._task = self._bar.add_task("starting", total=self.total)
 
     def __enter__(self) -> "Progress":
         if self._bar:
@@ -101,8 +113,12 @@ class Progress:
             self._bar.update(self._task, total=self.total)
 
     def _times(self) -> tuple[str, str]:
+        now = time.monotonic()
         left = self.estimate.left(self.pending)
-        return clock(time.monotonic() - self.start), "?" if left is None else "~" + clock(left)
+        if left is not None and self._current is not None:  # the step running now, its rest
+            current = self.estimate.guess(self._current)
+            left += max(0.0, (current or 0.0) - (now - self._step_start))
+        return clock(now - self.start), "?" if left is None else "~" + clock(left)
 
     def begin(self, step: StepLike) -> None:
         self._current, self._step_start = step, time.monotonic()
@@ -110,19 +126,18 @@ class Progress:
             self.pending.remove(step)
         label = f"[{self.done + 1:>{len(str(self.total))}}/{self.total}] {describe(step)}"
         if self._bar:
-            elapsed, left = self._times()
-            self._bar.update(self._task, description=label, elapsed=elapsed, left=left)
+            self._bar.update(self._task, description=label)
         else:
             print(f"{label} ... ", end="", file=self.stream, flush=True)
 
     def end(self, outcome: str) -> None:
-        step = self._current
+        step, self._current = self._current, None
         if step is not None:
             self.estimate.record(step, time.monotonic() - self._step_start)
         self.done += 1
         elapsed, left = self._times()
         if self._bar:
             self._bar.console.print(f"{describe(step)}: {outcome}", highlight=False, markup=False)
-            self._bar.update(self._task, completed=self.done, elapsed=elapsed, left=left)
+            self._bar.update(self._task, completed=self.done)
         else:
             print(f"{outcome}  [{elapsed} elapsed, {left} left]", file=self.stream, flush=True)
