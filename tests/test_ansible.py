@@ -30,7 +30,8 @@ def packages_txt() -> list[str]:
 def ansible(*args: str, record: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """A real ansible command from ansible/ (so that its ansible.cfg applies); with `record`,
     every task's result goes there as JSON lines (tests/ansible_plugins/bench_record.py)."""
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
     if record:
         env.update(ANSIBLE_CALLBACK_PLUGINS=str(PLUGINS), ANSIBLE_CALLBACKS_ENABLED="bench_record",
                    BENCH_ANSIBLE_RECORD=str(record))
