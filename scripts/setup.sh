@@ -8,13 +8,10 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
-# The tools, from Debian, so every environment runs the same binaries (the workload image and
-# the VM disk are built from this same list).
-PACKAGES=(fio sysbench netperf hpcc openmpi-bin libopenblas0-serial xz-utils iproute2
-          redis-server redis-tools mariadb-server
-          python3 python3-venv python3-dev gcc
-          docker.io debootstrap
-          libvirt-daemon-system qemu-system-x86 qemu-utils e2fsprogs libvirt-dev pkg-config)
+# The Debian packages: one list, scripts/packages.txt, which the Ansible roles read too
+# ('#' starts a comment; names are separated by spaces or lines).
+[ -r scripts/packages.txt ] || { echo "setup: scripts/packages.txt is missing" >&2; exit 1; }
+mapfile -t PACKAGES < <(sed 's/#.*//' scripts/packages.txt | tr -s '[:space:]' '\n' | sed '/^$/d')
 
 missing=()
 for p in "${PACKAGES[@]}"; do
