@@ -20,8 +20,9 @@ done
 
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
-    # netperf is in Debian's non-free component, which a default install does not enable.
-    if [[ " ${missing[*]} " == *" netperf "* ]] && ! grep -rqs "non-free" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    # netperf is in Debian's non-free component, which a default install does not enable
+    # (a whole word: Debian 12's default sources name `non-free-firmware`, which is not it).
+    if [[ " ${missing[*]} " == *" netperf "* ]] && ! grep -rqsE '(^|[[:space:]])non-free([[:space:]]|$)' /etc/apt/sources.list /etc/apt/sources.list.d/; then
         $SUDO tee /etc/apt/sources.list.d/bench-non-free.sources >/dev/null <<'SRC'
 Types: deb
 URIs: http://deb.debian.org/debian
