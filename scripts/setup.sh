@@ -11,7 +11,7 @@ SUDO=""
 # The tools, from Debian, so every environment runs the same binaries (the workload image and
 # the VM disk are built from this same list).
 PACKAGES=(fio sysbench netperf hpcc openmpi-bin libopenblas0-serial xz-utils iproute2
-          redis-server redis-tools mariadb-server
+          redis-server redis-tools mariadb-server wrk docker-compose
           python3 python3-venv python3-dev gcc
           docker.io debootstrap
           libvirt-daemon-system qemu-system-x86 qemu-utils e2fsprogs libvirt-dev pkg-config)
