@@ -339,3 +339,28 @@ def test_webapp_on_the_host_and_as_compose_runs_it(docker_client, workload_image
     assert "wrk" in manifest["client_tool_versions"]["webapp"]
     assert labelled(docker_client, run_id) == []
     assert list((tmp_path / "scratch").iterdir()) == []
+
+
+@pytest.mark.integration
+def test_sigterm_during_a_compose_run_removes_its_containers_and_network(docker_client, workload_image, tmp_path,
+                                                                          compose_tool, tiny_webapp):
+    import signal
+    import sys
+    import time
+
+    run_id = f"compose-killed-{os.getpid()}"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "--config-dir", str(tiny_webapp), "run",
+                             "--suite", "webapp-tiny", "--env", "docker-compose", "--reps", "5",
+                             "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(tmp_path / "scratch")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = tmp_path / run_id / "samples.jsonl"
+    deadline = time.monotonic() + 180
+    while not (samples.exists() and "requests_per_second" in samples.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(labelled(docker_client, run_id)) == 3, "the run should have its two containers and network by now"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert labelled(docker_client, run_id) == []
+    assert of_project(docker_client, project_name(run_id, "docker-compose")) == []
+    assert list((tmp_path / "scratch").iterdir()) == []
