@@ -336,6 +336,7 @@ def test_webapp_on_the_host_and_as_compose_runs_it(docker_client, workload_image
     meta = manifest["environments"]["docker-compose"]["metadata"]
     assert meta["compose_version"].startswith("1.29") and meta["services"] == "front,redis"
     assert manifest["environments"]["docker-compose"]["tool_versions"]["webapp"].startswith("Python 3.11")
+    assert manifest["tool_version_mismatches"] == {}  # Debian's /usr/bin/python3 on the host too, not PATH's
     assert "wrk" in manifest["client_tool_versions"]["webapp"]
     assert labelled(docker_client, run_id) == []
     assert list((tmp_path / "scratch").iterdir()) == []

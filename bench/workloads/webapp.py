@@ -31,6 +31,9 @@ from .base import CellContext, Params, RawOutput, Workload, dpkg_version, first_
 from .redis import Redis
 
 FRONT = Path("compose") / "webapp" / "front.py"  # in the configuration folder, beside compose.yaml
+# Debian's interpreter by its path, in every environment: a host's PATH may find another Python
+# first (pyenv, a venv), which would not be the binary the image runs.
+PYTHON = "/usr/bin/python3"
 COUNTER_KEY = "hits"
 COUNTER = re.compile(r"^# redis_counter=(-?\d+)\s*$", re.M)
 
@@ -60,7 +63,7 @@ class WebappParams(Params):
 
 class Webapp(Workload):
     tool = "webapp"
-    programs = ("python3", "redis-server", "redis-cli")
+    programs = (PYTHON, "redis-server", "redis-cli")
     client_programs = ("wrk",)
     # wrk too, so that a client placed in a container (client_environment) has it.
     packages = ("python3", "redis-server", "wrk")
@@ -75,9 +78,10 @@ class Webapp(Workload):
     def version(self, env: Environment) -> str:
         """Python and Redis where the services run; wrk where the client runs."""
         found = []
-        r = env.exec(["python3", "--version"], timeout=20)
+        r = env.exec([PYTHON, "--version"], timeout=20)
         if r.ok:
-            found.append(first_line(r.stdout or r.stderr))
+            deb = dpkg_version(env, "python3")
+            found.append(first_line(r.stdout or r.stderr) + (f" (Debian {deb})" if deb else ""))
         r = env.exec(["redis-server", "--version"], timeout=20)
         if r.ok:
             found.append(first_line(r.stdout).split(" sha=")[0])
@@ -116,7 +120,7 @@ class Webapp(Workload):
                 raise ToolError(f"redis-server did not listen on port {redis_port}")
             host, port = ctx.env.service_address("redis", redis_port)
             front = front_env.start_server(
-                ["python3", app, "--listen", front_env.listen_address, "--port", str(front_port),
+                [PYTHON, app, "--listen", front_env.listen_address, "--port", str(front_port),
                  "--redis", f"{host}:{port}", "--key", COUNTER_KEY], log_name=f"webapp-front-{ctx.label}")
             if not front_env.wait_listening(front_port, timeout=30):
                 raise ToolError(f"the web front did not listen on port {front_port}")
