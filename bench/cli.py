@@ -449,6 +449,9 @@ def cmd_cleanup(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.config_dir is not None:
+        # Environments find files of the configuration folder (a compose file) through it too.
+        os.environ["BENCH_CONFIG_DIR"] = str(args.config_dir.resolve())
     try:
         catalogue = config.load(args.config_dir)
         verbs = {"run": cmd_run, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,

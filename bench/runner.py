@@ -106,6 +106,16 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
         environments[name] = {"kind": spec.kind, "description": spec.description, "variant": variant}
         if spec.dimension:  # the question the variant answers, for the report's grouping
             environments[name].update(dimension=spec.dimension, baseline=spec.baseline)
+    # An environment may run only some workloads (a Compose file's application): its other
+    # cells are left out of the plan, and an environment left with none is not provisioned.
+    for name in list(environments):
+        e = environments[name]
+        why = [KINDS[e["kind"]].runs(e["variant"], TOOLS[w.tool]) for w in workloads]
+        if all(why):
+            if options.environments:
+                raise BenchError(f"environment '{name}' runs none of suite {options.suite}'s workloads: {why[0]}")
+            skipped[name] = f"runs none of suite {options.suite}'s workloads: {why[0]}"
+            del environments[name]
     if not environments:
         raise BenchError("no environment is available here; see `bench list`")
     only = {w: list(envs) for w, envs in suite.only.items()}
@@ -179,13 +189,19 @@ def schedule(p: Plan, done: frozenset[tuple[str, str, int]] = frozenset()) -> li
             envs = list(p.environments)
             rng.shuffle(envs)
             for env in envs:
-                if (env, w.name, rep) in done or not p.runs(env, w.name):
+                if (env, w.name, rep) in done or not p.runs(env, w.name) or not _runs(p, env, w):
                     continue
                 if (env, w.name) not in warmed:
                     steps += [Step(env, w, 0, i) for i in range(1, w.warmups + 1)]
                     warmed.add((env, w.name))
                 steps.append(Step(env, w, rep))
     return steps
+
+
+def _runs(p: Plan, env: str, w: WorkloadConfig) -> bool:
+    """Whether the environment runs this workload at all (see Environment.runs)."""
+    e = p.environments[env]
+    return not KINDS[e["kind"]].runs(e["variant"], TOOLS[w.tool])
 
 
 @contextlib.contextmanager

@@ -4,6 +4,7 @@ unavailable by `bench list` instead of breaking the import of bench."""
 from __future__ import annotations
 
 from .base import Environment, ExecResult, Server, wait_for_port
+from .compose import ComposeEnvironment
 from .docker import DockerEnvironment
 from .host import HostEnvironment
 from .libvirt import LibvirtEnvironment
@@ -14,6 +15,7 @@ KINDS: dict[str, type[Environment]] = {
     DockerEnvironment.kind: DockerEnvironment,
     LibvirtEnvironment.kind: LibvirtEnvironment,
     UnsupportedEnvironment.kind: UnsupportedEnvironment,
+    ComposeEnvironment.kind: ComposeEnvironment,
 }
 
 __all__ = ["Environment", "ExecResult", "Server", "KINDS", "wait_for_port"]

@@ -138,6 +138,24 @@ class Environment(abc.ABC):
         peer belongs to this environment, which provisions and removes it."""
         return client
 
+    def service(self, name: str) -> "Environment":
+        """Where the service (tier) `name` of a multi-tier workload runs. One environment runs
+        every tier in itself (a host, a container, a VM: the same processes, no network between
+        them); a Compose environment gives each service its own container."""
+        return self
+
+    def service_address(self, name: str, port: int) -> tuple[str, int]:
+        """How one service of this environment reaches `port` of the service `name`: in one
+        environment, its own loopback; between Compose's containers, the service's name."""
+        return "127.0.0.1", port
+
+    @classmethod
+    def runs(cls, params: dict[str, Any], workload: Any) -> str:
+        """Why this variant cannot run `workload` ("" when it can). A Compose environment runs
+        only the workloads whose services its compose file defines; the plan leaves the other
+        cells out instead of failing them."""
+        return ""
+
     def client_command(self, argv: list[str]) -> list[str]:
         """How the host runs a client of a server inside: argv as it is, unless the server is
         reachable only from a network namespace the environment made (a VM on a bridge)."""

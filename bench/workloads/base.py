@@ -49,6 +49,9 @@ class Workload(abc.ABC):
     client_programs: ClassVar[tuple[str, ...]] = ()  # needed on the host, for client/server tools
     packages: ClassVar[tuple[str, ...]]        # the Debian packages that provide those programs
     server_ports: ClassVar[int] = 0            # ports the environment must offer its server
+    # The tiers of a multi-tier workload, each run in env.service(name): one environment runs
+    # them all, a Compose environment each in the container of that name.
+    services: ClassVar[tuple[str, ...]] = ()
     raw_suffix: ClassVar[str] = "txt"
     Params: ClassVar[type[Params]]
 
