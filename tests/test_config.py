@@ -71,7 +71,8 @@ MALFORMED = [
     ("environments.yaml", "host:\n  kind: host\n  profiles: {big: {}}\n", r"unknown profile 'big' in .*host.profiles"),
     ("environments.yaml", "vm:\n  kind: libvirt\n  profiles: {lab: {memory_mib: lots}}\n",
      r"environments.yaml: vm\[lab\].memory_mib: Input should be a valid integer"),
-    ("environments.yaml", "c:\n  kind: docker\n  network: bridge\n", r"c.network: Input should be 'nat' or 'host'"),
+    ("environments.yaml", "c:\n  kind: docker\n  network: mesh\n", r"c.network: Input should be 'nat', 'host' or 'bridge'"),
+    ("environments.yaml", "c:\n  kind: docker\n  client: container\n", r"client: container needs network: bridge"),
 ]
 
 

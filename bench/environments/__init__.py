@@ -7,11 +7,13 @@ from .base import Environment, ExecResult, Server, wait_for_port
 from .docker import DockerEnvironment
 from .host import HostEnvironment
 from .libvirt import LibvirtEnvironment
+from .swarm import SwarmEnvironment
 
 KINDS: dict[str, type[Environment]] = {
     HostEnvironment.kind: HostEnvironment,
     DockerEnvironment.kind: DockerEnvironment,
     LibvirtEnvironment.kind: LibvirtEnvironment,
+    SwarmEnvironment.kind: SwarmEnvironment,
 }
 
 __all__ = ["Environment", "ExecResult", "Server", "KINDS", "wait_for_port"]
