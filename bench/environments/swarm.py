@@ -110,6 +110,29 @@ def swarm_state(docker_client) -> tuple[str, str]:
     return swarm.get("LocalNodeState", "inactive"), swarm.get("NodeID", "")
 
 
+def gwbridges(docker_client) -> list:
+    """docker_gwbridge itself (the API's name filter also matches names that contain it)."""
+    return [n for n in docker_client.networks.list(names=[GWBRIDGE]) if n.name == GWBRIDGE]
+
+
+def _remove_gwbridge(docker_client, run_id: str, timeout: float = 20) -> None:
+    """Right after the leave, the ingress sandbox may still hold an endpoint on it."""
+    import docker.errors
+
+    deadline = time.monotonic() + timeout
+    for network in gwbridges(docker_client):
+        while True:
+            try:
+                network.remove()
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError as e:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"cannot remove {GWBRIDGE} that run {run_id} created: {e}") from None
+                time.sleep(0.5)
+
+
 def made_by(marker: Marker, docker_client) -> bool:
     """Is the daemon's swarm the one this marker's run made? By its node id; or, for a run
     killed before it could write the id down, by the address only the run's veth carries."""
@@ -126,8 +149,6 @@ def undo(marker: Marker, docker_client) -> None:
     """Remove what a run made for its swarm, in order: its services, the swarm itself (only if
     the daemon's node is still the one the run made), docker_gwbridge if the run created it,
     the veth, then the marker. Safe to call twice."""
-    import docker.errors
-
     if made_by(marker, docker_client):
         for service in docker_client.services.list(filters={"label": f"{LABEL_RUN}={marker.run_id}"}):
             service.remove()
@@ -135,11 +156,7 @@ def undo(marker: Marker, docker_client) -> None:
         docker_client.swarm.leave(force=True)
         _wait_left(docker_client)
         if marker.gwbridge_created:
-            for network in docker_client.networks.list(names=[GWBRIDGE]):
-                try:
-                    network.remove()
-                except docker.errors.APIError as e:
-                    raise BenchError(f"cannot remove {GWBRIDGE} that run {marker.run_id} created: {e}") from None
+            _remove_gwbridge(docker_client, marker.run_id)
     if _ip("link", "show", marker.veth, check=False).returncode == 0:
         _ip("link", "delete", marker.veth)  # its peer goes with it
     marker.path.unlink(missing_ok=True)
@@ -186,12 +203,13 @@ class SwarmEnvironment(DockerEnvironment):
             if not ok:
                 return False, mesh
         try:
-            state, node_id = swarm_state(client(timeout=10))
+            c = client(timeout=10)
+            state, _ = swarm_state(c)
+            killed = [m.run_id for m in markers() if made_by(m, c)] if state != "inactive" else []
+            c.close()
         except Exception as e:
             return False, f"cannot ask dockerd about its swarm ({type(e).__name__})"
         if state != "inactive":
-            c = client(timeout=10)
-            killed = [m.run_id for m in markers() if made_by(m, c)]
             if killed:
                 return False, (f"dockerd is in the swarm that killed run {killed[0]} made: "
                                f"`bench cleanup --run-id {killed[0]}` leaves it")
@@ -244,7 +262,7 @@ class SwarmEnvironment(DockerEnvironment):
         digest = hashlib.sha256(self.run_id.encode()).hexdigest()
         veth = f"{VETH_PREFIX}{digest[:10]}"
         self.marker = Marker(self.run_id, veth,
-                             gwbridge_created=not self._client.networks.list(names=[GWBRIDGE]))
+                             gwbridge_created=not gwbridges(self._client))
         self.marker.save()  # before anything is made: a kill from here on leaves a trace
         # Both ends stay in the root namespace: the pair exists only to carry an address.
         _ip("link", "add", veth, "type", "veth", "peer", "name", f"bsp{digest[:10]}")
@@ -292,9 +310,6 @@ class SwarmEnvironment(DockerEnvironment):
     def endpoint(self, port: int) -> tuple[str, int]:
         return self.address, port
 
-    def effective_variant(self) -> dict[str, Any]:
-        return dict(self.params)
-
     def metadata(self) -> dict[str, Any]:
         meta = super().metadata()
         meta.update({
@@ -306,6 +321,7 @@ class SwarmEnvironment(DockerEnvironment):
                          ("host", "loopback"): "docker-proxy (loopback client)"}[
                              (self.swarm_variant.publish, self.swarm_variant.address)],
             "published_on": self.address,
+            "server_address": self.address,
             "swarm_node_id": self.marker.node_id if self.marker else "",
             "service_id": self.service.id[:12] if self.service else "",
         })
