@@ -67,7 +67,8 @@ def mesh_support() -> tuple[bool, str]:
     if Path("/proc/net/ip_vs").exists():
         return True, "IPVS in the kernel"
     release = os.uname().release
-    if any(Path(f"/lib/modules/{release}").rglob("ip_vs.ko*")) if Path(f"/lib/modules/{release}").is_dir() else False:
+    modules = Path("/lib/modules") / release
+    if modules.is_dir() and any(modules.rglob("ip_vs.ko*")):  # dockerd loads it when it needs it
         return True, "IPVS as a module"
     return False, (f"this kernel ({release}) has no IPVS (CONFIG_IP_VS), which the swarm routing "
                    f"mesh needs to forward a published port to the service")
