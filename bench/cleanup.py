@@ -4,7 +4,8 @@ Docker containers, volumes and networks carry the label bench.run_id; libvirt do
 it in their <metadata>, and their disks are in /var/lib/libvirt/images/bench-<run-id>-<env>;
 a bridged guest's network namespace is bench-<run-id>-<env>, its bridge and tap carry the run id
 in their alias;
-host scratch folders are named bench-<run-id>-<environment>-*. A run that is still going has the same marks, so run
+host scratch folders are named bench-<run-id>-<environment>-*; a run that made a swarm left a
+marker file named after its id (bench/environments/swarm.py), and only such a swarm is left. A run that is still going has the same marks, so run
 `bench cleanup` without --run-id only when no run is in progress.
 """
 
@@ -37,17 +38,46 @@ def _docker_leftovers(run_id: str | None) -> list[Leftover]:
     found = []
     for container in c.containers.list(all=True, filters=selector):
         found.append(Leftover("container", container.name, container.labels.get(LABEL_RUN, "?"),
-                              lambda x=container: x.remove(force=True, v=True)))
+                              lambda x=container: _gone_is_fine(x.remove, force=True, v=True)))
     for volume in c.volumes.list(filters=selector):
         labels = volume.attrs.get("Labels") or {}
         found.append(Leftover("volume", volume.name, labels.get(LABEL_RUN, "?"),
-                              lambda x=volume: x.remove(force=True)))
+                              lambda x=volume: _gone_is_fine(x.remove, force=True)))
     for network in c.networks.list(filters=selector):
         found.append(Leftover("network", network.name, (network.attrs.get("Labels") or {}).get(LABEL_RUN, "?"),
-                              lambda x=network: x.remove()))
+                              lambda x=network: _gone_is_fine(x.remove)))
     # Containers first: a volume or network in use cannot be removed.
     order = {"container": 0, "network": 1, "volume": 2}
     return sorted(found, key=lambda leftover: order[leftover.kind])
+
+
+def _gone_is_fine(remove: Callable[..., None], **kwargs) -> None:
+    """A swarm task's container goes with its service, before its own leftover comes up."""
+    import docker.errors
+
+    try:
+        remove(**kwargs)
+    except docker.errors.NotFound:
+        pass
+
+
+def _swarm_leftovers(run_id: str | None) -> list[Leftover]:
+    """A swarm a killed run made (by its marker): its service, the swarm, docker_gwbridge if the
+    run created it, its veth. A swarm that is not the marker's run's own is never left."""
+    from .environments import swarm
+
+    found = swarm.markers(run_id)
+    if not found:
+        return []
+    ok, _ = DockerEnvironment.availability({})
+    if not ok:
+        return []
+    from .environments.docker import client
+
+    c = client()
+    return [Leftover("swarm", f"{'made by the run' if swarm.made_by(m, c) else 'marker only'} ({m.veth})",
+                     m.run_id, lambda m=m: swarm.undo(m, client()))
+            for m in found]
 
 
 def _scratch_leftovers(run_id: str | None, scratch: Path) -> list[Leftover]:
@@ -125,5 +155,7 @@ def _netns_leftovers(run_id: str | None) -> list[Leftover]:
 
 def find(run_id: str | None = None, scratch: Path = Path("/var/tmp")) -> list[Leftover]:
     # Domains before their disks and their namespaces, containers before their volumes.
-    return (_libvirt_leftovers(run_id) + _netns_leftovers(run_id) + _docker_leftovers(run_id)
+    # A swarm before the containers: its service owns its task's container and would restart it.
+    return (_libvirt_leftovers(run_id) + _netns_leftovers(run_id) + _swarm_leftovers(run_id)
+            + _docker_leftovers(run_id)
             + _scratch_leftovers(run_id, scratch))

@@ -74,7 +74,8 @@ MALFORMED = [
     ("environments.yaml", "h:\n  kind: host\n  dimension: d\n  baseline: hots\n",
      r"unknown environment 'hots' in .*environments.yaml: h.baseline"),
     ("environments.yaml", "h:\n  kind: host\n  dimension: d\n", r"h: a variant needs both `dimension` and `baseline`"),
-    ("environments.yaml", "c:\n  kind: docker\n  network: bridge\n", r"c.network: Input should be 'nat' or 'host'"),
+    ("environments.yaml", "c:\n  kind: docker\n  network: mesh\n", r"c.network: Input should be 'nat', 'host' or 'bridge'"),
+    ("environments.yaml", "c:\n  kind: docker\n  client: container\n", r"client: container needs network: bridge"),
 ]
 
 

@@ -9,6 +9,7 @@ from .docker import DockerEnvironment
 from .host import HostEnvironment
 from .libvirt import LibvirtEnvironment
 from .unsupported import UnsupportedEnvironment
+from .swarm import SwarmEnvironment
 
 KINDS: dict[str, type[Environment]] = {
     HostEnvironment.kind: HostEnvironment,
@@ -16,6 +17,7 @@ KINDS: dict[str, type[Environment]] = {
     LibvirtEnvironment.kind: LibvirtEnvironment,
     UnsupportedEnvironment.kind: UnsupportedEnvironment,
     ComposeEnvironment.kind: ComposeEnvironment,
+    SwarmEnvironment.kind: SwarmEnvironment,
 }
 
 __all__ = ["Environment", "ExecResult", "Server", "KINDS", "wait_for_port"]

@@ -7,6 +7,11 @@ Variants (workloads/environments.yaml):
                  A client on the same host reaches a loopback-published port through
                  docker-proxy (Docker's userland proxy), not iptables DNAT: recorded as nat_path.
            host  --net=host: no network namespace; servers listen on 127.0.0.1 only.
+           bridge a user-defined bridge network of the run's own (as Compose makes); ports
+                 published on 127.0.0.1 as with nat.
+  client: host   clients of client/server workloads run on the host (the run's client).
+          container  they run in a peer container on the same bridge network and reach the
+                 server at its address there (container-to-container; dockerpeer.py).
   storage: volume  the workdir (fio's files) is a Docker volume: the host's file system.
            overlay the workdir is in the container's own union file system (overlay2).
   runtime, cpus, memory: the OCI runtime (e.g. crun) and cgroup limits; none by default.
@@ -21,7 +26,7 @@ import time
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
 
@@ -34,11 +39,18 @@ STREAM_TIMEOUT = 7 * 24 * 3600   # the exec socket stays open as long as the too
 
 class DockerVariant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    network: Literal["nat", "host"] = "nat"
+    network: Literal["nat", "host", "bridge"] = "nat"
+    client: Literal["host", "container"] = "host"
     storage: Literal["volume", "overlay"] = "volume"
     runtime: str | None = None    # an OCI runtime registered with dockerd, e.g. crun
     cpus: float | None = None     # --cpus
     memory: str | None = None     # --memory, e.g. "4g"
+
+    @model_validator(mode="after")
+    def peer_needs_a_network(self) -> "DockerVariant":
+        if self.client == "container" and self.network != "bridge":
+            raise ValueError("client: container needs network: bridge (a network the peer can join)")
+        return self
 
 
 def client(timeout: float = CONTROL_TIMEOUT):
@@ -59,6 +71,9 @@ class DockerEnvironment(Environment):
         self.image = None
         self._client = None
         self._stream = None
+        self.network = None   # network: bridge, the run's own
+        self.peer = None      # client: container, where clients run
+        self.bridge_address = ""  # the server's address on the run's network, for the peer
 
     @property
     def listen_address(self) -> str:  # type: ignore[override]
@@ -109,6 +124,11 @@ class DockerEnvironment(Environment):
         if self.variant.network == "host":
             kwargs["network_mode"] = "host"
         else:
+            if self.variant.network == "bridge":
+                from . import dockerpeer
+
+                self.network = dockerpeer.create_network(self._client, self.run_id, self.name)
+                kwargs["network"] = self.network.name
             # Both protocols: a server's data connection may be UDP (netperf UDP_RR).
             kwargs["ports"] = {f"{p}/{proto}": ("127.0.0.1", p)
                                for p in self.ports for proto in ("tcp", "udp")}
@@ -126,22 +146,38 @@ class DockerEnvironment(Environment):
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30)
         if not r.ok:
             raise RuntimeError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
+        if self.variant.client == "container":
+            from . import dockerpeer
+
+            self.peer = dockerpeer.PeerContainer(self, self.network)
+            self.peer.provision(scratch_root, 0)
+            self.bridge_address = dockerpeer.address_on(self.container, self.network)
 
     def teardown(self) -> None:
         import docker.errors
 
-        if self.container is not None:
-            try:
-                self.container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
-            self.container = None
+        try:
+            if self.peer is not None:
+                self.peer.teardown()
+                self.peer = None
+        finally:  # the server's container goes even if its peer's removal failed
+            if self.container is not None:
+                try:
+                    self.container.remove(force=True, v=True)
+                except docker.errors.NotFound:
+                    pass
+                self.container = None
         if self.volume is not None:
             try:
                 self.volume.remove(force=True)
             except docker.errors.NotFound:
                 pass
             self.volume = None
+        if self.network is not None:  # once no container is on it
+            from . import dockerpeer
+
+            dockerpeer.remove_network(self.network)
+            self.network = None
         for c in (self._client, self._stream):
             if c is not None:
                 c.close()
@@ -193,8 +229,14 @@ class DockerEnvironment(Environment):
         return PidFileServer(self, base)
 
     def endpoint(self, port: int) -> tuple[str, int]:
-        # nat: published 1:1 on the host's loopback; host: the container shares the host stack.
+        # A peer container reaches the server at its address on their bridge; else nat and
+        # bridge are published 1:1 on the host's loopback, and host shares the host's stack.
+        if self.peer is not None:
+            return self.bridge_address, port
         return "127.0.0.1", port
+
+    def client_environment(self, client: Environment) -> Environment:
+        return self.peer if self.peer is not None else client
 
     def metadata(self) -> dict[str, Any]:
         from .. import image
@@ -213,7 +255,12 @@ class DockerEnvironment(Environment):
             "security_options": ",".join(info.get("SecurityOptions", []) or []) or "none",
             "runtime": host_config.get("Runtime", ""),
             "network_mode": self.variant.network,
-            "nat_path": "docker-proxy (loopback client)" if self.variant.network == "nat" else "none",
+            "nat_path": ("none" if self.variant.network == "host" or self.peer is not None
+                         else "docker-proxy (loopback client)"),
+            "client_placement": self.variant.client,
+            "user_network": self.network.name if self.network is not None else "none",
+            "server_address": self.bridge_address or "127.0.0.1",
+            **(self.peer.metadata() if self.peer is not None else {}),
             "storage": self.variant.storage,
             "image_tag": image.Recipe.default().tag,
             "image_id": self.image.id,
