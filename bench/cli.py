@@ -393,7 +393,8 @@ def cmd_list(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
         if e.description:
             print(f"  {pad} {'':<{kw}} {e.description}")
         if e.dimension:
-            print(f"  {pad} {'':<{kw}} variant of {e.baseline} ({e.dimension})")
+            asked = "" if e.by_default else "; runs only when named (--env or a suite)"
+            print(f"  {pad} {'':<{kw}} variant of {e.baseline} ({e.dimension}){asked}")
     return 0
 
 

@@ -48,6 +48,10 @@ class EnvironmentSpec(BaseModel):
     # report groups each dimension's environments beside their baseline.
     dimension: str = ""
     baseline: str = ""
+    # false: run only when asked for by name (--env, or a suite's `environments`), not in the
+    # "every environment available" default: a variant that makes daemon-wide changes (a
+    # swarm, a second dockerd) or answers a narrower question than the study's.
+    by_default: bool = True
 
     @property
     def variant(self) -> dict[str, Any]:

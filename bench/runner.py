@@ -93,7 +93,8 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
 
     environments: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
-    names = options.environments or suite.environments or list(catalogue.environments)
+    names = (options.environments or suite.environments
+             or [n for n, e in catalogue.environments.items() if e.by_default])
     for name in names:
         spec = catalogue.environment(name)
         variant = spec.variant_for(profile)

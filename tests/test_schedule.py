@@ -49,3 +49,13 @@ def test_bad_pairs_are_refused(config_copy, text, message):
     write_suite(config_copy, text)
     with pytest.raises(ConfigError, match=message):
         config.load(config_copy)
+
+
+def test_variants_off_by_default_run_only_when_named(config_copy, tmp_path):
+    with open(config_copy / "environments.yaml", "a") as f:
+        f.write("\nhost-again:\n  kind: host\n  dimension: d\n  baseline: host\n  by_default: false\n")
+    write_suite(config_copy, "workloads: [xz-compress]\n")
+    catalogue = config.load(config_copy)
+    assert "host-again" not in plan(catalogue, RunOptions(suite="pairs", out=tmp_path / "a")).environments
+    named = plan(catalogue, RunOptions(suite="pairs", environments=["host", "host-again"], out=tmp_path / "b"))
+    assert list(named.environments) == ["host", "host-again"]
