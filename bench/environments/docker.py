@@ -3,10 +3,11 @@
 One long-lived container per environment runs `sleep infinity` from the workload image; tools
 are exec'ed in it, so every repetition runs in the same container as a lab run would.
 Variants (workloads/environments.yaml):
-  network: nat   default bridge, server ports published on 127.0.0.1 under the same number.
+  network: nat   default bridge, server ports published on the host's publish_address
+                 (127.0.0.1, or the address facing a --client-host) under the same number.
                  A client on the same host reaches a loopback-published port through
                  docker-proxy (Docker's userland proxy), not iptables DNAT: recorded as nat_path.
-           host  --net=host: no network namespace; servers listen on 127.0.0.1 only.
+           host  --net=host: no network namespace; servers listen on publish_address only.
   storage: volume  the workdir (fio's files) is a Docker volume: the host's file system.
            overlay the workdir is in the container's own union file system (overlay2).
   runtime, cpus, memory: the OCI runtime (e.g. crun) and cgroup limits; none by default.
@@ -63,7 +64,7 @@ class DockerEnvironment(Environment):
     @property
     def listen_address(self) -> str:  # type: ignore[override]
         # With --net=host a server listening on 0.0.0.0 would be open on every host interface.
-        return "127.0.0.1" if self.variant.network == "host" else "0.0.0.0"
+        return self.publish_address if self.variant.network == "host" else "0.0.0.0"
 
     @classmethod
     def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
@@ -95,7 +96,7 @@ class DockerEnvironment(Environment):
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
         from .. import image
-        from .host import free_loopback_ports
+        from .host import free_ports
 
         self._client = client()
         self._stream = client(timeout=STREAM_TIMEOUT)
@@ -105,12 +106,12 @@ class DockerEnvironment(Environment):
         kwargs: dict[str, Any] = dict(
             name=resource, labels=labels, detach=True, init=True,  # init reaps mpirun's children
             command=["sleep", "infinity"])
-        self.ports = free_loopback_ports(n_ports)
+        self.ports = free_ports(n_ports, self.publish_address)
         if self.variant.network == "host":
             kwargs["network_mode"] = "host"
         else:
             # Both protocols: a server's data connection may be UDP (netperf UDP_RR).
-            kwargs["ports"] = {f"{p}/{proto}": ("127.0.0.1", p)
+            kwargs["ports"] = {f"{p}/{proto}": (self.publish_address, p)
                                for p in self.ports for proto in ("tcp", "udp")}
         if self.variant.storage == "volume":
             self.volume = self._client.volumes.create(name=resource, labels=labels)
@@ -193,8 +194,17 @@ class DockerEnvironment(Environment):
         return PidFileServer(self, base)
 
     def endpoint(self, port: int) -> tuple[str, int]:
-        # nat: published 1:1 on the host's loopback; host: the container shares the host stack.
-        return "127.0.0.1", port
+        # nat: published 1:1 on publish_address; host: the container shares the host stack.
+        return self.publish_address, port
+
+    def _nat_path(self) -> str:
+        if self.variant.network != "nat":
+            return "none"
+        if self.publish_address.startswith("127."):
+            return "docker-proxy (loopback client)"
+        # A packet from another host meets Docker's DNAT rule in PREROUTING (docker-proxy
+        # carries it only where dockerd runs without iptables).
+        return f"iptables DNAT on {self.publish_address} (remote client)"
 
     def metadata(self) -> dict[str, Any]:
         from .. import image
@@ -213,7 +223,7 @@ class DockerEnvironment(Environment):
             "security_options": ",".join(info.get("SecurityOptions", []) or []) or "none",
             "runtime": host_config.get("Runtime", ""),
             "network_mode": self.variant.network,
-            "nat_path": "docker-proxy (loopback client)" if self.variant.network == "nat" else "none",
+            "nat_path": self._nat_path(),
             "storage": self.variant.storage,
             "image_tag": image.Recipe.default().tag,
             "image_id": self.image.id,

@@ -28,7 +28,7 @@ class Params(BaseModel):
 @dataclasses.dataclass(frozen=True)
 class CellContext:
     env: Environment      # where the workload (or its server) runs
-    client: Environment   # the host, where clients of client/server workloads run
+    client: Environment   # where clients of client/server workloads run: this host, or --client-host
     params: dict[str, Any]
     timeout: float        # seconds for one repetition's measuring command
     label: str            # unique per cell, usable in file names
@@ -46,8 +46,11 @@ class RawOutput:
 class Workload(abc.ABC):
     tool: ClassVar[str]                        # the program's name, unique among workloads
     programs: ClassVar[tuple[str, ...]]        # needed inside the environment
-    client_programs: ClassVar[tuple[str, ...]] = ()  # needed on the host, for client/server tools
-    packages: ClassVar[tuple[str, ...]]        # the Debian packages that provide those programs
+    client_programs: ClassVar[tuple[str, ...]] = ()  # needed on the client's host (this one, or --client-host)
+    packages: ClassVar[tuple[str, ...]]        # the Debian packages that provide `programs`
+    # The Debian package of each client program, in the same order (redis-benchmark is in
+    # redis-tools, not redis-server): what to install on a client host.
+    client_packages: ClassVar[tuple[str, ...]] = ()
     server_ports: ClassVar[int] = 0            # ports the environment must offer its server
     raw_suffix: ClassVar[str] = "txt"
     Params: ClassVar[type[Params]]
