@@ -12,6 +12,7 @@ SUDO=""
 # the VM disk are built from this same list).
 PACKAGES=(fio sysbench netperf hpcc openmpi-bin libopenblas0-serial xz-utils iproute2
           redis-server redis-tools mariadb-server
+          openssh-client openssh-server
           python3 python3-venv python3-dev gcc
           docker.io debootstrap
           libvirt-daemon-system qemu-system-x86 qemu-utils e2fsprogs libvirt-dev pkg-config)
@@ -34,9 +35,10 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
     fi
     $SUDO apt-get update -q
-    # Redis and MariaDB would start as system services on install: bench starts its own
-    # servers, on its own ports and data folders, so the packages' services are kept from
-    # starting (policy-rc.d 101) unless the machine already has a policy of its own.
+    # Redis, MariaDB and sshd would start as system services on install: bench starts its own
+    # servers, on its own ports and data folders (and the --client-host tests their own sshd),
+    # so the packages' services are kept from starting (policy-rc.d 101) unless the machine
+    # already has a policy of its own.
     policy=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         policy=/usr/sbin/policy-rc.d
