@@ -12,10 +12,11 @@ import dataclasses
 import json
 import os
 import random
-import secrets
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +25,8 @@ import pytest
 
 import bench
 from bench.environments.docker import LABEL_RUN
-from bench.environments.remote import (ClientHost, RemoteHost, check_destination, check_ssh_option,
+from bench import cleanup
+from bench.environments.remote import (RemoteHost, check_destination, check_ssh_option, control_folders,
                                        preflight, remote_command, ssh_argv)
 from bench.errors import BenchError
 
@@ -315,7 +317,7 @@ def test_remote_host_runs_argv_there_through_one_master(second_host, tmp_path):
     finally:
         remote.teardown()
     assert not os.path.exists(workdir)  # the namespace shares this file system
-    assert masters(run_id) == []
+    assert masters(run_id) == [] and control_folders(run_id) == []
     assert settle(second_host) == {second_host.sshd.pid}
 
 
@@ -401,6 +403,42 @@ def test_run_with_clients_on_the_second_host(second_host, docker_client, config_
     assert not docker_client.containers.list(all=True, filters=selector)
 
 
+def test_cleanup_removes_a_killed_runs_ssh_control_folder():
+    run_id = f"{SESSION}-killed-ssh"
+    folder = Path(tempfile.mkdtemp(prefix=f"bench-{run_id}-ssh-"))
+    try:
+        found = cleanup.find(run_id, Path("/nonexistent"))
+        assert [(l.kind, l.name, l.run_id) for l in found] == [("ssh control folder", str(folder), run_id)]
+        assert cleanup.find(f"{SESSION}-killed", Path("/nonexistent")) == []  # a run id is not a prefix
+        found[0].remove()
+        assert not folder.exists()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_resume_refuses_new_client_options(tmp_path):
     r = bench_cli("run", "--out", str(tmp_path), "--resume", "x", "--client-host", "root@192.0.2.1")
     assert r.returncode == 2 and "drop --client-host" in r.stderr
+
+
+@pytest.mark.integration
+def test_a_user_net_guest_forwards_its_ports_from_the_address_facing_the_client(second_host, vm_image,
+                                                                                 config_copy, tmp_path):
+    """QEMU's user-mode net forwards the guest's ports from publish_address (hostfwd), so the
+    client host reaches a server in the guest."""
+    (config_copy / "suites" / "remote.yaml").write_text("profile: quick\nrepetitions: 1\nworkloads: [remote-tcp-rr]\n")
+    with open(config_copy / "catalogue" / "netperf.yaml", "a") as f:
+        f.write(NETPERF)
+    run_id = f"{SESSION}-client-vm"
+    r = bench_cli("run", "--suite", "remote", "--env", "tcg", "--allow-tcg", *second_host.cli_args(),
+                  "--out", str(tmp_path), "--run-id", run_id, env={"BENCH_CONFIG_DIR": str(config_copy)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = bench.load(tmp_path / run_id)
+    assert (df[df.metric == "transactions_per_second"].value > 0).all() and len(df[df.metric == "transactions_per_second"]) == 1
+    raw = tmp_path / run_id / "raw" / "tcg"
+    assert f"AF_INET to {second_host.host_address} " in (raw / "remote-tcp-rr" / "rep-1.txt").read_text()
+    xml = (raw / "provision" / "domain.xml").read_text()
+    assert f"hostfwd=tcp:{second_host.host_address}:" in xml and "127.0.0.1" not in xml
+    metadata = json.loads((tmp_path / run_id / "run.json").read_text())["environments"]["tcg"]["metadata"]
+    assert metadata["network_mode"].endswith(f"forwarded to {second_host.host_address}")
+    assert masters(run_id) == [] and settle(second_host) == {second_host.sshd.pid}

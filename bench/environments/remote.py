@@ -158,6 +158,21 @@ def preflight(destination: str, ssh_options: tuple[str, ...], programs: dict[str
     return ClientHost(destination, tuple(ssh_options), address, route_source(address))
 
 
+CONTROL_SUFFIX = "-ssh-"  # bench-<run-id>-ssh-<random>: the master's private folder
+
+
+def control_folders(run_id: str | None) -> list[tuple[Path, str]]:
+    """(folder, run id) of SSH control folders left in the temporary folder by killed runs."""
+    root = Path(tempfile.gettempdir())
+    pattern = f"bench-{run_id}{CONTROL_SUFFIX}*" if run_id else f"bench-*{CONTROL_SUFFIX}*"
+    found = []
+    for folder in sorted(root.glob(pattern)):
+        owner = folder.name[len("bench-"):folder.name.rindex(CONTROL_SUFFIX)]
+        if folder.is_dir() and (run_id is None or owner == run_id):
+            found.append((folder, owner))
+    return found
+
+
 class RemoteHost(Environment):
     """The client host: argv runs there over the run's SSH master connection."""
 
@@ -186,7 +201,7 @@ class RemoteHost(Environment):
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
         # A private folder: whoever can reach the socket can run commands as the remote user.
-        self._control_dir = tempfile.mkdtemp(prefix=f"bench-{self.run_id}-ssh-")
+        self._control_dir = tempfile.mkdtemp(prefix=f"bench-{self.run_id}{CONTROL_SUFFIX}")
         log = Path(self._control_dir) / "master.log"
         with open(log, "wb") as f:
             self._master = subprocess.Popen(self.ssh(master=True), stdin=subprocess.DEVNULL, stdout=f,
