@@ -442,3 +442,16 @@ def test_a_user_net_guest_forwards_its_ports_from_the_address_facing_the_client(
     metadata = json.loads((tmp_path / run_id / "run.json").read_text())["environments"]["tcg"]["metadata"]
     assert metadata["network_mode"].endswith(f"forwarded to {second_host.host_address}")
     assert masters(run_id) == [] and settle(second_host) == {second_host.sshd.pid}
+
+
+def test_a_missing_client_program_is_named_with_its_own_package(tmp_path):
+    """redis-benchmark is in redis-tools, not in redis-server (the server's package)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for program in Path("/usr/bin").iterdir():
+        if program.name != "redis-benchmark":
+            (bin_dir / program.name).symlink_to(program)
+    r = bench_cli("run", "--suite", "apps", "--env", "docker-nat", "--out", str(tmp_path),
+                  env={"PATH": f"{bin_dir}:/usr/sbin:/sbin"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "missing on this host: redis-benchmark; install with `apt-get install redis-tools`" in r.stderr
