@@ -455,3 +455,33 @@ def test_a_missing_client_program_is_named_with_its_own_package(tmp_path):
                   env={"PATH": f"{bin_dir}:/usr/sbin:/sbin"})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "missing on this host: redis-benchmark; install with `apt-get install redis-tools`" in r.stderr
+
+
+MARIADB = """
+remote-oltp:
+  tool: mariadb
+  warmups: 0
+  params: {tables: 1, table_size: 1000, threads: [2], time: 2, warmup: 0, buffer_pool: 64M}
+"""
+
+
+@pytest.mark.integration
+def test_mariadb_admits_the_client_host(second_host, docker_client, config_copy, tmp_path):
+    """sbtest@'%' lets sysbench in from the client host's address (host: directly; docker-nat:
+    through Docker's DNAT, which keeps the source address)."""
+    (config_copy / "suites" / "remote.yaml").write_text("profile: quick\nrepetitions: 1\nworkloads: [remote-oltp]\n")
+    with open(config_copy / "catalogue" / "mariadb.yaml", "a") as f:
+        f.write(MARIADB)
+    run_id = f"{SESSION}-client-oltp"
+    r = bench_cli("run", "--suite", "remote", "--env", "host,docker-nat", *second_host.cli_args(),
+                  "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(tmp_path / "scratch"),
+                  env={"BENCH_CONFIG_DIR": str(config_copy)})
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = bench.load(tmp_path / run_id)
+    for env in ("host", "docker-nat"):
+        tps = df[(df.environment == env) & (df.metric == "transactions_per_second")]
+        assert list(tps.threads) == [2] and (tps.value > 0).all()
+    log = (tmp_path / run_id / "raw" / "host" / "remote-oltp" / "rep-1.server.txt").read_text()
+    assert f"Server socket created on IP: '{second_host.host_address}'" in log
+    assert masters(run_id) == [] and settle(second_host) == {second_host.sshd.pid}
+    assert not docker_client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"})
