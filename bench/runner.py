@@ -119,7 +119,7 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
     missing = set()
     for w in workloads:
         tool = TOOLS[w.tool]
-        needed = [] if options.client_host else list(zip(tool.client_programs, tool.client_packages))
+        needed = [] if options.client_host else tool.client_requirements()
         if any(e["kind"] == "host" for e in environments.values()):
             needed += [(p, " ".join(tool.packages)) for p in tool.programs]
         for program, package in needed:
@@ -145,8 +145,7 @@ def client_preflight(workloads: list[WorkloadConfig], options: RunOptions) -> Cl
     address facing it, on which every environment then publishes its servers."""
     if not options.client_host:
         return None
-    programs = {p: pkg for w in workloads
-                for p, pkg in zip(TOOLS[w.tool].client_programs, TOOLS[w.tool].client_packages)}
+    programs = {p: pkg for w in workloads for p, pkg in TOOLS[w.tool].client_requirements()}
     return preflight(options.client_host, tuple(options.ssh_options), programs)
 
 

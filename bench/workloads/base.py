@@ -55,6 +55,13 @@ class Workload(abc.ABC):
     raw_suffix: ClassVar[str] = "txt"
     Params: ClassVar[type[Params]]
 
+    @classmethod
+    def client_requirements(cls) -> list[tuple[str, str]]:
+        """(program, Debian package) of each client program; a tool that names no client
+        package falls back to its own packages."""
+        packages = cls.client_packages or (" ".join(cls.packages),) * len(cls.client_programs)
+        return list(zip(cls.client_programs, packages, strict=True))
+
     def timeout(self, params: dict[str, Any]) -> float:
         """Default limit for one repetition; catalogue entries may override it."""
         return 300.0
