@@ -4,8 +4,10 @@ Docker containers, volumes and networks carry the label bench.run_id; libvirt do
 it in their <metadata>, and their disks are in /var/lib/libvirt/images/bench-<run-id>-<env>;
 a bridged guest's network namespace is bench-<run-id>-<env>, its bridge and tap carry the run id
 in their alias;
-host scratch folders are named bench-<run-id>-<environment>-*; a run that made a swarm left a
-marker file named after its id (bench/environments/swarm.py), and only such a swarm is left. A run that is still going has the same marks, so run
+host scratch folders are named bench-<run-id>-<environment>-*, the SSH control folder of a
+--client-host run bench-<run-id>-ssh-* in the temporary folder; a run that made a swarm left a
+marker file named after its id (bench/environments/swarm.py), and only such a swarm is left.
+A run that is still going has the same marks, so run
 `bench cleanup` without --run-id only when no run is in progress.
 """
 
@@ -153,9 +155,18 @@ def _netns_leftovers(run_id: str | None) -> list[Leftover]:
     return found
 
 
+def _ssh_leftovers(run_id: str | None) -> list[Leftover]:
+    """The private folder of a --client-host run's SSH master socket (the master itself dies
+    with bench: it is bench's child with a parent-death signal)."""
+    from .environments.remote import control_folders
+
+    return [Leftover("ssh control folder", str(folder), owner, lambda f=folder: shutil.rmtree(f, ignore_errors=True))
+            for folder, owner in control_folders(run_id)]
+
+
 def find(run_id: str | None = None, scratch: Path = Path("/var/tmp")) -> list[Leftover]:
     # Domains before their disks and their namespaces, containers before their volumes.
     # A swarm before the containers: its service owns its task's container and would restart it.
     return (_libvirt_leftovers(run_id) + _netns_leftovers(run_id) + _swarm_leftovers(run_id)
             + _docker_leftovers(run_id)
-            + _scratch_leftovers(run_id, scratch))
+            + _scratch_leftovers(run_id, scratch) + _ssh_leftovers(run_id))

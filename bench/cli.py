@@ -23,6 +23,8 @@ examples:
   bench list                              what can run here
   bench run --suite quick                 the quick suite on every available environment
   bench run --suite quick --env host --reps 5 --out /data/results
+  bench run --suite net --env host,docker-nat --client-host root@lab2 --ssh-option IdentityFile=/root/.ssh/lab
+                                          clients on a second host, over SSH, as the IBM study did
   bench report RUN_ID -o report.html      one self-contained HTML report of one or more runs
   bench compare RUN_A RUN_B --threshold 5 exit status 1 on a significant regression (a CI gate)
   bench export RUN_ID --format parquet    the samples as a file for pandas, R, DuckDB...
@@ -81,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--allow-tcg", action="store_true",
                      help="where KVM cannot run a guest, run the kvm environments under QEMU's TCG "
                           "emulation instead of refusing them; every such sample says accel=tcg")
+    run.add_argument("--client-host", default=None, metavar="[USER@]HOST",
+                     help="run the clients of client/server workloads (netperf, redis-benchmark, sysbench) "
+                          "on this other host, reached over SSH by key (batch mode, one multiplexed "
+                          "connection); servers then listen on, or are published on, this host's address "
+                          "facing it instead of 127.0.0.1. Latency and throughput include the wire; "
+                          "netperf's CPU-per-byte counts this host's CPU only (the server side). "
+                          "kvm-bridge cannot serve it")
+    run.add_argument("--ssh-option", action="append", default=None, metavar="KEY=VALUE",
+                     help="an ssh_config option for reaching --client-host, passed as `ssh -o` "
+                          "(repeatable), e.g. IdentityFile=KEY, UserKnownHostsFile=FILE, Port=N")
     run.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
                      help="where environments keep data files such as fio's (default: /var/tmp); "
                           "it should be on the disk under test")
@@ -167,7 +179,8 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
         given = [flag for flag, value in (("--suite", args.suite), ("--env", args.env), ("--reps", args.reps),
                                           ("--profile", args.profile), ("--run-id", args.run_id),
                                           ("--seed", args.seed), ("--target-ci", args.target_ci),
-                                          ("--max-reps", args.max_reps)) if value is not None]
+                                          ("--max-reps", args.max_reps), ("--client-host", args.client_host),
+                                          ("--ssh-option", args.ssh_option)) if value is not None]
         if given:
             raise BenchError(f"--resume runs with the interrupted run's own settings; drop {', '.join(given)}")
         p, options, resume = plan_resume(catalogue, args.out, args.resume)
@@ -175,13 +188,16 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
         options = RunOptions(suite="quick" if args.suite is None else args.suite, environments=args.env, repetitions=args.reps,
                              profile=args.profile, out=args.out, run_id=args.run_id, seed=args.seed,
                              scratch=args.scratch, allow_tcg=args.allow_tcg,
-                             target_ci=args.target_ci, max_reps=args.max_reps)
+                             target_ci=args.target_ci, max_reps=args.max_reps,
+                             client_host=args.client_host, ssh_options=tuple(args.ssh_option or ()))
+        if args.ssh_option and not args.client_host:
+            raise BenchError("--ssh-option is for reaching --client-host; give --client-host [USER@]HOST too")
         p = plan(catalogue, options)
     for name, why in p.skipped_environments.items():
         print(f"skipping {name}: {why}", file=sys.stderr)
     print(f"{'resuming' if resume else 'run'} {p.run_id}: suite {p.suite} ({p.profile}), {len(p.workloads)} workloads x "
-          f"{len(p.environments)} environments ({', '.join(p.environments)}), {p.repetitions} repetitions",
-          file=sys.stderr)
+          f"{len(p.environments)} environments ({', '.join(p.environments)}), {p.repetitions} repetitions"
+          + (f"; clients on {p.client.destination}" if p.client else ""), file=sys.stderr)
     runner = Runner(p, options, resume=resume)
     try:
         store = runner.execute()

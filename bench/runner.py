@@ -28,6 +28,7 @@ from . import adaptive, metadata
 from .config import Catalogue, WorkloadConfig
 from .environments import KINDS, Environment
 from .environments.host import HostEnvironment
+from .environments.remote import ClientHost, RemoteHost, preflight
 from .errors import BenchError, ToolError
 from .model import Failure, Sample
 from .progress import Progress
@@ -51,6 +52,8 @@ class RunOptions:
     allow_tcg: bool = False                # may a VM run emulated when KVM cannot run here?
     target_ci: float | None = None         # % half-width of the 95 % interval a cell must reach
     max_reps: int | None = None            # the cap on a cell's repetitions under target_ci
+    client_host: str | None = None         # [USER@]HOST that runs the clients; None: this host
+    ssh_options: tuple[str, ...] = ()      # KEY=VALUE for `ssh -o` to reach client_host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Plan:
     environments: dict[str, dict[str, Any]]  # name -> {kind, description, variant}
     skipped_environments: dict[str, str]     # name -> why it is not available here
     only: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # workload -> its only environments
+    client: ClientHost | None = None         # the client host, when it is not this one
 
     def runs(self, environment: str, workload: str) -> bool:
         """Is (environment, workload) a cell of this plan?"""
@@ -93,11 +97,20 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
 
     environments: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
+    if options.client_host and not any(TOOLS[w.tool].client_programs for w in workloads):
+        raise BenchError(f"--client-host runs the clients of client/server workloads (netperf, redis, "
+                         f"mariadb); suite {options.suite} has none")
     names = (options.environments or suite.environments
              or [n for n, e in catalogue.environments.items() if e.by_default])
     for name in names:
         spec = catalogue.environment(name)
         variant = spec.variant_for(profile)
+        refusal = KINDS[spec.kind].remote_client_refusal(variant) if options.client_host else ""
+        if refusal:
+            if options.environments:
+                raise BenchError(f"environment '{name}' cannot serve a client on another host: {refusal}")
+            skipped[name] = f"cannot serve a client on another host: {refusal}"
+            continue
         ok, why = KINDS[spec.kind].availability(variant, allow_tcg=options.allow_tcg)
         if not ok:
             if options.environments:  # asked for by name: refuse, and say how to fix it
@@ -127,17 +140,17 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
     if not environments:
         raise BenchError(f"no workload of suite '{options.suite}' runs in the environments chosen")
 
-    # The host is every client's side, and the only environment whose programs can be checked
-    # before provisioning; others are checked once they exist.
+    # The host is the clients' side (unless --client-host), and the only environment whose
+    # programs can be checked before provisioning; others are checked once they exist.
     missing = set()
     for w in workloads:
         tool = TOOLS[w.tool]
-        needed = list(tool.client_programs)
+        needed = [] if options.client_host else tool.client_requirements()
         if any(e["kind"] == "host" for e in environments.values()):
-            needed += tool.programs
-        for program in needed:
+            needed += [(p, " ".join(tool.packages)) for p in tool.programs]
+        for program, package in needed:
             if not HostEnvironment.has_program_here(program):
-                missing.add((program, " ".join(tool.packages)))
+                missing.add((program, package))
     if missing:
         programs = ", ".join(sorted(p for p, _ in missing))
         packages = " ".join(sorted({pk for _, pk in missing}))
@@ -149,11 +162,22 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
         raise BenchError(f"{options.out / run_id} already exists: choose another --run-id")
     _check_writable(options.out)
     seed = options.seed if options.seed is not None else random.randrange(2**31)
-    return Plan(run_id, options.suite, profile, repetitions, seed, workloads, environments, skipped, only)
+    client = client_preflight(workloads, options)
+    return Plan(run_id, options.suite, profile, repetitions, seed, workloads, environments, skipped,
+                only=only, client=client)
 
 
 def workload_runs(only: dict[str, list[str]], environment: str, workload: str) -> bool:
     return workload not in only or environment in only[workload]
+
+
+def client_preflight(workloads: list[WorkloadConfig], options: RunOptions) -> ClientHost | None:
+    """With --client-host: connect once, check the client programs there, and find this host's
+    address facing it, on which every environment then publishes its servers."""
+    if not options.client_host:
+        return None
+    programs = {p: pkg for w in workloads for p, pkg in TOOLS[w.tool].client_requirements()}
+    return preflight(options.client_host, tuple(options.ssh_options), programs)
 
 
 def _check_writable(folder: Path) -> None:
@@ -246,13 +270,18 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, Run
     options = RunOptions(suite=manifest["suite"], out=Path(out), run_id=run_id, seed=manifest["order_seed"],
                          scratch=Path(manifest.get("scratch", "/var/tmp")),
                          allow_tcg=manifest.get("allow_tcg", False),
-                         target_ci=manifest.get("target_ci"), max_reps=manifest.get("max_reps"))
+                         target_ci=manifest.get("target_ci"), max_reps=manifest.get("max_reps"),
+                         # the run's own client: a resumed run's clients run where its first ones did
+                         client_host=(manifest.get("client") or {}).get("host"),
+                         ssh_options=tuple((manifest.get("client") or {}).get("ssh_options", ())))
     for name, e in environments.items():
         ok, why = KINDS[e["kind"]].availability(e["variant"], allow_tcg=options.allow_tcg)
         if not ok:
             raise BenchError(f"cannot resume: environment '{name}' is not available here: {why}")
+    client = client_preflight(workloads, options)
     p = Plan(run_id, manifest["suite"], manifest["profile"], manifest["repetitions"], manifest["order_seed"],
-             workloads, environments, manifest.get("skipped_environments", {}), manifest.get("only", {}))
+             workloads, environments, manifest.get("skipped_environments", {}), only=manifest.get("only", {}),
+             client=client)
     return p, options, store
 
 
@@ -264,7 +293,7 @@ class Runner:
         self.say = report or (lambda line: print(line, file=sys.stderr, flush=True))
         self.store: RunStore | None = resume
         self.envs: dict[str, Environment] = {}
-        self.client = HostEnvironment("client", {}, p.run_id)
+        self.client: Environment = RemoteHost(p.client, p.run_id) if p.client else HostEnvironment("client", {}, p.run_id)
         self.manifest: dict[str, Any] = {}
         self.tool_seconds = 0.0
         self.failures = 0
@@ -375,6 +404,8 @@ class Runner:
             "skipped_environments": p.skipped_environments,
             "only": p.only,
             "host": metadata.host_metadata(),
+            # Where the clients ran; a remote one's metadata is added once it is connected.
+            "client": {"kind": "remote", **p.client.as_dict()} if p.client else {"kind": "host"},
         }
 
     # -- stages ------------------------------------------------------------------------------
@@ -382,10 +413,19 @@ class Runner:
     def _provision(self) -> None:
         n_ports = max((TOOLS[w.tool].server_ports for w in self.plan.workloads), default=0)
         scratch = str(self.options.scratch)
+        client = self.plan.client
+        if client:
+            self.say(f"connecting to client host {client.destination} ({client.address}); servers are "
+                     f"published on {client.publish_address}")
         self.client.provision(scratch, 0)
+        if client:  # a resumed run connects anew: the address facing the client may have changed
+            self.manifest["client"] = {"kind": "remote", **client.as_dict(), "metadata": self.client.metadata()}
+            self.store.write_manifest(self.manifest)
         for name, e in self.plan.environments.items():
             self.say(f"provisioning {name} ({e['kind']})")
             env = KINDS[e["kind"]](name, e["variant"], self.plan.run_id, allow_tcg=self.options.allow_tcg)
+            if client:
+                env.publish_address = client.publish_address
             self.envs[name] = env  # registered before provision(), so a half-made one is torn down
             try:
                 env.provision(scratch, n_ports)
@@ -412,6 +452,7 @@ class Runner:
         for name, env in self.envs.items():
             self.manifest["environments"][name]["variant_as_run"] = env.effective_variant()
             self.manifest["environments"][name]["metadata"] = env.metadata()
+            self.manifest["environments"][name]["publish_address"] = env.publish_address
             versions[name] = {w.tool: TOOLS[w.tool].version(env) for w in self.plan.workloads}
             self.manifest["environments"][name]["tool_versions"] = versions[name]
         self.manifest["client_tool_versions"] = {

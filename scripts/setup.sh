@@ -32,9 +32,10 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
     fi
     $SUDO apt-get update -q
-    # Redis and MariaDB would start as system services on install: bench starts its own
-    # servers, on its own ports and data folders, so the packages' services are kept from
-    # starting (policy-rc.d 101) unless the machine already has a policy of its own.
+    # Redis, MariaDB and sshd would start as system services on install: bench starts its own
+    # servers, on its own ports and data folders (and the --client-host tests their own sshd),
+    # so the packages' services are kept from starting (policy-rc.d 101) unless the machine
+    # already has a policy of its own.
     policy=""
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         policy=/usr/sbin/policy-rc.d

@@ -132,6 +132,12 @@ class Environment(abc.ABC):
     def endpoint(self, port: int) -> tuple[str, int]:
         """The (address, port) at which a client on the host reaches `port` inside."""
 
+    @classmethod
+    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
+        """Why servers in this variant cannot serve clients on another host ("" when they can):
+        checked before anything is made when the run's client is another host."""
+        return ""
+
     def client_environment(self, client: "Environment") -> "Environment":
         """Where clients of servers in here run: the run's client (this host, or another host),
         unless the variant puts them elsewhere (a peer container on the same bridge); such a

@@ -159,6 +159,11 @@ class ComposeEnvironment(Environment):
     # -- before anything is made ------------------------------------------------------------
 
     @classmethod
+    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
+        return ("a compose file publishes on 127.0.0.1 only (bench refuses any other address in it); "
+                "run it with clients on this host (no --client-host)")
+
+    @classmethod
     def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
         ok, why = DockerEnvironment.availability({})
         if not ok:

@@ -3,12 +3,13 @@
 One long-lived container per environment runs `sleep infinity` from the workload image; tools
 are exec'ed in it, so every repetition runs in the same container as a lab run would.
 Variants (workloads/environments.yaml):
-  network: nat   default bridge, server ports published on 127.0.0.1 under the same number.
+  network: nat   default bridge, server ports published on the host's publish_address
+                 (127.0.0.1, or the address facing a --client-host) under the same number.
                  A client on the same host reaches a loopback-published port through
                  docker-proxy (Docker's userland proxy), not iptables DNAT: recorded as nat_path.
-           host  --net=host: no network namespace; servers listen on 127.0.0.1 only.
+           host  --net=host: no network namespace; servers listen on publish_address only.
            bridge a user-defined bridge network of the run's own (as Compose makes); ports
-                 published on 127.0.0.1 as with nat.
+                 published on publish_address as with nat.
   client: host   clients of client/server workloads run on the host (the run's client).
           container  they run in a peer container on the same bridge network and reach the
                  server at its address there (container-to-container; dockerpeer.py).
@@ -78,7 +79,7 @@ class DockerEnvironment(Environment):
     @property
     def listen_address(self) -> str:  # type: ignore[override]
         # With --net=host a server listening on 0.0.0.0 would be open on every host interface.
-        return "127.0.0.1" if self.variant.network == "host" else "0.0.0.0"
+        return self.publish_address if self.variant.network == "host" else "0.0.0.0"
 
     @classmethod
     def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
@@ -110,7 +111,7 @@ class DockerEnvironment(Environment):
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
         from .. import image
-        from .host import free_loopback_ports
+        from .host import free_ports
 
         self._client = client()
         self._stream = client(timeout=STREAM_TIMEOUT)
@@ -120,7 +121,7 @@ class DockerEnvironment(Environment):
         kwargs: dict[str, Any] = dict(
             name=resource, labels=labels, detach=True, init=True,  # init reaps mpirun's children
             command=["sleep", "infinity"])
-        self.ports = free_loopback_ports(n_ports)
+        self.ports = free_ports(n_ports, self.publish_address)
         if self.variant.network == "host":
             kwargs["network_mode"] = "host"
         else:
@@ -130,7 +131,7 @@ class DockerEnvironment(Environment):
                 self.network = dockerpeer.create_network(self._client, self.run_id, self.name)
                 kwargs["network"] = self.network.name
             # Both protocols: a server's data connection may be UDP (netperf UDP_RR).
-            kwargs["ports"] = {f"{p}/{proto}": ("127.0.0.1", p)
+            kwargs["ports"] = {f"{p}/{proto}": (self.publish_address, p)
                                for p in self.ports for proto in ("tcp", "udp")}
         if self.variant.storage == "volume":
             self.volume = self._client.volumes.create(name=resource, labels=labels)
@@ -230,10 +231,19 @@ class DockerEnvironment(Environment):
 
     def endpoint(self, port: int) -> tuple[str, int]:
         # A peer container reaches the server at its address on their bridge; else nat and
-        # bridge are published 1:1 on the host's loopback, and host shares the host's stack.
+        # bridge are published 1:1 on publish_address, and host shares the host's stack.
         if self.peer is not None:
             return self.bridge_address, port
-        return "127.0.0.1", port
+        return self.publish_address, port
+
+    def _nat_path(self) -> str:
+        if self.variant.network == "host" or self.peer is not None:
+            return "none"
+        if self.publish_address.startswith("127."):
+            return "docker-proxy (loopback client)"
+        # A packet from another host meets Docker's DNAT rule in PREROUTING (docker-proxy
+        # carries it only where dockerd runs without iptables).
+        return f"iptables DNAT on {self.publish_address} (remote client)"
 
     def client_environment(self, client: Environment) -> Environment:
         return self.peer if self.peer is not None else client
@@ -255,11 +265,10 @@ class DockerEnvironment(Environment):
             "security_options": ",".join(info.get("SecurityOptions", []) or []) or "none",
             "runtime": host_config.get("Runtime", ""),
             "network_mode": self.variant.network,
-            "nat_path": ("none" if self.variant.network == "host" or self.peer is not None
-                         else "docker-proxy (loopback client)"),
+            "nat_path": self._nat_path(),
             "client_placement": self.variant.client,
             "user_network": self.network.name if self.network is not None else "none",
-            "server_address": self.bridge_address or "127.0.0.1",
+            "server_address": self.bridge_address or self.publish_address,
             **(self.peer.metadata() if self.peer is not None else {}),
             "storage": self.variant.storage,
             "image_tag": image.Recipe.default().tag,

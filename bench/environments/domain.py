@@ -43,7 +43,8 @@ class DomainSpec:
     cpu_mode: Literal["default", "host-passthrough", "maximum"] = "default"
     topology: tuple[int, int, int] | None = None   # sockets, cores, threads
     pinning: tuple[int, ...] | None = None         # host CPU of each vCPU
-    forwarded_ports: tuple[int, ...] = ()          # user-mode net: 127.0.0.1:P -> guest:P
+    forwarded_ports: tuple[int, ...] = ()          # user-mode net: forward_address:P -> guest:P
+    forward_address: str = "127.0.0.1"             # the host's publish_address
     nic_model: str = "virtio-net-pci"
     # bridge: a virtio NIC on a tap the harness made (libvirt opens it, never creates, moves or
     # deletes it: managed='no'); vhost-net moves its packets in the host kernel (KVM only).
@@ -116,10 +117,11 @@ def domain_xml(spec: DomainSpec) -> str:
         ET.indent(dom)
         return ET.tostring(dom, encoding="unicode") + "\n"
 
-    # User-mode networking with ports forwarded to the host's loopback only: libvirt 9.0's
+    # User-mode networking with ports forwarded to one host address only (loopback, or the
+    # address facing the run's client host): libvirt 9.0's
     # <interface type='user'> cannot forward ports without passt, so the netdev is given to
     # QEMU as structured arguments, the NIC at a PCI slot libvirt leaves free.
-    fwd = "".join(f",hostfwd={proto}:127.0.0.1:{p}-:{p}"
+    fwd = "".join(f",hostfwd={proto}:{spec.forward_address}:{p}-:{p}"
                   for p in spec.forwarded_ports for proto in ("tcp", "udp"))
     cmd = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
     for value in ("-netdev", f"user,id=benchnet0{fwd}",

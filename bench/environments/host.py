@@ -46,7 +46,11 @@ def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
 
 
 def free_loopback_ports(n: int) -> list[int]:
-    """n distinct ports free on 127.0.0.1 now for both TCP and UDP (a server may use either:
+    return free_ports(n, "127.0.0.1")
+
+
+def free_ports(n: int, address: str) -> list[int]:
+    """n distinct ports free on `address` now for both TCP and UDP (a server may use either:
     netperf's UDP_RR data connection is UDP); held open together so they differ."""
     socks: list[socket.socket] = []
     ports: list[int] = []
@@ -55,17 +59,17 @@ def free_loopback_ports(n: int) -> list[int]:
             if len(ports) == n:
                 break
             tcp = socket.socket()
-            tcp.bind(("127.0.0.1", 0))
+            tcp.bind((address, 0))
             socks.append(tcp)
             udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             socks.append(udp)
             try:
-                udp.bind(("127.0.0.1", tcp.getsockname()[1]))
+                udp.bind((address, tcp.getsockname()[1]))
             except OSError:
                 continue  # taken for UDP: keep the TCP socket open so it is not offered again
             ports.append(tcp.getsockname()[1])
         if len(ports) < n:
-            raise RuntimeError(f"cannot find {n} loopback ports free for both TCP and UDP")
+            raise RuntimeError(f"cannot find {n} ports free on {address} for both TCP and UDP")
         return ports
     finally:
         for s in socks:
@@ -109,11 +113,16 @@ class HostServer(Server):
 
 class HostEnvironment(Environment):
     kind = "host"
-    listen_address = "127.0.0.1"  # a lab host's servers are never exposed beyond loopback
 
     def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
         super().__init__(name, params, run_id, allow_tcg)
         self._servers: list[HostServer] = []
+
+    @property
+    def listen_address(self) -> str:  # type: ignore[override]
+        # Loopback while clients run here: a lab host's servers are exposed only to the
+        # run's own client host, on the address facing it, never on every interface.
+        return self.publish_address
 
     @classmethod
     def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
@@ -123,7 +132,7 @@ class HostEnvironment(Environment):
         os.makedirs(scratch_root, exist_ok=True)
         # The run id in the name is how `bench cleanup` recognises a killed run's leftovers.
         self.workdir = tempfile.mkdtemp(prefix=f"bench-{self.run_id}-{self.name}-", dir=scratch_root)
-        self.ports = free_loopback_ports(n_ports)
+        self.ports = free_ports(n_ports, self.publish_address)
 
     def teardown(self) -> None:
         for server in self._servers:
@@ -154,7 +163,7 @@ class HostEnvironment(Environment):
         return server
 
     def endpoint(self, port: int) -> tuple[str, int]:
-        return "127.0.0.1", port
+        return self.publish_address, port
 
     @staticmethod
     def has_program_here(program: str) -> bool:

@@ -7,7 +7,8 @@ guest agent; nothing else runs in the guest to disturb a measurement. The harnes
 the guest only through the agent over virtio-serial (guest-exec, guest-file-*): no SSH keys
 or passwords exist to manage.
 
-Networks: `user` is QEMU's user-mode net with guest ports forwarded 1:1 to 127.0.0.1; `bridge`
+Networks: `user` is QEMU's user-mode net with guest ports forwarded 1:1 to 127.0.0.1 (or to the
+host's address facing a --client-host); `bridge`
 is the study's virtio-net on a Linux bridge, with vhost-net under KVM, kept inside a network
 namespace the run makes (netns.py): the guest gets its address on the kernel command line, and
 clients on the host run inside that namespace.
@@ -96,7 +97,8 @@ def uses_vhost(variant: LibvirtVariant, accel: str) -> bool:
 
 def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVariant, accel: str,
                 topology: tuple[int, int, int], kernel: str, initrd: str, root: str, data: str,
-                console_log: str, ports: tuple[int, ...], tap: str = "", guest_cidr: str = "") -> DomainSpec:
+                console_log: str, ports: tuple[int, ...], tap: str = "", guest_cidr: str = "",
+                forward_address: str = "127.0.0.1") -> DomainSpec:
     """The guest of a variant: pure, so that golden XML tests cover every variant."""
     host_cpus = topology[0] * topology[1] * topology[2]
     vcpus = variant.vcpus or host_cpus
@@ -114,7 +116,7 @@ def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVarian
         # The host's own topology when the guest has all its CPUs, as the study's tuned guest.
         topology=(topology if vcpus == host_cpus else (1, vcpus, 1)) if tuned else None,
         pinning=tuple(range(vcpus)) if tuned and vcpus <= host_cpus else None,
-        forwarded_ports=ports if variant.network == "user" else (),
+        forwarded_ports=ports if variant.network == "user" else (), forward_address=forward_address,
         network=variant.network, tap=tap, vhost=uses_vhost(variant, accel))
 
 
@@ -222,6 +224,13 @@ class LibvirtEnvironment(Environment):
             return True, f"{where}; KVM NOT usable ({why}): runs under TCG emulation (--allow-tcg)"
         return False, f"{where}; KVM NOT usable ({why}); pass --allow-tcg to run it emulated under TCG"
 
+    @classmethod
+    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
+        if params.get("network") == "bridge":
+            return ("its bridge lives in a network namespace of the run's own, which no other host reaches; "
+                    "run kvm-bridge with clients on this host (no --client-host)")
+        return ""
+
     # -- life cycle --------------------------------------------------------------------------
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
@@ -234,7 +243,7 @@ class LibvirtEnvironment(Environment):
 
     def _provision(self, n_ports: int) -> None:
         from .. import image
-        from .host import free_loopback_ports
+        from .host import free_ports
 
         recipe = image.Recipe.default()
         base_disk = image.vm_disk(recipe, self.variant.disk_format)
@@ -264,12 +273,13 @@ class LibvirtEnvironment(Environment):
             self.ports = list(range(BRIDGE_FIRST_PORT, BRIDGE_FIRST_PORT + n_ports))
             self.bridge.create()
         else:
-            self.ports = free_loopback_ports(n_ports)
+            self.ports = free_ports(n_ports, self.publish_address)
 
         spec = domain_spec(resource, self.run_id, self.name, self.variant, self.accel, host_topology(),
                            str(kernel), str(initrd), str(root), str(data), self.console_log, tuple(self.ports),
                            tap=self.bridge.tap if self.bridge else "",
-                           guest_cidr=self.bridge.guest_cidr if self.bridge else "")
+                           guest_cidr=self.bridge.guest_cidr if self.bridge else "",
+                           forward_address=self.publish_address)
         self.xml = domain_xml(spec)
         self.conn = _connect()
         self.domain = self.conn.createXML(self.xml, 0)  # transient: gone when destroyed
@@ -393,7 +403,7 @@ class LibvirtEnvironment(Environment):
     def endpoint(self, port: int) -> tuple[str, int]:
         if self.bridge:
             return self.bridge.guest_address, port  # reachable from inside the namespace only
-        return "127.0.0.1", port  # forwarded 1:1 to the host's loopback by QEMU's user-mode net
+        return self.publish_address, port  # forwarded 1:1 there by QEMU's user-mode net
 
     def client_command(self, argv: list[str]) -> list[str]:
         return self.bridge.client_command(argv) if self.bridge else argv
@@ -434,7 +444,7 @@ class LibvirtEnvironment(Environment):
             "disk_cache": "none",
             "disk_io": "native",
             "network_mode": (f"bridge in network namespace {self.bridge.namespace}, guest {self.bridge.guest_address}"
-                             if self.bridge else "user-mode (QEMU slirp), guest ports forwarded to 127.0.0.1"),
+                             if self.bridge else f"user-mode (QEMU slirp), guest ports forwarded to {self.publish_address}"),
             "vhost_net": uses_vhost(self.variant, self.accel),
             "nic_model": "virtio-net-pci",
             "image_tag": image.Recipe.default().tag,

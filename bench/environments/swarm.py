@@ -194,6 +194,11 @@ class SwarmEnvironment(DockerEnvironment):
         self.address = ""  # where the client reaches the published ports
 
     @classmethod
+    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
+        return ("its ports are reached at an address of the run's own veth, which no other host reaches; "
+                "run it with clients on this host (no --client-host)")
+
+    @classmethod
     def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
         ok, why = DockerEnvironment.availability({}, allow_tcg)
         if not ok:

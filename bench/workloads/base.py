@@ -28,7 +28,7 @@ class Params(BaseModel):
 @dataclasses.dataclass(frozen=True)
 class CellContext:
     env: Environment      # where the workload (or its server) runs
-    client: Environment   # the host, where clients of client/server workloads run
+    client: Environment   # where clients of client/server workloads run: this host, or --client-host
     params: dict[str, Any]
     timeout: float        # seconds for one repetition's measuring command
     label: str            # unique per cell, usable in file names
@@ -46,14 +46,24 @@ class RawOutput:
 class Workload(abc.ABC):
     tool: ClassVar[str]                        # the program's name, unique among workloads
     programs: ClassVar[tuple[str, ...]]        # needed inside the environment
-    client_programs: ClassVar[tuple[str, ...]] = ()  # needed on the host, for client/server tools
-    packages: ClassVar[tuple[str, ...]]        # the Debian packages that provide those programs
+    client_programs: ClassVar[tuple[str, ...]] = ()  # needed on the client's host (this one, or --client-host)
+    packages: ClassVar[tuple[str, ...]]        # the Debian packages that provide `programs`
+    # The Debian package of each client program, in the same order (redis-benchmark is in
+    # redis-tools, not redis-server): what to install on a client host.
+    client_packages: ClassVar[tuple[str, ...]] = ()
     server_ports: ClassVar[int] = 0            # ports the environment must offer its server
     # The tiers of a multi-tier workload, each run in env.service(name): one environment runs
     # them all, a Compose environment each in the container of that name.
     services: ClassVar[tuple[str, ...]] = ()
     raw_suffix: ClassVar[str] = "txt"
     Params: ClassVar[type[Params]]
+
+    @classmethod
+    def client_requirements(cls) -> list[tuple[str, str]]:
+        """(program, Debian package) of each client program; a tool that names no client
+        package falls back to its own packages."""
+        packages = cls.client_packages or (" ".join(cls.packages),) * len(cls.client_programs)
+        return list(zip(cls.client_programs, packages, strict=True))
 
     def timeout(self, params: dict[str, Any]) -> float:
         """Default limit for one repetition; catalogue entries may override it."""

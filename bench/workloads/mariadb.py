@@ -21,9 +21,11 @@ from ..errors import ToolError
 from ..model import Measurement
 from .base import CellContext, Params, RawOutput, Workload, first_line
 
-DATABASE = USER = PASSWORD = "sbtest"  # a throwaway server reachable only through loopback
-# Run by mariadbd before it accepts connections. '%' because a server in a container sees
-# the host's client from the Docker bridge's address, not from 127.0.0.1.
+DATABASE = USER = PASSWORD = "sbtest"  # a throwaway server, for the run's own client only
+# Run by mariadbd before it accepts connections. '%' because the client's address varies: a
+# server in a container sees the host's client from the Docker bridge's address, not from
+# 127.0.0.1, and a --client-host connects from its own address (or, through Docker's DNAT,
+# from the bridge's). The server listens only on loopback or on the address facing that host.
 INIT_SQL = (f"CREATE DATABASE {DATABASE};\n"
             f"CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';\n"
             f"GRANT ALL PRIVILEGES ON {DATABASE}.* TO '{USER}'@'%';\n")
@@ -46,6 +48,7 @@ class Mariadb(Workload):
     tool = "mariadb"
     programs = ("mariadbd",)
     client_programs = ("sysbench",)
+    client_packages = ("sysbench",)
     packages = ("mariadb-server",)
     server_ports = 1
     Params = MariadbParams

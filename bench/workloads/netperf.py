@@ -10,8 +10,10 @@ Two kinds of test:
 - bulk transfer (TCP_STREAM host -> environment, TCP_MAERTS environment -> host; the study's
   nuttcp with one stream and 4 MiB socket buffers): Mbit/s, and the study's CPU cost per byte.
   That cost is the HOST's busy CPU time during the transfer, counted machine-wide around the
-  client, because the host runs both ends (a VM's server runs in QEMU threads). run() appends
-  the counters to netperf's output as BENCH_HOST_* lines so that parse() stays pure.
+  client, because the host runs both ends (a VM's server runs in QEMU threads). With a client
+  on another host (--client-host) it is still THIS host's CPU time: the server's side only
+  (netserver, NAT, QEMU, the NIC's interrupts), not the client's. run() appends the counters
+  to netperf's output as BENCH_HOST_* lines so that parse() stays pure.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ class Netperf(Workload):
     programs = ("netserver",)
     packages = ("netperf",)
     client_programs = ("netperf",)
+    client_packages = ("netperf",)
     server_ports = 2              # control, data
     Params = NetperfParams
 

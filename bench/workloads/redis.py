@@ -59,6 +59,7 @@ class Redis(Workload):
     tool = "redis"
     programs = ("redis-server",)
     client_programs = ("redis-benchmark",)
+    client_packages = ("redis-tools",)
     packages = ("redis-server",)
     server_ports = 1
     Params = RedisParams
