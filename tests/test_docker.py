@@ -134,10 +134,11 @@ def test_cleanup_removes_what_a_killed_run_left(docker_client, workload_image, t
 
 
 def test_quick_suite_side_by_side_on_host_nat_and_host_network(docker_client, workload_image, tmp_path):
+    run_id = f"side-by-side-{os.getpid()}"  # labels are machine-wide: unique per session
     r = bench_cli("run", "--suite", "quick", "--env", "host,docker-nat,docker-host", "--reps", "1",
-                  "--out", str(tmp_path), "--run-id", "side-by-side", "--scratch", str(tmp_path / "scratch"))
+                  "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(tmp_path / "scratch"))
     assert r.returncode == 0, r.stderr[-3000:]
-    df = bench.load(tmp_path / "side-by-side")
+    df = bench.load(tmp_path / run_id)
     envs = {"host", "docker-nat", "docker-host"}
     for workload, metric in [("fio-randread-4k", "read_iops"), ("fio-seqread-1m", "read_bandwidth"),
                              ("sysbench-cpu", "events_per_second"), ("hpcc", "stream_triad"),
@@ -146,11 +147,11 @@ def test_quick_suite_side_by_side_on_host_nat_and_host_network(docker_client, wo
         assert set(rows.environment) == envs, (workload, set(rows.environment))
         assert (rows.value > 0).all()
     assert set(df[df.environment == "docker-nat"].env_kind) == {"docker"}
-    manifest = json.loads((tmp_path / "side-by-side" / "run.json").read_text())
+    manifest = json.loads((tmp_path / run_id / "run.json").read_text())
     assert manifest["environments"]["docker-nat"]["metadata"]["nat_path"].startswith("docker-proxy")
     assert manifest["environments"]["docker-host"]["metadata"]["network_mode"] == "host"
     assert manifest["tool_version_mismatches"] == {}
-    assert labelled(docker_client, "side-by-side") == []
+    assert labelled(docker_client, run_id) == []
     assert list((tmp_path / "scratch").iterdir()) == []
 
 
