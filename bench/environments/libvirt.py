@@ -41,7 +41,7 @@ from ..errors import BenchError
 from ..model import Measurement
 from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
 from .domain import Disk, DomainSpec, domain_xml
-from .guest_devices import DISK_BUSES, PROBE_SCRIPT, GuestDevices, mismatches, missing_drivers, parse_probe
+from .guest_devices import PROBE_SCRIPT, GuestDevices, mismatches, missing_drivers, parse_probe
 from .netns import BridgeNetwork
 
 URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
@@ -143,6 +143,7 @@ def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVarian
     # virtio-blk disks are vda, vdb in the order given; SATA and IDE disks are sda, sdb in the
     # order the controller's ports are probed, so the root file system is found by its label.
     root_device = "/dev/vda" if variant.disk_bus == "virtio" else "LABEL=benchroot"
+    prefix = "vd" if variant.disk_bus == "virtio" else "sd"
     cmdline = f"root={root_device} rw console=ttyS0 init=/usr/local/sbin/bench-init quiet"
     if variant.network == "bridge":
         cmdline += f" bench.ip={guest_cidr}"  # no DHCP on the bridge: bench-init sets it
@@ -150,8 +151,8 @@ def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVarian
         name=name, run_id=run_id, environment=environment, accel=accel,
         vcpus=vcpus, memory_mib=variant.memory_mib, kernel=kernel, initrd=initrd,
         cmdline=cmdline,
-        disks=tuple(Disk(path, f"{'vd' if variant.disk_bus == 'virtio' else 'sd'}{letter}", fmt, bus=variant.disk_bus)
-                    for path, letter, fmt in ((root, "a", variant.disk_format), (data, "b", "raw"))),
+        disks=(Disk(root, f"{prefix}a", variant.disk_format, bus=variant.disk_bus),
+               Disk(data, f"{prefix}b", bus=variant.disk_bus)),
         console_log=console_log,
         cpu_mode=cpu_mode(variant, accel),
         # The host's own topology when the guest has all its CPUs, as the study's tuned guest.
@@ -334,8 +335,8 @@ class LibvirtEnvironment(Environment):
         self._wait_for_agent(start)
         if self.bridge:
             self._check_guest_address()
-        self._check_guest_devices()
         self.boot_seconds = time.monotonic() - start
+        self._check_guest_devices()  # not part of the boot: kept out of boot_to_ready
         self.measurements.append(Measurement("boot_to_ready", self.boot_seconds, "s", "lower"))
         self.workdir = WORKDIR
 
