@@ -1,6 +1,6 @@
-"""Emulated devices (e1000 NIC, SATA disks) in real guests under TCG (KVM does not run here).
+"""Emulated devices (e1000 NIC, SATA and IDE disks) in real guests under TCG (KVM does not run here).
 
-One `bench run` boots a kvm-e1000 and a kvm-sata guest once each (--allow-tcg) and runs a tiny
+One `bench run` boots a kvm-e1000, a kvm-sata and a kvm-ide guest once each (--allow-tcg) and runs a tiny
 fio and a netperf TCP_RR cell in both; the tests read what the guests themselves said about
 their devices (sysfs, kept in the run folder), the samples and the metadata of that one run.
 """
@@ -22,7 +22,7 @@ from conftest import ROOT, bench_cli
 
 pytestmark = pytest.mark.integration
 RUN = f"t{os.getpid()}-vmdev"  # machine-wide names (domains, disk folders): unique per session
-VARIANTS = ("kvm-e1000", "kvm-sata")
+VARIANTS = ("kvm-e1000", "kvm-sata", "kvm-ide")
 
 # Cells small enough for TCG: a 32 MiB file read for 2 s, a 2 s TCP_RR.
 TINY_CATALOGUE = """
@@ -81,14 +81,18 @@ def test_the_e1000_guest_has_an_intel_e1000_nic_driven_by_e1000(device_run):
     assert [(d[1], d[2], d[5]) for d in disks] == [("/", "vda", "virtio_blk"), ("/bench/work", "vdb", "virtio_blk")]
 
 
-def test_the_sata_guest_has_both_disks_on_the_ahci_controller(device_run):
+@pytest.mark.parametrize("env,pci,driver", [
+    ("kvm-sata", "0x8086:0x2922", "ahci"),      # the q35 chipset's ICH9 AHCI controller
+    ("kvm-ide", "0x8086:0x7010", "ata_piix"),   # the i440fx chipset's PIIX3 IDE controller
+])
+def test_the_sata_and_ide_guests_have_both_disks_on_their_controller(device_run, env, pci, driver):
     run, _ = device_run
-    words = probe(run, "kvm-sata")
+    words = probe(run, env)
     disks = {d[1]: d for d in (line.split() for line in words.splitlines() if line.startswith("disk "))}
     for mount in ("/", "/bench/work"):
-        _, _, dev, path, pci, driver = disks[mount]
-        # ICH9 AHCI (8086:2922) of the q35 chipset, the disk behind one of its ATA ports
-        assert dev.startswith("sd") and "/ata" in path and pci == "0x8086:0x2922" and driver == "ahci", words
+        _, _, dev, path, found_pci, found_driver = disks[mount]
+        # a SCSI disk behind one of the controller's ATA ports
+        assert dev.startswith("sd") and "/ata" in path and (found_pci, found_driver) == (pci, driver), words
     assert disks["/"][2] != disks["/bench/work"][2]
     (nic,) = [line.split() for line in words.splitlines() if line.startswith("nic ")]
     assert nic[4] == "virtio_net"
@@ -97,10 +101,12 @@ def test_the_sata_guest_has_both_disks_on_the_ahci_controller(device_run):
 def test_metadata_records_the_drivers_the_guest_reported(device_run):
     run, _ = device_run
     envs = json.loads((run / "run.json").read_text())["environments"]
-    expected = {"kvm-e1000": ("e1000", "e1000", "virtio_blk", "virtio"),
-                "kvm-sata": ("virtio", "virtio_net", "ahci", "sata")}
-    for env, (model, nic_driver, disk_driver, bus) in expected.items():
+    expected = {"kvm-e1000": ("e1000", "e1000", "virtio_blk", "virtio", "q35"),
+                "kvm-sata": ("virtio", "virtio_net", "ahci", "sata", "q35"),
+                "kvm-ide": ("virtio", "virtio_net", "ata_piix", "ide", "pc")}
+    for env, (model, nic_driver, disk_driver, bus, machine) in expected.items():
         meta = envs[env]["metadata"]
+        assert meta["machine"] == machine
         assert (meta["nic_model"], meta["guest_nic_driver"]) == (model, nic_driver)
         assert (meta["disk_bus"], meta["guest_disk_driver"], meta["guest_root_disk_driver"]) == (
             bus, disk_driver, disk_driver)
@@ -113,7 +119,7 @@ def test_metadata_records_the_drivers_the_guest_reported(device_run):
 def test_samples_carry_the_device_variant_they_ran_on(device_run):
     run, r = device_run
     df = bench.load(run)
-    for env, nic, bus in (("kvm-e1000", "e1000", "virtio"), ("kvm-sata", "virtio", "sata")):
+    for env, nic, bus in (("kvm-e1000", "e1000", "virtio"), ("kvm-sata", "virtio", "sata"), ("kvm-ide", "virtio", "ide")):
         rows = df[df.environment == env]
         assert set(rows.env_nic_model) == {nic} and set(rows.env_disk_bus) == {bus}
         assert set(rows.env_kernel) == {"generic"} and set(rows.env_accel) == {"tcg"}
