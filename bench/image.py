@@ -270,10 +270,8 @@ def _vm_boot_files(recipe: Recipe, flavour: str) -> tuple[Path, Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     listing = subprocess.run(["tar", "-tf", str(tar), "./boot"], capture_output=True, text=True, check=True)
     names = listing.stdout.split()
-    # "vmlinuz-6.1.0-50-cloud-amd64" is the cloud flavour; "vmlinuz-6.1.0-50-amd64" the generic one
-    release = [Path(n).name[len("vmlinuz-"):] for n in names if Path(n).name.startswith("vmlinuz-")]
-    ours = [r for r in release if r.endswith(KERNEL_FLAVOURS[flavour])
-            and not any(r.endswith(end) for end in KERNEL_FLAVOURS.values() if len(end) > len(KERNEL_FLAVOURS[flavour]))]
+    releases = [Path(n).name[len("vmlinuz-"):] for n in names if Path(n).name.startswith("vmlinuz-")]
+    ours = [r for r in releases if _flavour_of(r) == flavour]
     if not ours:
         raise BenchError(f"{tar} has no {flavour} kernel in /boot; rebuild with `bench image build --force`")
     members = [f"./boot/{stem}-{max(ours)}" for stem in ("vmlinuz", "initrd.img", "config")]
@@ -285,6 +283,13 @@ def _vm_boot_files(recipe: Recipe, flavour: str) -> tuple[Path, Path, Path]:
             subprocess.run(["tar", "-xOf", str(tar), member], stdout=f, check=True)
         os.replace(part, target)
     return files
+
+
+def _flavour_of(release: str) -> str | None:
+    """"6.1.0-50-cloud-amd64" -> cloud, "6.1.0-50-amd64" -> generic: the longest matching end
+    decides, since every cloud release also ends in "-amd64"."""
+    ends = [(len(end), name) for name, end in KERNEL_FLAVOURS.items() if release.endswith(end)]
+    return max(ends)[1] if ends else None
 
 
 def _part(target: Path) -> Path:
