@@ -33,7 +33,12 @@ BASE_PACKAGES = ("procps", "iproute2")
 # What a VM needs to boot the same root file system: a Debian kernel (its initramfs is made
 # when it is installed), the guest agent the harness talks to, and tini to reap as PID 1.
 # Docker ignores them; they are in the one recipe so that both run the very same files.
-VM_PACKAGES = ("linux-image-cloud-amd64", "initramfs-tools", "qemu-guest-agent", "tini", "kmod")
+# Two kernel flavours of the same Debian kernel version: `cloud` (the guests' default, slim,
+# paravirtual drivers only) and `generic`, for the guests with emulated devices the cloud
+# flavour has no driver for (e1000, rtl8139, AHCI: see KERNEL_FLAVOURS and libvirt.py).
+VM_PACKAGES = ("linux-image-cloud-amd64", "linux-image-amd64", "initramfs-tools", "qemu-guest-agent", "tini",
+               "kmod")
+KERNEL_FLAVOURS = {"cloud": "-cloud-amd64", "generic": "-amd64"}  # flavour -> end of its release name
 VM_DISK_SIZE = "3G"
 
 # PID 1 of a bench VM: mount what the tools need, configure the network, mount the data disk,
@@ -66,7 +71,8 @@ for dev in /sys/class/net/*; do
     break
 done
 mkdir -p /bench/work
-[ -b /dev/vdb ] && mount -o noatime /dev/vdb /bench/work
+# fio's data disk, by its label: /dev/vdb on virtio-blk, /dev/sdb on SATA or IDE
+mount -o noatime LABEL=benchdata /bench/work
 for i in $(seq 100); do
     for p in /sys/class/virtio-ports/*; do
         [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ] && port=/dev/${p##*/}
@@ -234,27 +240,56 @@ def docker_image(client, recipe: Recipe, force: bool = False):
     return client.images.get(recipe.tag)
 
 
-def vm_kernel(recipe: Recipe) -> tuple[Path, Path]:
-    """The image's own kernel and initramfs, taken out of its root file system for direct boot."""
+def vm_kernel(recipe: Recipe, flavour: str = "cloud") -> tuple[Path, Path]:
+    """The image's own kernel and initramfs of a flavour (KERNEL_FLAVOURS), taken out of its
+    root file system for direct boot."""
+    kernel, initrd, _ = _vm_boot_files(recipe, flavour)
+    return kernel, initrd
+
+
+def vm_kernel_config(recipe: Recipe, flavour: str = "cloud") -> dict[str, str]:
+    """The build configuration of the image's kernel of a flavour: {"CONFIG_E1000": "m", ...}
+    (options that are not set are absent). Says which device drivers a guest can have."""
+    config = _vm_boot_files(recipe, flavour)[2]
+    options = {}
+    for line in config.read_text().splitlines():
+        if line.startswith("CONFIG_") and "=" in line:
+            key, value = line.split("=", 1)
+            options[key] = value
+    return options
+
+
+def _vm_boot_files(recipe: Recipe, flavour: str) -> tuple[Path, Path, Path]:
+    if flavour not in KERNEL_FLAVOURS:
+        raise BenchError(f"unknown kernel flavour {flavour!r}: one of {', '.join(KERNEL_FLAVOURS)}")
     folder = CACHE / f"vm-{recipe.digest}"
-    kernel, initrd = folder / "vmlinuz", folder / "initrd.img"
-    if kernel.exists() and initrd.exists():
-        return kernel, initrd
+    files = tuple(folder / f"{stem}-{flavour}" for stem in ("vmlinuz", "initrd.img", "config"))
+    if all(f.exists() for f in files):
+        return files
     tar = build_rootfs(recipe)
     folder.mkdir(parents=True, exist_ok=True)
     listing = subprocess.run(["tar", "-tf", str(tar), "./boot"], capture_output=True, text=True, check=True)
     names = listing.stdout.split()
-    try:
-        member_kernel = next(n for n in names if Path(n).name.startswith("vmlinuz-"))
-        member_initrd = next(n for n in names if Path(n).name.startswith("initrd.img-"))
-    except StopIteration:
-        raise BenchError(f"{tar} has no kernel or initramfs in /boot; rebuild with `bench image build --force`") from None
-    for member, target in ((member_kernel, kernel), (member_initrd, initrd)):
+    releases = [Path(n).name[len("vmlinuz-"):] for n in names if Path(n).name.startswith("vmlinuz-")]
+    ours = [r for r in releases if _flavour_of(r) == flavour]
+    if not ours:
+        raise BenchError(f"{tar} has no {flavour} kernel in /boot; rebuild with `bench image build --force`")
+    members = [f"./boot/{stem}-{max(ours)}" for stem in ("vmlinuz", "initrd.img", "config")]
+    if not all(m in names for m in members):
+        raise BenchError(f"{tar} lacks one of {', '.join(members)}; rebuild with `bench image build --force`")
+    for member, target in zip(members, files):
         part = _part(target)
         with open(part, "wb") as f:
             subprocess.run(["tar", "-xOf", str(tar), member], stdout=f, check=True)
         os.replace(part, target)
-    return kernel, initrd
+    return files
+
+
+def _flavour_of(release: str) -> str | None:
+    """"6.1.0-50-cloud-amd64" -> cloud, "6.1.0-50-amd64" -> generic: the longest matching end
+    decides, since every cloud release also ends in "-amd64"."""
+    ends = [(len(end), name) for name, end in KERNEL_FLAVOURS.items() if release.endswith(end)]
+    return max(ends)[1] if ends else None
 
 
 def _part(target: Path) -> Path:

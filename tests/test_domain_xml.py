@@ -6,6 +6,7 @@ and read the diff: it is the guest the study's comparison depends on.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import xml.etree.ElementTree as ET
 
@@ -20,6 +21,9 @@ from conftest import DATA
 GOLDEN = DATA / "domain"
 CATALOGUE = config.load()
 VARIANTS = sorted(n for n, e in CATALOGUE.environments.items() if e.kind == "libvirt")
+# The image's kernel of each flavour, as image.vm_kernel() names them (fixed, for the files).
+KERNELS = {"cloud": ("/cache/vmlinuz", "/cache/initrd.img"),
+           "generic": ("/cache/vmlinuz-generic", "/cache/initrd.img-generic")}
 # A fixed two-socket, 4-cores-per-socket host, so the files do not depend on this machine.
 TOPOLOGY = (2, 4, 1)
 
@@ -27,7 +31,7 @@ TOPOLOGY = (2, 4, 1)
 def render(name: str, accel: str) -> str:
     variant = LibvirtVariant(**CATALOGUE.environments[name].variant)
     spec = domain_spec(f"bench-run1-{name}", "run1", name, variant, accel, TOPOLOGY,
-                       "/cache/vmlinuz", "/cache/initrd.img", f"/images/root.{variant.disk_format}",
+                       *KERNELS[variant.kernel], f"/images/root.{variant.disk_format}",
                        "/images/data.raw", "/images/console.log", (40001, 40002),
                        tap="btap0123456789", guest_cidr="10.213.0.2/24")
     return domain_xml(spec)
@@ -85,3 +89,77 @@ def test_bridge_variant_is_a_tap_with_vhost_only_under_kvm():
         assert dom.find("os/cmdline").text.endswith(" bench.ip=10.213.0.2/24")
     user = ET.fromstring(render("kvm", "kvm"))
     assert user.find("devices/interface") is None and "bench.ip" not in user.find("os/cmdline").text
+
+
+def test_device_variants_put_both_disks_on_their_bus_and_the_nic_model_on_the_net():
+    qemu_arg = "{http://libvirt.org/schemas/domain/qemu/1.0}arg"
+    for name, bus, machine in (("kvm-sata", "sata", "q35"), ("kvm-ide", "ide", "pc")):
+        dom = ET.fromstring(render(name, "kvm"))
+        # the root and fio's data disk both: the guest's whole I/O path is the variant's
+        assert [(d.find("target").get("dev"), d.find("target").get("bus")) for d in dom.findall("devices/disk")] == [
+            ("sda", bus), ("sdb", bus)]
+        assert dom.find("os/type").get("machine") == machine  # q35 has no IDE controller
+        assert "root=LABEL=benchroot " in dom.find("os/cmdline").text  # sda/sdb order is the probe's
+        nic = [a.get("value") for a in dom.iter(qemu_arg)][3]
+        assert nic.startswith("virtio-net-pci,") and f"bus={'pcie.0' if machine == 'q35' else 'pci.0'}" in nic
+    e1000 = ET.fromstring(render("kvm-e1000", "tcg"))
+    args = [a.get("value") for a in e1000.iter(qemu_arg)]
+    # an emulated NIC on user-mode net still forwards the guest's ports to the host's loopback
+    assert args[3].startswith("e1000,netdev=benchnet0,") and "hostfwd=tcp:127.0.0.1:40001-:40001" in args[1]
+    assert all(d.find("target").get("bus") == "virtio" for d in e1000.findall("devices/disk"))
+    assert e1000.find("os/kernel").text == "/cache/vmlinuz-generic"
+
+
+def test_an_emulated_nic_on_the_bridge_has_no_vhost():
+    from bench.environments.libvirt import uses_vhost
+
+    variant = LibvirtVariant(network="bridge", nic_model="e1000", kernel="generic")
+    assert not uses_vhost(variant, "kvm")  # vhost-net is a virtio-net back end only
+    spec = domain_spec("bench-run1-x", "run1", "x", variant, "kvm", TOPOLOGY, *KERNELS["generic"],
+                       "/images/root.raw", "/images/data.raw", "/images/console.log", (), tap="btap0",
+                       guest_cidr="10.213.0.2/24")
+    (nic,) = ET.fromstring(domain_xml(spec)).findall("devices/interface")
+    assert nic.find("model").get("type") == "e1000" and nic.find("driver") is None
+    rtl = domain_spec("bench-run1-y", "run1", "y", LibvirtVariant(nic_model="rtl8139", kernel="generic"), "tcg",
+                      TOPOLOGY, *KERNELS["generic"], "/images/root.raw", "/images/data.raw",
+                      "/images/console.log", (40001,))
+    assert "rtl8139,netdev=benchnet0,bus=pcie.0,addr=0x10" in domain_xml(rtl)
+
+
+def kernel_config(release: str) -> dict[str, str]:
+    lines = (DATA / "guest_devices" / f"config-{release}.excerpt").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.startswith("CONFIG_"))
+
+
+def test_which_kernel_flavour_drives_which_device():
+    from bench.environments.guest_devices import missing_drivers
+
+    cloud, generic = kernel_config("6.1.0-50-cloud-amd64"), kernel_config("6.1.0-50-amd64")
+    assert missing_drivers(cloud, "virtio", "virtio") == [] and missing_drivers(cloud, "virtio", "ide") == []
+    assert missing_drivers(cloud, "e1000", "virtio") == [
+        "no NIC driver for Intel 82540EM e1000 (emulated) (CONFIG_E1000 not set)"]
+    assert [m.split(" (")[0] for m in missing_drivers(cloud, "rtl8139", "sata")] == [
+        "no NIC driver for Realtek RTL8139", "no disk bus driver for SATA on the q35 chipset's ICH9 AHCI controller"]
+    for nic in ("virtio", "e1000", "rtl8139"):
+        for bus in ("virtio", "sata", "ide"):
+            assert missing_drivers(generic, nic, bus) == [], (nic, bus)
+
+
+@pytest.mark.parametrize("recording,nic_model,disk_bus,found", [
+    ("e1000-q35", "e1000", "virtio", ("enp0s16", "e1000", "vda", "virtio_blk", "vdb", "virtio_blk")),
+    ("sata-q35", "virtio", "sata", ("enp0s16", "virtio_net", "sdb", "ahci", "sda", "ahci")),
+    ("ide-pc", "virtio", "ide", ("ens16", "virtio_net", "sda", "ata_piix", "sdb", "ata_piix")),
+])
+def test_what_a_guest_said_about_its_devices(recording, nic_model, disk_bus, found):
+    from bench.environments.guest_devices import mismatches, parse_probe
+
+    devices = parse_probe((DATA / "guest_devices" / f"{recording}.txt").read_text(), "/bench/work")
+    assert dataclasses.astuple(devices) == found
+    assert mismatches(devices, nic_model, disk_bus) == []
+    # the same guest taken for another variant is refused, naming what drives what
+    other_nic = "virtio" if nic_model == "e1000" else "e1000"
+    assert mismatches(devices, other_nic, disk_bus) == [
+        f"its NIC {found[0]} is driven by {found[1]}, not {'virtio_net' if other_nic == 'virtio' else 'e1000'}"]
+    no_data_disk = parse_probe("\n".join(l for l in (DATA / "guest_devices" / f"{recording}.txt").read_text().splitlines()
+                                         if "/bench/work" not in l), "/bench/work")
+    assert any("data disk none" in m for m in mismatches(no_data_disk, nic_model, disk_bus))

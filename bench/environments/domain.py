@@ -3,6 +3,8 @@
 The study's guest: virtio-blk with cache=none and io=native, virtio-net, vCPUs and memory as
 given; "tuned" adds the host's CPU model (host-passthrough), a topology matching the host and
 vCPUs pinned one to one. The kernel and initramfs are booted directly (no boot loader).
+Emulated devices instead of paravirtual ones: an e1000 or rtl8139 NIC, disks on SATA (the q35
+chipset's AHCI controller) or IDE (which only the older i440fx chipset, machine "pc", has).
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 @dataclasses.dataclass(frozen=True)
 class Disk:
     path: str
-    target: str                      # vda, vdb
+    target: str                      # vda, vdb (virtio); sda, sdb (sata, ide)
     format: Literal["raw", "qcow2"] = "raw"
+    bus: Literal["virtio", "sata", "ide"] = "virtio"
     cache: str = "none"              # the study: no host page cache between guest and device
     io: str = "native"               # the study: Linux AIO
 
@@ -45,12 +48,20 @@ class DomainSpec:
     pinning: tuple[int, ...] | None = None         # host CPU of each vCPU
     forwarded_ports: tuple[int, ...] = ()          # user-mode net: forward_address:P -> guest:P
     forward_address: str = "127.0.0.1"             # the host's publish_address
-    nic_model: str = "virtio-net-pci"
-    # bridge: a virtio NIC on a tap the harness made (libvirt opens it, never creates, moves or
+    nic_model: Literal["virtio", "e1000", "rtl8139"] = "virtio"
+    # q35 (PCIe, AHCI built in) unless a disk is on IDE, which only i440fx ("pc") has
+    machine: Literal["q35", "pc"] = "q35"
+    # bridge: the NIC on a tap the harness made (libvirt opens it, never creates, moves or
     # deletes it: managed='no'); vhost-net moves its packets in the host kernel (KVM only).
     network: Literal["user", "bridge"] = "user"
     tap: str = ""
     vhost: bool = False
+
+
+# libvirt's NIC model name -> QEMU's device, for the user-mode NIC given to QEMU directly
+QEMU_NIC_DEVICE = {"virtio": "virtio-net-pci", "e1000": "e1000", "rtl8139": "rtl8139"}
+# the machine's root PCI bus, where the user-mode NIC is plugged
+ROOT_BUS = {"q35": "pcie.0", "pc": "pci.0"}
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -76,7 +87,7 @@ def domain_xml(spec: DomainSpec) -> str:
             _sub(tune, "vcpupin", vcpu=str(vcpu), cpuset=str(cpu))
 
     os_ = _sub(dom, "os")
-    _sub(os_, "type", "hvm", arch="x86_64", machine="q35")
+    _sub(os_, "type", "hvm", arch="x86_64", machine=spec.machine)
     _sub(os_, "kernel", spec.kernel)
     _sub(os_, "initrd", spec.initrd)
     _sub(os_, "cmdline", spec.cmdline)
@@ -98,7 +109,7 @@ def domain_xml(spec: DomainSpec) -> str:
         d = _sub(devices, "disk", type="file", device="disk")
         _sub(d, "driver", name="qemu", type=disk.format, cache=disk.cache, io=disk.io)
         _sub(d, "source", file=disk.path)
-        _sub(d, "target", dev=disk.target, bus="virtio")
+        _sub(d, "target", dev=disk.target, bus=disk.bus)
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=spec.console_log)
     _sub(serial, "target", port="0")
@@ -112,8 +123,9 @@ def domain_xml(spec: DomainSpec) -> str:
     if spec.network == "bridge":
         nic = _sub(devices, "interface", type="ethernet")
         _sub(nic, "target", dev=spec.tap, managed="no")
-        _sub(nic, "model", type="virtio")
-        _sub(nic, "driver", name="vhost" if spec.vhost else "qemu")
+        _sub(nic, "model", type=spec.nic_model)
+        if spec.nic_model == "virtio":  # back ends (vhost-net or QEMU's own) are virtio's alone
+            _sub(nic, "driver", name="vhost" if spec.vhost else "qemu")
         ET.indent(dom)
         return ET.tostring(dom, encoding="unicode") + "\n"
 
@@ -125,7 +137,7 @@ def domain_xml(spec: DomainSpec) -> str:
                   for p in spec.forwarded_ports for proto in ("tcp", "udp"))
     cmd = ET.SubElement(dom, f"{{{QEMU_NS}}}commandline")
     for value in ("-netdev", f"user,id=benchnet0{fwd}",
-                  "-device", f"{spec.nic_model},netdev=benchnet0,bus=pcie.0,addr=0x10"):
+                  "-device", f"{QEMU_NIC_DEVICE[spec.nic_model]},netdev=benchnet0,bus={ROOT_BUS[spec.machine]},addr=0x10"):
         ET.SubElement(cmd, f"{{{QEMU_NS}}}arg", {"value": value})
 
     ET.indent(dom)

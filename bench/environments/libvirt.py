@@ -13,6 +13,13 @@ is the study's virtio-net on a Linux bridge, with vhost-net under KVM, kept insi
 namespace the run makes (netns.py): the guest gets its address on the kernel command line, and
 clients on the host run inside that namespace.
 
+Devices: paravirtual (virtio-net, virtio-blk: the default) or emulated (an e1000 or rtl8139 NIC,
+root and data disks on SATA or IDE), see guest_devices.py. Debian's cloud kernel has drivers
+for none of the emulated ones but PIIX IDE; the variant then boots the image's generic kernel
+flavour (same Debian kernel version), and `bench list` says a variant its kernel cannot drive
+is not available. Once booted, the guest's own sysfs says which drivers drive its NIC and
+disks; a guest whose drivers are not the variant's is refused, and the drivers are recorded.
+
 Acceleration is probed, not assumed: /dev/kvm may exist where KVM cannot run a guest (nested
 virtualization). A `kvm` variant on such a host is refused unless emulation is allowed
 (--allow-tcg); it then runs under QEMU's TCG, and the run records accel=tcg everywhere.
@@ -35,6 +42,7 @@ from ..errors import BenchError
 from ..model import Measurement
 from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
 from .domain import Disk, DomainSpec, domain_xml
+from .guest_devices import PROBE_SCRIPT, GuestDevices, mismatches, missing_drivers, parse_probe
 from .netns import BridgeNetwork
 
 URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
@@ -54,10 +62,17 @@ class LibvirtVariant(BaseModel):
     disk_format: Literal["raw", "qcow2"] = "raw"
     vcpus: int | None = None               # default: the host's CPU count
     memory_mib: int = 2048
-    data_disk_gib: int = 2                 # fio's disk: virtio-blk, cache=none, io=native
-    # user: QEMU user-mode net, guest ports forwarded to 127.0.0.1; bridge: virtio-net on a tap
-    # on a Linux bridge inside a network namespace of the run's own, vhost-net under KVM
+    data_disk_gib: int = 2                 # fio's disk: on disk_bus, cache=none, io=native
+    # user: QEMU user-mode net, guest ports forwarded to 127.0.0.1; bridge: the NIC on a tap
+    # on a Linux bridge inside a network namespace of the run's own, vhost-net (virtio) under KVM
     network: Literal["user", "bridge"] = "user"
+    # The guest's devices: paravirtual virtio (the study's) or emulated hardware. The root and
+    # the data disk (fio's) are both on disk_bus: the guest's whole I/O path is the variant's.
+    nic_model: Literal["virtio", "e1000", "rtl8139"] = "virtio"
+    disk_bus: Literal["virtio", "sata", "ide"] = "virtio"
+    # The image's Debian kernel flavour the guest boots: cloud (slim, paravirtual drivers only)
+    # or generic (the same version with every driver, e.g. e1000 and AHCI).
+    kernel: Literal["cloud", "generic"] = "cloud"
 
 
 def _connect():
@@ -91,8 +106,32 @@ def host_topology() -> tuple[int, int, int]:
 
 def uses_vhost(variant: LibvirtVariant, accel: str) -> bool:
     """vhost-net (the host kernel moves the NIC's packets) needs KVM's ioeventfd and irqfd:
-    under TCG, QEMU's own virtio-net back end does the work."""
-    return variant.network == "bridge" and accel == "kvm"
+    under TCG, QEMU's own virtio-net back end does the work. An emulated NIC is always QEMU's."""
+    return variant.network == "bridge" and accel == "kvm" and variant.nic_model == "virtio"
+
+
+def machine_type(variant: LibvirtVariant) -> str:
+    """q35, whose chipset has an AHCI (SATA) controller and no IDE; IDE needs i440fx ("pc")."""
+    return "pc" if variant.disk_bus == "ide" else "q35"
+
+
+def driver_support(params: dict[str, Any]) -> tuple[bool, str]:
+    """Can the image's kernel of the variant's flavour drive its NIC and disk bus? Reads the
+    kernel's build configuration from the image (made by `bench image build`); (True, "") when
+    the image is not built yet: provisioning builds it and asks again."""
+    from .. import image
+
+    variant = LibvirtVariant(**params)
+    if variant.nic_model == "virtio" and variant.disk_bus == "virtio":
+        return True, ""
+    recipe = image.Recipe.default()
+    if not recipe.rootfs.exists():
+        return True, ""
+    missing = missing_drivers(image.vm_kernel_config(recipe, variant.kernel), variant.nic_model, variant.disk_bus)
+    if not missing:
+        return True, ""
+    hint = "; `kernel: generic` has them" if variant.kernel == "cloud" else ""
+    return False, f"the image's {variant.kernel} kernel has {', '.join(missing)}{hint}"
 
 
 def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVariant, accel: str,
@@ -103,21 +142,27 @@ def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVarian
     host_cpus = topology[0] * topology[1] * topology[2]
     vcpus = variant.vcpus or host_cpus
     tuned = variant.tuned and accel == "kvm"  # pinning and passthrough mean nothing to TCG
-    cmdline = "root=/dev/vda rw console=ttyS0 init=/usr/local/sbin/bench-init quiet"
+    # virtio-blk disks are vda, vdb in the order given; SATA and IDE disks are sda, sdb in the
+    # order the controller's ports are probed, so the root file system is found by its label.
+    root_device = "/dev/vda" if variant.disk_bus == "virtio" else "LABEL=benchroot"
+    prefix = "vd" if variant.disk_bus == "virtio" else "sd"
+    cmdline = f"root={root_device} rw console=ttyS0 init=/usr/local/sbin/bench-init quiet"
     if variant.network == "bridge":
         cmdline += f" bench.ip={guest_cidr}"  # no DHCP on the bridge: bench-init sets it
     return DomainSpec(
         name=name, run_id=run_id, environment=environment, accel=accel,
         vcpus=vcpus, memory_mib=variant.memory_mib, kernel=kernel, initrd=initrd,
         cmdline=cmdline,
-        disks=(Disk(root, "vda", variant.disk_format), Disk(data, "vdb")),
+        disks=(Disk(root, f"{prefix}a", variant.disk_format, bus=variant.disk_bus),
+               Disk(data, f"{prefix}b", bus=variant.disk_bus)),
         console_log=console_log,
         cpu_mode=cpu_mode(variant, accel),
         # The host's own topology when the guest has all its CPUs, as the study's tuned guest.
         topology=(topology if vcpus == host_cpus else (1, vcpus, 1)) if tuned else None,
         pinning=tuple(range(vcpus)) if tuned and vcpus <= host_cpus else None,
         forwarded_ports=ports if variant.network == "user" else (), forward_address=forward_address,
-        network=variant.network, tap=tap, vhost=uses_vhost(variant, accel))
+        network=variant.network, tap=tap, vhost=uses_vhost(variant, accel),
+        nic_model=variant.nic_model, machine=machine_type(variant))
 
 
 # -- acceleration ------------------------------------------------------------------------------
@@ -186,6 +231,8 @@ class LibvirtEnvironment(Environment):
         self.boot_seconds = float("nan")
         self.xml = ""
         self.kept_artifacts: dict[str, str] = {}
+        self.devices: GuestDevices | None = None  # what the guest's sysfs says, once booted
+        self.device_probe = ""                    # its raw words, kept with the console log
         self.bridge = BridgeNetwork(run_id, name) if self.variant.network == "bridge" else None
 
     # -- before anything is made -------------------------------------------------------------
@@ -206,6 +253,12 @@ class LibvirtEnvironment(Environment):
         where = f"libvirt {_dotted(version)}"
         if params.get("network") == "bridge" and (shutil.which("ip") is None or not os.path.exists("/dev/net/tun")):
             return False, f"{where}; a bridged guest needs iproute2's `ip` and /dev/net/tun (modprobe tun)"
+        try:
+            drivable, why = driver_support(params)
+        except BenchError as e:
+            drivable, why = False, str(e)
+        if not drivable:
+            return False, f"{where}; {why}"
         if params.get("accel", "kvm") == "tcg":
             # Emulation is never chosen by default, not even by name alone: its numbers are
             # not virtualization costs, and a run over "every environment" must not include it.
@@ -247,9 +300,12 @@ class LibvirtEnvironment(Environment):
 
         recipe = image.Recipe.default()
         base_disk = image.vm_disk(recipe, self.variant.disk_format)
-        kernel, initrd = image.vm_kernel(recipe)
+        kernel, initrd = image.vm_kernel(recipe, self.variant.kernel)
+        drivable, why = driver_support(self.params)
+        if not drivable:
+            raise BenchError(f"{self.name}: {why}")
         if self.accel == "kvm":
-            usable, why = probe_kvm(kernel)
+            usable, why = probe_kvm(image.vm_kernel(recipe)[0])  # the probe's kernel: always the cloud one
             if not usable:
                 if not self.allow_tcg:
                     raise BenchError(f"{self.name}: KVM is not usable here ({why}); pass --allow-tcg")
@@ -290,6 +346,7 @@ class LibvirtEnvironment(Environment):
         if self.bridge:
             self._check_guest_address()
         self.boot_seconds = time.monotonic() - start
+        self._check_guest_devices()  # not part of the boot: kept out of boot_to_ready
         self.measurements.append(Measurement("boot_to_ready", self.boot_seconds, "s", "lower"))
         self.workdir = WORKDIR
 
@@ -316,6 +373,17 @@ class LibvirtEnvironment(Environment):
             raise BenchError(f"{self.name}: the guest did not take its bridge address {self.bridge.guest_cidr} "
                              f"(an image without bench.ip support? `bench image build`); it has "
                              f"{', '.join(addresses) or 'no IPv4 address'}")
+
+    def _check_guest_devices(self) -> None:
+        """The guest's own sysfs must say its NIC and disks are the variant's (a kernel that
+        lacked the driver would leave the NIC without a driver, or boot from nothing)."""
+        r = self.exec(["sh", "-c", PROBE_SCRIPT, WORKDIR], timeout=60)
+        self.device_probe = r.stdout + r.stderr
+        self.devices = parse_probe(r.stdout, WORKDIR)
+        wrong = mismatches(self.devices, self.variant.nic_model, self.variant.disk_bus)
+        if wrong:
+            raise BenchError(f"{self.name}: the guest is not the variant it should be: {'; '.join(wrong)} "
+                             f"(its own words are in raw/{self.name}/provision/guest-devices.txt)")
 
     def teardown(self) -> None:
         if self.domain is not None:
@@ -409,9 +477,11 @@ class LibvirtEnvironment(Environment):
         return self.bridge.client_command(argv) if self.bridge else argv
 
     def effective_variant(self) -> dict[str, Any]:
-        # Every sample says which network it crossed, and whether vhost-net carried it.
+        # Every sample says which network it crossed, whether vhost-net carried it, and which
+        # devices (paravirtual or emulated) and guest kernel it went through.
         return {**self.params, "accel": self.accel, "network": self.variant.network,
-                "vhost": uses_vhost(self.variant, self.accel)}
+                "vhost": uses_vhost(self.variant, self.accel), "nic_model": self.variant.nic_model,
+                "disk_bus": self.variant.disk_bus, "kernel": self.variant.kernel}
 
     def artifacts(self) -> dict[str, str]:
         found = dict(self.kept_artifacts)
@@ -419,6 +489,8 @@ class LibvirtEnvironment(Environment):
             found["console.log"] = Path(self.console_log).read_text(errors="replace")
         if self.xml:
             found["domain.xml"] = self.xml
+        if self.device_probe:
+            found["guest-devices.txt"] = self.device_probe
         return found
 
     def metadata(self) -> dict[str, Any]:
@@ -446,7 +518,14 @@ class LibvirtEnvironment(Environment):
             "network_mode": (f"bridge in network namespace {self.bridge.namespace}, guest {self.bridge.guest_address}"
                              if self.bridge else f"user-mode (QEMU slirp), guest ports forwarded to {self.publish_address}"),
             "vhost_net": uses_vhost(self.variant, self.accel),
-            "nic_model": "virtio-net-pci",
+            "machine": machine_type(self.variant),
+            "kernel_flavour": self.variant.kernel,
+            "nic_model": self.variant.nic_model,
+            "disk_bus": self.variant.disk_bus,
+            # read from inside the booted guest (sysfs), not assumed from the variant
+            "guest_nic_driver": self.devices.nic_driver if self.devices else "unavailable",
+            "guest_disk_driver": self.devices.data_disk_driver if self.devices else "unavailable",
+            "guest_root_disk_driver": self.devices.root_disk_driver if self.devices else "unavailable",
             "image_tag": image.Recipe.default().tag,
             "boot_to_ready_seconds": round(self.boot_seconds, 3),
         }

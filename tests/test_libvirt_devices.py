@@ -1,0 +1,155 @@
+"""Emulated devices (e1000 NIC, SATA and IDE disks) in real guests under TCG (KVM does not run here).
+
+One `bench run` boots a kvm-e1000, a kvm-sata and a kvm-ide guest once each (--allow-tcg) and runs a tiny
+fio and a netperf TCP_RR cell in both; the tests read what the guests themselves said about
+their devices (sysfs, kept in the run folder), the samples and the metadata of that one run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import bench
+from bench import image
+from bench.environments import guest_devices, libvirt as lv
+
+from conftest import ROOT, bench_cli
+
+pytestmark = pytest.mark.integration
+RUN = f"t{os.getpid()}-vmdev"  # machine-wide names (domains, disk folders): unique per session
+VARIANTS = ("kvm-e1000", "kvm-sata", "kvm-ide")
+
+# Cells small enough for TCG: a 32 MiB file read for 2 s, a 2 s TCP_RR.
+TINY_CATALOGUE = """
+fio-tiny:
+  tool: fio
+  description: random read, 4 KiB blocks, queue depth 16, a 32 MiB file (TCG-sized)
+  warmups: 0
+  params: {rw: randread, bs: 4k, iodepth: 16, numjobs: 1, size: 32M, runtime: 2}
+netperf-rr-tiny:
+  tool: netperf
+  description: TCP request/response, 100/200 bytes, 2 s (TCG-sized)
+  warmups: 0
+  params: {test: TCP_RR, request_size: 100, response_size: 200, length: 2}
+"""
+TINY_SUITE = "description: emulated devices under TCG\nrepetitions: 1\nworkloads: [fio-tiny, netperf-rr-tiny]\n"
+
+
+def domains_of(run_id: str) -> list[str]:
+    from bench import cleanup
+
+    return [l.name for l in cleanup._libvirt_leftovers(run_id)]
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("config") / "workloads"
+    shutil.copytree(ROOT / "workloads", dest)
+    (dest / "catalogue" / "tiny.yaml").write_text(TINY_CATALOGUE)
+    (dest / "suites" / "vmdev.yaml").write_text(TINY_SUITE)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def device_run(vm_image, tiny_config, tmp_path_factory):
+    """The one run: each guest boots once for the whole module."""
+    out = tmp_path_factory.mktemp("results")
+    r = bench_cli("--config-dir", str(tiny_config), "run", "--suite", "vmdev", "--env", ",".join(VARIANTS),
+                  "--allow-tcg", "--out", str(out), "--run-id", RUN,
+                  "--scratch", str(tmp_path_factory.mktemp("scratch")), timeout=1500)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert domains_of(RUN) == []  # both guests and their disks are gone
+    return out / RUN, r
+
+
+def probe(run: Path, env: str) -> str:
+    return (run / "raw" / env / "provision" / "guest-devices.txt").read_text()
+
+
+def test_the_e1000_guest_has_an_intel_e1000_nic_driven_by_e1000(device_run):
+    run, _ = device_run
+    words = probe(run, "kvm-e1000")
+    (nic,) = [line.split() for line in words.splitlines() if line.startswith("nic ")]
+    # nic <if> <sysfs path> <PCI vendor:device> <driver>: Intel 82540EM is 8086:100e
+    assert nic[3] == "0x8086:0x100e" and nic[4] == "e1000", words
+    disks = [line.split() for line in words.splitlines() if line.startswith("disk ")]
+    assert [(d[1], d[2], d[5]) for d in disks] == [("/", "vda", "virtio_blk"), ("/bench/work", "vdb", "virtio_blk")]
+
+
+@pytest.mark.parametrize("env,pci,driver", [
+    ("kvm-sata", "0x8086:0x2922", "ahci"),      # the q35 chipset's ICH9 AHCI controller
+    ("kvm-ide", "0x8086:0x7010", "ata_piix"),   # the i440fx chipset's PIIX3 IDE controller
+])
+def test_the_sata_and_ide_guests_have_both_disks_on_their_controller(device_run, env, pci, driver):
+    run, _ = device_run
+    words = probe(run, env)
+    disks = {d[1]: d for d in (line.split() for line in words.splitlines() if line.startswith("disk "))}
+    for mount in ("/", "/bench/work"):
+        _, _, dev, path, found_pci, found_driver = disks[mount]
+        # a SCSI disk behind one of the controller's ATA ports
+        assert dev.startswith("sd") and "/ata" in path and (found_pci, found_driver) == (pci, driver), words
+    assert disks["/"][2] != disks["/bench/work"][2]
+    (nic,) = [line.split() for line in words.splitlines() if line.startswith("nic ")]
+    assert nic[4] == "virtio_net"
+
+
+def test_metadata_records_the_drivers_the_guest_reported(device_run):
+    run, _ = device_run
+    envs = json.loads((run / "run.json").read_text())["environments"]
+    expected = {"kvm-e1000": ("e1000", "e1000", "virtio_blk", "virtio", "q35"),
+                "kvm-sata": ("virtio", "virtio_net", "ahci", "sata", "q35"),
+                "kvm-ide": ("virtio", "virtio_net", "ata_piix", "ide", "pc")}
+    for env, (model, nic_driver, disk_driver, bus, machine) in expected.items():
+        meta = envs[env]["metadata"]
+        assert meta["machine"] == machine
+        assert (meta["nic_model"], meta["guest_nic_driver"]) == (model, nic_driver)
+        assert (meta["disk_bus"], meta["guest_disk_driver"], meta["guest_root_disk_driver"]) == (
+            bus, disk_driver, disk_driver)
+        assert meta["kernel_flavour"] == "generic" and meta["guest_kernel"].endswith("-amd64")
+        assert not meta["guest_kernel"].endswith("-cloud-amd64")
+        assert meta["accel"] == "tcg" and meta["emulated"] is True  # never passes for KVM
+        assert envs[env]["variant_as_run"]["accel"] == "tcg"
+
+
+def test_samples_carry_the_device_variant_they_ran_on(device_run):
+    run, r = device_run
+    df = bench.load(run)
+    for env, nic, bus in (("kvm-e1000", "e1000", "virtio"), ("kvm-sata", "virtio", "sata"), ("kvm-ide", "virtio", "ide")):
+        rows = df[df.environment == env]
+        assert set(rows.env_nic_model) == {nic} and set(rows.env_disk_bus) == {bus}
+        assert set(rows.env_kernel) == {"generic"} and set(rows.env_accel) == {"tcg"}
+        iops = rows[(rows.workload == "fio-tiny") & (rows.metric == "read_iops")]
+        rr = rows[(rows.workload == "netperf-rr-tiny") & (rows.metric == "latency_mean")]
+        assert len(iops) == 1 and iops.value.iloc[0] > 0, env
+        # the e1000 guest's server is reached through QEMU's user-mode net on 127.0.0.1
+        assert len(rr) == 1 and rr.value.iloc[0] > 0, env
+        print(f"TCG (emulated, not KVM) {env}: fio 4k randread {iops.value.iloc[0]:.0f} IOPS, "
+              f"TCP_RR mean latency {rr.value.iloc[0]:.0f} {rr.unit.iloc[0]}")
+    assert "(TCG)" in r.stdout
+
+
+def test_a_variant_whose_kernel_lacks_the_driver_is_not_available(vm_image, tiny_config):
+    """The cloud kernel has no e1000 and no AHCI driver: `bench list` says so and a run refuses
+    before making anything; its PIIX IDE driver is there."""
+    config = image.vm_kernel_config(vm_image, "cloud")
+    assert guest_devices.missing_drivers(config, "virtio", "ide") == []
+    path = tiny_config.parent / "cloud-e1000"
+    shutil.copytree(tiny_config, path)
+    with open(path / "environments.yaml", "a") as f:
+        f.write("\ncloud-e1000:\n  kind: libvirt\n  accel: tcg\n  nic_model: e1000\n"
+                "\ncloud-sata:\n  kind: libvirt\n  accel: tcg\n  disk_bus: sata\n")
+    listing = bench_cli("--config-dir", str(path), "list", "--allow-tcg").stdout
+    (e1000,) = [line for line in listing.splitlines() if line.lstrip().startswith("cloud-e1000 ")]
+    (sata,) = [line for line in listing.splitlines() if line.lstrip().startswith("cloud-sata ")]
+    assert "NOT AVAILABLE" in e1000 and "CONFIG_E1000 not set" in e1000 and "kernel: generic" in e1000
+    assert "NOT AVAILABLE" in sata and "CONFIG_SATA_AHCI not set" in sata
+    r = bench_cli("--config-dir", str(path), "run", "--suite", "vmdev", "--env", "cloud-e1000", "--allow-tcg",
+                  "--out", str(path / "results"))
+    assert r.returncode == 2 and "CONFIG_E1000 not set" in r.stderr
+    assert lv.LibvirtEnvironment.availability({"accel": "tcg", "nic_model": "e1000", "kernel": "generic"},
+                                              allow_tcg=True)[0]
