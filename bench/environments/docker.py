@@ -10,6 +10,10 @@ Variants (workloads/environments.yaml):
   storage: volume  the workdir (fio's files) is a Docker volume: the host's file system.
            overlay the workdir is in the container's own union file system (overlay2).
   runtime, cpus, memory: the OCI runtime (e.g. crun) and cgroup limits; none by default.
+  seccomp, apparmor: `unconfined` runs without Docker's default seccomp filter / AppArmor profile.
+  cap_drop: capabilities taken away (`[ALL]`: a root without privileges).
+  daemon_storage_driver, userns_remap: daemon-wide choices; the environment runs its own second
+                 dockerd with them for the run (see dockerd.py), not the main daemon.
 Everything made carries the label bench.run_id, which `bench cleanup` uses to find leftovers.
 """
 
@@ -39,11 +43,23 @@ class DockerVariant(BaseModel):
     runtime: str | None = None    # an OCI runtime registered with dockerd, e.g. crun
     cpus: float | None = None     # --cpus
     memory: str | None = None     # --memory, e.g. "4g"
+    seccomp: Literal["default", "unconfined"] = "default"    # --security-opt seccomp=...
+    apparmor: Literal["default", "unconfined"] = "default"   # --security-opt apparmor=...
+    cap_drop: tuple[str, ...] = ()                           # --cap-drop, e.g. [ALL]
+    daemon_storage_driver: Literal["vfs", "btrfs", "zfs", "devicemapper"] | None = None
+    userns_remap: bool = False    # dockerd --userns-remap=default
+
+    @property
+    def own_daemon(self) -> bool:
+        return bool(self.daemon_storage_driver or self.userns_remap)
 
 
-def client(timeout: float = CONTROL_TIMEOUT):
+def client(timeout: float = CONTROL_TIMEOUT, base_url: str | None = None):
+    """A client of the main dockerd, or of the daemon at base_url (a run's second dockerd)."""
     import docker
 
+    if base_url:
+        return docker.DockerClient(base_url=base_url, timeout=timeout)
     return docker.from_env(timeout=timeout)
 
 
@@ -59,6 +75,7 @@ class DockerEnvironment(Environment):
         self.image = None
         self._client = None
         self._stream = None
+        self.daemon = None  # a second dockerd, for daemon-wide variants
 
     @property
     def listen_address(self) -> str:  # type: ignore[override]
@@ -81,6 +98,21 @@ class DockerEnvironment(Environment):
         runtime = params.get("runtime")
         if runtime and runtime not in info.get("Runtimes", {}):
             return False, f"dockerd has no runtime '{runtime}' (it has {', '.join(info.get('Runtimes', {}))})"
+        try:
+            variant = DockerVariant(**params)
+        except ValueError as e:
+            return False, f"not a Docker variant: {e}"
+        if variant.apparmor == "unconfined" and not apparmor_enabled():
+            return False, ("AppArmor is not enabled in this kernel (/sys/module/apparmor/parameters/enabled "
+                           "is not Y): containers have no AppArmor profile to remove")
+        own = ""
+        if variant.own_daemon:
+            from . import dockerd
+
+            ok, why = dockerd.availability(variant.daemon_storage_driver, variant.userns_remap)
+            if not ok:
+                return False, why
+            own = f"; {why}"
         from .. import image
 
         recipe = image.Recipe.default()
@@ -89,7 +121,7 @@ class DockerEnvironment(Environment):
             built = f"image {recipe.tag} built"
         except Exception:
             built = f"image {recipe.tag} is built on first use (a few minutes)"
-        return True, f"dockerd {info.get('ServerVersion')}, {info.get('Driver')}; {built}"
+        return True, f"dockerd {info.get('ServerVersion')}, {info.get('Driver')}; {built}{own}"
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -97,9 +129,17 @@ class DockerEnvironment(Environment):
         from .. import image
         from .host import free_loopback_ports
 
-        self._client = client()
-        self._stream = client(timeout=STREAM_TIMEOUT)
-        self.image = image.docker_image(self._client, image.Recipe.default())
+        base_url = None
+        if self.variant.own_daemon:
+            from .dockerd import Dockerd
+
+            self.daemon = Dockerd(self.run_id, self.name, self.variant.daemon_storage_driver,
+                                  self.variant.userns_remap)
+            self.daemon.start()
+            base_url = self.daemon.base_url
+        self._client = client(base_url=base_url)
+        self._stream = client(timeout=STREAM_TIMEOUT, base_url=base_url)
+        self.image = image.docker_image(self._client, image.Recipe.default(), base_url=base_url)
         labels = {LABEL_RUN: self.run_id, LABEL_ENV: self.name}
         resource = f"bench-{self.run_id}-{self.name}"
         kwargs: dict[str, Any] = dict(
@@ -121,6 +161,12 @@ class DockerEnvironment(Environment):
             kwargs["nano_cpus"] = int(self.variant.cpus * 1e9)
         if self.variant.memory:
             kwargs["mem_limit"] = self.variant.memory
+        security = [f"{layer}=unconfined" for layer in ("seccomp", "apparmor")
+                    if getattr(self.variant, layer) == "unconfined"]
+        if security:
+            kwargs["security_opt"] = security
+        if self.variant.cap_drop:
+            kwargs["cap_drop"] = list(self.variant.cap_drop)
         self.container = self._client.containers.run(self.image.id, **kwargs)
         self.workdir = WORKDIR
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30)
@@ -146,6 +192,9 @@ class DockerEnvironment(Environment):
             if c is not None:
                 c.close()
         self._client = self._stream = None
+        if self.daemon is not None:
+            self.daemon.stop()  # after its containers and volumes: it removes its folder
+            self.daemon = None
 
     # -- using it ----------------------------------------------------------------------------
 
@@ -220,4 +269,20 @@ class DockerEnvironment(Environment):
             "container_id": self.container.id[:12],
             "cpus_limit": self.variant.cpus or "none",
             "memory_limit": self.variant.memory or "none",
+            # What the container got, as the daemon reports it (not only what was asked).
+            "security_opt": ",".join(host_config.get("SecurityOpt") or []) or "default",
+            "cap_drop": ",".join(host_config.get("CapDrop") or []) or "none",
+            "nano_cpus": host_config.get("NanoCpus") or 0,
+            "memory_limit_bytes": host_config.get("Memory") or 0,
+            "userns_remap": "yes" if any("userns" in o for o in info.get("SecurityOptions", []) or []) else "no",
+            "docker_daemon": f"second dockerd {self.daemon.folder}" if self.daemon else "main",
         }
+
+
+def apparmor_enabled() -> bool:
+    """Whether the kernel enforces AppArmor, so that Docker applies its docker-default profile."""
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False
