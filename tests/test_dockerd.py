@@ -62,6 +62,7 @@ def test_vfs_second_daemon_runs_fio_and_netperf_and_leaves_nothing(docker_client
     assert by[("fio-randread-4k", "read_iops")]["value"] > 0
     assert by[("netperf-tcp-rr", "latency_mean")]["value"] > 0  # through docker-proxy on 127.0.0.1
     assert by[("fio-randread-4k", "read_iops")]["variant"]["daemon_storage_driver"] == "vfs"
+    assert by[("provision", "container_start")]["value"] > 0
     meta = json.loads((tmp_path / run_id / "run.json").read_text())["environments"]["docker-vfs"]["metadata"]
     assert meta["storage_driver"] == "vfs"  # asked of the second daemon, not the main one
     assert meta["docker_daemon"].startswith("second dockerd")
