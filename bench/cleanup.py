@@ -4,6 +4,8 @@ Docker containers, volumes and networks carry the label bench.run_id; libvirt do
 it in their <metadata>, and their disks are in /var/lib/libvirt/images/bench-<run-id>-<env>;
 a bridged guest's network namespace is bench-<run-id>-<env>, its bridge and tap carry the run id
 in their alias;
+a second dockerd (daemon-wide Docker variants) has its folder in /var/lib/bench-dockerd/ with an
+owner.json naming the run, and its bridge carries the run id in its alias;
 host scratch folders are named bench-<run-id>-<environment>-*, the SSH control folder of a
 --client-host run bench-<run-id>-ssh-* in the temporary folder; a run that made a swarm left a
 marker file named after its id (bench/environments/swarm.py), and only such a swarm is left.
@@ -164,9 +166,19 @@ def _ssh_leftovers(run_id: str | None) -> list[Leftover]:
             for folder, owner in control_folders(run_id)]
 
 
+def _dockerd_leftovers(run_id: str | None) -> list[Leftover]:
+    """Second dockerds (stopped by their pid, their folder removed) and their bridges."""
+    from .environments import dockerd
+
+    found = [Leftover(kind, name, owner, remove) for kind, name, owner, remove in dockerd.leftovers(run_id)]
+    # The daemon before its bridge: dockerd holds the bridge while it runs.
+    return sorted(found, key=lambda leftover: leftover.kind == "bridge")
+
+
 def find(run_id: str | None = None, scratch: Path = Path("/var/tmp")) -> list[Leftover]:
     # Domains before their disks and their namespaces, containers before their volumes.
     # A swarm before the containers: its service owns its task's container and would restart it.
+    # Containers (of a second dockerd too) before that daemon.
     return (_libvirt_leftovers(run_id) + _netns_leftovers(run_id) + _swarm_leftovers(run_id)
-            + _docker_leftovers(run_id)
+            + _docker_leftovers(run_id) + _dockerd_leftovers(run_id)
             + _scratch_leftovers(run_id, scratch) + _ssh_leftovers(run_id))

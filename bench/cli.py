@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     clean = verbs.add_parser("cleanup", help="remove what killed runs left behind",
                              description="Find containers, volumes and networks labelled with a run id, "
+                                         "a run's second dockerd (daemon-wide Docker variants) with its bridge, "
                                          "and host scratch folders named after one, and remove them. "
                                          "Without --run-id this takes every run's leftovers: do not "
                                          "use it while a run is in progress.")

@@ -216,8 +216,9 @@ def _apply_updates(root: Path, recipe: Recipe, log) -> None:
             resolv.unlink(missing_ok=True)
 
 
-def docker_image(client, recipe: Recipe, force: bool = False):
-    """The Docker image of the recipe, imported from the root file system if it is not there."""
+def docker_image(client, recipe: Recipe, force: bool = False, base_url: str | None = None):
+    """The Docker image of the recipe, imported from the root file system if it is not there;
+    base_url names the daemon when it is not the main one (a run's second dockerd)."""
     import docker.errors
 
     if not force:
@@ -230,7 +231,7 @@ def docker_image(client, recipe: Recipe, force: bool = False):
     from .environments.docker import client as docker_client
 
     # Its own client: streaming half a gigabyte may outlast the usual API timeout.
-    importer = docker_client(timeout=BUILD_TIMEOUT)
+    importer = docker_client(timeout=BUILD_TIMEOUT, base_url=base_url)
     try:
         importer.api.import_image_from_file(
             str(tar), repository=IMAGE_REPOSITORY, tag=recipe.digest,

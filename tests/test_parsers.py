@@ -153,3 +153,28 @@ def test_xz_corpus_is_the_same_bytes_every_time(tmp_path):
                          capture_output=True, check=True).stdout
     recorded_digest = dict(line.split("=", 1) for line in recorded("xz", "host-8mib-2threads.txt").splitlines())
     assert hashlib.sha256(out).hexdigest() == recorded_digest["corpus_sha256"]
+
+
+def test_sysbench_threads_rate_from_events_and_time():
+    ms = by_metric(TOOLS["sysbench"].parse(recorded("sysbench", "threads-2threads.txt"), {"test": "threads"}))
+    assert ms["events_per_second"].value == pytest.approx(3321 / 5.0006)
+    assert ms["latency_p95"].unit == "ms" and ms["latency_p95"].better == "lower"
+
+
+def test_sysbench_mutex_reports_total_time():
+    ms = by_metric(TOOLS["sysbench"].parse(recorded("sysbench", "mutex-2threads.txt"), {"test": "mutex"}))
+    assert ms["total_time"].value == pytest.approx(0.2901) and ms["total_time"].better == "lower"
+    assert "events_per_second" not in ms
+
+
+def test_sysbench_threads_rejected_option_raises():
+    with pytest.raises(ToolError, match="total time"):
+        TOOLS["sysbench"].parse(recorded("sysbench", "threads-bad-option.txt"), {"test": "threads"})
+
+
+def test_sysbench_argv_per_test():
+    argv = TOOLS["sysbench"].argv
+    assert argv({"test": "threads", "threads": 2, "time": 3}) == [
+        "sysbench", "threads", "--threads=2", "--time=3", "--thread-yields=1000", "--thread-locks=8", "run"]
+    assert argv({"test": "mutex", "threads": 2})[:3] == ["sysbench", "mutex", "--threads=2"]
+    assert not any(a.startswith("--time") for a in argv({"test": "mutex", "threads": 2}))

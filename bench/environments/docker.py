@@ -16,6 +16,10 @@ Variants (workloads/environments.yaml):
   storage: volume  the workdir (fio's files) is a Docker volume: the host's file system.
            overlay the workdir is in the container's own union file system (overlay2).
   runtime, cpus, memory: the OCI runtime (e.g. crun) and cgroup limits; none by default.
+  seccomp, apparmor: `unconfined` runs without Docker's default seccomp filter / AppArmor profile.
+  cap_drop: capabilities taken away (`[ALL]`: a root without privileges).
+  daemon_storage_driver, userns_remap: daemon-wide choices; the environment runs its own second
+                 dockerd with them for the run (see dockerd.py), not the main daemon.
 Everything made carries the label bench.run_id, which `bench cleanup` uses to find leftovers.
 """
 
@@ -29,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from ..model import Measurement
 from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
 
 LABEL_RUN = "bench.run_id"
@@ -46,17 +51,32 @@ class DockerVariant(BaseModel):
     runtime: str | None = None    # an OCI runtime registered with dockerd, e.g. crun
     cpus: float | None = None     # --cpus
     memory: str | None = None     # --memory, e.g. "4g"
+    seccomp: Literal["default", "unconfined"] = "default"    # --security-opt seccomp=...
+    apparmor: Literal["default", "unconfined"] = "default"   # --security-opt apparmor=...
+    cap_drop: tuple[str, ...] = ()                           # --cap-drop, e.g. [ALL]
+    daemon_storage_driver: Literal["vfs", "btrfs", "zfs", "devicemapper"] | None = None
+    userns_remap: bool = False    # dockerd --userns-remap=default
+
+    @property
+    def own_daemon(self) -> bool:
+        return bool(self.daemon_storage_driver or self.userns_remap)
 
     @model_validator(mode="after")
     def peer_needs_a_network(self) -> "DockerVariant":
         if self.client == "container" and self.network != "bridge":
             raise ValueError("client: container needs network: bridge (a network the peer can join)")
+        if self.client == "container" and self.own_daemon:
+            raise ValueError("client: container runs its peer on the main dockerd; it cannot be combined "
+                             "with a second daemon (daemon_storage_driver, userns_remap)")
         return self
 
 
-def client(timeout: float = CONTROL_TIMEOUT):
+def client(timeout: float = CONTROL_TIMEOUT, base_url: str | None = None):
+    """A client of the main dockerd, or of the daemon at base_url (a run's second dockerd)."""
     import docker
 
+    if base_url:
+        return docker.DockerClient(base_url=base_url, timeout=timeout)
     return docker.from_env(timeout=timeout)
 
 
@@ -75,6 +95,7 @@ class DockerEnvironment(Environment):
         self.network = None   # network: bridge, the run's own
         self.peer = None      # client: container, where clients run
         self.bridge_address = ""  # the server's address on the run's network, for the peer
+        self.daemon = None  # a second dockerd, for daemon-wide variants
 
     @property
     def listen_address(self) -> str:  # type: ignore[override]
@@ -97,6 +118,21 @@ class DockerEnvironment(Environment):
         runtime = params.get("runtime")
         if runtime and runtime not in info.get("Runtimes", {}):
             return False, f"dockerd has no runtime '{runtime}' (it has {', '.join(info.get('Runtimes', {}))})"
+        try:
+            variant = DockerVariant(**params)
+        except ValueError as e:
+            return False, f"not a Docker variant: {e}"
+        if variant.apparmor == "unconfined" and not apparmor_enabled():
+            return False, ("AppArmor is not enabled in this kernel (/sys/module/apparmor/parameters/enabled "
+                           "is not Y): containers have no AppArmor profile to remove")
+        own = ""
+        if variant.own_daemon:
+            from . import dockerd
+
+            ok, why = dockerd.availability(variant.daemon_storage_driver, variant.userns_remap)
+            if not ok:
+                return False, why
+            own = f"; {why}"
         from .. import image
 
         recipe = image.Recipe.default()
@@ -105,7 +141,7 @@ class DockerEnvironment(Environment):
             built = f"image {recipe.tag} built"
         except Exception:
             built = f"image {recipe.tag} is built on first use (a few minutes)"
-        return True, f"dockerd {info.get('ServerVersion')}, {info.get('Driver')}; {built}"
+        return True, f"dockerd {info.get('ServerVersion')}, {info.get('Driver')}; {built}{own}"
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -113,9 +149,21 @@ class DockerEnvironment(Environment):
         from .. import image
         from .host import free_ports
 
-        self._client = client()
-        self._stream = client(timeout=STREAM_TIMEOUT)
-        self.image = image.docker_image(self._client, image.Recipe.default())
+        base_url = None
+        start = time.monotonic()
+        if self.variant.own_daemon:
+            from .dockerd import Dockerd
+
+            self.daemon = Dockerd(self.run_id, self.name, self.variant.daemon_storage_driver,
+                                  self.variant.userns_remap)
+            self.daemon.start()
+            base_url = self.daemon.base_url
+        self._client = client(base_url=base_url)
+        self._stream = client(timeout=STREAM_TIMEOUT, base_url=base_url)
+        self.image = image.docker_image(self._client, image.Recipe.default(), base_url=base_url)
+        if self.daemon is not None:
+            self.measurements.append(Measurement("daemon_start_and_image_import", time.monotonic() - start,
+                                                 "s", "lower"))
         labels = {LABEL_RUN: self.run_id, LABEL_ENV: self.name}
         resource = f"bench-{self.run_id}-{self.name}"
         kwargs: dict[str, Any] = dict(
@@ -142,7 +190,17 @@ class DockerEnvironment(Environment):
             kwargs["nano_cpus"] = int(self.variant.cpus * 1e9)
         if self.variant.memory:
             kwargs["mem_limit"] = self.variant.memory
+        security = [f"{layer}=unconfined" for layer in ("seccomp", "apparmor")
+                    if getattr(self.variant, layer) == "unconfined"]
+        if security:
+            kwargs["security_opt"] = security
+        if self.variant.cap_drop:
+            kwargs["cap_drop"] = list(self.variant.cap_drop)
+        # Creating and starting the container is where a storage driver's cost is plainest
+        # (vfs copies the whole image): measured as provisioning, like a VM's boot.
+        start = time.monotonic()
         self.container = self._client.containers.run(self.image.id, **kwargs)
+        self.measurements.append(Measurement("container_start", time.monotonic() - start, "s", "lower"))
         self.workdir = WORKDIR
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30)
         if not r.ok:
@@ -183,6 +241,9 @@ class DockerEnvironment(Environment):
             if c is not None:
                 c.close()
         self._client = self._stream = None
+        if self.daemon is not None:
+            self.daemon.stop()  # after its containers and volumes: it removes its folder
+            self.daemon = None
 
     # -- using it ----------------------------------------------------------------------------
 
@@ -276,4 +337,20 @@ class DockerEnvironment(Environment):
             "container_id": self.container.id[:12],
             "cpus_limit": self.variant.cpus or "none",
             "memory_limit": self.variant.memory or "none",
+            # What the container got, as the daemon reports it (not only what was asked).
+            "security_opt": ",".join(host_config.get("SecurityOpt") or []) or "default",
+            "cap_drop": ",".join(host_config.get("CapDrop") or []) or "none",
+            "nano_cpus": host_config.get("NanoCpus") or 0,
+            "memory_limit_bytes": host_config.get("Memory") or 0,
+            "userns_remap": "yes" if any("userns" in o for o in info.get("SecurityOptions", []) or []) else "no",
+            "docker_daemon": f"second dockerd {self.daemon.folder}" if self.daemon else "main",
         }
+
+
+def apparmor_enabled() -> bool:
+    """Whether the kernel enforces AppArmor, so that Docker applies its docker-default profile."""
+    try:
+        with open("/sys/module/apparmor/parameters/enabled") as f:
+            return f.read().strip() == "Y"
+    except OSError:
+        return False

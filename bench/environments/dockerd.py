@@ -1,0 +1,326 @@
+"""A second Docker daemon of one environment of one run, for the variants that are daemon-wide:
+a storage driver (vfs, btrfs, zfs, devicemapper) or user-namespace remapping.
+
+The main dockerd keeps overlay2 and its own containers; this one gets a folder of its own,
+/var/lib/bench-dockerd/<run-id>-<environment>/, holding its data root, exec root, API socket,
+pid file, log and an owner.json that names the run. It must not fight the main daemon over the
+network: it runs with --iptables=false on a Linux bridge of its own (private address, the run id
+in its alias) instead of docker0. Ports are still published on 127.0.0.1, by docker-proxy (the
+userland proxy needs no iptables), which is also the path a loopback client takes to the main
+daemon's containers.
+
+It is started by pid in a session of its own (a Ctrl-C meant for bench must not kill it
+uncleanly: teardown stops it), waited for, and stopped by that pid with SIGTERM, after which
+dockerd stops its containers and its containerd. `bench cleanup` finds the folder and the
+bridge of a killed run by their run id and does the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from ..errors import BenchError
+
+ROOT = Path(os.environ.get("BENCH_DOCKERD_ROOT", "/var/lib/bench-dockerd"))
+BRIDGE_PREFIX = "bdkr"             # + 10 hex digits: interface names are at most 15 characters
+ALIAS_PREFIX = "bench dockerd run "
+# Candidate /24s for the bridges: private, and away from docker0 (172.17/16), libvirt's default
+# (192.168.122/24) and the bridged guests' (10.213.0/24, only inside their namespaces).
+SUBNETS = ipaddress.ip_network("10.214.0.0/16")
+STORAGE_DRIVERS = ("vfs", "btrfs", "zfs", "devicemapper")
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+SOCKET_PATH_MAX = 100              # sun_path is 108 bytes; containerd adds ".ttrpc" to its socket
+
+
+def _fs_type(path: Path) -> str:
+    """The file system type of path's nearest existing ancestor (`stat -f`)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    r = subprocess.run(["stat", "-f", "-c", "%T", str(path)], capture_output=True, text=True, timeout=10)
+    return r.stdout.strip() if r.returncode == 0 else "unknown"
+
+
+def availability(storage_driver: str | None, userns_remap: bool) -> tuple[bool, str]:
+    """Whether a second daemon with these options can run here. Makes nothing, never raises."""
+    try:
+        if os.geteuid() != 0:
+            return False, "a second dockerd needs root"
+        for program in ("dockerd", "ip"):
+            if shutil.which(program) is None:
+                return False, f"{program} is not on PATH (apt-get install docker.io iproute2)"
+        said = []
+        if storage_driver == "btrfs" and (fs := _fs_type(ROOT)) != "btrfs":
+            return False, f"btrfs needs the daemon's data root ({ROOT}) on a btrfs file system; it is on {fs}"
+        if storage_driver == "zfs":
+            if shutil.which("zfs") is None:
+                return False, "zfs needs the ZFS utilities (zfsutils-linux) and a ZFS data set"
+            if (fs := _fs_type(ROOT)) != "zfs":
+                return False, f"zfs needs the daemon's data root ({ROOT}) on a ZFS data set; it is on {fs}"
+        if storage_driver == "devicemapper":
+            # loop-lvm (the only mode that needs no prepared disk) is deprecated, slow, and
+            # leaves loop and device-mapper devices behind a killed run.
+            return False, ("devicemapper needs a direct-lvm thin pool prepared by the administrator "
+                           "(dm.thinpooldev); bench does not make one, and it is removed from Docker 25")
+        if storage_driver:
+            said.append(f"a second dockerd with storage driver {storage_driver}")
+        if userns_remap:
+            if not Path("/etc/subuid").exists() and shutil.which("useradd") is None:
+                return False, "--userns-remap=default needs /etc/subuid or useradd"
+            said.append("user namespaces remapped to dockremap (dockerd creates that user and its "
+                        "/etc/subuid range on first use)")
+        return True, "; ".join(said) or "a second dockerd"
+    except Exception as e:  # availability never raises
+        return False, f"cannot tell whether a second dockerd can run: {type(e).__name__}: {e}"
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and r.returncode != 0:
+        raise BenchError(f"`ip {' '.join(args)}` failed: {(r.stderr or r.stdout).strip()}")
+    return r
+
+
+def _free_subnet(seed: str) -> ipaddress.IPv4Network:
+    """A /24 of SUBNETS that no interface of the host is on, starting at one the seed picks."""
+    r = _ip("-j", "-4", "addr", "show", check=False)
+    used = set()
+    try:
+        for link in json.loads(r.stdout or "[]"):
+            for a in link.get("addr_info", []):
+                used.add(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
+    except ValueError:
+        pass
+    subnets = list(SUBNETS.subnets(new_prefix=24))
+    start = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % len(subnets)
+    for i in range(len(subnets)):
+        candidate = subnets[(start + i) % len(subnets)]
+        if not any(candidate.overlaps(u) for u in used):
+            return candidate
+    raise BenchError(f"no free /24 in {SUBNETS} for a second dockerd's bridge")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _stop_pid(pid: int | None, marker: str, timeout: float) -> None:
+    """SIGTERM pid, then SIGKILL after timeout, but only while its command line names our folder:
+    a pid file may outlive its process, and the number may belong to someone else by now."""
+    if pid is None or marker not in _cmdline(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if marker not in _cmdline(pid):
+            return
+        time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _unmount_under(folder: Path) -> None:
+    """Mounts a killed daemon left under its folder (network namespaces, overlay layers),
+    deepest first, so that removing the folder cannot reach into a mounted file system."""
+    prefix = str(folder) + "/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return
+    points = [line.split()[4] for line in lines if len(line.split()) > 4]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, timeout=30)
+
+
+def processes_of(folder: Path) -> list[int]:
+    """Pids whose command line names the folder: the daemon, its containerd, their shims."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and f"{folder}/" in _cmdline(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def bridge_name(run_id: str, environment: str) -> str:
+    return BRIDGE_PREFIX + hashlib.sha256(f"{run_id}/{environment}".encode()).hexdigest()[:10]
+
+
+class Dockerd:
+    """The second daemon of one environment of one run."""
+
+    def __init__(self, run_id: str, environment: str, storage_driver: str | None = None,
+                 userns_remap: bool = False):
+        self.run_id = run_id
+        self.environment = environment
+        self.storage_driver = storage_driver
+        self.userns_remap = userns_remap
+        self.folder = ROOT / f"{run_id}-{environment}"
+        self.bridge = bridge_name(run_id, environment)
+        self.pid: int | None = None
+        self.made = False
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / "docker.sock"
+
+    @property
+    def base_url(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "dockerd.log"
+
+    def argv(self, bridge_cidr: str) -> list[str]:
+        argv = ["dockerd",
+                "--data-root", str(self.folder / "data"),
+                "--exec-root", str(self.folder / "exec"),
+                "--host", self.base_url,
+                "--pidfile", str(self.folder / "docker.pid"),
+                # Not the main daemon's docker0 and iptables chains: its own bridge, no rules.
+                "--bridge", self.bridge, "--iptables=false", "--ip-masq=false",
+                "--userland-proxy=true"]
+        if self.storage_driver:
+            argv += ["--storage-driver", self.storage_driver]
+        if self.userns_remap:
+            argv += ["--userns-remap=default"]
+        return argv
+
+    def start(self) -> None:
+        if self.folder.exists():
+            raise BenchError(f"{self.folder} already exists: a run with this id is going on or was killed "
+                             f"(`bench cleanup --run-id {self.run_id}`)")
+        if len(str(self.folder / "exec" / "containerd" / "containerd.sock.ttrpc")) > SOCKET_PATH_MAX:
+            raise BenchError(f"the run id and environment name make {self.folder} too long for a unix socket path")
+        self.made = True  # from here on, stop() has something to remove
+        self.folder.mkdir(parents=True)
+        (self.folder / "owner.json").write_text(json.dumps(
+            {"run_id": self.run_id, "environment": self.environment, "bridge": self.bridge}))
+        subnet = _free_subnet(f"{self.run_id}/{self.environment}")
+        cidr = f"{next(subnet.hosts())}/{subnet.prefixlen}"
+        _ip("link", "add", self.bridge, "type", "bridge")
+        _ip("link", "set", self.bridge, "alias", ALIAS_PREFIX + self.run_id)
+        _ip("addr", "add", cidr, "dev", self.bridge)
+        _ip("link", "set", self.bridge, "up")
+        with open(self.log, "wb") as log:
+            proc = subprocess.Popen(self.argv(cidr), stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True)
+        self.pid = proc.pid
+        self._wait_ready(proc)
+
+    def _wait_ready(self, proc: subprocess.Popen) -> None:
+        import docker
+
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BenchError(f"the second dockerd exited with status {proc.returncode}: {self.log_tail()}")
+            if self.socket.exists():
+                try:
+                    c = docker.DockerClient(base_url=self.base_url, timeout=5)
+                    try:
+                        c.ping()
+                        return
+                    finally:
+                        c.close()
+                except Exception:
+                    pass
+            time.sleep(0.3)
+        raise BenchError(f"the second dockerd did not answer within {START_TIMEOUT:.0f} s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return " | ".join(text[-lines:]) or "empty log"
+
+    def stop(self) -> None:
+        """Stop the daemon (it stops its containers and containerd), remove its bridge and its
+        folder. Safe to call twice, and on a daemon that never started."""
+        if not self.made:
+            return
+        stop_folder(self.folder, self.pid)
+        delete_bridge(self.bridge)
+        self.made = False
+
+
+def stop_folder(folder: Path, pid: int | None = None) -> None:
+    """Everything a second daemon with this folder runs or holds, gone: its containers (asked
+    of the daemon while it still answers), the daemon, its containerd and shims, the folder."""
+    marker = f"{folder}/"  # not a folder whose name merely begins with this one's
+    socket = folder / "docker.sock"
+    if socket.exists():
+        try:
+            import docker
+
+            c = docker.DockerClient(base_url=f"unix://{socket}", timeout=30)
+            try:
+                for container in c.containers.list(all=True):
+                    container.remove(force=True, v=True)
+            finally:
+                c.close()
+        except Exception:
+            pass  # a daemon that does not answer is stopped by its pid below
+    _stop_pid(pid or _read_pid(folder / "docker.pid"), marker, STOP_TIMEOUT)
+    _stop_pid(_read_pid(folder / "exec" / "containerd" / "containerd.pid"), marker, 20)
+    for leftover in processes_of(folder):  # shims of a daemon that was SIGKILLed
+        _stop_pid(leftover, marker, 10)
+    _unmount_under(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists():
+        raise BenchError(f"could not remove {folder}")
+
+
+def delete_bridge(name: str) -> None:
+    if _ip("link", "show", name, check=False).returncode == 0:
+        _ip("link", "delete", name)
+
+
+def leftovers(run_id: str | None) -> list[tuple[str, str, str, object]]:
+    """(kind, name, run id, remove) of second daemons' folders and bridges a run left."""
+    found: list[tuple[str, str, str, object]] = []
+    if ROOT.is_dir():
+        for folder in sorted(ROOT.iterdir()):
+            try:
+                owner = json.loads((folder / "owner.json").read_text()).get("run_id", "?")
+            except (OSError, ValueError):
+                # Killed before owner.json was written: the name begins with the run id.
+                owner = run_id if run_id and folder.name.startswith(f"{run_id}-") else "?"
+            if run_id is None or owner == run_id:
+                found.append(("second dockerd", str(folder), owner, lambda f=folder: stop_folder(f)))
+    r = _ip("-j", "link", "show", "type", "bridge", check=False)
+    try:
+        links = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else []
+    except ValueError:
+        links = []
+    for link in links:
+        name, alias = link.get("ifname", ""), link.get("ifalias", "")
+        if name.startswith(BRIDGE_PREFIX) and alias.startswith(ALIAS_PREFIX):
+            owner = alias[len(ALIAS_PREFIX):]
+            if run_id is None or owner == run_id:
+                found.append(("bridge", name, owner, lambda n=name: delete_bridge(n)))
+    return found

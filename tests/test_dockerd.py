@@ -1,0 +1,201 @@
+"""Daemon-wide Docker variants on a second, real dockerd (vfs, userns remapping), container
+security layers and cgroup limits on the main one: each checked in what Docker reports and in
+what the process inside sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.environments import dockerd
+from bench.environments.docker import DockerEnvironment, apparmor_enabled
+
+from conftest import ROOT, bench_cli
+
+pytestmark = pytest.mark.integration
+SESSION = f"t{os.getpid()}"  # machine-wide names (folders, bridges, labels): unique per session
+
+
+@pytest.fixture(scope="module")
+def workload_image(docker_client):
+    from bench import image
+
+    return image.docker_image(docker_client, image.Recipe.default())
+
+
+def tiny_suite(config: Path, workloads: list[str]) -> str:
+    (config / "suites" / "tiny.yaml").write_text(
+        f"description: a few small cells\nprofile: quick\nrepetitions: 1\nworkloads: {json.dumps(workloads)}\n")
+    return "tiny"
+
+
+def nothing_left(run_id: str, environment: str) -> None:
+    """No folder, no bridge, no process of the run's second daemon, no container of the run."""
+    folder = dockerd.ROOT / f"{run_id}-{environment}"
+    assert not folder.exists(), folder
+    assert dockerd.processes_of(folder) == []
+    bridge = dockerd.bridge_name(run_id, environment)
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0, bridge
+    assert [kind for kind, *_ in dockerd.leftovers(run_id)] == []
+
+
+def samples_of(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+
+
+def test_vfs_second_daemon_runs_fio_and_netperf_and_leaves_nothing(docker_client, workload_image,
+                                                                     config_copy, tmp_path):
+    run_id = f"{SESSION}-vfs"
+    suite = tiny_suite(config_copy, ["fio-randread-4k", "netperf-tcp-rr"])
+    r = bench_cli("--config-dir", str(config_copy), "run", "--suite", suite, "--env", "docker-vfs",
+                  "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(tmp_path / "scratch"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    samples = samples_of(tmp_path / run_id)
+    by = {(s["workload"], s["metric"]): s for s in samples}
+    assert by[("fio-randread-4k", "read_iops")]["value"] > 0
+    assert by[("netperf-tcp-rr", "latency_mean")]["value"] > 0  # through docker-proxy on 127.0.0.1
+    assert by[("fio-randread-4k", "read_iops")]["variant"]["daemon_storage_driver"] == "vfs"
+    assert by[("provision", "container_start")]["value"] > 0
+    meta = json.loads((tmp_path / run_id / "run.json").read_text())["environments"]["docker-vfs"]["metadata"]
+    assert meta["storage_driver"] == "vfs"  # asked of the second daemon, not the main one
+    assert meta["docker_daemon"].startswith("second dockerd")
+    assert docker_client.info()["Driver"] == "overlay2"  # the main daemon is untouched
+    nothing_left(run_id, "docker-vfs")
+
+
+def test_kill_9_mid_run_then_cleanup_removes_the_second_daemon(docker_client, workload_image, tmp_path):
+    run_id = f"{SESSION}-vfs-killed"
+    folder = dockerd.ROOT / f"{run_id}-docker-vfs"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--suite", "quick", "--env", "docker-vfs",
+                             "--reps", "3", "--out", str(tmp_path), "--run-id", run_id,
+                             "--scratch", str(tmp_path / "scratch")],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples = tmp_path / run_id / "samples.jsonl"
+    try:
+        deadline = time.monotonic() + 300
+        # Provisioned and measuring: a sample past the provision one.
+        while time.monotonic() < deadline and not (
+                samples.exists() and any('"provision"' not in line for line in samples.read_text().splitlines())):
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.5)
+        proc.kill()
+        proc.wait(timeout=30)
+        daemon_pid = int((folder / "docker.pid").read_text())
+        assert f"{folder}/" in Path(f"/proc/{daemon_pid}/cmdline").read_bytes().decode(errors="replace")
+        found = {kind for kind, *_ in dockerd.leftovers(run_id)}
+        assert found == {"second dockerd", "bridge"}
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        r = bench_cli("cleanup", "--run-id", run_id)
+    assert r.returncode == 0, r.stderr
+    assert "second dockerd" in r.stdout and "bridge" in r.stdout
+    assert not Path(f"/proc/{daemon_pid}").exists()
+    nothing_left(run_id, "docker-vfs")
+
+
+@pytest.fixture
+def make_env(workload_image, tmp_path):
+    made = []
+
+    def make(name: str, variant: dict) -> DockerEnvironment:
+        env = DockerEnvironment(name, {"network": "nat", "storage": "volume", **variant}, f"{SESSION}-{name}")
+        made.append(env)
+        env.provision(str(tmp_path), n_ports=1)
+        return env
+
+    yield make
+    for env in made:
+        env.teardown()
+
+
+def status_field(env: DockerEnvironment, field: str) -> str:
+    r = env.exec(["grep", f"^{field}:", "/proc/self/status"], timeout=30)
+    return r.stdout.split(":", 1)[1].strip()
+
+
+def test_seccomp_unconfined_is_what_the_container_runs_with(make_env):
+    default = make_env("sec-default", {})
+    unconfined = make_env("sec-unconfined", {"seccomp": "unconfined"})
+    assert status_field(default, "Seccomp") == "2"      # a filter is installed
+    assert status_field(unconfined, "Seccomp") == "0"   # none
+    assert unconfined.container.attrs["HostConfig"]["SecurityOpt"] == ["seccomp=unconfined"]
+    assert unconfined.metadata()["security_opt"] == "seccomp=unconfined"
+    assert default.metadata()["security_opt"] == "default"
+
+
+def test_cap_drop_all_leaves_no_capability_and_the_tools_still_run(make_env):
+    env = make_env("capdrop", {"cap_drop": ["ALL"]})
+    assert int(status_field(env, "CapEff"), 16) == 0
+    assert env.metadata()["cap_drop"] == "ALL"
+    for argv in (["sysbench", "threads", "--threads=2", "--time=1", "run"],
+                 ["fio", "--name=x", f"--directory={env.workdir}", "--size=4M", "--rw=randread",
+                  "--direct=1", "--ioengine=libaio", "--runtime=1", "--output-format=json"]):
+        r = env.exec(argv, timeout=60)
+        assert r.ok, (argv, r.stderr[-500:])
+
+
+def test_cpu_quota_is_in_the_containers_cgroup(make_env):
+    env = make_env("cpus-half", {"cpus": 0.5})
+    assert env.container.attrs["HostConfig"]["NanoCpus"] == 500_000_000
+    # cgroup v2 says "50000 100000" in cpu.max; v1 (this machine) says 50000 in cpu.cfs_quota_us.
+    r = env.exec(["sh", "-c", "cat /sys/fs/cgroup/cpu.max 2>/dev/null || "
+                              "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us"],
+                 timeout=30)
+    quota, period = r.stdout.split()
+    assert int(quota) / int(period) == 0.5
+    assert env.metadata()["nano_cpus"] == 500_000_000
+
+
+def test_memory_limit_is_in_the_containers_cgroup(make_env):
+    env = make_env("memory-256m", {"memory": "256m"})
+    r = env.exec(["sh", "-c", "cat /sys/fs/cgroup/memory.max 2>/dev/null || "
+                              "cat /sys/fs/cgroup/memory/memory.limit_in_bytes"], timeout=30)
+    assert int(r.stdout) == 256 * 2**20 == env.metadata()["memory_limit_bytes"]
+
+
+def test_userns_remap_maps_root_to_an_unprivileged_range(make_env):
+    env = make_env("userns", {"userns_remap": True})
+    uid_map = env.exec(["cat", "/proc/self/uid_map"], timeout=30).stdout.split()
+    assert uid_map[0] == "0" and uid_map[1] != "0"  # root inside is someone else outside
+    meta = env.metadata()
+    assert meta["userns_remap"] == "yes" and meta["docker_daemon"].startswith("second dockerd")
+    assert env.exec(["sysbench", "threads", "--threads=2", "--time=1", "run"], timeout=60).ok
+    folder = env.daemon.folder
+    env.teardown()
+    assert not folder.exists() and dockerd.processes_of(folder) == []
+
+
+def test_security_variants_run_sysbench_threads_and_samples_carry_the_variant(docker_client, workload_image,
+                                                                               config_copy, tmp_path):
+    run_id = f"{SESSION}-seccomp"
+    suite = tiny_suite(config_copy, ["sysbench-threads"])
+    r = bench_cli("--config-dir", str(config_copy), "run", "--suite", suite,
+                  "--env", "docker-nat,docker-seccomp-unconfined", "--out", str(tmp_path), "--run-id", run_id,
+                  "--scratch", str(tmp_path / "scratch"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    rates = {s["environment"]: s for s in samples_of(tmp_path / run_id) if s["metric"] == "events_per_second"}
+    assert rates["docker-seccomp-unconfined"]["variant"]["seccomp"] == "unconfined"
+    assert rates["docker-nat"]["variant"].get("seccomp", "default") == "default"
+    assert all(s["value"] > 0 for s in rates.values())
+    meta = json.loads((tmp_path / run_id / "run.json").read_text())["environments"]
+    assert meta["docker-seccomp-unconfined"]["metadata"]["security_opt"] == "seccomp=unconfined"
+
+
+def test_variants_this_host_cannot_run_say_why_without_raising():
+    for variant in ({"daemon_storage_driver": "devicemapper"}, {"daemon_storage_driver": "zfs"},
+                    {"daemon_storage_driver": "btrfs"}, {"apparmor": "unconfined"}, {"seccomp": "bogus"}):
+        ok, why = DockerEnvironment.availability(variant)
+        if variant.get("apparmor") and apparmor_enabled():
+            continue
+        if variant.get("daemon_storage_driver") == "btrfs" and dockerd._fs_type(dockerd.ROOT) == "btrfs":
+            continue
+        assert not ok and why, variant
+    assert DockerEnvironment.availability({"daemon_storage_driver": "vfs"})[0]
