@@ -31,9 +31,9 @@ def _share_text_metrics() -> None:
     matplotlib caches a text's size (FreeType layout) per renderer, and every figure, and each of
     the two draws that bbox_inches="tight" makes, has a renderer of its own: the same tick
     labels, environment names and titles were laid out again and again, a fifth of a figure's
-    time. For Agg the size depends only on the text, the font, the dpi and whether it is math
-    (RendererAgg.get_text_width_height_descent uses nothing else of the renderer), so one cache
-    keyed on those gives the very same numbers, and the very same pixels. Only where matplotlib
+    time. For Agg, plain (not math) text's size depends only on the text, the font, the dpi and
+    the hinting settings (RendererAgg.get_text_width_height_descent uses nothing else of the
+    renderer), so one cache keyed on those gives the very same numbers, and the very same pixels. Only where matplotlib
     still has the hook this replaces (a private one; without it nothing changes but the time).
     """
     from matplotlib import text as mtext
@@ -45,9 +45,11 @@ def _share_text_metrics() -> None:
     sizes: dict = {}
 
     def metrics(renderer, text, fontprop, ismath, dpi):
-        if type(renderer) is not RendererAgg:
+        if type(renderer) is not RendererAgg or ismath:   # math text: its own rcParams; left alone
             return original(renderer, text, fontprop, ismath, dpi)
-        key = (text, fontprop.copy(), ismath, dpi)   # a copy: FontProperties is mutable
+        rc = matplotlib.rcParams   # what FreeType's layout reads besides the font and the dpi
+        key = (text, fontprop.copy(), dpi,   # a copy: FontProperties is mutable
+               rc["text.hinting"], rc["text.hinting_factor"], rc["text.kerning_factor"])
         size = sizes.get(key)
         if size is None:
             if len(sizes) > 65536:
