@@ -38,12 +38,18 @@ def machine() -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
-    ap.add_argument("--pairs", type=int, default=5, help="transparency: interleaved pairs per tool (default 5)")
+    ap.add_argument("--pairs", type=int, default=5, help="transparency: rounds per tool, each a direct run, a "
+                    "bench run and a second direct run (the A/A control), interleaved (default 5)")
     ap.add_argument("--seconds", type=int, default=3, help="transparency: length of each fio/netperf run (default 3)")
-    ap.add_argument("--quick-env", default="host", help="orchestration: environments for the quick suite, "
-                    "comma-separated (default host; e.g. host,docker-nat)")
+    ap.add_argument("--quick-env", default="host,docker-nat,docker-host", help="orchestration: environments "
+                    "for the quick suite, comma-separated (default host,docker-nat,docker-host)")
+    ap.add_argument("--cells-env", default="host,docker-nat,docker-host", help="orchestration: environments for "
+                    "the growth with the number of cells (default host,docker-nat,docker-host)")
+    ap.add_argument("--cells", default="1,2,4,8", help="orchestration: numbers of 1-s cells (default 1,2,4,8)")
     ap.add_argument("--quick-reps", type=int, default=None, help="orchestration: repetitions of the quick suite "
                     "(default: the suite's, 3)")
+    ap.add_argument("--skip-quick", action="store_true", help="orchestration: only the growth with the number "
+                    "of cells, not the quick suite (minutes per environment)")
     ap.add_argument("--skip-1m", action="store_true", help="report: leave out 1,000,000 samples (minutes)")
     ap.add_argument("--no-tcg", action="store_true", help="image: leave out the TCG guest's boot")
     ap.add_argument("--json", help="also write every result, with the machine, to this file")
@@ -61,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     results, errors = [], []
     plan = {
         "transparency": lambda: transparency.run(a.pairs, a.seconds),
-        "orchestration": lambda: orchestration.quick_suite(a.quick_env.split(","), a.quick_reps)
-        + orchestration.scaling(),
+        "orchestration": lambda: ([] if a.skip_quick else orchestration.quick_suite(a.quick_env.split(","), a.quick_reps))
+        + orchestration.scaling(a.cells_env.split(","), tuple(int(n) for n in a.cells.split(","))),
         "image": lambda: [images.image_cache()] + ([] if a.no_tcg else [images.tcg_boot()]),
         "report": lambda: report_scale.run((10_000, 100_000) if a.skip_1m else (10_000, 100_000, 1_000_000)),
     }

@@ -108,6 +108,36 @@ def test_batched_permutation_tests_equal_single_ones():
     assert many == pytest.approx([stats.permutation_p(a, b) for a, b in pairs])
 
 
+def _scipy_p(a, b, n_resamples=9999, seed=20140721):
+    res = st.permutation_test((a, b), lambda x, y, axis: np.mean(x, axis=axis) - np.mean(y, axis=axis),
+                              permutation_type="independent", vectorized=True, n_resamples=n_resamples,
+                              alternative="two-sided", axis=1, rng=np.random.default_rng(seed))
+    return np.atleast_1d(res.pvalue)
+
+
+@pytest.mark.parametrize("kind", ["normal", "shifted", "constant", "integers", "repeated"])
+@pytest.mark.parametrize("n1,n2", [(8, 9), (10, 10), (30, 30)])
+def test_sampled_permutation_p_is_scipys_to_the_bit(kind, n1, n2):
+    """The fast sampled test (a matrix product, near-threshold values recomputed) gives exactly
+    scipy's p-values, also where rounding decides: ties, constant samples, repeated values."""
+    rng = np.random.default_rng(n1 * 100 + n2)
+    pairs = 40
+    a, b = rng.normal(100, 4, (pairs, n1)), rng.normal(100, 4, (pairs, n2))
+    if kind == "shifted":
+        b -= 3
+    elif kind == "constant":
+        a, b = np.full((pairs, n1), 3.3), np.full((pairs, n2), 3.3)
+        b[::2] = 7.1
+    elif kind == "integers":
+        a, b = rng.integers(0, 3, (pairs, n1)).astype(float), rng.integers(0, 3, (pairs, n2)).astype(float)
+    elif kind == "repeated":   # b holds a's values: the observed split recurs among the permutations
+        b = np.concatenate([a, a], axis=1)[:, :n2] + 1e6
+        a = a + 1e6
+    assert math.comb(n1 + n2, n1) > 9999   # the sampled path, not the exact one
+    fast = stats._permutation_chunk((a, b, 9999, 20140721))
+    assert np.array_equal(fast, _scipy_p(a, b))
+
+
 def test_compare_direction_overhead_and_basis():
     slower = stats.compare([90, 90.5, 89.5], [100, 100.5, 99.5], "higher")
     assert slower["ratio"] == pytest.approx(0.9) and slower["overhead_pct"] == pytest.approx(10)

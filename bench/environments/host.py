@@ -25,9 +25,15 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _child_setup() -> None:
-    """In the child, before exec: its own session (so a timeout can kill the whole tree), and
-    SIGKILL when bench dies, so that a SIGKILLed run leaves no tool or server running."""
-    os.setsid()
+    """In the child, before exec: its own process group (so a timeout can kill the whole tree),
+    and SIGKILL when bench dies, so that a SIGKILLed run leaves no tool or server running.
+
+    A process group, not a session of its own (setsid): with the kernel's autogroup scheduling
+    (sched_autogroup_enabled, the default on Debian) every session is a CPU scheduling group of
+    its own, so a tool in a new session was scheduled unlike the same command typed in the shell
+    that ran bench: under load, netperf TCP_RR's client and server, each in its own group, made
+    ~20 % fewer transactions than both run by hand (PERFORMANCE.md, transparency)."""
+    os.setpgid(0, 0)
     _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
@@ -78,7 +84,7 @@ def free_ports(n: int, address: str) -> list[int]:
 
 def run_argv(argv: list[str], timeout: float, cwd: str | None = None,
              env: dict[str, str] | None = None) -> ExecResult:
-    """Run argv on this machine in its own session so that a timeout kills the whole tree."""
+    """Run argv on this machine in its own process group so that a timeout kills the whole tree."""
     start = time.monotonic()
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
