@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "samples, raw outputs and metadata in OUT/<run-id>/.")
     run.add_argument("--suite", default=None, help="suite name from workloads/suites/ (default: quick)")
     run.add_argument("--env", type=_csv, default=None, metavar="NAME[,NAME...]",
-                     help="environments to run in (default: every one available here)")
+                     help="environments to run in (default: the suite's, else every one available here "
+                          "that is not marked by_default: false in environments.yaml)")
     run.add_argument("--reps", type=int, default=None, metavar="N",
                      help="measured repetitions per cell (default: the suite's); warm-ups are extra")
     run.add_argument("--target-ci", type=float, default=None, metavar="PCT",
