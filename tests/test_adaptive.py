@@ -7,6 +7,7 @@ import random
 import re
 
 import pytest
+import yaml
 
 import bench
 from bench import adaptive
@@ -54,8 +55,11 @@ def tiny_suite(config, repetitions: int) -> None:
     """Suite `t`: one 1-second sysbench cell, no warm-up."""
     (config / "suites" / "t.yaml").write_text(
         f"profile: quick\nrepetitions: {repetitions}\nworkloads: [sysbench-cpu]\n")
-    (config / "catalogue" / "sysbench.yaml").write_text(
-        "sysbench-cpu:\n  tool: sysbench\n  warmups: 0\n  params: {time: 1, cpu_max_prime: 2000}\n")
+    # The entry is changed in place: other suites of the copy name the file's other workloads.
+    catalogue = config / "catalogue" / "sysbench.yaml"
+    entries = yaml.safe_load(catalogue.read_text())
+    entries["sysbench-cpu"] = {"tool": "sysbench", "warmups": 0, "params": {"time": 1, "cpu_max_prime": 2000}}
+    catalogue.write_text(yaml.safe_dump(entries))
 
 
 @pytest.mark.integration
