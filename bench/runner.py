@@ -229,20 +229,35 @@ def _runs(p: Plan, env: str, w: WorkloadConfig) -> bool:
     return not KINDS[e["kind"]].runs(e["variant"], TOOLS[w.tool])
 
 
+# Signals received while the run is in progress. Python turns them into KeyboardInterrupt,
+# but one that arrives inside a fork hook (subprocess with a preexec_fn runs them) or a
+# finalizer is only printed as "Exception ignored" and lost; the runner checks this list
+# between steps, so such a signal still stops the run and tears it down.
+_received: list[int] = []
+
+
+def _raise_if_interrupted() -> None:
+    if _received:
+        raise KeyboardInterrupt(f"signal {_received[0]}")
+
+
 @contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler, `kill`) tears down like Ctrl-C does."""
+    """SIGTERM (a scheduler, `kill`) tears down like Ctrl-C does; both are remembered."""
     def handler(signum, frame):
+        _received.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
+    _received.clear()
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def done_repetitions(store: RunStore) -> frozenset[tuple[str, str, int]]:
@@ -323,10 +338,12 @@ class Runner:
                 steps = schedule(p, done)
                 with Progress(steps) as progress:
                     for step in steps:
+                        _raise_if_interrupted()
                         progress.begin(step)
                         progress.end(self._run_step(step))
                     if self.options.target_ci:
                         self._repeat_until_target(progress)
+                _raise_if_interrupted()
             status = "complete"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -368,6 +385,7 @@ class Runner:
             steps = [Step(env, by_name[workload], reps[(env, workload)] + 1) for env, workload in order]
             progress.extend(steps)
             for step in steps:
+                _raise_if_interrupted()
                 progress.begin(step)
                 progress.end(self._run_step(step))
 
@@ -422,6 +440,7 @@ class Runner:
             self.manifest["client"] = {"kind": "remote", **client.as_dict(), "metadata": self.client.metadata()}
             self.store.write_manifest(self.manifest)
         for name, e in self.plan.environments.items():
+            _raise_if_interrupted()
             self.say(f"provisioning {name} ({e['kind']})")
             env = KINDS[e["kind"]](name, e["variant"], self.plan.run_id, allow_tcg=self.options.allow_tcg)
             if client:

@@ -59,3 +59,25 @@ def test_variants_off_by_default_run_only_when_named(config_copy, tmp_path):
     assert "host-again" not in plan(catalogue, RunOptions(suite="pairs", out=tmp_path / "a")).environments
     named = plan(catalogue, RunOptions(suite="pairs", environments=["host", "host-again"], out=tmp_path / "b"))
     assert list(named.environments) == ["host", "host-again"]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one
+def test_a_signal_lost_where_python_ignores_exceptions_still_stops_the_run():
+    """SIGTERM handled inside a finalizer (as inside a fork hook of subprocess) raises where
+    Python only prints "Exception ignored"; the runner's check between steps still stops."""
+    import os
+    import signal
+    import time
+
+    from bench import runner
+
+    class Finalizer:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # the handler runs here and its KeyboardInterrupt is swallowed
+
+    with runner._sigterm_as_interrupt():
+        Finalizer()
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            runner._raise_if_interrupted()
+    runner._received.clear()
