@@ -66,7 +66,8 @@ class Plan:
     workloads: list[WorkloadConfig]
     environments: dict[str, dict[str, Any]]  # name -> {kind, description, variant}
     skipped_environments: dict[str, str]     # name -> why it is not available here
-    only: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # workload -> its only environments
+    # workload -> the only environments it runs in (the suite's pairs and what the kinds can run)
+    only: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     client: ClientHost | None = None         # the client host, when it is not this one
 
     def runs(self, environment: str, workload: str) -> bool:
@@ -132,7 +133,15 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
             del environments[name]
     if not environments:
         raise BenchError("no environment is available here; see `bench list`")
-    only = {w: list(envs) for w, envs in suite.only.items()}
+    # The cells: a workload runs in every environment unless the suite pairs it with `only`
+    # some, or the environment's kind cannot run it (above); `only` holds both, and run.json
+    # keeps it, so that a resumed run has the same cells.
+    only: dict[str, list[str]] = {}
+    for w in workloads:
+        allowed = [n for n, e in environments.items() if workload_runs(suite.only, n, w.name)
+                   and not KINDS[e["kind"]].runs(e["variant"], TOOLS[w.tool])]
+        if w.name in suite.only or len(allowed) < len(environments):
+            only[w.name] = allowed
     for name in list(environments):
         if not any(workload_runs(only, name, w.name) for w in workloads):
             del environments[name]   # provisioning it would measure nothing
@@ -214,19 +223,13 @@ def schedule(p: Plan, done: frozenset[tuple[str, str, int]] = frozenset()) -> li
             envs = list(p.environments)
             rng.shuffle(envs)
             for env in envs:
-                if (env, w.name, rep) in done or not p.runs(env, w.name) or not _runs(p, env, w):
+                if (env, w.name, rep) in done or not p.runs(env, w.name):
                     continue
                 if (env, w.name) not in warmed:
                     steps += [Step(env, w, 0, i) for i in range(1, w.warmups + 1)]
                     warmed.add((env, w.name))
                 steps.append(Step(env, w, rep))
     return steps
-
-
-def _runs(p: Plan, env: str, w: WorkloadConfig) -> bool:
-    """Whether the environment runs this workload at all (see Environment.runs)."""
-    e = p.environments[env]
-    return not KINDS[e["kind"]].runs(e["variant"], TOOLS[w.tool])
 
 
 # Signals received while the run is in progress. Python turns them into KeyboardInterrupt,

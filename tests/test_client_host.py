@@ -28,6 +28,7 @@ from bench.environments.docker import LABEL_RUN
 from bench import cleanup
 from bench.environments.remote import (RemoteHost, check_destination, check_ssh_option, control_folders,
                                        preflight, remote_command, ssh_argv)
+from bench.environments.netns import ip as _ip
 from bench.errors import BenchError
 
 from conftest import bench_cli
@@ -62,10 +63,6 @@ class SecondHost:
         """Every process in the namespace: the sshd, and whatever sessions it still serves."""
         r = subprocess.run(["ip", "netns", "pids", self.namespace], capture_output=True, text=True, timeout=10)
         return {int(p) for p in r.stdout.split()}
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
 
 def _free_subnet() -> int:

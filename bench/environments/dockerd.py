@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from ..errors import BenchError
+from .netns import ip
 
 ROOT = Path(os.environ.get("BENCH_DOCKERD_ROOT", "/var/lib/bench-dockerd"))
 BRIDGE_PREFIX = "bdkr"             # + 10 hex digits: interface names are at most 15 characters
@@ -82,16 +83,9 @@ def availability(storage_driver: str | None, userns_remap: bool) -> tuple[bool, 
         return False, f"cannot tell whether a second dockerd can run: {type(e).__name__}: {e}"
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and r.returncode != 0:
-        raise BenchError(f"`ip {' '.join(args)}` failed: {(r.stderr or r.stdout).strip()}")
-    return r
-
-
 def _free_subnet(seed: str) -> ipaddress.IPv4Network:
     """A /24 of SUBNETS that no interface of the host is on, starting at one the seed picks."""
-    r = _ip("-j", "-4", "addr", "show", check=False)
+    r = ip("-j", "-4", "addr", "show", check=False)
     used = set()
     try:
         for link in json.loads(r.stdout or "[]"):
@@ -221,10 +215,10 @@ class Dockerd:
             {"run_id": self.run_id, "environment": self.environment, "bridge": self.bridge}))
         subnet = _free_subnet(f"{self.run_id}/{self.environment}")
         cidr = f"{next(subnet.hosts())}/{subnet.prefixlen}"
-        _ip("link", "add", self.bridge, "type", "bridge")
-        _ip("link", "set", self.bridge, "alias", ALIAS_PREFIX + self.run_id)
-        _ip("addr", "add", cidr, "dev", self.bridge)
-        _ip("link", "set", self.bridge, "up")
+        ip("link", "add", self.bridge, "type", "bridge")
+        ip("link", "set", self.bridge, "alias", ALIAS_PREFIX + self.run_id)
+        ip("addr", "add", cidr, "dev", self.bridge)
+        ip("link", "set", self.bridge, "up")
         with open(self.log, "wb") as log:
             proc = subprocess.Popen(self.argv(cidr), stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True)
@@ -296,8 +290,8 @@ def stop_folder(folder: Path, pid: int | None = None) -> None:
 
 
 def delete_bridge(name: str) -> None:
-    if _ip("link", "show", name, check=False).returncode == 0:
-        _ip("link", "delete", name)
+    if ip("link", "show", name, check=False).returncode == 0:
+        ip("link", "delete", name)
 
 
 def leftovers(run_id: str | None) -> list[tuple[str, str, str, object]]:
@@ -312,7 +306,7 @@ def leftovers(run_id: str | None) -> list[tuple[str, str, str, object]]:
                 owner = run_id if run_id and folder.name.startswith(f"{run_id}-") else "?"
             if run_id is None or owner == run_id:
                 found.append(("second dockerd", str(folder), owner, lambda f=folder: stop_folder(f)))
-    r = _ip("-j", "link", "show", "type", "bridge", check=False)
+    r = ip("-j", "link", "show", "type", "bridge", check=False)
     try:
         links = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else []
     except ValueError:

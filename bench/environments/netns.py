@@ -30,7 +30,8 @@ GUEST_ADDRESS = "10.213.0.2"         # given to the guest on its kernel command 
 TAP_PREFIX = "btap"                  # root-namespace names are shared: at most 15 characters
 
 
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`ip ARGS`; a failure is a BenchError quoting the command (unless check=False)."""
     r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
     if check and r.returncode != 0:
         raise BenchError(f"`ip {' '.join(args)}` failed: {(r.stderr or r.stdout).strip()}")
@@ -50,7 +51,7 @@ def namespaces() -> list[str]:
 
 def owner(namespace: str) -> str | None:
     """The run id in the alias of a namespace's bridge (None: no bridge, or not ours)."""
-    r = _ip("-j", "-n", namespace, "link", "show", BRIDGE, check=False)
+    r = ip("-j", "-n", namespace, "link", "show", BRIDGE, check=False)
     try:
         alias = json.loads(r.stdout)[0].get("ifalias", "") if r.returncode == 0 else ""
     except (ValueError, IndexError):
@@ -60,7 +61,7 @@ def owner(namespace: str) -> str | None:
 
 def stray_taps() -> list[tuple[str, str]]:
     """(tap, run id) of our taps still in the root namespace (a run killed before the move)."""
-    r = _ip("-j", "link", "show", check=False)
+    r = ip("-j", "link", "show", check=False)
     try:
         links = json.loads(r.stdout) if r.returncode == 0 else []
     except ValueError:
@@ -72,12 +73,12 @@ def stray_taps() -> list[tuple[str, str]]:
 def delete_namespace(namespace: str) -> None:
     # Deleting the namespace deletes the bridge and the tap in it (virtual devices die with it).
     if (NETNS_DIR / namespace).exists():
-        _ip("netns", "delete", namespace)
+        ip("netns", "delete", namespace)
 
 
 def delete_link(name: str) -> None:
-    if _ip("link", "show", name, check=False).returncode == 0:
-        _ip("link", "delete", name)
+    if ip("link", "show", name, check=False).returncode == 0:
+        ip("link", "delete", name)
 
 
 class BridgeNetwork:
@@ -98,20 +99,20 @@ class BridgeNetwork:
             raise BenchError(f"network namespace {self.namespace} already exists: a run with this id is "
                              f"going on or was killed (`bench cleanup --run-id {self.run_id}`)")
         self.made = True  # from here on, delete() has something to remove
-        _ip("netns", "add", self.namespace)
+        ip("netns", "add", self.namespace)
         ns = ("-n", self.namespace)
-        _ip(*ns, "link", "set", "lo", "up")
-        _ip(*ns, "link", "add", BRIDGE, "type", "bridge")
-        _ip(*ns, "link", "set", BRIDGE, "alias", alias_of(self.run_id))
-        _ip(*ns, "addr", "add", f"{HOST_ADDRESS}/{SUBNET.prefixlen}", "dev", BRIDGE)
-        _ip(*ns, "link", "set", BRIDGE, "up")
-        _ip("tuntap", "add", "dev", self.tap, "mode", "tap")
-        _ip("link", "set", self.tap, "alias", alias_of(self.run_id))
+        ip(*ns, "link", "set", "lo", "up")
+        ip(*ns, "link", "add", BRIDGE, "type", "bridge")
+        ip(*ns, "link", "set", BRIDGE, "alias", alias_of(self.run_id))
+        ip(*ns, "addr", "add", f"{HOST_ADDRESS}/{SUBNET.prefixlen}", "dev", BRIDGE)
+        ip(*ns, "link", "set", BRIDGE, "up")
+        ip("tuntap", "add", "dev", self.tap, "mode", "tap")
+        ip("link", "set", self.tap, "alias", alias_of(self.run_id))
 
     def attach(self) -> None:
         """Move the tap (QEMU holds it open now) into the namespace and onto the bridge."""
-        _ip("link", "set", self.tap, "netns", self.namespace)
-        _ip("-n", self.namespace, "link", "set", self.tap, "master", BRIDGE, "up")
+        ip("link", "set", self.tap, "netns", self.namespace)
+        ip("-n", self.namespace, "link", "set", self.tap, "master", BRIDGE, "up")
 
     def client_command(self, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.namespace, *argv]

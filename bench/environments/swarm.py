@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..errors import BenchError
 from .docker import LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, WORKDIR, DockerEnvironment, client
-from .netns import alias_of
+from .netns import alias_of, ip
 
 MARKERS = Path(os.environ.get("BENCH_SWARM_MARKERS", "/var/lib/bench/swarm"))
 GWBRIDGE = "docker_gwbridge"
@@ -52,13 +51,6 @@ class SwarmVariant(BaseModel):
     # the path a client on another host takes) or loopback (for host mode: docker-proxy).
     address: Literal["own-interface", "loopback"] = "own-interface"
     storage: Literal["volume", "overlay"] = "volume"
-
-
-def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    r = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and r.returncode != 0:
-        raise BenchError(f"`ip {' '.join(args)}` failed: {(r.stderr or r.stdout).strip()}")
-    return r
 
 
 def mesh_support() -> tuple[bool, str]:
@@ -143,7 +135,7 @@ def made_by(marker: Marker, docker_client) -> bool:
     if marker.node_id:
         return swarm.get("NodeID") == marker.node_id
     return (swarm.get("NodeAddr") == ADVERTISE_ADDRESS
-            and _ip("link", "show", marker.veth, check=False).returncode == 0)
+            and ip("link", "show", marker.veth, check=False).returncode == 0)
 
 
 def undo(marker: Marker, docker_client) -> None:
@@ -158,8 +150,8 @@ def undo(marker: Marker, docker_client) -> None:
         _wait_left(docker_client)
         if marker.gwbridge_created:
             _remove_gwbridge(docker_client, marker.run_id)
-    if _ip("link", "show", marker.veth, check=False).returncode == 0:
-        _ip("link", "delete", marker.veth)  # its peer goes with it
+    if ip("link", "show", marker.veth, check=False).returncode == 0:
+        ip("link", "delete", marker.veth)  # its peer goes with it
     marker.path.unlink(missing_ok=True)
 
 
@@ -271,11 +263,11 @@ class SwarmEnvironment(DockerEnvironment):
                              gwbridge_created=not gwbridges(self._client))
         self.marker.save()  # before anything is made: a kill from here on leaves a trace
         # Both ends stay in the root namespace: the pair exists only to carry an address.
-        _ip("link", "add", veth, "type", "veth", "peer", "name", f"bsp{digest[:10]}")
-        _ip("link", "set", veth, "alias", alias_of(self.run_id))
-        _ip("addr", "add", f"{ADVERTISE_ADDRESS}/{ADVERTISE_PREFIX}", "dev", veth)
-        _ip("link", "set", veth, "up")
-        _ip("link", "set", f"bsp{digest[:10]}", "up")
+        ip("link", "add", veth, "type", "veth", "peer", "name", f"bsp{digest[:10]}")
+        ip("link", "set", veth, "alias", alias_of(self.run_id))
+        ip("addr", "add", f"{ADVERTISE_ADDRESS}/{ADVERTISE_PREFIX}", "dev", veth)
+        ip("link", "set", veth, "up")
+        ip("link", "set", f"bsp{digest[:10]}", "up")
         self._client.swarm.init(advertise_addr=ADVERTISE_ADDRESS,
                                 listen_addr=f"{ADVERTISE_ADDRESS}:2377",
                                 data_path_addr=ADVERTISE_ADDRESS)

@@ -85,5 +85,5 @@ def _pairs(mine, base, keys: list[str]):
     theirs = {k: part["value"].to_numpy(float) for k, part in base.groupby(keys, dropna=False)}
     for k, part in mine.groupby(keys, dropna=False):
         if k in theirs:
-            label = ", ".join(f"{n}={stats._fmt_param(v)}" for n, v in zip(keys, k if isinstance(k, tuple) else (k,)))
-            yield label, part["value"].to_numpy(float), theirs[k]
+            # the summary's own label of a sweep point, so the two sections name it alike
+            yield stats._point_label(keys, k if isinstance(k, tuple) else (k,)), part["value"].to_numpy(float), theirs[k]
