@@ -24,17 +24,28 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
 
 
-def _child_setup() -> None:
-    """In the child, before exec: its own process group (so a timeout can kill the whole tree),
-    and SIGKILL when bench dies, so that a SIGKILLed run leaves no tool or server running.
+def _child_setup():
+    """What a child runs before exec (subprocess's preexec_fn): SIGKILL when bench dies, so that
+    a SIGKILLed run leaves no tool or server running, and its own process group (so a timeout
+    can kill the whole tree).
+
+    Bench may die after the fork but before the child asked for the signal: the child then
+    checks that its parent is still the process that forked it, and kills itself if not.
 
     A process group, not a session of its own (setsid): with the kernel's autogroup scheduling
     (sched_autogroup_enabled, the default on Debian) every session is a CPU scheduling group of
     its own, so a tool in a new session was scheduled unlike the same command typed in the shell
     that ran bench: under load, netperf TCP_RR's client and server, each in its own group, made
     ~20 % fewer transactions than both run by hand (PERFORMANCE.md, transparency)."""
-    os.setpgid(0, 0)
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = os.getpid()  # in bench, before the fork
+
+    def setup() -> None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.setpgid(0, 0)
+
+    return setup
 
 
 def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
@@ -89,7 +100,7 @@ def run_argv(argv: list[str], timeout: float, cwd: str | None = None,
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                preexec_fn=_child_setup)
+                                preexec_fn=_child_setup())
     except OSError as e:  # not installed, not executable, bad cwd
         return ExecResult(argv, 127, "", f"{argv[0]}: {e.strerror}", time.monotonic() - start)
     try:
@@ -163,7 +174,7 @@ class HostEnvironment(Environment):
         log = Path(self.workdir) / f"{log_name}.log"
         with open(log, "wb") as f:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-                                    preexec_fn=_child_setup)
+                                    preexec_fn=_child_setup())
         server = HostServer(proc, log)
         self._servers.append(server)
         return server

@@ -205,7 +205,7 @@ class RemoteHost(Environment):
         log = Path(self._control_dir) / "master.log"
         with open(log, "wb") as f:
             self._master = subprocess.Popen(self.ssh(master=True), stdin=subprocess.DEVNULL, stdout=f,
-                                            stderr=subprocess.STDOUT, preexec_fn=_child_setup)
+                                            stderr=subprocess.STDOUT, preexec_fn=_child_setup())
         deadline = time.monotonic() + CONNECT_TIMEOUT + 20
         check = ["ssh", "-o", f"ControlPath={self.control_path}", "-O", "check", "--", self.client.destination]
         while True:
@@ -260,7 +260,7 @@ class RemoteHost(Environment):
     def put_file(self, path: str, data: bytes) -> None:
         script = 'mkdir -p "$(dirname "$0")" && cat > "$0"'
         proc = subprocess.run([*self.ssh(stdin=True), remote_command(["sh", "-c", script, path])],
-                              input=data, capture_output=True, timeout=300, preexec_fn=_child_setup)
+                              input=data, capture_output=True, timeout=300, preexec_fn=_child_setup())
         if proc.returncode != 0:
             raise OSError(f"cannot write {path} on {self.client.destination}: "
                           f"{proc.stderr.decode(errors='replace').strip()}")
@@ -269,7 +269,7 @@ class RemoteHost(Environment):
         # Exit 3 tells a missing file from a failed connection (ssh's own 255).
         script = '[ -e "$0" ] || exit 3; cat "$0"'
         proc = subprocess.run([*self.ssh(), remote_command(["sh", "-c", script, path])], stdin=subprocess.DEVNULL,
-                              capture_output=True, timeout=300, preexec_fn=_child_setup)
+                              capture_output=True, timeout=300, preexec_fn=_child_setup())
         if proc.returncode == 3:
             raise FileNotFoundError(path)
         if proc.returncode != 0:
