@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import importlib.util
 import statistics
 import sys
@@ -94,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ssh-option", action="append", default=None, metavar="KEY=VALUE",
                      help="an ssh_config option for reaching --client-host, passed as `ssh -o` "
                           "(repeatable), e.g. IdentityFile=KEY, UserKnownHostsFile=FILE, Port=N")
+    run.add_argument("--pass-env", action="append", default=None, metavar="NAME[,NAME...]",
+                     help="pass this variable of your shell to every tool, in every environment alike "
+                          "(repeatable; recorded in run.json). Without it no tool sees any variable of the "
+                          "caller: each gets only PATH, HOME, LANG, LC_ALL and TZ as bench declares them")
+    run.add_argument("--allow-mismatch", action="store_true",
+                     help="run even when an environment's execution context differs from native's in "
+                          "something that decides a result (a binary, a library, the BLAS kernel, a "
+                          "variable, a limit); the affected samples are marked parity_ok=false")
     run.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
                      help="where environments keep data files such as fio's (default: /var/tmp); "
                           "it should be on the disk under test")
@@ -182,7 +191,10 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
                                           ("--profile", args.profile), ("--run-id", args.run_id),
                                           ("--seed", args.seed), ("--target-ci", args.target_ci),
                                           ("--max-reps", args.max_reps), ("--client-host", args.client_host),
-                                          ("--ssh-option", args.ssh_option)) if value is not None]
+                                          ("--ssh-option", args.ssh_option),
+                                          ("--pass-env", args.pass_env)) if value is not None]
+        if args.allow_mismatch:
+            given.append("--allow-mismatch")
         if given:
             raise BenchError(f"--resume runs with the interrupted run's own settings; drop {', '.join(given)}")
         p, options, resume = plan_resume(catalogue, args.out, args.resume)
@@ -191,7 +203,8 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
                              profile=args.profile, out=args.out, run_id=args.run_id, seed=args.seed,
                              scratch=args.scratch, allow_tcg=args.allow_tcg,
                              target_ci=args.target_ci, max_reps=args.max_reps,
-                             client_host=args.client_host, ssh_options=tuple(args.ssh_option or ()))
+                             client_host=args.client_host, ssh_options=tuple(args.ssh_option or ()),
+                             context=_passed_context(args.pass_env), allow_mismatch=args.allow_mismatch)
         if args.ssh_option and not args.client_host:
             raise BenchError("--ssh-option is for reaching --client-host; give --client-host [USER@]HOST too")
         p = plan(catalogue, options)
@@ -210,6 +223,19 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     print_summary(store)
     write_run_report(store.path)
     return 0 if runner.failures == 0 else 1
+
+
+def _passed_context(groups: list[str] | None):
+    """The declared context with the variables --pass-env names, as this shell has them."""
+    from .environments.context import ExecutionContext
+
+    names = [n for group in groups or () for n in _csv(group)]
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise BenchError(f"--pass-env {name!r}: not a variable name")
+        if name not in os.environ:
+            raise BenchError(f"--pass-env {name}: it is not set in this shell; set it, or drop --pass-env {name}")
+    return ExecutionContext.passing(names)
 
 
 def write_run_report(folder: Path) -> None:

@@ -12,15 +12,16 @@ import re
 import time
 from typing import Any
 
-# Bumped when a field of Sample, Failure or run.json changes meaning; store.load() upgrades
-# older versions (none yet) and refuses newer ones.
-FORMAT_VERSION = 1
+# Bumped when a field of Sample, Failure or run.json changes meaning or one is added that an
+# older bench would silently drop; store.load() reads older versions and refuses newer ones.
+# 2: Sample.parity_ok, run.json's execution_context and parity (version 1 samples: None).
+FORMAT_VERSION = 2
 
 # Names that are columns of every sample; a workload parameter may not take one of them,
 # or it would overwrite a column when bench.load() flattens parameters into columns.
 SAMPLE_FIELDS = (
     "run_id", "environment", "env_kind", "workload", "tool", "metric", "unit", "value",
-    "better", "repetition", "timestamp",
+    "better", "repetition", "timestamp", "parity_ok",
 )
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -63,6 +64,10 @@ class Sample:
     timestamp: float = dataclasses.field(default_factory=time.time)
     params: dict[str, Any] = dataclasses.field(default_factory=dict)   # the workload's
     variant: dict[str, Any] = dataclasses.field(default_factory=dict)  # the environment's, as it ran
+    # False: the environment's execution context differed from native's in something that decides
+    # a result and that its variant does not explain (run with --allow-mismatch; see parity.py).
+    # None: not checked (a run made before bench checked parity).
+    parity_ok: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

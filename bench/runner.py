@@ -24,9 +24,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import adaptive, metadata
+from . import adaptive, metadata, parity
 from .config import Catalogue, WorkloadConfig
 from .environments import KINDS, Environment
+from .environments.context import ExecutionContext
 from .environments.host import HostEnvironment
 from .environments.remote import ClientHost, RemoteHost, preflight
 from .errors import BenchError, ToolError
@@ -54,6 +55,8 @@ class RunOptions:
     max_reps: int | None = None            # the cap on a cell's repetitions under target_ci
     client_host: str | None = None         # [USER@]HOST that runs the clients; None: this host
     ssh_options: tuple[str, ...] = ()      # KEY=VALUE for `ssh -o` to reach client_host
+    context: ExecutionContext = ExecutionContext()  # what every tool runs under (--pass-env)
+    allow_mismatch: bool = False           # measure despite an unintended parity difference
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,7 +294,9 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, Run
                          target_ci=manifest.get("target_ci"), max_reps=manifest.get("max_reps"),
                          # the run's own client: a resumed run's clients run where its first ones did
                          client_host=(manifest.get("client") or {}).get("host"),
-                         ssh_options=tuple((manifest.get("client") or {}).get("ssh_options", ())))
+                         ssh_options=tuple((manifest.get("client") or {}).get("ssh_options", ())),
+                         context=ExecutionContext(tuple(sorted((manifest.get("pass_env") or {}).items()))),
+                         allow_mismatch=manifest.get("allow_mismatch", False))
     for name, e in environments.items():
         ok, why = KINDS[e["kind"]].availability(e["variant"], allow_tcg=options.allow_tcg)
         if not ok:
@@ -312,6 +317,8 @@ class Runner:
         self.store: RunStore | None = resume
         self.envs: dict[str, Environment] = {}
         self.client: Environment = RemoteHost(p.client, p.run_id) if p.client else HostEnvironment("client", {}, p.run_id)
+        self.client.context = options.context
+        self.parity_ok: dict[str, bool] = {}  # environment -> no unintended decisive difference
         self.manifest: dict[str, Any] = {}
         self.tool_seconds = 0.0
         self.failures = 0
@@ -413,6 +420,9 @@ class Runner:
             "allow_tcg": self.options.allow_tcg,
             "target_ci": self.options.target_ci,
             "max_reps": self.options.max_reps,
+            "declared_context": self.options.context.as_dict(),
+            "pass_env": dict(self.options.context.passed),
+            "allow_mismatch": self.options.allow_mismatch,
             "suite": p.suite,
             "profile": p.profile,
             "repetitions": p.repetitions,
@@ -446,6 +456,7 @@ class Runner:
             _raise_if_interrupted()
             self.say(f"provisioning {name} ({e['kind']})")
             env = KINDS[e["kind"]](name, e["variant"], self.plan.run_id, allow_tcg=self.options.allow_tcg)
+            env.context = self.options.context
             if client:
                 env.publish_address = client.publish_address
             self.envs[name] = env  # registered before provision(), so a half-made one is torn down
@@ -482,6 +493,65 @@ class Runner:
             if TOOLS[w.tool].client_programs}
         self.manifest["tool_version_mismatches"] = metadata.version_mismatches(versions)
         self.store.write_manifest(self.manifest)
+        self._check_parity()
+
+    def _check_parity(self) -> None:
+        """Measure the execution context in every environment (and where clients run), compare
+        each with native's, record both in run.json, and stop before measuring on an unintended
+        difference in what decides a result, unless --allow-mismatch (see parity.py)."""
+        p = self.plan
+        tools = {w.name: TOOLS[w.tool] for w in p.workloads}
+        native_env = self.envs.get("host")
+        probe_host = None
+        if native_env is None or native_env.kind != "host":  # native is measured in any case
+            probe_host = native_env = HostEnvironment("native", {}, p.run_id)
+            probe_host.context = self.options.context
+            probe_host.provision(str(self.options.scratch), 0)
+        try:
+            native = parity.measure(native_env, parity.programs_of(tools.values()))
+        finally:
+            if probe_host is not None:
+                probe_host.teardown()
+        contexts: dict[str, dict[str, str]] = {"native": native}
+        results: dict[str, list[dict[str, Any]]] = {}
+        blocking: list[tuple[str, parity.Difference]] = []
+        clients: dict[str, Environment] = {}
+        for name, env in self.envs.items():
+            mine = [t for w, t in tools.items() if p.runs(name, w)]
+            contexts[name] = parity.measure(env, parity.programs_of(mine))
+            e = p.environments[name]
+            found = parity.compare(native, contexts[name], e["kind"], env.effective_variant())
+            results[name] = [d.as_dict() for d in found]
+            blocking += [(name, d) for d in found if d.blocking]
+            self.parity_ok[name] = not any(d.blocking for d in found)
+            client = env.client_environment(self.client)
+            if client is not self.client and any(t.client_programs for t in mine):
+                clients[f"{name}/client"] = client  # a peer container: compared as the clients' side
+        client_programs = [c for t in tools.values() for c in t.client_programs]
+        if client_programs:
+            contexts["client"] = parity.measure(self.client, list(dict.fromkeys(client_programs)))
+            for name, client in clients.items():
+                contexts[name] = parity.measure(client, list(dict.fromkeys(client_programs)))
+                found = parity.compare(contexts["client"], contexts[name], "docker", client.effective_variant())
+                results[name] = [d.as_dict() for d in found]
+                env_name = name.split("/")[0]
+                blocking += [(env_name, d) for d in found if d.blocking]
+                self.parity_ok[env_name] = self.parity_ok[env_name] and not any(d.blocking for d in found)
+        self.manifest["execution_context"] = contexts
+        self.manifest["parity"] = results
+        self.store.write_manifest(self.manifest)
+        if not blocking:
+            self.say(f"parity: every environment runs the tools as native does ({len(self.envs)} checked)")
+            return
+        name, d = blocking[0]
+        more = f" ({len(blocking) - 1} more in run.json's parity)" if len(blocking) > 1 else ""
+        if self.options.allow_mismatch:
+            for name, d in blocking:
+                self.say(f"parity: UNINTENDED difference, measuring anyway (--allow-mismatch): {d.one_line(name)}")
+            return
+        raise BenchError(f"parity: {d.one_line(name)}{more}: the tools would not run alike; "
+                         f"{parity.fix(d)}, or measure anyway with --allow-mismatch (samples marked "
+                         f"parity_ok=false)")
 
     def _teardown(self) -> None:
         for env in [*self.envs.values(), self.client]:
@@ -544,7 +614,8 @@ class Runner:
         variant = env.effective_variant()
         self.store.append_samples([
             Sample(self.plan.run_id, step.environment, kind, w.name, w.tool, m.metric, m.unit, m.value,
-                   m.better, step.repetition, params={**w.params, **m.params}, variant=variant)
+                   m.better, step.repetition, params={**w.params, **m.params}, variant=variant,
+                   parity_ok=self.parity_ok.get(step.environment))
             for m in measurements
         ])
         return summary

@@ -46,6 +46,26 @@ SRC
     [ -z "$policy" ] || $SUDO rm -f "$policy"
 fi
 
+# The tools and every package they depend on at the release's current point and security
+# updates: the image is built so (bench/image.py), and bench's parity check refuses to compare a
+# host whose libraries (libssl, zlib, libkrb5... under sysbench) are older files than the
+# image's. Only packages already installed are upgraded, and only within the release.
+mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
+    --no-breaks --no-replaces --no-enhances "${PACKAGES[@]}" 2>/dev/null | grep -E '^[a-z0-9]' | sort -u)
+installed=()
+for p in "${closure[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && installed+=("$p")
+done
+if [ ${#installed[@]} -gt 0 ]; then
+    [ ${#missing[@]} -gt 0 ] || $SUDO apt-get update -q >/dev/null
+    stale=$(apt list --upgradable 2>/dev/null | cut -d/ -f1 | sort -u | comm -12 - <(printf '%s\n' "${installed[@]}" | sort -u))
+    if [ -n "$stale" ]; then
+        echo "setup: updating the tools' packages to the release's current versions (as in the image):" $stale
+        # shellcheck disable=SC2086
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --only-upgrade --no-install-recommends $stale
+    fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv"
     python3 -m venv .venv

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from ..model import Measurement
+from .context import ExecutionContext
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +93,8 @@ class Environment(abc.ABC):
         # What provisioning itself measured (a VM's boot-to-ready time): stored as samples.
         self.measurements: list[Measurement] = []
         self._programs: dict[str, bool] = {}
+        # What every command here runs under (set by the runner, with the run's --pass-env).
+        self.context = ExecutionContext()
 
     # -- before anything is made ------------------------------------------------------------
 
@@ -112,9 +115,15 @@ class Environment(abc.ABC):
 
     # -- using it ----------------------------------------------------------------------------
 
-    @abc.abstractmethod
     def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
-        """Run argv to completion inside the environment; kill it (and its children) at timeout."""
+        """Run argv to completion inside the environment, under the declared execution context
+        and in the scratch folder unless told otherwise; kill it (and its children) at timeout."""
+        result = self._exec(self.context.wrap(argv, self.workdir), timeout, cwd or self.workdir or None)
+        return dataclasses.replace(result, argv=argv)
+
+    @abc.abstractmethod
+    def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
+        """The kind's own way to run argv (already wrapped in the context) to completion."""
 
     @abc.abstractmethod
     def put_file(self, path: str, data: bytes) -> None:
@@ -124,9 +133,13 @@ class Environment(abc.ABC):
     def get_file(self, path: str) -> bytes:
         """Read a file from inside the environment (FileNotFoundError if it is not there)."""
 
-    @abc.abstractmethod
     def start_server(self, argv: list[str], log_name: str) -> Server:
-        """Start argv in the background inside the environment."""
+        """Start argv in the background inside the environment, under the declared context."""
+        return self._start_server(self.context.wrap(argv, self.workdir), log_name)
+
+    @abc.abstractmethod
+    def _start_server(self, argv: list[str], log_name: str) -> Server:
+        """The kind's own way to start argv (already wrapped in the context) in the background."""
 
     @abc.abstractmethod
     def endpoint(self, port: int) -> tuple[str, int]:

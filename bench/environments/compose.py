@@ -225,11 +225,12 @@ class ComposeEnvironment(Environment):
             service = c.labels[LABEL_SERVICE]
             self.services[service] = ServiceContainer(f"{self.name}/{service}", self.run_id, c, self._client,
                                                       self._stream, self.image)
+            self.services[service].context = self.context
         for service in config["services"]:
             env = self.services.get(service)
             if env is None:
                 raise BenchError(f"docker-compose made no container for service {service}")
-            r = env.exec(["mkdir", "-p", WORKDIR], timeout=30)
+            r = env.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
             if not r.ok:
                 raise BenchError(f"cannot make {WORKDIR} in service {service}: {r.stderr.strip()}")
         self.services = {s: self.services[s] for s in config["services"]}  # the file's order
@@ -297,8 +298,8 @@ class ComposeEnvironment(Environment):
         # Compose's DNS answers a service's name on every network the service is on.
         return name, port
 
-    def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
-        return self.primary.exec(argv, timeout, cwd)
+    def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
+        return self.primary._exec(argv, timeout, cwd)  # argv is wrapped already
 
     def put_file(self, path: str, data: bytes) -> None:
         self.primary.put_file(path, data)
@@ -306,8 +307,8 @@ class ComposeEnvironment(Environment):
     def get_file(self, path: str) -> bytes:
         return self.primary.get_file(path)
 
-    def start_server(self, argv: list[str], log_name: str) -> Server:
-        return self.primary.start_server(argv, log_name)
+    def _start_server(self, argv: list[str], log_name: str) -> Server:
+        return self.primary._start_server(argv, log_name)
 
     def wait_listening(self, port: int, timeout: float) -> bool:
         return self.primary.wait_listening(port, timeout)

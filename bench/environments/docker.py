@@ -202,13 +202,14 @@ class DockerEnvironment(Environment):
         self.container = self._client.containers.run(self.image.id, **kwargs)
         self.measurements.append(Measurement("container_start", time.monotonic() - start, "s", "lower"))
         self.workdir = WORKDIR
-        r = self.exec(["mkdir", "-p", WORKDIR], timeout=30)
+        r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
         if not r.ok:
             raise RuntimeError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
         if self.variant.client == "container":
             from . import dockerpeer
 
             self.peer = dockerpeer.PeerContainer(self, self.network)
+            self.peer.context = self.context
             self.peer.provision(scratch_root, 0)
             self.bridge_address = dockerpeer.address_on(self.container, self.network)
 
@@ -247,7 +248,7 @@ class DockerEnvironment(Environment):
 
     # -- using it ----------------------------------------------------------------------------
 
-    def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
+    def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         # The Engine API has no exec timeout: coreutils' timeout inside the container signals
         # the command's whole process group (mpirun and its ranks), TERM and then KILL.
         wrapped = ["timeout", "-k", "5", f"{timeout:.0f}", *argv]
@@ -283,7 +284,7 @@ class DockerEnvironment(Environment):
             member = tar.extractfile(tar.getmembers()[0])
             return member.read() if member else b""
 
-    def start_server(self, argv: list[str], log_name: str) -> Server:
+    def _start_server(self, argv: list[str], log_name: str) -> Server:
         base = f"{self.workdir}/{log_name}"
         api = self._client.api
         exec_id = api.exec_create(self.container.id, ["sh", "-c", SERVER_SCRIPT, base, *argv])["Id"]

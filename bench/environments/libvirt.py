@@ -409,7 +409,7 @@ class LibvirtEnvironment(Environment):
         reply = libvirt_qemu.qemuAgentCommand(self.domain, json.dumps(command), timeout, 0)
         return json.loads(reply)["return"]
 
-    def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
+    def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         # The agent has neither a timeout nor a working folder for guest-exec: coreutils'
         # timeout (which signals the whole process group) and a cd in sh provide them.
         wrapped = ["timeout", "-k", "5", f"{timeout:.0f}", *argv]
@@ -462,7 +462,7 @@ class LibvirtEnvironment(Environment):
             self._agent({"execute": "guest-file-close", "arguments": {"handle": handle}})
         return b"".join(parts)
 
-    def start_server(self, argv: list[str], log_name: str) -> Server:
+    def _start_server(self, argv: list[str], log_name: str) -> Server:
         base = f"{self.workdir}/{log_name}"
         self._agent({"execute": "guest-exec", "arguments": {
             "path": "sh", "arg": ["-c", SERVER_SCRIPT, base, *argv], "capture-output": False}})

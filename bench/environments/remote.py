@@ -249,7 +249,7 @@ class RemoteHost(Environment):
 
     # -- using it ----------------------------------------------------------------------------
 
-    def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
+    def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         start = time.monotonic()
         r = run_argv([*self.ssh(), remote_command(argv, timeout, cwd)], timeout + LOCAL_GRACE)
         duration = time.monotonic() - start
@@ -277,7 +277,7 @@ class RemoteHost(Environment):
                           f"{proc.stderr.decode(errors='replace').strip()}")
         return proc.stdout
 
-    def start_server(self, argv: list[str], log_name: str) -> Server:
+    def _start_server(self, argv: list[str], log_name: str) -> Server:
         # Detached from the ssh session, which ends at once: $0 is the files' prefix, $1 the script.
         base = f"{self.workdir}/{log_name}"
         launch = 'script=$1; shift; nohup sh -c "$script" "$0" "$@" >/dev/null 2>&1 &'

@@ -247,7 +247,7 @@ class SwarmEnvironment(DockerEnvironment):
             endpoint_spec=ports)
         self.container = self._running_task()
         self.workdir = WORKDIR
-        r = self.exec(["mkdir", "-p", WORKDIR], timeout=30)
+        r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
         if not r.ok:
             raise RuntimeError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
         self.address = ADVERTISE_ADDRESS if self.swarm_variant.address == "own-interface" else "127.0.0.1"

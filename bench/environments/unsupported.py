@@ -35,7 +35,7 @@ class UnsupportedEnvironment(Environment):
     def teardown(self) -> None:
         pass  # nothing was ever made
 
-    def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
+    def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         self._refuse()
 
     def put_file(self, path: str, data: bytes) -> None:
@@ -44,7 +44,7 @@ class UnsupportedEnvironment(Environment):
     def get_file(self, path: str) -> bytes:
         self._refuse()
 
-    def start_server(self, argv: list[str], log_name: str) -> Server:
+    def _start_server(self, argv: list[str], log_name: str) -> Server:
         self._refuse()
 
     def endpoint(self, port: int) -> tuple[str, int]:
