@@ -137,6 +137,10 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         summary_rows = [dict(r) for r in recs if r["metric"] == headline and r["environment"] != baseline
                         and "ratio" in r and _finite(r.get("ratio"))]
         for r in summary_rows:
+            # Faster than the bare host on CPU or memory work is what a leaked variable or another
+            # binary looks like (a false "HPL +44 % in Docker"), not a win: said so in words.
+            r["implausible"] = (tool in PLAUSIBILITY_TOOLS and bool(r.get("significant"))
+                                and r.get("overhead_pct", 0) < -PLAUSIBILITY_PCT)
             study = ref.for_metric(w, headline, {k: r.get(f"sweep_{k}") for k in sweep_keys}) if ref else None
             if study and study.get("point") == "peak" and not _is_peak(rows, headline, r["point"], baseline):
                 study = None
@@ -157,7 +161,13 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
     headlines = {wl["name"]: wl["headline"] for wl in workloads}
     groups = variants.build(df, manifests, [wl["name"] for wl in workloads], headlines, emulated, options)
 
+    parity = _parity(manifests, envs)
+    mismatched = {e["name"] for e in parity if e["blocking"]}
+    if "parity_ok" in df.columns:
+        mismatched |= set(df.loc[df["parity_ok"].eq(False), "environment"].unique())
     return {
+        "parity": parity, "mismatched": sorted(mismatched),
+        "plausibility_pct": PLAUSIBILITY_PCT,
         "variants": groups,
         "title": "bench report: " + ", ".join(m.get("run_id", "?") for m in manifests),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -200,9 +210,36 @@ def _study_cells(study, envs, kinds, ref, better):
     return {"result": study["result"], "note": study.get("note"), "unit": study.get("unit"), "values": values}
 
 
+# CPU- and memory-bound tools, on which no environment should beat native by more than noise.
+PLAUSIBILITY_TOOLS = ("sysbench", "hpcc", "xz")
+PLAUSIBILITY_PCT = 10.0
+
+
+def _parity(manifests: list[dict[str, Any]], envs: list[str]) -> list[dict[str, Any]]:
+    """Per environment, every difference of its execution context from native's (run.json's
+    parity), pooled over the runs; `checked` is False for runs made before bench checked."""
+    found: dict[str, dict[str, Any]] = {}
+    for m in manifests:
+        checked = "parity" in m
+        for name in [*(m.get("environment_order") or []), *(m.get("parity") or {})]:
+            if name not in envs and "/" not in name or name in found and not checked:
+                continue
+            e = found.setdefault(name, {"name": name, "checked": checked, "differences": {}, "blocking": False,
+                                        "allow_mismatch": bool(m.get("allow_mismatch"))})
+            for d in (m.get("parity") or {}).get(name, []):
+                e["differences"].setdefault(d["key"], d)
+                e["blocking"] = e["blocking"] or bool(d.get("blocking"))
+    for e in found.values():
+        e["differences"] = list(e["differences"].values())
+        e["intended"] = [d for d in e["differences"] if d.get("intended")]
+        e["unintended"] = [d for d in e["differences"] if not d.get("intended")]
+    return list(found.values())
+
+
 def _run_info(m: dict[str, Any]) -> dict[str, Any]:
     keys = ("run_id", "suite", "profile", "repetitions", "status", "started_at", "ended_at", "wall_seconds",
-            "samples", "failures", "order_seed", "allow_tcg", "command", "tool_version_mismatches")
+            "samples", "failures", "order_seed", "allow_tcg", "command", "tool_version_mismatches",
+            "pass_env")
     return {k: m.get(k) for k in keys}
 
 
@@ -261,6 +298,14 @@ def _pct(v: Any, signed: bool = True) -> str:
     return f"{v:+.1f} %" if signed else f"{v:.1f} %"
 
 
+def _short(v: Any, width: int = 48) -> str:
+    """A context value in a table cell: unset, or at most `width` characters (hashes, flags)."""
+    if v is None:
+        return "unset"
+    text = str(v)
+    return repr(text if len(text) <= width else text[:width - 1] + "…")
+
+
 def _p(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
@@ -272,7 +317,7 @@ def render(context: dict[str, Any]) -> str:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, pct=_pct, pval=_p, finite=_finite)
+    env.filters.update(num=_num, pct=_pct, pval=_p, finite=_finite, short=_short)
     return env.get_template("report.html.j2").render(**context)
 
 

@@ -1,0 +1,151 @@
+"""Parity: every tool runs under the declared execution context, and a run proves it.
+
+The caller's OPENBLAS_CORETYPE once made HPL look 44 % faster in Docker than on the host: the host's
+tools inherited it, the container's did not. These tests set such variables in the caller's
+environment and check, from what the tools themselves saw, that none reaches them anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench import parity
+from bench.environments.context import LIMITS, ExecutionContext
+from bench.environments.host import HostEnvironment
+
+from conftest import DATA, bench_cli
+
+LEAKS = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512", "BENCH_TEST_LEAK": "1"}
+RECORDED = json.loads((DATA / "context" / "run-host-docker-nat.json").read_text())
+
+
+def test_wrap_gives_exactly_the_declared_variables():
+    argv = ExecutionContext().wrap(["fio", "--version"], "/work")
+    assert argv[:2] == ["/usr/bin/env", "-i"]
+    assert argv[-2:] == ["fio", "--version"]
+    assert "HOME=/work" in argv and "LC_ALL=C.UTF-8" in argv and "TZ=UTC" in argv
+    passed = ExecutionContext.passing(["MY_VAR", "NOT_SET"], {"MY_VAR": "x"})
+    assert "MY_VAR=x" in passed.wrap(["true"], "/w") and passed.passed == (("MY_VAR", "x"),)
+
+
+@pytest.fixture
+def host(monkeypatch, tmp_path):
+    for k, v in LEAKS.items():
+        monkeypatch.setenv(k, v)
+    env = HostEnvironment("host", {}, "paritytest")
+    env.provision(str(tmp_path), 0)
+    yield env
+    env.teardown()
+
+
+def test_host_tools_see_nothing_of_the_caller(host):
+    r = host.exec(["sh", "-c", "env; echo umask=$(umask); echo nofile=$(ulimit -n); echo pwd=$(pwd)"], timeout=30)
+    assert r.ok, r.stderr
+    seen = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    assert not set(LEAKS) & set(seen), seen
+    assert seen["HOME"] == host.workdir and seen["pwd"] == host.workdir
+    assert seen["umask"] == "0022" and seen["nofile"] == str(LIMITS["nofile"])
+
+
+def test_probe_sees_the_blas_kernel_the_tool_would(host):
+    """The probe loads hpcc's OpenBLAS in the tools' context: the caller's Haswell does not
+    reach it, and the same variable passed on explicitly does."""
+    plain = parity.measure(host, ["hpcc"])
+    assert plain["blas_core"] and "OPENBLAS_CORETYPE" not in str(plain)
+    assert plain["binary.hpcc"] == parity.measure(host, ["hpcc"])["binary.hpcc"]
+    assert any(k.startswith("library.libopenblas") or k.startswith("library.libblas") for k in plain)
+    host.context = ExecutionContext.passing(["OPENBLAS_CORETYPE"])
+    passed = parity.measure(host, ["hpcc"])
+    assert passed["blas_core"] == "Haswell" and passed["env.OPENBLAS_CORETYPE"] == "Haswell"
+    blocking = [d for d in parity.compare(plain, passed, "docker", {}) if d.blocking]
+    assert {d.key for d in blocking} == {"blas_core", "env.OPENBLAS_CORETYPE"}
+
+
+def test_compare_classifies_a_recorded_pair():
+    """A real run's contexts (host and docker-nat, recorded): equal; planted changes are
+    unintended, a guest's own kernel and a --cpus quota intended."""
+    native = RECORDED["execution_context"]["host"]
+    docker = RECORDED["execution_context"]["docker-nat"]
+    assert parity.compare(native, docker, "docker", {"network": "nat"}) == []
+    planted = {**docker, "env.MALLOC_ARENA_MAX": "2", "binary.sysbench": "0" * 64}
+    found = {d.key: d for d in parity.compare(native, planted, "docker", {"network": "nat"})}
+    assert set(found) == {"env.MALLOC_ARENA_MAX", "binary.sysbench"} and all(d.blocking for d in found.values())
+    assert "--pass-env MALLOC_ARENA_MAX" in parity.fix(found["env.MALLOC_ARENA_MAX"])
+    quota = {**docker, "cgroup_cpu_quota": "50000 100000"}
+    (d,) = parity.compare(native, quota, "docker", {"cpus": 0.5})
+    assert d.intended == "--cpus 0.5" and not d.blocking
+    guest = {**docker, "kernel_release": "6.1.0-cloud-amd64", "cpu_flags": "fpu sse2", "blas_core": "Prescott"}
+    found = {d.key: d for d in parity.compare(native, guest, "libvirt", {"accel": "tcg"})}
+    assert not any(d.blocking for d in found.values()) and "TCG" in found["blas_core"].intended
+    # The same BLAS change with the same CPU flags has no excuse.
+    (d,) = parity.compare(native, {**docker, "blas_core": "Prescott"}, "libvirt", {})
+    assert d.blocking
+
+
+@pytest.fixture
+def parity_suite(config_copy: Path) -> Path:
+    (config_copy / "suites" / "parity.yaml").write_text(
+        "description: parity checks\nprofile: quick\nrepetitions: 1\nworkloads: [sysbench-cpu, hpcc]\n")
+    (config_copy / "suites" / "parity-cpu.yaml").write_text(
+        "description: parity checks\nprofile: quick\nrepetitions: 1\nworkloads: [sysbench-cpu]\n")
+    return config_copy
+
+
+@pytest.mark.integration
+def test_run_on_host_and_docker_ignores_the_callers_variables(parity_suite, tmp_path, docker_client):
+    r = bench_cli("--config-dir", str(parity_suite), "run", "--suite", "parity", "--env", "host,docker-nat",
+                  "--out", str(tmp_path), "--run-id", "parity-clean", env=LEAKS)
+    assert r.returncode == 0, r.stderr
+    assert "parity: every environment runs the tools as native does" in r.stderr
+    manifest = json.loads((tmp_path / "parity-clean" / "run.json").read_text())
+    contexts = manifest["execution_context"]
+    for name in ("host", "docker-nat"):
+        assert not {k for k in contexts[name] if k[4:] in LEAKS}, name
+        assert contexts[name]["env.PATH"].startswith("/usr/local/sbin")
+    assert contexts["host"]["blas_core"] == contexts["docker-nat"]["blas_core"] != ""
+    assert contexts["host"]["binary.hpcc"] == contexts["docker-nat"]["binary.hpcc"]
+    assert not any(d["blocking"] for d in manifest["parity"]["docker-nat"])
+    samples = [json.loads(line) for line in (tmp_path / "parity-clean" / "samples.jsonl").read_text().splitlines()]
+    assert {s["parity_ok"] for s in samples if s["workload"] != "provision"} == {True}
+    html = (tmp_path / "parity-clean" / "report.html").read_text()
+    assert 'id="parity"' in html and html.index('id="parity"') < html.index('id="summary"')
+
+
+@pytest.fixture
+def shadowed_sysbench():
+    """A sysbench in /usr/local/bin (first on the declared PATH) on the host only: Debian's
+    binary with one byte appended, so it runs the same but is another file than the image's."""
+    shadow = Path("/usr/local/bin/sysbench")
+    if shadow.exists():
+        pytest.skip(f"{shadow} exists on this machine already")
+    shadow.write_bytes(Path(shutil.which("sysbench", path="/usr/bin")).read_bytes() + b"\0")
+    shadow.chmod(0o755)
+    yield shadow
+    shadow.unlink()
+
+
+@pytest.mark.integration
+def test_a_planted_difference_is_refused_then_marked(parity_suite, tmp_path, docker_client, shadowed_sysbench):
+    args = ("--config-dir", str(parity_suite), "run", "--suite", "parity-cpu", "--env", "host,docker-nat",
+            "--out", str(tmp_path))
+    r = bench_cli(*args, "--run-id", "parity-refused")
+    assert r.returncode == 2, r.stderr
+    error = [line for line in r.stderr.splitlines() if line.startswith("bench: error:")]
+    assert len(error) == 1 and "parity: docker-nat: binary.sysbench" in error[0] and "--allow-mismatch" in error[0]
+    folder = tmp_path / "parity-refused"
+    samples = (folder / "samples.jsonl").read_text() if (folder / "samples.jsonl").exists() else ""
+    assert "sysbench-cpu" not in samples and json.loads((folder / "run.json").read_text())["status"] == "failed"
+    assert not docker_client.containers.list(all=True, filters={"label": "bench.run_id=parity-refused"})
+
+    r = bench_cli(*args, "--run-id", "parity-allowed", "--allow-mismatch")
+    assert r.returncode == 0, r.stderr
+    assert "UNINTENDED difference, measuring anyway" in r.stderr
+    samples = [json.loads(line) for line in (tmp_path / "parity-allowed" / "samples.jsonl").read_text().splitlines()]
+    marks = {(s["environment"], s["parity_ok"]) for s in samples if s["workload"] == "sysbench-cpu"}
+    assert marks == {("host", True), ("docker-nat", False)}
+    html = (tmp_path / "parity-allowed" / "report.html").read_text()
+    assert "binary.sysbench" in html and html.count('class="mismatch"') >= 3
