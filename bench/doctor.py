@@ -249,6 +249,21 @@ def check_load() -> Check:
     return Check("noise", "other load", OK, detail)
 
 
+def check_caller_variables(environ: dict[str, str] | None = None) -> Check:
+    """Variables of the caller's shell that change tools' code paths (OPENBLAS_CORETYPE picks
+    OpenBLAS's kernels): bench never passes them on, so they cannot favour the host; named here
+    so that nobody believes a tool of bench's ran with them."""
+    from .environments.context import code_path_variables
+
+    found = code_path_variables(os.environ if environ is None else environ)
+    if not found:
+        return Check("noise", "caller's variables", OK, "none that change a tool's code path")
+    shown = ", ".join(f"{k}={v[:20]}" for k, v in found.items())
+    return Check("noise", "caller's variables", WARN,
+                 f"set in this shell: {shown}; bench does not pass them to any tool, in any environment",
+                 "to measure with one, pass it to every environment alike: bench run --pass-env NAME")
+
+
 def check_hugepages(sysfs: Path = SYS) -> Check:
     text = _read(sysfs / "kernel/mm/transparent_hugepage/enabled")
     if text is None:
@@ -307,6 +322,7 @@ def run_checks() -> list[Check]:
                                ("tools", "tools", check_tools), ("noise", "cpu governor", check_governor),
                                ("noise", "turbo", check_turbo), ("noise", "swap", check_swap),
                                ("noise", "other load", check_load), ("noise", "transparent hugepages", check_hugepages),
+                               ("noise", "caller's variables", check_caller_variables),
                                ("noise", "bare metal", check_virtualization)):
         try:
             found = check()

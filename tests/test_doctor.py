@@ -172,3 +172,12 @@ def test_tune_and_reset_the_governor(tmp_path):
     assert set(doctor.governors(sysfs).values()) == {"powersave"} and not saved.exists()
     assert "nothing to reset" in doctor.reset(sysfs, saved)
     assert "exposes no CPU frequency governor" in doctor.tune(tmp_path / "empty", saved)
+
+
+def test_doctor_names_the_callers_code_path_variables():
+    from bench.doctor import check_caller_variables
+
+    c = check_caller_variables({"OPENBLAS_CORETYPE": "Haswell", "LD_PRELOAD": "/x.so", "HOME": "/root"})
+    assert c.status == "WARN" and "OPENBLAS_CORETYPE=Haswell" in c.detail and "LD_PRELOAD" in c.detail
+    assert "HOME" not in c.detail and "does not pass them" in c.detail and "--pass-env" in c.fix
+    assert check_caller_variables({"PATH": "/bin"}).status == "OK"
