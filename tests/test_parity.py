@@ -149,3 +149,27 @@ def test_a_planted_difference_is_refused_then_marked(parity_suite, tmp_path, doc
     assert marks == {("host", True), ("docker-nat", False)}
     html = (tmp_path / "parity-allowed" / "report.html").read_text()
     assert "binary.sysbench" in html and html.count('class="mismatch"') >= 3
+
+
+def test_report_says_faster_than_native_in_words(tmp_path):
+    """The recorded run's manifest, with five repetitions of sysbench-cpu where docker-nat is
+    planted 20 % faster than the host (what a leaked variable looked like): the summary says so
+    in words, and does not colour it as a win."""
+    from bench.model import Sample
+    from bench.report import build, render
+
+    folder = tmp_path / "planted"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({**RECORDED, "status": "complete"}))
+    rows = []
+    for rep in range(1, 6):
+        for env, kind, value in (("host", "host", 2740 + rep), ("docker-nat", "docker", 3290 - rep)):
+            rows.append(Sample("planted", env, kind, "sysbench-cpu", "sysbench", "events_per_second", "events/s",
+                               float(value), "higher", rep, parity_ok=True).to_json())
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    context = build([folder])
+    (row,) = [r for w in context["workloads"] for r in w["summary"]]
+    assert row["implausible"] and row["significant"]
+    html = render(context)
+    assert "faster than native: check the Parity section" in html
+    assert html.index('id="parity"') < html.index('id="summary"') and "same as native" in html
