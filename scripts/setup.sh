@@ -52,6 +52,10 @@ fi
 # image's. Only packages already installed are upgraded, and only within the release.
 mapfile -t closure < <(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
     --no-breaks --no-replaces --no-enhances "${PACKAGES[@]}" 2>/dev/null | grep -E '^[a-z0-9]' | sort -u)
+# and the base system every image has (debootstrap's Essential, required and important
+# packages: bash, which the xz workload runs, is in no tool's dependencies)
+mapfile -t -O "${#closure[@]}" closure < <(dpkg-query -W -f='${Package} ${Essential} ${Priority}\n' \
+    | awk '$2 == "yes" || $3 == "required" || $3 == "important" { print $1 }')
 installed=()
 for p in "${closure[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" && installed+=("$p")

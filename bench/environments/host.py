@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import Environment, ExecResult, Server
+from .context import PATH
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -207,8 +208,9 @@ class HostEnvironment(Environment):
 
     @staticmethod
     def has_program_here(program: str) -> bool:
-        """On this machine, without an instance: the runner checks clients before provisioning."""
-        return shutil.which(program) is not None
+        """On this machine, without an instance: the runner checks clients before provisioning.
+        On the tools' declared PATH, not the caller's: what runs is what is checked."""
+        return shutil.which(program, path=PATH) is not None
 
     def has_program(self, program: str) -> bool:
         return self.has_program_here(program)
