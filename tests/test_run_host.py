@@ -181,7 +181,8 @@ def test_sigterm_mid_run_tears_down_and_keeps_finished_repetitions(tmp_path):
 
 def test_a_tool_printing_garbage_is_recorded_as_unparsable(tmp_path, config_copy):
     """The one stand-in of these tests: a `sysbench` that exits 0 having printed nonsense, first
-    on PATH, because no real tool can be made to do that on demand."""
+    on PATH, because no real tool can be made to do that on demand. The caller's PATH reaches a
+    tool only when passed on explicitly (--pass-env): that is how it gets there."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     fake = bin_dir / "sysbench"
@@ -190,7 +191,7 @@ def test_a_tool_printing_garbage_is_recorded_as_unparsable(tmp_path, config_copy
     (config_copy / "suites" / "garbage.yaml").write_text("repetitions: 1\nworkloads: [sysbench-cpu]\n")
     r = bench_cli("--config-dir", str(config_copy), "run", "--suite", "garbage", "--env", "host",
                   "--out", str(tmp_path), "--run-id", "garbage", "--scratch", str(tmp_path / "scratch"),
-                  env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+                  "--pass-env", "PATH", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
     assert r.returncode == 1, r.stderr
     failures = [json.loads(line) for line in (tmp_path / "garbage" / "failures.jsonl").read_text().splitlines()]
     assert {f["reason"] for f in failures} == {"unparsable output: no 'events per second' in sysbench's output"}
