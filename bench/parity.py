@@ -229,14 +229,10 @@ def compare(native: dict[str, str], other: dict[str, str], kind: str, variant: d
     return found
 
 
-def programs_of(tools: list[Any]) -> list[str]:
-    """The programs whose identity the probe checks: each workload's, once, in order."""
-    seen: dict[str, None] = {}
-    for tool in tools:
-        for p in (*tool.programs, *tool.client_programs):
-            if not p.startswith("/"):
-                seen.setdefault(p, None)
-    return list(seen)
+def programs_of(tools: list[Any], side: str = "programs") -> list[str]:
+    """The programs whose identity the probe checks, once each, in order: the workloads' own
+    (side "programs": where they run) or their clients' ("client_programs")."""
+    return list(dict.fromkeys(p for tool in tools for p in getattr(tool, side)))
 
 
 def fix(d: Difference) -> str:

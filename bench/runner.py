@@ -502,41 +502,39 @@ class Runner:
         p = self.plan
         tools = {w.name: TOOLS[w.tool] for w in p.workloads}
         native_env = self.envs.get("host")
-        probe_host = None
-        if native_env is None or native_env.kind != "host":  # native is measured in any case
-            probe_host = native_env = HostEnvironment("native", {}, p.run_id)
-            probe_host.context = self.options.context
-            probe_host.provision(str(self.options.scratch), 0)
+        if native_env is None:  # native is measured in any case
+            native_env = HostEnvironment("native", {}, p.run_id)
+            native_env.context = self.options.context
+            native_env.provision(str(self.options.scratch), 0)
         try:
             native = parity.measure(native_env, parity.programs_of(tools.values()))
         finally:
-            if probe_host is not None:
-                probe_host.teardown()
+            if native_env is not self.envs.get("host"):
+                native_env.teardown()
         contexts: dict[str, dict[str, str]] = {"native": native}
         results: dict[str, list[dict[str, Any]]] = {}
         blocking: list[tuple[str, parity.Difference]] = []
-        clients: dict[str, Environment] = {}
+
+        def check(name: str, env: Environment, reference: dict[str, str], kind: str, programs: list[str],
+                  owner: str) -> None:
+            """Probe env, compare it with reference, and charge what differs to `owner`."""
+            contexts[name] = parity.measure(env, programs)
+            found = parity.compare(reference, contexts[name], kind, env.effective_variant())
+            results[name] = [d.as_dict() for d in found]
+            blocking.extend((owner, d) for d in found if d.blocking)
+            self.parity_ok[owner] = self.parity_ok.get(owner, True) and not any(d.blocking for d in found)
+
+        client_programs = parity.programs_of(tools.values(), "client_programs")
+        if client_programs:
+            contexts["client"] = parity.measure(self.client, client_programs)
         for name, env in self.envs.items():
             mine = [t for w, t in tools.items() if p.runs(name, w)]
-            contexts[name] = parity.measure(env, parity.programs_of(mine))
-            e = p.environments[name]
-            found = parity.compare(native, contexts[name], e["kind"], env.effective_variant())
-            results[name] = [d.as_dict() for d in found]
-            blocking += [(name, d) for d in found if d.blocking]
-            self.parity_ok[name] = not any(d.blocking for d in found)
+            check(name, env, native, p.environments[name]["kind"], parity.programs_of(mine), name)
             client = env.client_environment(self.client)
             if client is not self.client and any(t.client_programs for t in mine):
-                clients[f"{name}/client"] = client  # a peer container: compared as the clients' side
-        client_programs = [c for t in tools.values() for c in t.client_programs]
-        if client_programs:
-            contexts["client"] = parity.measure(self.client, list(dict.fromkeys(client_programs)))
-            for name, client in clients.items():
-                contexts[name] = parity.measure(client, list(dict.fromkeys(client_programs)))
-                found = parity.compare(contexts["client"], contexts[name], "docker", client.effective_variant())
-                results[name] = [d.as_dict() for d in found]
-                env_name = name.split("/")[0]
-                blocking += [(env_name, d) for d in found if d.blocking]
-                self.parity_ok[env_name] = self.parity_ok[env_name] and not any(d.blocking for d in found)
+                # a peer container: compared with the run's client, as the clients' side
+                check(f"{name}/client", client, contexts["client"], "docker",
+                      parity.programs_of(mine, "client_programs"), name)
         self.manifest["execution_context"] = contexts
         self.manifest["parity"] = results
         self.store.write_manifest(self.manifest)

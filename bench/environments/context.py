@@ -69,5 +69,5 @@ class ExecutionContext:
         return ["/usr/bin/env", "-i", *assignments, "/bin/sh", "-c", PRELUDE, "bench-context", *argv]
 
     def as_dict(self) -> dict[str, object]:
-        return {"path": PATH, "lang": "C.UTF-8", "tz": "UTC", "umask": UMASK, "limits": dict(LIMITS),
-                "home": "the environment's scratch folder", "pass_env": dict(self.passed)}
+        return {"variables": self.variables("<the environment's scratch folder>"), "umask": UMASK,
+                "limits": dict(LIMITS)}

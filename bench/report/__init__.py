@@ -167,7 +167,6 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         mismatched |= set(df.loc[df["parity_ok"].eq(False), "environment"].unique())
     return {
         "parity": parity, "mismatched": sorted(mismatched),
-        "plausibility_pct": PLAUSIBILITY_PCT,
         "variants": groups,
         "title": "bench report: " + ", ".join(m.get("run_id", "?") for m in manifests),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
