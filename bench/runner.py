@@ -161,7 +161,7 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
         if any(e["kind"] == "host" for e in environments.values()):
             needed += [(p, " ".join(tool.packages)) for p in tool.programs]
         for program, package in needed:
-            if not HostEnvironment.has_program_here(program):
+            if not HostEnvironment.has_program_here(program, options.context.path):
                 missing.add((program, package))
     if missing:
         programs = ", ".join(sorted(p for p, _ in missing))

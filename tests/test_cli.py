@@ -79,8 +79,9 @@ def test_unwritable_output_folder(tmp_path):
 
 def test_missing_tool_names_the_package(tmp_path):
     out = tmp_path / "results"
-    # A PATH with none of the tools on it: what a fresh machine looks like before setup.
-    r = bench_cli("run", "--env", "host", "--out", str(out), env={"PATH": str(tmp_path)})
+    # A PATH with none of the tools on it: what a fresh machine looks like before setup. Tools
+    # run on the declared PATH, so the caller's reaches them only when passed on.
+    r = bench_cli("run", "--env", "host", "--out", str(out), "--pass-env", "PATH", env={"PATH": str(tmp_path)})
     assert_clean_error(r, "missing on this host", "fio", "apt-get install", out=out)
 
 

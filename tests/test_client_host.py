@@ -449,7 +449,7 @@ def test_a_missing_client_program_is_named_with_its_own_package(tmp_path):
         if program.name != "redis-benchmark":
             (bin_dir / program.name).symlink_to(program)
     r = bench_cli("run", "--suite", "apps", "--env", "docker-nat", "--out", str(tmp_path),
-                  env={"PATH": f"{bin_dir}:/usr/sbin:/sbin"})
+                  "--pass-env", "PATH", env={"PATH": f"{bin_dir}:/usr/sbin:/sbin"})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "missing on this host: redis-benchmark; install with `apt-get install redis-tools`" in r.stderr
 

@@ -32,6 +32,13 @@ def test_wrap_gives_exactly_the_declared_variables():
     assert "MY_VAR=x" in passed.wrap(["true"], "/w") and passed.passed == (("MY_VAR", "x"),)
 
 
+def test_programs_are_looked_up_on_the_tools_path_not_benchs(tmp_path, monkeypatch):
+    """A caller's PATH without xz does not hide the xz the tools run; passed on, it does."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert HostEnvironment.has_program_here("xz", ExecutionContext().path)
+    assert not HostEnvironment.has_program_here("xz", ExecutionContext.passing(["PATH"]).path)
+
+
 @pytest.fixture
 def host(monkeypatch, tmp_path):
     for k, v in LEAKS.items():

@@ -200,7 +200,8 @@ def test_a_tool_printing_garbage_is_recorded_as_unparsable(tmp_path, config_copy
 
 
 def test_a_tool_missing_on_the_host_is_named_before_anything_runs(tmp_path, config_copy):
-    """xz taken off PATH (every other program of /usr/bin kept, by symlink): the host's tools are
+    """xz taken off PATH (every other program of /usr/bin kept, by symlink; that PATH passed on
+    to the tools with --pass-env, as the declared one has xz): the host's tools are
     checked when the run is planned, so the run stops at once with the package to install.
     (In a container or VM a missing program is a recorded failure of that cell instead.)"""
     bin_dir = tmp_path / "bin"
@@ -211,7 +212,7 @@ def test_a_tool_missing_on_the_host_is_named_before_anything_runs(tmp_path, conf
     (config_copy / "suites" / "missing.yaml").write_text("repetitions: 1\nworkloads: [xz-compress, sysbench-cpu]\n")
     r = bench_cli("--config-dir", str(config_copy), "run", "--suite", "missing", "--env", "host",
                   "--out", str(tmp_path), "--run-id", "missing", "--scratch", str(tmp_path / "scratch"),
-                  env={"PATH": f"{bin_dir}:/usr/sbin:/sbin"})
+                  "--pass-env", "PATH", env={"PATH": f"{bin_dir}:/usr/sbin:/sbin"})
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "missing on this host: xz; install with `apt-get install xz-utils`" in r.stderr
     assert not (tmp_path / "missing").exists()  # nothing was made

@@ -62,6 +62,11 @@ class ExecutionContext:
         return {"PATH": PATH, "HOME": home or "/", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TZ": "UTC",
                 **dict(self.passed)}
 
+    @property
+    def path(self) -> str:
+        """The PATH tools are looked up on: the declared one, or the caller's if passed."""
+        return dict(self.passed).get("PATH", PATH)
+
     def wrap(self, argv: list[str], home: str) -> list[str]:
         """argv as it must run: `env -i` with the declared variables, then the prelude. Absolute
         paths, because nothing of the caller's PATH may decide which env or sh runs."""

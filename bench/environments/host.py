@@ -207,13 +207,14 @@ class HostEnvironment(Environment):
         return self.publish_address, port
 
     @staticmethod
-    def has_program_here(program: str) -> bool:
+    def has_program_here(program: str, path: str = PATH) -> bool:
         """On this machine, without an instance: the runner checks clients before provisioning.
-        On the tools' declared PATH, not the caller's: what runs is what is checked."""
-        return shutil.which(program, path=PATH) is not None
+        On the tools' PATH (the declared one unless --pass-env PATH), not bench's own: what runs
+        is what is checked."""
+        return shutil.which(program, path=path) is not None
 
     def has_program(self, program: str) -> bool:
-        return self.has_program_here(program)
+        return self.has_program_here(program, self.context.path)
 
     def metadata(self) -> dict[str, Any]:
         # The host's own description is the run's host metadata; nothing differs here.
