@@ -53,6 +53,9 @@ def test_exits_0_here_and_tells_the_truth_about_the_environments(real):
     vm = subprocess.run(["systemd-detect-virt", "--vm"], capture_output=True, text=True).stdout.strip()
     assert vm not in ("", "none")
     assert checks["kvm"].startswith("WARN") and "KVM NOT usable" in checks["kvm"] and "--allow-tcg" in checks["kvm"]
+    # and why: this host's /dev/kvm is PVM's (the module is loaded), which boots no Debian kernel
+    if Path("/sys/module/kvm_pvm").exists():
+        assert "PVM" in checks["kvm"] and "guest_kernel" in r.stdout
     assert "nested" in checks["bare metal"] and vm in checks["bare metal"]
     assert checks["vm programs"].startswith("OK") and shutil.which("qemu-system-x86_64")
     assert "the host environment can run every workload" in r.stdout
@@ -181,3 +184,23 @@ def test_doctor_names_the_callers_code_path_variables():
     assert c.status == "WARN" and "OPENBLAS_CORETYPE=Haswell" in c.detail and "LD_PRELOAD" in c.detail
     assert "HOME" not in c.detail and "does not pass them" in c.detail and "--pass-env" in c.fix
     assert check_caller_variables({"PATH": "/bin"}).status == "OK"
+
+
+def test_kvm_obstacles_from_the_hosts_own_signs(tmp_path):
+    """Each reason on a fake host: a device node, /sys/module and the CPU flags."""
+    from bench.environments.kvm_host import obstacle
+
+    modules, dev = tmp_path / "module", tmp_path / "kvm"
+    modules.mkdir()
+    vm_flags = {"hypervisor", "sse4_2"}
+    assert "nested virtualization" in obstacle(modules=modules, dev_kvm=str(dev), flags=vm_flags)
+    assert "modprobe kvm_intel" in obstacle(modules=modules, dev_kvm=str(dev), flags={"vmx"})
+    dev.write_text("")
+    assert obstacle(modules=modules, dev_kvm=str(dev), flags={"vmx"}) == ""
+    (modules / "kvm_pvm").mkdir()
+    said = obstacle({"CONFIG_VIRTIO": "y"}, modules=modules, dev_kvm=str(dev), flags=vm_flags)
+    assert "PVM" in said and "CONFIG_PVM_GUEST" in said and "Debian ships none" in said
+    assert obstacle({"CONFIG_PVM_GUEST": "y"}, modules=modules, dev_kvm=str(dev), flags=vm_flags) == ""
+    dev.chmod(0)
+    if os.geteuid() != 0:  # root opens it regardless of the mode
+        assert "not readable" in obstacle(modules=modules, dev_kvm=str(dev), flags={"vmx"})

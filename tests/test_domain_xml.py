@@ -15,6 +15,7 @@ import pytest
 from bench import config
 from bench.environments.libvirt import LibvirtVariant, domain_spec
 from bench.environments.domain import domain_xml
+from bench.environments.topology import HostTopology, read_topology
 
 from conftest import DATA
 
@@ -25,14 +26,14 @@ VARIANTS = sorted(n for n, e in CATALOGUE.environments.items() if e.kind == "lib
 KERNELS = {"cloud": ("/cache/vmlinuz", "/cache/initrd.img"),
            "generic": ("/cache/vmlinuz-generic", "/cache/initrd.img-generic")}
 # A fixed two-socket, 4-cores-per-socket host, so the files do not depend on this machine.
-TOPOLOGY = (2, 4, 1)
+TOPOLOGY = HostTopology.uniform(2, 4, 1)
 
 
 def render(name: str, accel: str) -> str:
     variant = LibvirtVariant(**CATALOGUE.environments[name].variant)
     spec = domain_spec(f"bench-run1-{name}", "run1", name, variant, accel, TOPOLOGY,
                        *KERNELS[variant.kernel], f"/images/root.{variant.disk_format}",
-                       "/images/data.raw", "/images/console.log", (40001, 40002),
+                       f"/images/data.{variant.disk_format}", "/images/console.log", (40001, 40002),
                        tap="btap0123456789", guest_cidr="10.213.0.2/24")
     return domain_xml(spec)
 
@@ -67,7 +68,8 @@ def test_what_each_variant_means():
     emulated = parse("kvm-tuned", "tcg")
     assert emulated.get("type") == "qemu" and emulated.find("cputune") is None
     assert emulated.find("cpu").get("mode") == "maximum"
-    assert parse("kvm-qcow2", "kvm").find("devices/disk/driver").get("type") == "qcow2"
+    # both disks: the study's MySQL guest kept its data on qcow2
+    assert [d.get("type") for d in parse("kvm-qcow2", "kvm").findall("devices/disk/driver")] == ["qcow2", "qcow2"]
     for disk in untuned.findall("devices/disk"):
         assert disk.find("driver").attrib == {"name": "qemu", "type": "raw", "cache": "none", "io": "native"}
         assert disk.find("target").get("bus") == "virtio"
@@ -163,3 +165,34 @@ def test_what_a_guest_said_about_its_devices(recording, nic_model, disk_bus, fou
     no_data_disk = parse_probe("\n".join(l for l in (DATA / "guest_devices" / f"{recording}.txt").read_text().splitlines()
                                          if "/bench/work" not in l), "/bench/work")
     assert any("data disk none" in m for m in mismatches(no_data_disk, nic_model, disk_bus))
+
+
+def test_tuned_pinning_follows_the_hosts_positions_not_its_numbers():
+    """The study's host numbered thread siblings N and N+16: vCPU 1 (core 0's second thread in
+    the guest) belongs on host CPU 16, not on CPU 1, which is another physical core."""
+    study_host = HostTopology.uniform(2, 8, 2, siblings_apart=True)
+    assert study_host.shape == (2, 8, 2)
+    pins = study_host.pinning(32)
+    assert pins[:4] == (0, 16, 1, 17) and pins[16:18] == (8, 24) and sorted(pins) == list(range(32))
+    # a 4-vCPU guest: four physical cores, no two vCPUs on sibling threads
+    assert study_host.pinning(4) == (0, 1, 2, 3) and study_host.pinning(33) is None
+    spec = domain_spec("bench-run1-t", "run1", "t", LibvirtVariant(tuned=True), "kvm", study_host,
+                       *KERNELS["cloud"], "/r", "/d", "/c", ())
+    pins_xml = ET.fromstring(domain_xml(spec)).findall("cputune/vcpupin")
+    assert [p.get("cpuset") for p in pins_xml[:2]] == ["0", "16"]
+    assert spec.topology == (2, 8, 2)
+
+
+def test_topology_is_read_from_sysfs(tmp_path):
+    """A sysfs tree as a two-socket host with siblings apart writes it, and this host's own."""
+    for cpu in range(8):
+        topo = tmp_path / f"cpu{cpu}" / "topology"
+        topo.mkdir(parents=True)
+        socket, core = (cpu % 4) // 2, cpu % 2
+        (topo / "physical_package_id").write_text(f"{socket}\n")
+        (topo / "core_id").write_text(f"{core * 8}\n")          # core ids need not be dense
+        (topo / "thread_siblings_list").write_text(f"{cpu % 4},{cpu % 4 + 4}\n")
+    read = read_topology(tmp_path)
+    assert read == HostTopology.uniform(2, 2, 2, siblings_apart=True)
+    here = read_topology()
+    assert len(here.positions) == os.cpu_count()

@@ -90,14 +90,28 @@ def test_commands_carry_the_studys_settings():
     server = MARIADB.server_argv(params, "/d/data", "/d/init.sql", "0.0.0.0", 3306)
     assert server[:2] == ["mariadbd", "--no-defaults"]
     assert {"--innodb-buffer-pool-size=3G", "--innodb-flush-method=O_DIRECT", "--skip-name-resolve",
+            "--innodb-flush-log-at-trx-commit=1", "--query-cache-size=0",
             "--bind-address=0.0.0.0", "--port=3306", "--socket=/d/data/mysqld.sock"} <= set(server)
     assert "--max-connections=310" in server  # 290 client threads must all get a connection
     client = MARIADB.client_argv(params, "127.0.0.1", 3306, "run", threads=290, seconds=60)
-    assert client[:2] == ["sysbench", "oltp_read_write"] and client[-1] == "run"
+    assert client[:2] == ["sysbench", "oltp_read_only"] and client[-1] == "run"  # the study's test
     assert {"--threads=290", "--time=60", "--table-size=2000000", "--mysql-port=3306"} <= set(client)
+    rw = MARIADB.client_argv({**params, "mode": "read-write"}, "127.0.0.1", 3306, "run", threads=1, seconds=1)
+    assert rw[1] == "oltp_read_write"
     # the whole repetition's limit covers loading 2 M rows and 15 points of 60 s
     lab = MARIADB.Params(threads=list(range(10, 291, 20)), time=60, table_size=2000000).model_dump()
     assert MARIADB.timeout(lab) > 15 * 60 + 2000000 / 2000
+
+
+def test_the_lab_profile_is_the_studys_server():
+    """mysql/docker-single-container/mysql-opt.cnf: 3G pool, O_DIRECT, log flushed once a second;
+    sysbench read-only (every study log says "Doing read-only test"), 2 M rows, 10..290 threads."""
+    lab = config.load().workload("mariadb-oltp", "lab").params
+    assert (lab["mode"], lab["buffer_pool"], lab["flush_method"], lab["flush_log_at_trx_commit"]) == (
+        "read-only", "3G", "O_DIRECT", 0)
+    assert lab["table_size"] == 2000000 and lab["threads"] == list(range(10, 291, 20)) and lab["time"] == 60
+    extra = config.load().workload("mariadb-oltp-rw", "lab").params
+    assert extra["mode"] == "read-write" and extra["flush_log_at_trx_commit"] == 1
 
 
 # -- real runs through the CLI --------------------------------------------------------------------

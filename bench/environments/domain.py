@@ -56,6 +56,7 @@ class DomainSpec:
     network: Literal["user", "bridge"] = "user"
     tap: str = ""
     vhost: bool = False
+    firmware: str = ""          # -bios ROM (qboot for a PVM guest kernel); "" = QEMU's SeaBIOS
 
 
 # libvirt's NIC model name -> QEMU's device, for the user-mode NIC given to QEMU directly
@@ -88,6 +89,8 @@ def domain_xml(spec: DomainSpec) -> str:
 
     os_ = _sub(dom, "os")
     _sub(os_, "type", "hvm", arch="x86_64", machine=spec.machine)
+    if spec.firmware:
+        _sub(os_, "loader", spec.firmware, type="rom", readonly="yes")
     _sub(os_, "kernel", spec.kernel)
     _sub(os_, "initrd", spec.initrd)
     _sub(os_, "cmdline", spec.cmdline)

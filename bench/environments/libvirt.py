@@ -43,7 +43,9 @@ from ..model import Measurement
 from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
 from .domain import Disk, DomainSpec, domain_xml
 from .guest_devices import PROBE_SCRIPT, GuestDevices, mismatches, missing_drivers, parse_probe
+from . import kvm_host
 from .netns import BridgeNetwork
+from .topology import HostTopology, read_topology
 
 URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
 IMAGES = Path(os.environ.get("BENCH_VM_DIR", "/var/lib/libvirt/images"))
@@ -73,6 +75,12 @@ class LibvirtVariant(BaseModel):
     # The image's Debian kernel flavour the guest boots: cloud (slim, paravirtual drivers only)
     # or generic (the same version with every driver, e.g. e1000 and AHCI).
     kernel: Literal["cloud", "generic"] = "cloud"
+    # A kernel of the user's own instead (with its initramfs and the firmware it needs): a PVM
+    # host (kvm_pvm) boots only a PVM guest kernel, which Debian does not ship. It must drive
+    # virtio itself (built in, or modules in guest_initrd): the image has modules for its own only.
+    guest_kernel: str | None = None
+    guest_initrd: str | None = None
+    firmware: str | None = None            # -bios, e.g. /usr/share/qemu/qboot.rom
 
 
 def _connect():
@@ -92,16 +100,6 @@ def cpu_mode(variant: LibvirtVariant, accel: str) -> str:
     if accel == "tcg":
         return "maximum"
     return "host-passthrough" if variant.tuned else "default"
-
-
-def host_topology() -> tuple[int, int, int]:
-    """(sockets, cores per socket, threads per core) of this host, from sysfs."""
-    cpus = list(Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology"))
-    packages = {(c / "physical_package_id").read_text().strip() for c in cpus if (c / "physical_package_id").exists()}
-    siblings = [(c / "thread_siblings_list").read_text().strip() for c in cpus if (c / "thread_siblings_list").exists()]
-    threads = max((len(s.replace("-", ",").split(",")) for s in siblings), default=1)
-    sockets = max(len(packages), 1)
-    return sockets, max(len(cpus) // (sockets * threads), 1), threads
 
 
 def uses_vhost(variant: LibvirtVariant, accel: str) -> bool:
@@ -135,11 +133,11 @@ def driver_support(params: dict[str, Any]) -> tuple[bool, str]:
 
 
 def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVariant, accel: str,
-                topology: tuple[int, int, int], kernel: str, initrd: str, root: str, data: str,
+                topology: HostTopology, kernel: str, initrd: str, root: str, data: str,
                 console_log: str, ports: tuple[int, ...], tap: str = "", guest_cidr: str = "",
                 forward_address: str = "127.0.0.1") -> DomainSpec:
     """The guest of a variant: pure, so that golden XML tests cover every variant."""
-    host_cpus = topology[0] * topology[1] * topology[2]
+    host_cpus = len(topology.positions)
     vcpus = variant.vcpus or host_cpus
     tuned = variant.tuned and accel == "kvm"  # pinning and passthrough mean nothing to TCG
     # virtio-blk disks are vda, vdb in the order given; SATA and IDE disks are sda, sdb in the
@@ -154,15 +152,16 @@ def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVarian
         vcpus=vcpus, memory_mib=variant.memory_mib, kernel=kernel, initrd=initrd,
         cmdline=cmdline,
         disks=(Disk(root, f"{prefix}a", variant.disk_format, bus=variant.disk_bus),
-               Disk(data, f"{prefix}b", bus=variant.disk_bus)),
+               Disk(data, f"{prefix}b", variant.disk_format, bus=variant.disk_bus)),
         console_log=console_log,
         cpu_mode=cpu_mode(variant, accel),
-        # The host's own topology when the guest has all its CPUs, as the study's tuned guest.
-        topology=(topology if vcpus == host_cpus else (1, vcpus, 1)) if tuned else None,
-        pinning=tuple(range(vcpus)) if tuned and vcpus <= host_cpus else None,
+        # The host's own topology when the guest has all its CPUs, as the study's tuned guest,
+        # each vCPU pinned to the host CPU in its (socket, core, thread) position.
+        topology=(topology.shape if vcpus == host_cpus else (1, vcpus, 1)) if tuned else None,
+        pinning=topology.pinning(vcpus) if tuned else None,
         forwarded_ports=ports if variant.network == "user" else (), forward_address=forward_address,
         network=variant.network, tap=tap, vhost=uses_vhost(variant, accel),
-        nic_model=variant.nic_model, machine=machine_type(variant))
+        nic_model=variant.nic_model, machine=machine_type(variant), firmware=variant.firmware or "")
 
 
 # -- acceleration ------------------------------------------------------------------------------
@@ -170,14 +169,16 @@ def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVarian
 _PROBE: dict[str, tuple[bool, str]] = {}
 
 
-def probe_kvm(kernel: Path) -> tuple[bool, str]:
-    """Can KVM run a guest here? Boot the image's kernel under KVM with no disk and watch for it
+def probe_kvm(kernel: Path, firmware: str | None = None,
+              kernel_config: dict[str, str] | None = None) -> tuple[bool, str]:
+    """Can KVM run a guest here? Boot the guest's kernel under KVM with no disk and watch for it
     to reach its "cannot mount root" panic: proof that the virtual CPU ran the kernel.
-    Nested KVM on these machines passes the /dev/kvm test and then hangs or fails with
-    "KVM internal error"; both are caught. Cached per boot of the host."""
+    Nested KVM passes the /dev/kvm test and then hangs or fails with "KVM internal error"; both
+    are caught, and kvm_host.obstacle says why (PVM, no vmx/svm ...). Cached per boot of the
+    host, kernel and firmware. kernel_config: the kernel's build options, if known."""
     import psutil
 
-    key = f"{psutil.boot_time():.0f}:{kernel}"
+    key = f"{psutil.boot_time():.0f}:{kernel}:{firmware or ''}"
     cache = Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench")) / "kvm-probe.json"
     if key in _PROBE:
         return _PROBE[key]
@@ -188,12 +189,13 @@ def probe_kvm(kernel: Path) -> tuple[bool, str]:
             return _PROBE[key]
     except (OSError, ValueError):
         pass
+    why = kvm_host.obstacle(kernel_config)
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        result = (False, "/dev/kvm is missing or not accessible")
+        result = (False, why or "/dev/kvm is missing or not accessible")
     else:
         argv = ["qemu-system-x86_64", "-accel", "kvm", "-kernel", str(kernel), "-append",
                 "console=ttyS0 panic=-1", "-no-reboot", "-nodefaults", "-display", "none",
-                "-serial", "stdio", "-m", "256"]
+                "-serial", "stdio", "-m", "256", *(["-bios", firmware] if firmware else [])]
         try:
             r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
             output = r.stdout + r.stderr
@@ -202,9 +204,9 @@ def probe_kvm(kernel: Path) -> tuple[bool, str]:
         if "Unable to mount root" in output or "Kernel panic" in output:
             result = (True, "a KVM guest ran the kernel")
         elif "KVM internal error" in output or "emulation failure" in output:
-            result = (False, "KVM internal error (emulation failure): nested KVM does not work here")
+            result = (False, why or "KVM internal error (emulation failure): nested KVM does not work here")
         else:
-            result = (False, "a KVM guest printed nothing in 30 s (nested KVM hangs here)")
+            result = (False, why or "a KVM guest printed nothing in 30 s (nested KVM hangs here)")
     _PROBE[key] = result
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +214,18 @@ def probe_kvm(kernel: Path) -> tuple[bool, str]:
     except OSError:
         pass
     return result
+
+
+def probe_variant(params: dict[str, Any]) -> tuple[bool, str]:
+    """The probe with the kernel and firmware the variant's guest would boot: the image's
+    cloud kernel, or the variant's own `guest_kernel`."""
+    from .. import image
+
+    variant = LibvirtVariant(**params)
+    if variant.guest_kernel:
+        return probe_kvm(Path(variant.guest_kernel), variant.firmware)
+    recipe = image.Recipe.default()
+    return probe_kvm(image.vm_kernel(recipe)[0], variant.firmware, image.vm_kernel_config(recipe))
 
 
 class LibvirtEnvironment(Environment):
@@ -230,6 +244,7 @@ class LibvirtEnvironment(Environment):
         self.console_log = ""
         self.boot_seconds = float("nan")
         self.xml = ""
+        self.pinning: tuple[int, ...] | None = None
         self.kept_artifacts: dict[str, str] = {}
         self.devices: GuestDevices | None = None  # what the guest's sysfs says, once booted
         self.device_probe = ""                    # its raw words, kept with the console log
@@ -270,7 +285,7 @@ class LibvirtEnvironment(Environment):
         recipe = image.Recipe.default()
         if not recipe.rootfs.exists():
             return False, f"{where}; KVM not probed yet: the probe boots the image's kernel, run `bench image build`"
-        usable, why = probe_kvm(image.vm_kernel(recipe)[0])
+        usable, why = probe_variant(params)
         if usable:
             return True, f"{where}; KVM usable ({why})"
         if allow_tcg:
@@ -301,11 +316,13 @@ class LibvirtEnvironment(Environment):
         recipe = image.Recipe.default()
         base_disk = image.vm_disk(recipe, self.variant.disk_format)
         kernel, initrd = image.vm_kernel(recipe, self.variant.kernel)
+        if self.variant.guest_kernel:
+            kernel, initrd = Path(self.variant.guest_kernel), Path(self.variant.guest_initrd or initrd)
         drivable, why = driver_support(self.params)
         if not drivable:
             raise BenchError(f"{self.name}: {why}")
         if self.accel == "kvm":
-            usable, why = probe_kvm(image.vm_kernel(recipe)[0])  # the probe's kernel: always the cloud one
+            usable, why = probe_variant(self.params)
             if not usable:
                 if not self.allow_tcg:
                     raise BenchError(f"{self.name}: KVM is not usable here ({why}); pass --allow-tcg")
@@ -323,6 +340,13 @@ class LibvirtEnvironment(Environment):
         with open(data, "wb") as f:
             f.truncate(self.variant.data_disk_gib << 30)
         subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "benchdata", str(data)], check=True)
+        if self.variant.disk_format == "qcow2":
+            # The data disk (fio's, MariaDB's) in the variant's format too: in the study the
+            # MySQL guest's data lived on qcow2, and kvm-qcow2 measures what its name says.
+            qcow2 = self.folder / "data.qcow2"
+            subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", str(data), str(qcow2)], check=True)
+            data.unlink()
+            data = qcow2
         self.console_log = str(self.folder / "console.log")
         if self.bridge:
             # The guest's own stack, reached only through the namespace: any port is free there.
@@ -331,11 +355,12 @@ class LibvirtEnvironment(Environment):
         else:
             self.ports = free_ports(n_ports, self.publish_address)
 
-        spec = domain_spec(resource, self.run_id, self.name, self.variant, self.accel, host_topology(),
+        spec = domain_spec(resource, self.run_id, self.name, self.variant, self.accel, read_topology(),
                            str(kernel), str(initrd), str(root), str(data), self.console_log, tuple(self.ports),
                            tap=self.bridge.tap if self.bridge else "",
                            guest_cidr=self.bridge.guest_cidr if self.bridge else "",
                            forward_address=self.publish_address)
+        self.pinning = spec.pinning
         self.xml = domain_xml(spec)
         self.conn = _connect()
         self.domain = self.conn.createXML(self.xml, 0)  # transient: gone when destroyed
@@ -511,7 +536,8 @@ class LibvirtEnvironment(Environment):
             "vcpus": self.variant.vcpus or os.cpu_count() or 1,
             "memory_mib": self.variant.memory_mib,
             "cpu_mode": cpu_mode(self.variant, self.accel),
-            "vcpu_pinning": "1:1" if self.variant.tuned and self.accel == "kvm" else "none",
+            # vCPU i -> host CPU, by (socket, core, thread) position (topology.py)
+            "vcpu_pinning": (" ".join(f"{v}:{c}" for v, c in enumerate(self.pinning)) if self.pinning else "none"),
             "disk_format": self.variant.disk_format,
             "disk_cache": "none",
             "disk_io": "native",

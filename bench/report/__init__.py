@@ -144,8 +144,10 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
             study = ref.for_metric(w, headline, {k: r.get(f"sweep_{k}") for k in sweep_keys}) if ref else None
             if study and study.get("point") == "peak" and not _is_peak(rows, headline, r["point"], baseline):
                 study = None
-            r["study_overhead"] = (ref.ratio(study, ref.config_for(r["environment"], r["env_kind"]), r["better"])
-                                   if study else None)
+            config = ref.config_for(r["environment"], r["env_kind"], study) if study else None
+            r["study_overhead"] = ref.ratio(study, config, r["better"]) if study else None
+            r["study_paper_only"] = bool(study) and any(study["values"].get(c, {}).get("origin") == "paper"
+                                                        for c in (config, "native"))
         workloads.append({"name": w, "tool": tool, "headline": headline, "sweep_keys": sweep_keys,
                           "table": table, "figures": figs, "summary": summary_rows,
                           "description": _description(manifests, w), "params": _params(manifests, w)})
@@ -184,6 +186,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         "p_min_example": stats.min_attainable_p(3, 3, options.n_resamples),
         "reference_source": ref.source if ref else None,
         "reference_labels": ref.labels if ref else {},
+        "reference_repository": ref.repository if ref else "",
         "n_samples": len(df),
     }
 
@@ -202,11 +205,13 @@ def _study_cells(study, envs, kinds, ref, better):
         return None
     values = {}
     for env in envs:
-        config = ref.config_for(env, kinds.get(env, ""))
+        config = ref.config_for(env, kinds.get(env, ""), study)
         if config in study["values"]:
-            values[env] = {"value": study["values"][config], "label": ref.labels.get(config, config),
+            v = study["values"][config]
+            values[env] = {"value": v["value"], "label": ref.labels.get(config, config), "paper_only": v["origin"] == "paper",
                            "overhead": ref.ratio(study, config, better)}
-    return {"result": study["result"], "note": study.get("note"), "unit": study.get("unit"), "values": values}
+    return {"result": study["result"], "note": study.get("note"), "unit": study.get("unit"), "values": values,
+            "source": study["source"]}
 
 
 # CPU- and memory-bound tools, on which no environment should beat native by more than noise.
