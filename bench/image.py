@@ -29,7 +29,7 @@ IMAGE_REPOSITORY = "bench-workload"
 LABEL_RECIPE = "bench.recipe"
 CACHE = Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench"))
 # What a workload needs besides its tools: sh, coreutils' timeout, ps, ip, dpkg-query.
-BASE_PACKAGES = ("procps", "iproute2")
+BASE_PACKAGES = ("procps", "iproute2", "numactl")  # numactl: the study's memory interleave on NUMA hosts
 # What a VM needs to boot the same root file system: a Debian kernel (its initramfs is made
 # when it is installed), the guest agent the harness talks to, and tini to reap as PID 1.
 # Docker ignores them; they are in the one recipe so that both run the very same files.

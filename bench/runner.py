@@ -27,7 +27,7 @@ from typing import Any
 from . import adaptive, metadata, parity
 from .config import Catalogue, WorkloadConfig
 from .environments import KINDS, Environment
-from .environments.context import ExecutionContext
+from .environments.context import ExecutionContext, memory_policy, memory_policy_record, numa_nodes
 from .environments.host import HostEnvironment
 from .environments.remote import ClientHost, RemoteHost, preflight
 from .errors import BenchError, ToolError
@@ -420,7 +420,8 @@ class Runner:
             "allow_tcg": self.options.allow_tcg,
             "target_ci": self.options.target_ci,
             "max_reps": self.options.max_reps,
-            "declared_context": self.options.context.as_dict(),
+            "declared_context": {**self.options.context.as_dict(), "memory_policy": memory_policy_record(
+                sorted({w.name for w in p.workloads if TOOLS[w.tool].numa_interleave}), numa_nodes())},
             "pass_env": dict(self.options.context.passed),
             "allow_mismatch": self.options.allow_mismatch,
             "suite": p.suite,
@@ -576,6 +577,9 @@ class Runner:
         if missing:
             return fail(f"{', '.join(missing)} not found in {step.environment}; install "
                         f"{' '.join(tool.packages)} there")
+        declared = env.context
+        if memory_policy(tool.numa_interleave, env.kind, numa_nodes()):
+            env.context = dataclasses.replace(declared, interleave=True)
         try:
             raw = tool.run(ctx)
         except ToolError as e:
@@ -584,6 +588,8 @@ class Runner:
             raise
         except Exception as e:  # a harness or daemon error: record it with its trace, go on
             return fail(f"{type(e).__name__}: {e}", traceback.format_exc())
+        finally:
+            env.context = declared
 
         self.tool_seconds += raw.result.duration
         parts = [step.environment, w.name]

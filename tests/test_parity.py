@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench import parity
-from bench.environments.context import LIMITS, ExecutionContext
+from bench.environments.context import LIMITS, ExecutionContext, memory_policy, numa_nodes
 from bench.environments.host import HostEnvironment
 
 from conftest import DATA, bench_cli
@@ -30,6 +30,25 @@ def test_wrap_gives_exactly_the_declared_variables():
     assert "HOME=/work" in argv and "LC_ALL=C.UTF-8" in argv and "TZ=UTC" in argv
     passed = ExecutionContext.passing(["MY_VAR", "NOT_SET"], {"MY_VAR": "x"})
     assert "MY_VAR=x" in passed.wrap(["true"], "/w") and passed.passed == (("MY_VAR", "x"),)
+
+
+def test_cpu_tests_interleave_memory_only_where_there_are_nodes(tmp_path):
+    """The study ran its CPU and memory tests under numactl --interleave=0,1: every node of its two."""
+    argv = ExecutionContext(interleave=True).wrap(["hpcc"], "/w")
+    assert argv[-3:] == ["numactl", "--interleave=all", "hpcc"]
+    assert memory_policy(True, "host", 2) and memory_policy(True, "docker", 2)
+    assert not memory_policy(True, "host", 1)       # one node: nothing to interleave
+    assert not memory_policy(False, "host", 2)      # not a CPU test (netperf, fio)
+    assert not memory_policy(True, "libvirt", 2)    # a guest: libvirt's numatune does it
+    for node in ("node0", "node1", "possible"):
+        (tmp_path / node).mkdir()
+    assert numa_nodes(str(tmp_path)) == 2 and numa_nodes(str(tmp_path / "none")) == 1
+    from bench.environments.domain import domain_xml
+    from bench.environments.libvirt import LibvirtVariant, domain_spec
+    from bench.environments.topology import HostTopology
+    spec = domain_spec("bench-r-x", "r", "x", LibvirtVariant(), "kvm", HostTopology.uniform(2, 2, 1),
+                       "/k", "/i", "/r", "/d", "/c", (), numa_nodes=2)
+    assert '<memory mode="interleave" nodeset="0-1" />' in domain_xml(spec)
 
 
 def test_programs_are_looked_up_on_the_tools_path_not_benchs(tmp_path, monkeypatch):
@@ -118,6 +137,9 @@ def test_run_on_host_and_docker_ignores_the_callers_variables(parity_suite, tmp_
     assert not any(d["blocking"] for d in manifest["parity"]["docker-nat"])
     samples = [json.loads(line) for line in (tmp_path / "parity-clean" / "samples.jsonl").read_text().splitlines()]
     assert {s["parity_ok"] for s in samples if s["workload"] != "provision"} == {True}
+    # this host has one NUMA node: nothing is interleaved, and run.json says so and why
+    policy = manifest["declared_context"]["memory_policy"]
+    assert policy["numa_nodes"] == numa_nodes() and (policy["interleaved"] == []) == (numa_nodes() == 1)
     html = (tmp_path / "parity-clean" / "report.html").read_text()
     assert 'id="parity"' in html and html.index('id="parity"') < html.index('id="summary"')
 

@@ -130,7 +130,7 @@ def test_a_plan_leaves_out_the_cells_an_environment_does_not_run(tmp_path):
     p = runner.plan(cat, runner.RunOptions(suite="apps", environments=["host", "docker-compose"], out=tmp_path))
     steps = runner.schedule(p)
     assert {s.workload.name for s in steps if s.environment == "docker-compose"} == {"webapp"}
-    assert {s.workload.name for s in steps if s.environment == "host"} == {"redis", "mariadb-oltp", "webapp"}
+    assert {s.workload.name for s in steps if s.environment == "host"} == {"redis", "mariadb-oltp", "mariadb-oltp-rw", "webapp"}
     with pytest.raises(BenchError, match="'docker-compose' runs none of suite io's workloads: it runs only "
                                          "multi-tier workloads"):
         runner.plan(cat, runner.RunOptions(suite="io", environments=["docker-compose"], out=tmp_path))

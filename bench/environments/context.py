@@ -50,6 +50,10 @@ class ExecutionContext:
     environment, as everything else here."""
 
     passed: tuple[tuple[str, str], ...] = ()
+    # numactl --interleave=all in front of the tool: the study's CPU and memory tests on its
+    # two-socket host, native and Docker alike (a guest's memory is interleaved by libvirt's
+    # numatune instead). Set per cell by the runner (memory_policy), never on a one-node host.
+    interleave: bool = False
 
     @classmethod
     def passing(cls, names: list[str], environ: Mapping[str, str] | None = None) -> "ExecutionContext":
@@ -71,8 +75,37 @@ class ExecutionContext:
         """argv as it must run: `env -i` with the declared variables, then the prelude. Absolute
         paths, because nothing of the caller's PATH may decide which env or sh runs."""
         assignments = [f"{k}={v}" for k, v in self.variables(home).items()]
-        return ["/usr/bin/env", "-i", *assignments, "/bin/sh", "-c", PRELUDE, "bench-context", *argv]
+        tool = ["numactl", "--interleave=all", *argv] if self.interleave else argv
+        return ["/usr/bin/env", "-i", *assignments, "/bin/sh", "-c", PRELUDE, "bench-context", *tool]
 
     def as_dict(self) -> dict[str, object]:
         return {"variables": self.variables("<the environment's scratch folder>"), "umask": UMASK,
                 "limits": dict(LIMITS)}
+
+
+NODES = "/sys/devices/system/node"
+# Kinds whose tools share the host's memory directly; a guest's is QEMU's (numatune).
+SHARED_MEMORY_KINDS = ("host", "docker", "swarm", "compose")
+
+
+def numa_nodes(root: str = NODES) -> int:
+    """The host's NUMA nodes (1 where sysfs has none)."""
+    try:
+        return max(sum(1 for n in os.listdir(root) if n.startswith("node") and n[4:].isdigit()), 1)
+    except OSError:
+        return 1
+
+
+def memory_policy(interleaves: bool, kind: str, nodes: int) -> bool:
+    """Whether a tool runs under numactl --interleave=all: a CPU or memory test (the workload
+    says), in an environment sharing the host's memory, on a host of several nodes."""
+    return interleaves and kind in SHARED_MEMORY_KINDS and nodes > 1
+
+
+def memory_policy_record(tools: list[str], nodes: int) -> dict[str, object]:
+    """What run.json says of it."""
+    if nodes <= 1:
+        return {"numa_nodes": nodes, "interleaved": [], "why": "one NUMA node: nothing to interleave"}
+    return {"numa_nodes": nodes, "interleaved": tools,
+            "why": "as the study: numactl --interleave=all for CPU and memory tests on the host and in "
+                   "containers; guests' memory interleaved by libvirt (numatune)"}

@@ -46,7 +46,9 @@ STREAM_TIMEOUT = 7 * 24 * 3600   # the exec socket stays open as long as the too
 class DockerVariant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     network: Literal["nat", "host", "bridge"] = "nat"
-    client: Literal["host", "container"] = "host"
+    # where clients run: this host's loopback (docker-proxy carries NAT's port), a peer
+    # container, or a network namespace of the run's own (iptables DNAT, as a remote client)
+    client: Literal["host", "container", "namespace"] = "host"
     storage: Literal["volume", "overlay"] = "volume"
     runtime: str | None = None    # an OCI runtime registered with dockerd, e.g. crun
     cpus: float | None = None     # --cpus
@@ -65,6 +67,8 @@ class DockerVariant(BaseModel):
     def peer_needs_a_network(self) -> "DockerVariant":
         if self.client == "container" and self.network != "bridge":
             raise ValueError("client: container needs network: bridge (a network the peer can join)")
+        if self.client == "namespace" and self.network != "nat":
+            raise ValueError("client: namespace reaches a published port: it needs network: nat")
         if self.client == "container" and self.own_daemon:
             raise ValueError("client: container runs its peer on the main dockerd; it cannot be combined "
                              "with a second daemon (daemon_storage_driver, userns_remap)")
@@ -96,6 +100,7 @@ class DockerEnvironment(Environment):
         self.peer = None      # client: container, where clients run
         self.bridge_address = ""  # the server's address on the run's network, for the peer
         self.daemon = None  # a second dockerd, for daemon-wide variants
+        self.client_ns = None  # client: namespace, the run's own
 
     @property
     def listen_address(self) -> str:  # type: ignore[override]
@@ -169,6 +174,12 @@ class DockerEnvironment(Environment):
         kwargs: dict[str, Any] = dict(
             name=resource, labels=labels, detach=True, init=True,  # init reaps mpirun's children
             command=["sleep", "infinity"])
+        if self.variant.client == "namespace":
+            from .netns import ClientNamespace
+
+            self.client_ns = ClientNamespace(self.run_id, self.name)
+            self.client_ns.create()
+            self.publish_address = self.client_ns.address
         self.ports = free_ports(n_ports, self.publish_address)
         if self.variant.network == "host":
             kwargs["network_mode"] = "host"
@@ -245,6 +256,9 @@ class DockerEnvironment(Environment):
         if self.daemon is not None:
             self.daemon.stop()  # after its containers and volumes: it removes its folder
             self.daemon = None
+        if self.client_ns is not None:
+            self.client_ns.delete()
+            self.client_ns = None
 
     # -- using it ----------------------------------------------------------------------------
 
@@ -298,9 +312,22 @@ class DockerEnvironment(Environment):
             return self.bridge_address, port
         return self.publish_address, port
 
+    def client_command(self, argv: list[str]) -> list[str]:
+        return self.client_ns.client_command(argv) if self.client_ns else argv
+
+    @classmethod
+    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
+        if params.get("client") == "namespace":
+            return ("its clients run in a network namespace of the run's own on this host; with --client-host "
+                    "every Docker NAT variant is reached through iptables DNAT already (docker-nat)")
+        return ""
+
     def _nat_path(self) -> str:
         if self.variant.network == "host" or self.peer is not None:
             return "none"
+        if self.client_ns is not None:
+            return (f"iptables DNAT on {self.publish_address} (PREROUTING; client in network namespace "
+                    f"{self.client_ns.namespace}, as from another host)")
         if self.publish_address.startswith("127."):
             return "docker-proxy (loopback client)"
         # A packet from another host meets Docker's DNAT rule in PREROUTING (docker-proxy

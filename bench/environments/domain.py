@@ -56,6 +56,7 @@ class DomainSpec:
     network: Literal["user", "bridge"] = "user"
     tap: str = ""
     vhost: bool = False
+    numa_nodes: int = 1         # the host's: >1 interleaves the guest's memory over them (the study's)
     firmware: str = ""          # -bios ROM (qboot for a PVM guest kernel); "" = QEMU's SeaBIOS
 
 
@@ -86,6 +87,10 @@ def domain_xml(spec: DomainSpec) -> str:
         tune = _sub(dom, "cputune")
         for vcpu, cpu in enumerate(spec.pinning):
             _sub(tune, "vcpupin", vcpu=str(vcpu), cpuset=str(cpu))
+
+    if spec.numa_nodes > 1:
+        tune = _sub(dom, "numatune")
+        _sub(tune, "memory", mode="interleave", nodeset=f"0-{spec.numa_nodes - 1}")
 
     os_ = _sub(dom, "os")
     _sub(os_, "type", "hvm", arch="x86_64", machine=spec.machine)

@@ -45,6 +45,7 @@ from .domain import Disk, DomainSpec, domain_xml
 from .guest_devices import PROBE_SCRIPT, GuestDevices, mismatches, missing_drivers, parse_probe
 from . import kvm_host
 from .netns import BridgeNetwork
+from .context import numa_nodes
 from .topology import HostTopology, read_topology
 
 URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
@@ -135,7 +136,7 @@ def driver_support(params: dict[str, Any]) -> tuple[bool, str]:
 def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVariant, accel: str,
                 topology: HostTopology, kernel: str, initrd: str, root: str, data: str,
                 console_log: str, ports: tuple[int, ...], tap: str = "", guest_cidr: str = "",
-                forward_address: str = "127.0.0.1") -> DomainSpec:
+                forward_address: str = "127.0.0.1", numa_nodes: int = 1) -> DomainSpec:
     """The guest of a variant: pure, so that golden XML tests cover every variant."""
     host_cpus = len(topology.positions)
     vcpus = variant.vcpus or host_cpus
@@ -161,7 +162,8 @@ def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVarian
         pinning=topology.pinning(vcpus) if tuned else None,
         forwarded_ports=ports if variant.network == "user" else (), forward_address=forward_address,
         network=variant.network, tap=tap, vhost=uses_vhost(variant, accel),
-        nic_model=variant.nic_model, machine=machine_type(variant), firmware=variant.firmware or "")
+        nic_model=variant.nic_model, machine=machine_type(variant), firmware=variant.firmware or "",
+        numa_nodes=numa_nodes)
 
 
 # -- acceleration ------------------------------------------------------------------------------
@@ -359,7 +361,7 @@ class LibvirtEnvironment(Environment):
                            str(kernel), str(initrd), str(root), str(data), self.console_log, tuple(self.ports),
                            tap=self.bridge.tap if self.bridge else "",
                            guest_cidr=self.bridge.guest_cidr if self.bridge else "",
-                           forward_address=self.publish_address)
+                           forward_address=self.publish_address, numa_nodes=numa_nodes())
         self.pinning = spec.pinning
         self.xml = domain_xml(spec)
         self.conn = _connect()

@@ -1,5 +1,7 @@
-"""A private L2 network for one VM: a network namespace the run makes, a Linux bridge in it, and
-the guest's tap device on that bridge (the study's virtio-net + vhost on a bridge).
+"""Network namespaces of the run's own. BridgeNetwork: a private L2 network for one VM, a Linux
+bridge in a namespace and the guest's tap device on it (the study's virtio-net + vhost on a
+bridge). ClientNamespace: a namespace whose clients reach a container's published port the way
+a client on another host does, through Docker's iptables DNAT rather than docker-proxy.
 
 Every packet stays inside the namespace: the bridge's address and the guest's exist only there,
 and the namespace has no route anywhere else. A client on the host reaches the guest by running
@@ -50,13 +52,18 @@ def namespaces() -> list[str]:
 
 
 def owner(namespace: str) -> str | None:
-    """The run id in the alias of a namespace's bridge (None: no bridge, or not ours)."""
-    r = ip("-j", "-n", namespace, "link", "show", BRIDGE, check=False)
+    """The run id in the alias of a link of the namespace (its bridge, or a client namespace's
+    veth end); None: no such link, or not ours."""
+    r = ip("-j", "-n", namespace, "link", "show", check=False)
     try:
-        alias = json.loads(r.stdout)[0].get("ifalias", "") if r.returncode == 0 else ""
-    except (ValueError, IndexError):
+        links = json.loads(r.stdout) if r.returncode == 0 else []
+    except ValueError:
         return None
-    return alias[len(alias_of("")):] if alias.startswith(alias_of("")) else None
+    for link in links:
+        alias = link.get("ifalias", "")
+        if alias.startswith(alias_of("")):
+            return alias[len(alias_of("")):]
+    return None
 
 
 def stray_taps() -> list[tuple[str, str]]:
@@ -123,4 +130,57 @@ class BridgeNetwork:
             return
         delete_namespace(self.namespace)
         delete_link(self.tap)
+        self.made = False
+
+
+CLIENT_SUBNET = ipaddress.ip_network("10.214.0.0/30")
+CLIENT_HOST_SIDE = "10.214.0.1"      # on the root namespace's end: where ports are published
+CLIENT_NS_SIDE = "10.214.0.2"        # the clients' own address, inside the namespace
+VETH_PREFIX = "bcv"
+
+
+class ClientNamespace:
+    """A namespace with one veth pair to the root namespace. A server's ports are published on
+    the root end's address; a client inside connects to it, so its packets arrive on an
+    interface as another host's would, meet Docker's DNAT rule in PREROUTING and are forwarded
+    to the container by the kernel. A loopback client instead is carried by docker-proxy, a
+    user-space copy loop: a different cost, and not the one the study's remote client paid.
+    Both addresses exist only on the pair; the namespace has no route anywhere else."""
+
+    def __init__(self, run_id: str, environment: str):
+        self.run_id = run_id
+        self.namespace = f"{PREFIX}{run_id}-{environment}"
+        digest = hashlib.sha256(f"{run_id}/{environment}".encode()).hexdigest()
+        self.host_end = f"{VETH_PREFIX}{digest[:10]}"      # 13 characters
+        self.address = CLIENT_HOST_SIDE
+        self.made = False
+
+    def create(self) -> None:
+        if (NETNS_DIR / self.namespace).exists():
+            raise BenchError(f"network namespace {self.namespace} already exists: a run with this id is "
+                             f"going on or was killed (`bench cleanup --run-id {self.run_id}`)")
+        if ip("-j", "addr", "show", "to", f"{CLIENT_HOST_SIDE}/32", check=False).stdout.strip() not in ("", "[]"):
+            raise BenchError(f"{CLIENT_HOST_SIDE} is on an interface already (another run's client "
+                             f"namespace?): one such environment at a time (`bench cleanup`)")
+        self.made = True
+        ip("netns", "add", self.namespace)
+        ns = ("-n", self.namespace)
+        ip(*ns, "link", "set", "lo", "up")
+        ip("link", "add", self.host_end, "type", "veth", "peer", "name", "client0", "netns", self.namespace)
+        for where in ((), ns):
+            ip(*where, "link", "set", self.host_end if not where else "client0", "alias", alias_of(self.run_id))
+        ip("addr", "add", f"{CLIENT_HOST_SIDE}/{CLIENT_SUBNET.prefixlen}", "dev", self.host_end)
+        ip(*ns, "addr", "add", f"{CLIENT_NS_SIDE}/{CLIENT_SUBNET.prefixlen}", "dev", "client0")
+        ip("link", "set", self.host_end, "up")
+        ip(*ns, "link", "set", "client0", "up")
+
+    def client_command(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace, *argv]
+
+    def delete(self) -> None:
+        """The namespace; its veth pair dies with it (and the root end, if the move never came)."""
+        if not self.made:
+            return
+        delete_namespace(self.namespace)
+        delete_link(self.host_end)
         self.made = False

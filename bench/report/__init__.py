@@ -119,7 +119,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
                 if study and study.get("point") == "peak":
                     study = study if _is_peak(rows, m, point, baseline) else None
                 table.append({"metric": m, "point": point, "unit": first["unit"], "better": first["better"],
-                              "cells": by_env, "study": _study_cells(study, envs, kinds, ref, first["better"])})
+                              "cells": by_env, "study": _study_cells(study, envs, kinds, ref, first["better"], emulated)})
         figs = []
         tool = rows["tool"].iloc[0]
         if not sweep_keys and baseline:
@@ -144,7 +144,8 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
             study = ref.for_metric(w, headline, {k: r.get(f"sweep_{k}") for k in sweep_keys}) if ref else None
             if study and study.get("point") == "peak" and not _is_peak(rows, headline, r["point"], baseline):
                 study = None
-            config = ref.config_for(r["environment"], r["env_kind"], study) if study else None
+            config = (ref.config_for(r["environment"], r["env_kind"], study)
+                      if study and r["environment"] not in emulated else None)
             r["study_overhead"] = ref.ratio(study, config, r["better"]) if study else None
             r["study_paper_only"] = bool(study) and any(study["values"].get(c, {}).get("origin") == "paper"
                                                         for c in (config, "native"))
@@ -200,11 +201,13 @@ def _is_peak(rows, metric, point, baseline) -> bool:
     return best["point"] == point
 
 
-def _study_cells(study, envs, kinds, ref, better):
+def _study_cells(study, envs, kinds, ref, better, emulated):
     if not study:
         return None
     values = {}
     for env in envs:
+        if env in emulated:  # a TCG guest's number is never set beside the study's KVM one
+            continue
         config = ref.config_for(env, kinds.get(env, ""), study)
         if config in study["values"]:
             v = study["values"][config]

@@ -56,6 +56,9 @@ class Workload(abc.ABC):
     # them all, a Compose environment each in the container of that name.
     services: ClassVar[tuple[str, ...]] = ()
     raw_suffix: ClassVar[str] = "txt"
+    # A CPU or memory test: on a host of several NUMA nodes it runs under numactl
+    # --interleave=all on the host and in containers, as the study's (context.memory_policy).
+    numa_interleave: ClassVar[bool] = False
     Params: ClassVar[type[Params]]
 
     @classmethod

@@ -24,6 +24,7 @@ class FioParams(Params):
     ioengine: str = "libaio"
     direct: bool = True            # bypass the page cache: measure the device path, not memory
     rwmixread: int | None = None   # % reads, for randrw
+    thread: bool = True            # jobs as threads of one process, as the study's job file
 
 
 DATA_FILE = "bench-fio-data"
@@ -65,6 +66,8 @@ class Fio(Workload):
             argv.append(f"--ramp_time={p.ramp_time}")
         if p.rwmixread is not None:
             argv.append(f"--rwmixread={p.rwmixread}")
+        if p.thread:
+            argv.append("--thread")
         return argv
 
     def run(self, ctx: CellContext) -> RawOutput:

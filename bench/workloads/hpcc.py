@@ -83,6 +83,7 @@ class Hpcc(Workload):
     tool = "hpcc"
     programs = ("hpcc", "mpirun")
     packages = ("hpcc", "openmpi-bin", "libopenblas0-serial")
+    numa_interleave = True
     Params = HpccParams
 
     def timeout(self, params: dict[str, Any]) -> float:

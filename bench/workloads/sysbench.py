@@ -37,6 +37,7 @@ class Sysbench(Workload):
     tool = "sysbench"
     programs = ("sysbench",)
     packages = ("sysbench",)
+    numa_interleave = True
     Params = SysbenchParams
 
     def timeout(self, params: dict[str, Any]) -> float:

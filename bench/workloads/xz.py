@@ -75,6 +75,7 @@ class Xz(Workload):
     tool = "xz"
     programs = ("xz", "mawk", "bash")
     packages = ("xz-utils",)
+    numa_interleave = True
     Params = XzParams
 
     def timeout(self, params: dict[str, Any]) -> float:
