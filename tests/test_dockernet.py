@@ -278,3 +278,65 @@ def test_sigterm_leaves_the_swarm_the_run_made(docker_client, workload_image, no
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
     daemon_left_as_found(docker_client, run_id, no_swarm)
+
+
+# -- NAT without docker-proxy ------------------------------------------------------------------
+
+def dnat_packets(port: int) -> int:
+    """Packets Docker's DNAT rule for `port` (tcp) has rewritten: nat table, DOCKER chain."""
+    r = subprocess.run(["iptables", "-t", "nat", "-L", "DOCKER", "-v", "-n", "-x"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for line in r.stdout.splitlines():
+        if f"dpt:{port} " in line + " " and "tcp" in line:
+            return int(line.split()[0])
+    return 0
+
+
+def test_nat_dnat_client_namespace_goes_through_the_kernels_dnat(docker_client, workload_image, tmp_path):
+    """The client in the run's namespace reaches the published port through PREROUTING's DNAT
+    (its rule's packet counter moves); a loopback client of docker-nat does not (docker-proxy)."""
+    run_id = f"t{os.getpid()}-dnat"
+    env = DockerEnvironment("docker-nat-dnat", {"network": "nat", "client": "namespace", "storage": "volume"}, run_id)
+    host = HostEnvironment("client", {}, run_id)
+    try:
+        env.provision(str(tmp_path), n_ports=2)
+        namespace = env.client_ns.namespace
+        assert env.publish_address == "10.214.0.1" and namespace in subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True).stdout
+        ctx = CellContext(env=env, client=host, params={"test": "TCP_RR", "length": 2, "request_size": 100,
+                                                        "response_size": 200}, timeout=60, label="dnat")
+        before = dnat_packets(env.ports[0])
+        raw = TOOLS["netperf"].run(ctx)
+        assert raw.result.ok, raw.result.stderr
+        assert raw.result.argv[:4] == ["ip", "netns", "exec", namespace] or namespace in " ".join(raw.result.argv)
+        rr = {m.metric: m.value for m in TOOLS["netperf"].parse(raw.text, ctx.params)}
+        assert rr["transactions_per_second"] > 0
+        assert dnat_packets(env.ports[0]) > before  # the control connection was DNATed by the kernel
+        assert "iptables DNAT" in env.metadata()["nat_path"]
+    finally:
+        env.teardown()
+    assert made_by_run(docker_client, run_id) == []
+    assert namespace not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "10.214.0.1" not in subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True).stdout
+    # docker-nat's loopback client: docker-proxy carries it, the DNAT rule sees nothing
+    nat = DockerEnvironment("docker-nat", {"network": "nat", "storage": "volume"}, run_id)
+    try:
+        nat.provision(str(tmp_path), n_ports=2)
+        before = dnat_packets(nat.ports[0])
+        raw = TOOLS["netperf"].run(CellContext(env=nat, client=host, params=ctx.params, timeout=60, label="nat"))
+        assert raw.result.ok, raw.result.stderr
+        assert dnat_packets(nat.ports[0]) == before and nat.metadata()["nat_path"].startswith("docker-proxy")
+    finally:
+        nat.teardown()
+    assert made_by_run(docker_client, run_id) == []
+
+
+def test_cleanup_removes_a_killed_dnat_runs_namespace(docker_client, workload_image, tmp_path):
+    run_id = f"t{os.getpid()}-dnat-killed"
+    env = DockerEnvironment("docker-nat-dnat", {"network": "nat", "client": "namespace", "storage": "volume"}, run_id)
+    env.provision(str(tmp_path), n_ports=1)  # never torn down: as if the run was SIGKILLed
+    namespace = env.client_ns.namespace
+    r = bench_cli("cleanup", "--run-id", run_id)
+    assert r.returncode == 0, r.stderr
+    assert made_by_run(docker_client, run_id) == []
+    assert namespace not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

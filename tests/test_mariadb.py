@@ -37,6 +37,15 @@ def test_sweep_gives_four_metrics_per_thread_count():
     assert p95.value == pytest.approx(21.89) and p95.better == "lower"
 
 
+def test_a_read_only_sweep_parses_alike_and_writes_nothing():
+    """The study's mode, recorded: sysbench oltp_read_only prints the same statistics, with no writes."""
+    text = recorded("mariadb", "oltp-read-only-1-4-8.txt")
+    ms = MARIADB.parse(text, {"threads": [1, 4, 8]})
+    assert [m.params["threads"] for m in ms if m.metric == "transactions_per_second"] == [1, 4, 8]
+    assert point(ms, "transactions_per_second", 4).value == pytest.approx(1000.02)
+    assert text.count("write:                           0") == 4  # the warm-up and the three points
+
+
 def test_prepare_and_warm_up_blocks_are_not_measurements():
     text = recorded("mariadb", "oltp-sweep-1-4-16.txt")
     assert "# warm-up threads=16" in text  # its statistics look like a point's, but are not one
@@ -140,6 +149,10 @@ def check_sweep(run, environment: str) -> None:
         assert sorted(by_threads.index) == sorted(quick), (environment, metric)
         assert (by_threads > 0).all(), (environment, metric, by_threads)
     assert (rows["table_size"] == 10000).all() and (rows["buffer_pool"] == "128M").all()
+    assert (rows["mode"] == "read-only").all()  # the study's test: sysbench writes nothing
+    raw = (run / "raw" / environment / "mariadb-oltp" / "rep-1.txt").read_text()
+    writes = [line.split()[1] for line in raw.splitlines() if line.strip().startswith("write:")]
+    assert writes and set(writes) == {"0"}, writes
 
 
 @pytest.mark.integration

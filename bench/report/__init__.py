@@ -151,7 +151,8 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
                                                         for c in (config, "native"))
         workloads.append({"name": w, "tool": tool, "headline": headline, "sweep_keys": sweep_keys,
                           "table": table, "figures": figs, "summary": summary_rows,
-                          "description": _description(manifests, w), "params": _params(manifests, w)})
+                          "description": _description(manifests, w), "params": _params(manifests, w),
+                          "setup_notes": _setup_notes(manifests, tool, envs)})
 
     # Figures are drawn last, all together, in parallel: matplotlib's layout and drawing are most
     # of a large report's time, and each figure is independent of the others.
@@ -202,19 +203,24 @@ def _is_peak(rows, metric, point, baseline) -> bool:
 
 
 def _study_cells(study, envs, kinds, ref, better, emulated):
+    """The study's values for the configurations our environments stand for, one line each
+    (with the environments it is set beside), and the files they come from."""
     if not study:
         return None
-    values = {}
+    values: dict[str, dict[str, Any]] = {}
     for env in envs:
         if env in emulated:  # a TCG guest's number is never set beside the study's KVM one
             continue
         config = ref.config_for(env, kinds.get(env, ""), study)
         if config in study["values"]:
             v = study["values"][config]
-            values[env] = {"value": v["value"], "label": ref.labels.get(config, config), "paper_only": v["origin"] == "paper",
-                           "overhead": ref.ratio(study, config, better)}
+            line = values.setdefault(config, {
+                "value": v["value"], "label": ref.labels.get(config, config), "paper_only": v["origin"] == "paper",
+                "overhead": ref.ratio(study, config, better), "source": v["source"], "envs": []})
+            line["envs"].append(env)
+    sources = list(dict.fromkeys(v["source"] for v in values.values()))
     return {"result": study["result"], "note": study.get("note"), "unit": study.get("unit"), "values": values,
-            "source": study["source"]}
+            "sources": sources or [study["source"]]}
 
 
 # CPU- and memory-bound tools, on which no environment should beat native by more than noise.
@@ -248,6 +254,28 @@ def _run_info(m: dict[str, Any]) -> dict[str, Any]:
             "samples", "failures", "order_seed", "allow_tcg", "command", "tool_version_mismatches",
             "pass_env")
     return {k: m.get(k) for k in keys}
+
+
+# Tools whose client talks to a server in the environment over the network.
+CLIENT_SERVER_TOOLS = ("netperf", "redis", "mariadb", "webapp")
+
+
+def _setup_notes(manifests, tool: str, envs: list[str]) -> list[str]:
+    """Where the set-up of this run differs from the study's in a way that moves these numbers."""
+    if tool not in CLIENT_SERVER_TOOLS:
+        return []
+    notes = []
+    if not any((m.get("client") or {}).get("kind") == "remote" for m in manifests):
+        notes.append("Client and server on the same host (loopback): every transaction costs this host's CPU "
+                     "twice and crosses no NIC, so high rates are CPU-bound. The study's clients ran on a second "
+                     "machine over 10 GbE; --client-host HOST is its set-up.")
+    proxied = sorted({e for m in manifests for e, d in (m.get("environments") or {}).items() if e in envs
+                      and str((d.get("metadata") or {}).get("nat_path", "")).startswith("docker-proxy")})
+    if proxied:
+        notes.append(f"{', '.join(proxied)}: a loopback client reaches the published port through docker-proxy "
+                     "(a user-space copy loop), not the kernel's DNAT that a client on another host meets; "
+                     "docker-nat-dnat measures NAT through iptables DNAT, from a network namespace of the run's own.")
+    return notes
 
 
 def _description(manifests, workload) -> str:
