@@ -61,6 +61,13 @@ class EnvironmentSpec(BaseModel):
         return {**self.variant, **self.profiles.get(profile, {})}
 
 
+class GuestSize(_Strict):
+    """A VM guest's size for one workload, as the study sized its guests per test (its netperf
+    and Redis guests had 1 vCPU). Unset: the environment's own (all the host's CPUs)."""
+    vcpus: int | None = Field(default=None, gt=0)
+    memory_mib: int | None = Field(default=None, gt=0)
+
+
 class WorkloadSpec(_Strict):
     tool: str
     description: str = ""
@@ -68,6 +75,7 @@ class WorkloadSpec(_Strict):
     timeout: float | None = Field(default=None, gt=0)  # seconds per repetition; else the tool's default
     params: dict[str, Any] = {}
     profiles: dict[str, dict[str, Any]] = {}
+    guest: dict[str, GuestSize] = {}   # per profile: the libvirt guest this workload runs in
 
 
 class SuiteSpec(_Strict):
@@ -92,6 +100,7 @@ class WorkloadConfig:
     warmups: int
     timeout: float
     params: dict[str, Any]
+    guest: dict[str, int] = dataclasses.field(default_factory=dict)  # vcpus, memory_mib; {}: the environment's
 
 
 def _where(loc: tuple) -> str:
@@ -168,7 +177,9 @@ class Catalogue:
         merged = {**spec.params, **spec.profiles.get(profile, {})}
         params = _validated(tool.Params, merged, self.sources[name], f"{name}.params[{profile}]").model_dump()
         timeout = spec.timeout or tool.timeout(params)
-        return WorkloadConfig(name, spec.tool, spec.description, spec.warmups, timeout, params)
+        guest = spec.guest.get(profile)
+        return WorkloadConfig(name, spec.tool, spec.description, spec.warmups, timeout, params,
+                              guest.model_dump(exclude_none=True) if guest else {})
 
 
 def load(root: Path | None = None) -> Catalogue:
@@ -205,9 +216,10 @@ def load(root: Path | None = None) -> Catalogue:
             spec = _validated(WorkloadSpec, body, path, name)
             if spec.tool not in TOOLS:
                 raise unknown("tool", spec.tool, TOOLS, where=f"{path}: {name}.tool")
-            for profile in spec.profiles:
-                if profile not in PROFILES:
-                    raise unknown("profile", profile, PROFILES, where=f"{path}: {name}.profiles")
+            for field in ("profiles", "guest"):
+                for profile in getattr(spec, field):
+                    if profile not in PROFILES:
+                        raise unknown("profile", profile, PROFILES, where=f"{path}: {name}.{field}")
             workloads[name] = spec
             sources[name] = path
 

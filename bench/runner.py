@@ -211,6 +211,15 @@ class Step:
     warmup: int = 0   # 1-based warm-up number when repetition == 0
 
 
+def guest_size(guest: dict[str, int], host_cpus: int) -> dict[str, int]:
+    """The variant parameters a workload's guest size sets. vCPUs as many as the host's or more
+    is a guest's default (all the host's CPUs): no parameter, so no second boot for it."""
+    size = dict(guest)
+    if size.get("vcpus", 0) >= host_cpus:
+        del size["vcpus"]
+    return size
+
+
 def schedule(p: Plan, done: frozenset[tuple[str, str, int]] = frozenset()) -> list[Step]:
     """Rounds of one repetition per cell; each cell's warm-ups just before its first repetition.
 
@@ -453,35 +462,11 @@ class Runner:
         if client:  # a resumed run connects anew: the address facing the client may have changed
             self.manifest["client"] = {"kind": "remote", **client.as_dict(), "metadata": self.client.metadata()}
             self.store.write_manifest(self.manifest)
+        self.n_ports = n_ports
         for name, e in self.plan.environments.items():
             _raise_if_interrupted()
             self.say(f"provisioning {name} ({e['kind']})")
-            env = KINDS[e["kind"]](name, e["variant"], self.plan.run_id, allow_tcg=self.options.allow_tcg)
-            env.context = self.options.context
-            if client:
-                env.publish_address = client.publish_address
-            self.envs[name] = env  # registered before provision(), so a half-made one is torn down
-            try:
-                env.provision(scratch, n_ports)
-            except (BenchError, KeyboardInterrupt):
-                raise
-            except Exception as e:  # a daemon's error: one line, and the details in the run folder
-                self.store.append_failure(Failure(self.plan.run_id, name, "provision", 0,
-                                                  f"{type(e).__name__}: {e}", traceback.format_exc()))
-                raise BenchError(f"provisioning {name} failed: {type(e).__name__}: {e}") from None
-            finally:
-                for artifact, text in env.artifacts().items():
-                    self.store.write_raw([name, "provision", artifact], text)
-            # What provisioning measured (a VM's boot-to-ready time) is a sample like any other;
-            # a resumed run provisions again, as repetition 2, 3...
-            boots = 1 + len({s.repetition for s in self.store.samples()
-                             if s.environment == name and s.workload == "provision"})
-            self.store.append_samples([
-                Sample(self.plan.run_id, name, e["kind"], "provision", e["kind"], m.metric, m.unit, m.value,
-                       m.better, boots, variant=env.effective_variant())
-                for m in env.measurements])
-            if env.effective_variant().get("accel") == "tcg":
-                self.say(f"{name} runs under TCG: its numbers are EMULATED, not KVM measurements")
+            self._provision_one(name, e["variant"])
         versions: dict[str, dict[str, str]] = {}
         for name, env in self.envs.items():
             self.manifest["environments"][name]["variant_as_run"] = env.effective_variant()
@@ -495,6 +480,59 @@ class Runner:
         self.manifest["tool_version_mismatches"] = metadata.version_mismatches(versions)
         self.store.write_manifest(self.manifest)
         self._check_parity()
+
+    def _provision_one(self, name: str, variant: dict[str, Any]) -> Environment:
+        """Make one environment (with this variant) and record what provisioning measured."""
+        e = self.plan.environments[name]
+        env = KINDS[e["kind"]](name, variant, self.plan.run_id, allow_tcg=self.options.allow_tcg)
+        env.context = self.options.context
+        if self.plan.client:
+            env.publish_address = self.plan.client.publish_address
+        self.envs[name] = env  # registered before provision(), so a half-made one is torn down
+        try:
+            env.provision(str(self.options.scratch), self.n_ports)
+        except (BenchError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a daemon's error: one line, and the details in the run folder
+            self.store.append_failure(Failure(self.plan.run_id, name, "provision", 0,
+                                              f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+            raise BenchError(f"provisioning {name} failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            for artifact, text in env.artifacts().items():
+                self.store.write_raw([name, "provision", artifact], text)
+        # What provisioning measured (a VM's boot-to-ready time) is a sample like any other;
+        # a resumed run provisions again, as repetition 2, 3..., and so does a resized guest.
+        boots = 1 + len({s.repetition for s in self.store.samples()
+                         if s.environment == name and s.workload == "provision"})
+        self.store.append_samples([
+            Sample(self.plan.run_id, name, e["kind"], "provision", e["kind"], m.metric, m.unit, m.value,
+                   m.better, boots, variant=env.effective_variant())
+            for m in env.measurements])
+        if env.effective_variant().get("accel") == "tcg":
+            self.say(f"{name} runs under TCG: its numbers are EMULATED, not KVM measurements")
+        return env
+
+    def _fit_guest(self, step: Step) -> None:
+        """A VM guest of the size the step's workload asks for (the study sized its guests per
+        test: 1 vCPU for netperf and Redis). A guest of another size is torn down and booted
+        anew at that size; its metadata joins run.json's `guests`, and every sample carries the
+        size it ran at (vcpus, memory_mib). The parity probe ran on the first guest: a resized
+        one differs from it in vCPUs and memory only, both intended (parity.explain)."""
+        e = self.plan.environments[step.environment]
+        if e["kind"] != "libvirt":
+            return
+        want = {**e["variant"], **guest_size(step.workload.guest, os.cpu_count() or 1)}
+        env = self.envs[step.environment]
+        if env.params == want:
+            return
+        size = ", ".join(f"{k}={v}" for k, v in sorted(want.items()) if k in ("vcpus", "memory_mib"))
+        self.say(f"{step.environment}: a guest of {size or 'its own size'} for {step.workload.name}: booting it anew")
+        env.teardown()
+        del self.envs[step.environment]
+        env = self._provision_one(step.environment, want)
+        self.manifest["environments"][step.environment].setdefault("guests", []).append(
+            {"for": step.workload.name, "variant_as_run": env.effective_variant(), "metadata": env.metadata()})
+        self.store.write_manifest(self.manifest)
 
     def _check_parity(self) -> None:
         """Measure the execution context in every environment (and where clients run), compare
@@ -561,6 +599,7 @@ class Runner:
 
     def _run_step(self, step: Step) -> str:
         """Run one repetition or warm-up; store its raw output and samples or its failure."""
+        self._fit_guest(step)
         env = self.envs[step.environment]
         w = step.workload
         tool = TOOLS[w.tool]
