@@ -2,7 +2,7 @@
 
 The study's guest: virtio-blk with cache=none and io=native, virtio-net, vCPUs and memory as
 given; "tuned" adds the host's CPU model (host-passthrough), a topology matching the host and
-vCPUs pinned one to one. The kernel and initramfs are booted directly (no boot loader).
+vCPUs pinned one to one, by position (topology.py). The kernel and initramfs are booted directly (no boot loader).
 Emulated devices instead of paravirtual ones: an e1000 or rtl8139 NIC, disks on SATA (the q35
 chipset's AHCI controller) or IDE (which only the older i440fx chipset, machine "pc", has).
 """

@@ -61,7 +61,7 @@ BRIDGE_FIRST_PORT = 20000     # servers' ports in a guest on a bridge (nothing e
 class LibvirtVariant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     accel: Literal["kvm", "tcg"] = "kvm"   # tcg: binary translation, asked for by name
-    tuned: bool = False                    # host-passthrough CPU, matching topology, 1:1 pinning
+    tuned: bool = False                    # host-passthrough CPU, the host's topology, vCPUs pinned by position
     disk_format: Literal["raw", "qcow2"] = "raw"
     vcpus: int | None = None               # default: the host's CPU count
     memory_mib: int = 2048
