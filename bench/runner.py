@@ -489,6 +489,12 @@ class Runner:
         if self.plan.client:
             env.publish_address = self.plan.client.publish_address
         self.envs[name] = env  # registered before provision(), so a half-made one is torn down
+        # What provisioning measured (a VM's boot-to-ready time) is a sample like any other;
+        # a resumed run provisions again, as repetition 2, 3..., and so does a resized guest,
+        # whose console log and domain go to provision-2/, 3/... beside the first's.
+        boots = 1 + len({s.repetition for s in self.store.samples()
+                         if s.environment == name and s.workload == "provision"})
+        folder = "provision" if boots == 1 else f"provision-{boots}"
         try:
             env.provision(str(self.options.scratch), self.n_ports)
         except (BenchError, KeyboardInterrupt):
@@ -499,11 +505,7 @@ class Runner:
             raise BenchError(f"provisioning {name} failed: {type(exc).__name__}: {exc}") from None
         finally:
             for artifact, text in env.artifacts().items():
-                self.store.write_raw([name, "provision", artifact], text)
-        # What provisioning measured (a VM's boot-to-ready time) is a sample like any other;
-        # a resumed run provisions again, as repetition 2, 3..., and so does a resized guest.
-        boots = 1 + len({s.repetition for s in self.store.samples()
-                         if s.environment == name and s.workload == "provision"})
+                self.store.write_raw([name, folder, artifact], text)
         self.store.append_samples([
             Sample(self.plan.run_id, name, e["kind"], "provision", e["kind"], m.metric, m.unit, m.value,
                    m.better, boots, variant=env.effective_variant())

@@ -98,10 +98,20 @@ def test_kvm_is_refused_here_without_allow_tcg(vm_image, tmp_path):
     assert "runs only with --allow-tcg" in listing
 
 
-def test_cleanup_removes_a_killed_runs_domain_and_disks(vm_image, tmp_path):
+def test_a_guest_kernel_of_the_users_own_and_cleanup_of_a_killed_runs_domain(vm_image, tmp_path):
+    """guest_kernel/guest_initrd/firmware (for a PVM guest kernel where /dev/kvm is PVM's): here
+    the image's generic kernel stands in for the user's, booted by qboot instead of SeaBIOS; the
+    guest says it ran that kernel and the domain names the firmware. Then the guest is left
+    behind as a SIGKILLed run leaves it, and `bench cleanup` removes it."""
     run_id = f"t{os.getpid()}-leftover-vm"
-    env = lv.LibvirtEnvironment("tcg", {"accel": "tcg"}, run_id)
+    kernel, initrd = image.vm_kernel(image.Recipe.default(), "generic")
+    qboot = "/usr/share/qemu/qboot.rom"
+    env = lv.LibvirtEnvironment("tcg", {"accel": "tcg", "guest_kernel": str(kernel), "guest_initrd": str(initrd),
+                                        "firmware": qboot}, run_id)
     env.provision(str(tmp_path), n_ports=1)  # never torn down, as after a SIGKILL
+    assert f"<kernel>{kernel}</kernel>" in env.xml and f'<loader type="rom" readonly="yes">{qboot}</loader>' in env.xml
+    release = env.exec(["uname", "-r"], timeout=60).stdout.strip()
+    assert release.endswith("-amd64") and "cloud" not in release  # the generic flavour, not the default cloud one
     assert domains_of(run_id) == [f"bench-{run_id}-tcg", str(lv.IMAGES / f"bench-{run_id}-tcg")]
     assert "would remove domain" in bench_cli("cleanup", "--run-id", run_id, "--dry-run").stdout
     assert bench_cli("cleanup", "--run-id", run_id).returncode == 0
@@ -165,4 +175,7 @@ def test_quick_suite_host_and_kvm_allowing_tcg(vm_image, tmp_path, tcg_sized):
     assert meta["accel"] == "tcg" and meta["emulated"] is True
     assert manifest["environments"]["kvm"]["variant_as_run"]["accel"] == "tcg"
     assert (tmp_path / HOST_KVM / "raw" / "kvm" / "provision" / "console.log").exists()
+    # each guest's console log is kept: the first's, sysbench-cpu's 1-vCPU one, the first's again
+    assert all((tmp_path / HOST_KVM / "raw" / "kvm" / folder / "console.log").exists()
+               for folder in ("provision", "provision-2", "provision-3"))
     assert domains_of(HOST_KVM) == []

@@ -88,20 +88,20 @@ def delete_link(name: str) -> None:
         ip("link", "delete", name)
 
 
-class BridgeNetwork:
-    """The namespace, bridge and tap of one environment of one run."""
+class RunNamespace:
+    """A network namespace of one environment of one run, and the one link of it that lives in
+    the root namespace (`root_link`: a tap before its move, a veth's root end), which is
+    removed with it. Subclasses make what is inside."""
 
-    def __init__(self, run_id: str, environment: str):
+    def __init__(self, run_id: str, environment: str, root_link_prefix: str):
         self.run_id = run_id
         self.namespace = f"{PREFIX}{run_id}-{environment}"
         digest = hashlib.sha256(f"{run_id}/{environment}".encode()).hexdigest()
-        self.tap = f"{TAP_PREFIX}{digest[:10]}"  # 14 characters
-        self.guest_address = GUEST_ADDRESS
-        self.guest_cidr = f"{GUEST_ADDRESS}/{SUBNET.prefixlen}"
+        self.root_link = f"{root_link_prefix}{digest[:10]}"  # at most 15 characters
         self.made = False
 
-    def create(self) -> None:
-        """The namespace with its bridge, and the tap in the root namespace for libvirt."""
+    def _add_namespace(self) -> tuple[str, str]:
+        """The namespace itself, with its loopback up; returns `ip`'s arguments for inside it."""
         if (NETNS_DIR / self.namespace).exists():
             raise BenchError(f"network namespace {self.namespace} already exists: a run with this id is "
                              f"going on or was killed (`bench cleanup --run-id {self.run_id}`)")
@@ -109,6 +109,32 @@ class BridgeNetwork:
         ip("netns", "add", self.namespace)
         ns = ("-n", self.namespace)
         ip(*ns, "link", "set", "lo", "up")
+        return ns
+
+    def client_command(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.namespace, *argv]
+
+    def delete(self) -> None:
+        """The namespace (virtual devices in it die with it), and the root link if it is left."""
+        if not self.made:
+            return
+        delete_namespace(self.namespace)
+        delete_link(self.root_link)
+        self.made = False
+
+
+class BridgeNetwork(RunNamespace):
+    """The namespace, bridge and tap of one environment of one run."""
+
+    def __init__(self, run_id: str, environment: str):
+        super().__init__(run_id, environment, TAP_PREFIX)
+        self.tap = self.root_link
+        self.guest_address = GUEST_ADDRESS
+        self.guest_cidr = f"{GUEST_ADDRESS}/{SUBNET.prefixlen}"
+
+    def create(self) -> None:
+        """The namespace with its bridge, and the tap in the root namespace for libvirt."""
+        ns = self._add_namespace()
         ip(*ns, "link", "add", BRIDGE, "type", "bridge")
         ip(*ns, "link", "set", BRIDGE, "alias", alias_of(self.run_id))
         ip(*ns, "addr", "add", f"{HOST_ADDRESS}/{SUBNET.prefixlen}", "dev", BRIDGE)
@@ -121,16 +147,6 @@ class BridgeNetwork:
         ip("link", "set", self.tap, "netns", self.namespace)
         ip("-n", self.namespace, "link", "set", self.tap, "master", BRIDGE, "up")
 
-    def client_command(self, argv: list[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.namespace, *argv]
-
-    def delete(self) -> None:
-        """Remove the namespace (and the bridge and tap in it), and the tap if it never moved."""
-        if not self.made:
-            return
-        delete_namespace(self.namespace)
-        delete_link(self.tap)
-        self.made = False
 
 
 CLIENT_SUBNET = ipaddress.ip_network("10.214.0.0/30")
@@ -139,7 +155,7 @@ CLIENT_NS_SIDE = "10.214.0.2"        # the clients' own address, inside the name
 VETH_PREFIX = "bcv"
 
 
-class ClientNamespace:
+class ClientNamespace(RunNamespace):
     """A namespace with one veth pair to the root namespace. A server's ports are published on
     the root end's address; a client inside connects to it, so its packets arrive on an
     interface as another host's would, meet Docker's DNAT rule in PREROUTING and are forwarded
@@ -148,39 +164,21 @@ class ClientNamespace:
     Both addresses exist only on the pair; the namespace has no route anywhere else."""
 
     def __init__(self, run_id: str, environment: str):
-        self.run_id = run_id
-        self.namespace = f"{PREFIX}{run_id}-{environment}"
-        digest = hashlib.sha256(f"{run_id}/{environment}".encode()).hexdigest()
-        self.host_end = f"{VETH_PREFIX}{digest[:10]}"      # 13 characters
+        super().__init__(run_id, environment, VETH_PREFIX)
+        self.host_end = self.root_link
         self.address = CLIENT_HOST_SIDE
-        self.made = False
 
     def create(self) -> None:
-        if (NETNS_DIR / self.namespace).exists():
-            raise BenchError(f"network namespace {self.namespace} already exists: a run with this id is "
-                             f"going on or was killed (`bench cleanup --run-id {self.run_id}`)")
         if ip("-j", "addr", "show", "to", f"{CLIENT_HOST_SIDE}/32", check=False).stdout.strip() not in ("", "[]"):
             raise BenchError(f"{CLIENT_HOST_SIDE} is on an interface already (another run's client "
                              f"namespace?): one such environment at a time (`bench cleanup`)")
-        self.made = True
-        ip("netns", "add", self.namespace)
-        ns = ("-n", self.namespace)
-        ip(*ns, "link", "set", "lo", "up")
+        ns = self._add_namespace()
+        # Made inside the namespace at once: a kill from here on leaves nothing in the root one
+        # that the namespace's deletion does not take with it.
         ip("link", "add", self.host_end, "type", "veth", "peer", "name", "client0", "netns", self.namespace)
-        for where in ((), ns):
-            ip(*where, "link", "set", self.host_end if not where else "client0", "alias", alias_of(self.run_id))
+        ip("link", "set", self.host_end, "alias", alias_of(self.run_id))
+        ip(*ns, "link", "set", "client0", "alias", alias_of(self.run_id))
         ip("addr", "add", f"{CLIENT_HOST_SIDE}/{CLIENT_SUBNET.prefixlen}", "dev", self.host_end)
         ip(*ns, "addr", "add", f"{CLIENT_NS_SIDE}/{CLIENT_SUBNET.prefixlen}", "dev", "client0")
         ip("link", "set", self.host_end, "up")
         ip(*ns, "link", "set", "client0", "up")
-
-    def client_command(self, argv: list[str]) -> list[str]:
-        return ["ip", "netns", "exec", self.namespace, *argv]
-
-    def delete(self) -> None:
-        """The namespace; its veth pair dies with it (and the root end, if the move never came)."""
-        if not self.made:
-            return
-        delete_namespace(self.namespace)
-        delete_link(self.host_end)
-        self.made = False
