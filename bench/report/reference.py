@@ -30,13 +30,11 @@ class Reference:
     env_config: dict[str, str]         # our environment name -> study configuration
     results: list[dict[str, Any]]
 
-    def config_for(self, environment: str, env_kind: str, result: dict[str, Any] | None = None) -> str | None:
+    def config_for(self, environment: str, env_kind: str, result: dict[str, Any]) -> str | None:
         """The study configuration an environment of ours stands for in `result`: the result's
         own mapping first; else the environment's configuration, else its kind's, whichever
         the result has a value for. A configuration the result maps explicitly is nobody
         else's (its fio "Docker" ran on a volume: not docker-overlay's number)."""
-        if result is None:
-            return self.env_config.get(environment) or _BY_KIND.get(env_kind)
         explicit = result.get("environments") or {}
         for config, environments in explicit.items():
             if environment in environments:
@@ -79,12 +77,13 @@ def load(path: Path = DEFAULT) -> Reference | None:
         data = yaml.safe_load(path.read_text())
         labels = {k: v["label"] for k, v in data["configurations"].items()}
         env_config = {e: k for k, v in data["configurations"].items() for e in v.get("environments", [])}
-        return Reference(data["source"], data.get("repository", ""), labels, env_config, [_result(r, data.get("repository", "")) for r in data["results"]])
+        results = [_result(r) for r in data["results"]]
+        return Reference(data["source"], data.get("repository", ""), labels, env_config, results)
     except (yaml.YAMLError, KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"{path}: malformed reference data: {e}") from None
 
 
-def _result(entry: dict[str, Any], repository: str) -> dict[str, Any]:
+def _result(entry: dict[str, Any]) -> dict[str, Any]:
     """An entry with every value as {value, origin, source}."""
     if not entry.get("source"):
         raise ValueError(f"result {entry.get('result')!r} names no source file")
@@ -95,4 +94,4 @@ def _result(entry: dict[str, Any], repository: str) -> dict[str, Any]:
         if origin not in ORIGINS:
             raise ValueError(f"result {entry['result']!r}, {config}: origin {origin!r} is not one of {sorted(ORIGINS)}")
         values[config] = {"value": float(v["value"]), "origin": origin, "source": v.get("source", entry["source"])}
-    return {**entry, "values": values, "repository": repository}
+    return {**entry, "values": values}
