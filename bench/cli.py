@@ -8,20 +8,24 @@ Every error a user can cause is one line on stderr and exit status 2; an interru
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
+import json
 import os
 import re
-import importlib.util
 import statistics
 import sys
+import textwrap
 from pathlib import Path
 
-from . import config
+from . import config, text
 from .errors import BenchError
 from .store import RunStore
 
 EXAMPLES = """\
 examples:
-  bench list                              what can run here
+  bench list                              what can run here (--long: details, --json: all of it)
+  bench list environments --available     only the environments that can run here
   bench run --suite quick                 the quick suite on every available environment
   bench run --suite quick --env host --reps 5 --out /data/results
   bench run --suite net --env host,docker-nat --client-host root@lab2 --ssh-option IdentityFile=/root/.ssh/lab
@@ -33,17 +37,38 @@ examples:
 """
 
 
-def _csv(text: str) -> list[str]:
-    names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))  # once each
+def _csv(value: str) -> list[str]:
+    names = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))  # once each
     if not names:
         raise argparse.ArgumentTypeError("expected one or more names separated by commas")
     return names
 
 
-def _results_folder(parser: argparse.ArgumentParser) -> None:
-    """--out for the verbs that take runs by id (report, compare, export)."""
-    parser.add_argument("--out", type=Path, default=Path("results"),
-                        help="results folder where run ids are looked up (default: results)")
+def version() -> str:
+    """The installed distribution's version; from a checkout that is not installed, pyproject's."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("bench")
+    except importlib.metadata.PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text())["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+def _results_folder(parser: argparse.ArgumentParser, writes_a_file: bool = True) -> None:
+    """--out for the verbs that take runs by id (report, compare, export): always the results
+    folder, as in `bench run`; the file a verb writes is -o/--output."""
+    parser.add_argument("--out", type=Path, default=Path("results"), metavar="FOLDER",
+                        help="results folder where run ids are looked up (default: results)"
+                             + ("; the file to write is -o" if writes_a_file else ""))
+
+
+LIST_SECTIONS = ("suites", "workloads", "environments")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run identical workloads on the bare host, in containers and in VMs, "
                     "and keep every result with its raw output and metadata.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"bench {version()}")
     parser.add_argument("--config-dir", type=Path, default=None,
                         help="folder of suites, workloads and environments "
                              "(default: the checkout's workloads/, or $BENCH_CONFIG_DIR)")
@@ -133,21 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
                                        "interval, significance), tables and figures of one or more runs, "
                                        "as one self-contained HTML file. Runs are pooled per environment.")
     rep.add_argument("runs", nargs="+", metavar="RUN", help="run folder, or run id under --out")
-    rep.add_argument("-o", "--output", type=Path, default=Path("report.html"),
+    rep.add_argument("-o", "--output", type=Path, default=Path("report.html"), metavar="FILE",
                      help="the HTML file to write (default: report.html)")
     _results_folder(rep)
 
     cmp = verbs.add_parser("compare", help="compare two runs cell by cell; exit 1 on a significant regression",
-                           description="Per cell (environment, workload, metric, sweep point): the change "
-                                       "from RUN_A to RUN_B, its 95 % interval and its significance. "
-                                       "Exit status 1 when a cell got significantly worse by more than "
-                                       "--threshold percent: usable as a CI gate.")
+                           description="Per cell (environment, workload, sweep point) and metric: the "
+                                       "change from RUN_A to RUN_B, its 95 % interval and its significance, "
+                                       "and the cells only one run has. Exit status 1 when a cell's headline "
+                                       "metric (its tool's first, marked *) got significantly worse by more "
+                                       "than --threshold percent: usable as a CI gate. Other metrics are "
+                                       "flagged `worse` the same way but do not count.")
     cmp.add_argument("run_a", metavar="RUN_A", help="the reference run (folder, or run id under --out)")
     cmp.add_argument("run_b", metavar="RUN_B", help="the run to check against it")
     cmp.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
-                     help="smallest worse-direction change counted as a regression (default: 5)")
-    cmp.add_argument("--all", action="store_true", help="list every cell, not only changed ones")
-    _results_folder(cmp)
+                     help="smallest worse-direction change of a headline metric counted as a regression "
+                          "(default: 5)")
+    cmp.add_argument("--all", action="store_true", help="list every metric of every cell, not only changed ones")
+    _results_folder(cmp, writes_a_file=False)
 
     exp = verbs.add_parser("export", help="write one or more runs' samples as CSV, Parquet or JSON lines",
                            description="The tidy samples of bench.load() (one row per sample, parameters "
@@ -173,10 +202,21 @@ def build_parser() -> argparse.ArgumentParser:
     tuning.add_argument("--reset", action="store_true", help="restore the governors --tune changed")
 
     lst = verbs.add_parser("list", help="show suites, workloads and environments, and what runs here",
-                           description="Show suites, the workload catalogue with its parameters for "
-                                       "a profile, and environments with whether each is available here.")
+                           description="Show suites, the workload catalogue and environments with whether "
+                                       "each is available here: one line each, within 100 columns. --long "
+                                       "adds descriptions, workload parameters for a profile and why an "
+                                       "environment is or is not available; --json prints all of it.")
+    lst.add_argument("section", nargs="?", choices=LIST_SECTIONS, metavar="SECTION",
+                     help=f"only this section: {', '.join(LIST_SECTIONS)}")
+    lst.add_argument("--available", action="store_true",
+                     help="only the environments that can run here")
+    detail = lst.add_mutually_exclusive_group()
+    detail.add_argument("--long", action="store_true",
+                        help="descriptions, parameters and availability reasons under each name")
+    detail.add_argument("--json", action="store_true",
+                        help="one JSON document with every detail, availability and its reason")
     lst.add_argument("--profile", choices=config.PROFILES, default="quick",
-                     help="show workload parameters for this profile (default: quick)")
+                     help="workload parameters for this profile (default: quick)")
     lst.add_argument("--allow-tcg", action="store_true",
                      help="count kvm environments as available under TCG emulation where KVM cannot run")
     return parser
@@ -208,8 +248,9 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
         if args.ssh_option and not args.client_host:
             raise BenchError("--ssh-option is for reaching --client-host; give --client-host [USER@]HOST too")
         p = plan(catalogue, options)
-    for name, why in p.skipped_environments.items():
-        print(f"skipping {name}: {why}", file=sys.stderr)
+    for name, why in p.skipped_environments.items():   # wrapped, not cut: the reason matters whole
+        print(textwrap.fill(f"skipping {name}: {why}", text.width(), subsequent_indent="  ",
+                            break_on_hyphens=False), file=sys.stderr)
     print(f"{'resuming' if resume else 'run'} {p.run_id}: suite {p.suite} ({p.profile}), {len(p.workloads)} workloads x "
           f"{len(p.environments)} environments ({', '.join(p.environments)}), {p.repetitions} repetitions"
           + (f"; clients on {p.client.destination}" if p.client else ""), file=sys.stderr)
@@ -276,33 +317,70 @@ def print_summary(store: RunStore) -> None:
     workloads = manifest["workload_order"]
     envs = manifest["environment_order"]
     values = dict(sorted(values.items(), key=lambda kv: (workloads.index(kv[0][0]), envs.index(kv[0][1]))))
-    print(f"\n{'workload':<20} {'environment':<14} {'metric':<44} {'mean':>12} {'sd':>10} {'n':>3}")
-    for (workload, env), vals in values.items():
-        sd = statistics.stdev(vals) if len(vals) > 1 else float("nan")
-        env = f"{env} (TCG)" if env in emulated else env
-        metric, point = headline[workload]
-        label = f"{metric} ({units[workload]})" + (f" @ {point}" if point else "")
-        print(f"{workload:<20} {env:<14} {label:<44} {statistics.fmean(vals):>12.4g} {sd:>10.3g} {len(vals):>3}")
+    columns = text.width()
+    for line in _summary_table(values, headline, units, emulated, columns):
+        print(line)
     if emulated:
-        print(f"\n(TCG): {', '.join(sorted(emulated))} ran under QEMU's TCG binary translation: emulated, "
-              f"not KVM measurements")
+        print("\n" + textwrap.fill(f"(TCG): {', '.join(sorted(emulated))} ran under QEMU's TCG binary translation: "
+                                   f"emulated, not KVM measurements", columns, break_on_hyphens=False))
     failures = store.failures()
     if failures:
         print(f"\n{len(failures)} failed repetitions (details in {store.path / 'failures.jsonl'}):")
         for f in failures[:10]:
-            print(f"  {f['environment']} · {f['workload']} · rep {f['repetition']}: {f['reason']}")
-    print(f"\n{manifest['status']} in {manifest['wall_seconds']:.0f} s: {manifest['samples']} samples "
-          f"in {store.path}  (pandas: bench.load({str(store.path)!r}))")
+            print(text.fit(f"  {f['environment']} · {f['workload']} · rep {f['repetition']}: {f['reason']}", columns))
+    # Paths are never cut, a reader copies them: a long one goes on a line of its own instead.
+    print("\n" + textwrap.fill(f"{manifest['status']} in {manifest['wall_seconds']:.0f} s: {manifest['samples']} "
+                               f"samples in {store.path}", columns, break_long_words=False, break_on_hyphens=False))
+    print(f"pandas: bench.load({str(store.path)!r})")
+
+
+def _summary_table(values: dict[tuple[str, str], list[float]], headline: dict[str, tuple[str, str]],
+                   units: dict[str, str], emulated: set[str], columns: int) -> list[str]:
+    """Per workload a line naming its headline metric, then mean, SD and n per environment."""
+    labels = {env: f"{env} (TCG)" if env in emulated else env for _, env in values}
+    ew = max([len("environment"), *map(len, labels.values())])
+    lines = ["", "each workload's headline metric (its tool's first), per environment:",
+             text.fit(f"  {'environment':<{ew}}  {'mean':>8}  {'sd':>8}  {'n':>3}", columns)]
+    workload = None
+    for (w, env), vals in values.items():
+        if w != workload:
+            workload = w
+            metric, point = headline[w]
+            lines.append(text.fit(f"{w} · {metric} ({units[w]})" + (f" @ {point}" if point else ""), columns))
+        sd = statistics.stdev(vals) if len(vals) > 1 else float("nan")
+        lines.append(text.fit(f"  {labels[env]:<{ew}}  {text.human(statistics.fmean(vals)):>8}  "
+                              f"{text.human(sd):>8}  {len(vals):>3}", columns))
+    return lines
+
+
+# What a file a verb writes is named like; a folder of results is not (see _check_results_folder).
+FILE_SUFFIXES = (".html", ".htm", ".csv", ".parquet", ".jsonl", ".json")
+
+
+def _check_results_folder(out: Path, output_example: str | None) -> None:
+    """--out is the results folder in every verb. `bench report RUN --out r.html` meant the file
+    to write, which is -o: say so instead of writing report.html and ignoring r.html.
+    output_example: the verb's usual output file name; None for a verb that writes none."""
+    named_like_a_file = out.suffix.lower() in FILE_SUFFIXES
+    if out.is_dir() or not (named_like_a_file or out.exists()):
+        return
+    fix = (f": to name the file to write, use -o {out if named_like_a_file else output_example}"
+           if output_example is not None else " (compare prints; it writes no file)")
+    raise BenchError(f"--out {out}: --out is the results folder where run ids are looked up, not a file{fix}")
 
 
 def resolve_run(name: str, out: Path) -> Path:
-    """A run folder given as a path, or as a run id under the results folder."""
+    """A run folder given as a path (from anywhere), or as a run id under the results folder."""
     from .store import MANIFEST, check_run_id
 
     if (Path(name) / MANIFEST).exists():
         return Path(name)
-    if "/" not in name and (out / check_run_id(name) / MANIFEST).exists():
-        return out / name
+    try:
+        run_id = check_run_id(name)
+    except BenchError:  # not a run id, so it was meant as a path: say that it is not a run folder
+        run_id = None
+    if run_id and (out / run_id / MANIFEST).exists():
+        return out / run_id
     raise BenchError(f"no run folder {name!r} (neither a folder with run.json nor a run id in {out}/)")
 
 
@@ -317,6 +395,7 @@ def cmd_report(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     _need_report_packages()
     from .report import render_runs
 
+    _check_results_folder(args.out, "report.html")
     folders = [resolve_run(r, args.out) for r in args.runs]
     print(f"report: {render_runs(folders, args.output)}")
     return 0
@@ -331,6 +410,7 @@ def cmd_compare(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
 
     if args.threshold < 0:
         raise BenchError(f"--threshold must be 0 or more, not {args.threshold:g}")
+    _check_results_folder(args.out, None)
     a, b = resolve_run(args.run_a, args.out), resolve_run(args.run_b, args.out)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an incomplete run is compared on what it has
@@ -340,24 +420,157 @@ def cmd_compare(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     table = stats.compare_runs(before, after)
     if table.empty:
         raise BenchError(f"{a.name} and {b.name} have no cell (environment, workload, metric) in common")
-    table["regression"] = table["significant"] & (table["overhead_pct"] > args.threshold)
-    shown = table if args.all else table[table["significant"] | (table["overhead_pct"].abs() > args.threshold)]
-    print(f"{'environment':<16} {'workload':<20} {'metric':<28} {'point':<12} {'A':>11} {'B':>11} "
-          f"{'change':>8} {'95% interval':>19} {'p':>6}")
-    for r in shown.itertuples():
-        flags = [f for f, on in (("REGRESSION", r.regression), ("significant", r.significant and not r.regression),
-                                 ("noisy", r.noisy), ("few", r.few)) if on]
-        # The change is B against A in the worse direction: positive is worse whatever the metric.
-        print(f"{r.environment:<16} {r.workload:<20} {r.metric:<28} {r.point:<12} {r.mean_a:>11.4g} {r.mean_b:>11.4g} "
-              f"{r.overhead_pct:>+7.1f}% [{r.overhead_low:>+7.1f}%,{r.overhead_high:>+7.1f}%] {r.p:>6.3f} "
-              f"{' '.join(flags)}")
-    regressions = int(table["regression"].sum())
-    p_min = table["p_min"].max()
-    print(f"\n{len(table)} cells compared ({len(table) - len(shown)} unchanged not listed; --all lists them); "
-          f"change = worse-direction change of B against A; {int(table['significant'].sum())} significant "
-          f"(alpha 0.05{'; permutation p cannot go below %.3g here, the Fieller interval decides' % p_min if p_min > 0.05 else ''}); "
-          f"{regressions} regression(s) beyond {args.threshold:g} %")
-    return 1 if regressions else 0
+    # The reference run's headlines first: a workload's headline is what it was compared on.
+    table = _judge(table, {**stats.headline_metrics(after), **stats.headline_metrics(before)}, args.threshold)
+    columns = text.width()
+    listed = _listed(table, args.all)
+    for line in _compare_lines(listed, columns):
+        print(line)
+    print()
+    for paragraph in _compare_footer(table, listed, args.threshold, (a.name, b.name),
+                                     _one_run_only(before, after)):
+        print(textwrap.fill(paragraph, columns, break_on_hyphens=False, subsequent_indent="  "))
+    return 1 if table["regression"].any() else 0
+
+
+def _judge(table, headlines: dict[str, str], threshold: float):
+    """Which rows count. A cell (environment, workload, sweep point) regresses when its headline
+    metric got significantly worse beyond the threshold; its other metrics (tail latencies, CPU
+    per byte) are flagged `worse` the same way but do not set the exit status: between two runs
+    of one build a p99 drifts by tens of percent where the headline does not."""
+    headline = table["metric"] == table["workload"].map(headlines)
+    beyond = table["significant"] & (table["overhead_pct"] > threshold)
+    return table.assign(headline=headline, regression=headline & beyond, worse=~headline & beyond,
+                        better=table["significant"] & (table["overhead_pct"] < -threshold),
+                        changed=table["significant"] | (table["overhead_pct"].abs() > threshold))
+
+
+def _listed(table, every: bool) -> list[list]:
+    """The rows to print, per cell: every row, or the changed ones with their cell's headline
+    row first (a changed tail latency reads differently beside a steady headline)."""
+    from .stats import NATIVE
+
+    groups = []
+    for _, cell in table.groupby(["environment", "workload", "point"], sort=False):
+        if not every and not cell["changed"].any():
+            continue
+        rows = cell if every else cell[cell["changed"] | cell["headline"]]
+        groups.append(sorted(rows.itertuples(), key=lambda r: not r.headline))  # stable: headline first
+    # Workloads in run order; within one, native first, then the same environment order each time.
+    workloads = list(dict.fromkeys(table["workload"]))
+    return sorted(groups, key=lambda g: (workloads.index(g[0].workload), g[0].environment != NATIVE,
+                                         g[0].environment))
+
+
+def _p_value(p: float) -> str:
+    return "–" if p != p else "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _interval(r) -> tuple[str, str] | str:
+    """The interval's two ends, or why there is none."""
+    if min(r.n_a, r.n_b) < 2:  # one repetition says nothing of the spread: no honest interval
+        return f"no interval with n = {min(r.n_a, r.n_b)}"
+    if r.overhead_low != r.overhead_low or r.overhead_high != r.overhead_high:
+        return "no interval"
+    if abs(r.overhead_low) == float("inf") or abs(r.overhead_high) == float("inf"):
+        return "unbounded interval"  # Fieller: A's mean is not clearly away from zero
+    return text.percent(r.overhead_low), text.percent(r.overhead_high)
+
+
+def _flags(r) -> str:
+    verdict = ("REGRESSION" if r.regression else "worse" if r.worse else "better" if r.better
+               else "significant" if r.significant else "")
+    return " ".join(f for f in (verdict, "noisy" * bool(r.noisy), "few" * bool(r.few)) if f)
+
+
+def _metric_label(metric: str, headline: bool, width: int | None = None) -> str:
+    """The metric's name, marked * when it is its cell's headline; cut to width, the mark kept."""
+    mark = " *" if headline else ""
+    return (metric if width is None else text.fit(metric, width - len(mark))) + mark
+
+
+def _compare_row(r) -> dict:
+    """One metric's line of `bench compare`, as the texts of its columns."""
+    return {"metric": _metric_label(r.metric, r.headline), "name": r.metric, "headline": r.headline,
+            "unit": r.unit, "A": text.human(r.mean_a), "B": text.human(r.mean_b),
+            "change": text.percent(r.overhead_pct), "interval": _interval(r), "p": _p_value(r.p), "flags": _flags(r),
+            "one_repetition": min(r.n_a, r.n_b) < 2}
+
+
+def _compare_lines(listed: list[list], columns: int) -> list[str]:
+    """A header, then per cell a line naming it and one line per metric, in columns sized to
+    what is listed and cut at the terminal's width."""
+    cells = [[_compare_row(r) for r in group] for group in listed]
+    rows = [row for cell in cells for row in cell]
+    ends = [row["interval"] for row in rows if isinstance(row["interval"], tuple)]
+    low = max((len(lo) for lo, _ in ends), default=0)
+    high = max((len(hi) for _, hi in ends), default=0)
+    for row in rows:
+        if isinstance(row["interval"], tuple):   # the ends aligned on their own columns, comma under comma
+            row["interval"] = f"[{row['interval'][0]:>{low}}, {row['interval'][1]:>{high}}]"
+        if row.pop("one_repetition"):            # no interval and no p: the reason takes both columns
+            row["p"] = None
+    head = {"metric": "metric", "unit": "unit", "A": "A", "B": "B", "change": "change", "interval": "95% interval",
+            "p": "p", "flags": ""}
+    w = {k: max(len(row[k]) for row in [head, *rows] if row["p"] is not None or k not in ("interval", "p"))
+         for k in head}
+    # Too wide for the terminal: narrow the metric names, not the numbers or the verdict at the end.
+    excess = sum(w.values()) + 16 - columns   # 16: the indent and the spaces between columns
+    if excess > 0:
+        w["metric"] = max(12, w["metric"] - excess)
+        for row in rows:
+            row["metric"] = _metric_label(row["name"], row["headline"], w["metric"])
+
+    def line(row: dict) -> str:
+        tail = (f"{row['interval']:<{w['interval'] + 2 + w['p']}}" if row["p"] is None
+                else f"{row['interval']:<{w['interval']}}  {row['p']:>{w['p']}}")
+        return text.fit(f"  {row['metric']:<{w['metric']}} {row['unit']:<{w['unit']}}  {row['A']:>{w['A']}}  "
+                        f"{row['B']:>{w['B']}}  {row['change']:>{w['change']}}  {tail}  {row['flags']}", columns)
+
+    out = [line(head)]
+    for group, cell in zip(listed, cells):
+        first = group[0]
+        out.append(text.fit(" · ".join(p for p in (first.environment, first.workload, first.point) if p), columns))
+        out += [line(row) for row in cell]
+    return out
+
+
+def _compare_footer(table, listed: list[list], threshold: float, names: tuple[str, str],
+                    one_run_only: tuple[list, list]) -> list[str]:
+    n_cells = table.groupby(["environment", "workload", "point"], sort=False).ngroups
+    n_listed = sum(map(len, listed))
+    paragraphs = [
+        f"{n_cells} cells (environment, workload, sweep point) in both runs, {len(table)} metrics in all; "
+        f"{len(table) - n_listed} unchanged not listed (--all lists them).",
+        "change: B against A in the worse direction (+ is worse, whatever the metric). * marks a cell's "
+        "headline metric (its tool's first): only its regressions count toward the exit status; other "
+        "metrics significantly worse beyond the threshold are flagged worse.",
+        f"{int(table['significant'].sum())} significant (alpha 0.05{_permutation_floor(table)}).",
+        f"{int(table['regression'].sum())} regression(s) beyond {threshold:g} % on headline metrics; "
+        f"{int(table['worse'].sum())} other metric(s) worse beyond it, not counted.",
+    ]
+    for side, name, only in zip("AB", names, one_run_only):
+        if only:
+            paragraphs.append(f"only in {side} ({name}), not compared: "
+                              + ", ".join(f"{env} · {workload}" for env, workload in only))
+    return paragraphs
+
+
+def _permutation_floor(table) -> str:
+    """Where the permutation test cannot reach alpha at these repetitions, say who decided."""
+    tested = table[(table["n_a"] >= 2) & (table["n_b"] >= 2)]
+    if tested.empty or tested["p_min"].max() <= 0.05:
+        return ""
+    worst = tested.loc[tested["p_min"].idxmax()]
+    return (f"; with {worst['n_a']} + {worst['n_b']} repetitions the permutation p cannot go below "
+            f"{worst['p_min']:.3g}: there the Fieller interval decides")
+
+
+def _one_run_only(before, after) -> tuple[list, list]:
+    """The cells (environment, workload) that one run has and the other has not, in run order."""
+    a = dict.fromkeys(zip(before["environment"], before["workload"]))
+    b = dict.fromkeys(zip(after["environment"], after["workload"]))
+    return [c for c in a if c not in b], [c for c in b if c not in a]
 
 
 def cmd_export(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
@@ -366,6 +579,7 @@ def cmd_export(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     from . import export
     from .store import load
 
+    _check_results_folder(args.out, f"samples{export.SUFFIX[args.format]}")
     folders = [resolve_run(r, args.out) for r in args.runs]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -408,38 +622,110 @@ def cmd_doctor(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
 
 
 def cmd_list(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
+    if args.available and args.section not in (None, "environments"):
+        raise BenchError(f"--available chooses environments; there is nothing to choose among {args.section}: "
+                         f"bench list environments --available")
+    sections = [args.section] if args.section else list(LIST_SECTIONS)
+    listing = _listing(catalogue, sections, args.profile, args.allow_tcg)
+    if args.json:
+        if args.available:
+            listing["environments"] = [e for e in listing["environments"] if e["available"]]
+        print(json.dumps({"profile": args.profile, **listing}, indent=2, default=str))
+        return 0
+    columns = text.width()
+    render = {"suites": _suite_lines, "workloads": _workload_lines, "environments": _environment_lines}
+    blocks = ["\n".join(render[section](listing[section], args, columns)) for section in sections]
+    print("\n\n".join(blocks))
+    return 0
+
+
+def _listing(catalogue: config.Catalogue, sections: list[str], profile: str,
+             allow_tcg: bool) -> dict[str, list[dict]]:
+    """What `bench list` shows, as plain data: the JSON document, and what the text is made from.
+    Availability is probed only when environments are asked for (it talks to the daemons)."""
     from .environments import KINDS
 
-    # One column width for every name, so the long fio names line up with the short ones.
-    width = max(len(n) for n in [*catalogue.suites, *catalogue.workloads, *catalogue.environments]) + 1
-    pad = " " * width
-    print("suites:")
-    for name, s in sorted(catalogue.suites.items()):
-        print(f"  {name:<{width}} {s.profile}, {s.repetitions} reps: {', '.join(s.workloads)}")
-        if s.description:
-            print(f"  {pad} {s.description}")
-        if s.environments:
-            print(f"  {pad} in: {', '.join(s.environments)}")
-        for w, envs in s.only.items():
-            print(f"  {pad} {w} only in: {', '.join(envs)}")
-    print(f"\nworkloads (parameters for the {args.profile} profile):")
-    for name in sorted(catalogue.workloads):
-        w = catalogue.workload(name, args.profile)
-        params = " ".join(f"{k}={v}" for k, v in w.params.items() if v is not None)
-        print(f"  {name:<{width}} {w.tool:<9} {w.description}")
-        print(f"  {pad} {'':<9} {params}; {w.warmups} warm-up(s), timeout {w.timeout:.0f} s")
-    print("\nenvironments:")
-    kw = max(len(e.kind) for e in catalogue.environments.values())
-    for name, e in sorted(catalogue.environments.items()):
-        ok, why = KINDS[e.kind].availability(e.variant_for(args.profile), allow_tcg=args.allow_tcg)
-        state = "available" if ok else "NOT AVAILABLE"
-        print(f"  {name:<{width}} {e.kind:<{kw}} {state}: {why}")
-        if e.description:
-            print(f"  {pad} {'':<{kw}} {e.description}")
-        if e.dimension:
-            asked = "" if e.by_default else "; runs only when named (--env or a suite)"
-            print(f"  {pad} {'':<{kw}} variant of {e.baseline} ({e.dimension}){asked}")
-    return 0
+    listing: dict[str, list[dict]] = {}
+    if "suites" in sections:
+        listing["suites"] = [{"name": name, **s.model_dump()} for name, s in sorted(catalogue.suites.items())]
+    if "workloads" in sections:
+        listing["workloads"] = [dataclasses.asdict(catalogue.workload(name, profile))
+                                for name in sorted(catalogue.workloads)]
+    if "environments" in sections:
+        envs = []
+        for name, e in sorted(catalogue.environments.items()):
+            variant = e.variant_for(profile)
+            ok, why = KINDS[e.kind].availability(variant, allow_tcg=allow_tcg)
+            envs.append({"name": name, "kind": e.kind, "available": ok, "reason": why,
+                         "description": e.description, "baseline": e.baseline or None,
+                         "dimension": e.dimension or None, "by_default": e.by_default, "variant": variant})
+        listing["environments"] = envs
+    return listing
+
+
+def _name_width(items: list[dict]) -> int:
+    """One column for a section's names, so the long fio names line up with the short ones."""
+    return max((len(i["name"]) for i in items), default=0)
+
+
+def _details(paragraphs: list[str], columns: int) -> list[str]:
+    """--long details under a name: each paragraph wrapped, continuation lines indented further.
+    Names hold hyphens (docker-nat): lines break at spaces only, unless a word is wider than a line."""
+    return [line for p in paragraphs if p
+            for line in textwrap.wrap(p, columns, initial_indent=" " * 6, subsequent_indent=" " * 8,
+                                      break_on_hyphens=False)]
+
+
+def _suite_lines(suites: list[dict], args: argparse.Namespace, columns: int) -> list[str]:
+    nw = _name_width(suites)
+    sizes = [f"{s['profile']}, {s['repetitions']} reps" for s in suites]
+    sw = max(map(len, sizes), default=0)
+    lines = ["suites:"]
+    for s, size in zip(suites, sizes):
+        if not args.long:
+            lines.append(text.fit(f"  {s['name']:<{nw}}  {size:<{sw}}  {', '.join(s['workloads'])}", columns))
+            continue
+        lines.append(f"  {s['name']:<{nw}}  {size}")
+        lines += _details([s["description"], f"workloads: {', '.join(s['workloads'])}",
+                           s["environments"] and f"in: {', '.join(s['environments'])}",
+                           *(f"{w} only in: {', '.join(envs)}" for w, envs in s["only"].items())], columns)
+    return lines
+
+
+def _workload_lines(workloads: list[dict], args: argparse.Namespace, columns: int) -> list[str]:
+    nw = _name_width(workloads)
+    tw = max((len(w["tool"]) for w in workloads), default=0)
+    lines = [f"workloads (parameters for the {args.profile} profile):" if args.long else "workloads:"]
+    for w in workloads:
+        if not args.long:
+            lines.append(text.fit(f"  {w['name']:<{nw}}  {w['tool']:<{tw}}  {w['description']}", columns))
+            continue
+        params = " ".join(f"{k}={v}" for k, v in w["params"].items() if v is not None)
+        lines.append(f"  {w['name']:<{nw}}  {w['tool']}")
+        runs = f"{w['warmups']} warm-up(s), timeout {w['timeout']:.0f} s"
+        lines += _details([w["description"], f"{params}; {runs}" if params else runs], columns)
+    return lines
+
+
+def _environment_lines(every: list[dict], args: argparse.Namespace, columns: int) -> list[str]:
+    envs = [e for e in every if e["available"]] if args.available else every
+    nw = _name_width(envs)
+    kw = max((len(e["kind"]) for e in envs), default=0)
+    lines = ["environments:"]
+    for e in envs:
+        state = "available" if e["available"] else "NOT AVAILABLE"
+        if not args.long:
+            lines.append(text.fit(f"  {e['name']:<{nw}}  {e['kind']:<{kw}}  {state:<13}  {e['description']}",
+                                  columns))
+            continue
+        variant = e["baseline"] and (f"variant of {e['baseline']} ({e['dimension']})"
+                                     + ("" if e["by_default"] else "; runs only when named (--env or a suite)"))
+        lines.append(f"  {e['name']:<{nw}}  {e['kind']}")
+        lines += _details([f"{state}: {e['reason']}", e["description"], variant], columns)
+    if not args.long:
+        ready = sum(e["available"] for e in every)
+        lines.append(f"\n{ready} of {len(every)} available here; --long says why the others are not")
+    return lines
 
 
 def cmd_image(args: argparse.Namespace, catalogue: config.Catalogue) -> int:

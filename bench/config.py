@@ -48,6 +48,9 @@ class EnvironmentSpec(BaseModel):
     # report groups each dimension's environments beside their baseline.
     dimension: str = ""
     baseline: str = ""
+    # The tools whose results this choice can move (a network choice: netperf, redis...); the
+    # report judges the variant on those only. Empty: every tool.
+    affects: list[str] = []
     # false: run only when asked for by name (--env, or a suite's `environments`), not in the
     # "every environment available" default: a variant that makes daemon-wide changes (a
     # swarm, a second dockerd) or answers a narrower question than the study's.
@@ -207,6 +210,11 @@ def load(root: Path | None = None) -> Catalogue:
             raise unknown("environment", spec.baseline, environments, where=f"{env_path}: {name}.baseline")
         if bool(spec.baseline) != bool(spec.dimension):
             raise ConfigError(f"{env_path}: {name}: a variant needs both `dimension` and `baseline`")
+        if spec.affects and not spec.dimension:
+            raise ConfigError(f"{env_path}: {name}: `affects` belongs to a variant (one with a `dimension`)")
+        for tool in spec.affects:
+            if tool not in TOOLS:
+                raise unknown("tool", tool, TOOLS, where=f"{env_path}: {name}.affects")
 
     workloads: dict[str, WorkloadSpec] = {}
     for path in sorted((root / "catalogue").glob("*.yaml")):

@@ -336,6 +336,25 @@ def run_checks() -> list[Check]:
     return checks
 
 
+# What makes a machine's numbers less trustworthy, recorded in run.json at a run's start and
+# shown on the report's first screen (the caller's variables are not among them: bench never
+# passes them on, so they spoil nothing).
+MACHINE_CHECKS = (check_governor, check_turbo, check_swap, check_load, check_hugepages, check_virtualization)
+
+
+def machine_warnings() -> list[dict[str, str]]:
+    """The noise checks that warn, as {name, detail, fix} for run.json."""
+    found = []
+    for check in MACHINE_CHECKS:
+        try:
+            c = check()
+        except Exception as e:  # noqa: BLE001 - a check that cannot look is said, not raised
+            c = Check("noise", check.__name__.removeprefix("check_"), WARN, f"could not check: {type(e).__name__}")
+        if c.status != OK:
+            found.append({"name": c.name, "detail": c.detail, "fix": c.fix})
+    return found
+
+
 def exit_status(checks: list[Check]) -> int:
     return 1 if any(c.status == FAIL for c in checks) else 0
 

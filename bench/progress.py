@@ -5,20 +5,25 @@ minutes and the same workload ten times longer in an emulated guest, so an avera
 steps would swing as the mix changes. A step is estimated from its own cell's earlier steps,
 else from its workload's steps in other environments, else from the mean of all steps so far.
 
-On a terminal a rich live bar stays at the bottom (cell, repetition, elapsed, time left) with
-one line per finished step above it; elsewhere (a CI log, a pipe) each step is one plain line.
+On a terminal a rich live bar stays at the bottom (cell, repetition, steps done of all, elapsed,
+time left) with one line per finished step above it; elsewhere (a CI log, a pipe) each step is
+one plain line. The bar is one line whatever the terminal's width: the step's name gives way.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections import defaultdict
 from typing import Protocol, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, ProgressColumn, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, ProgressColumn
+from rich.table import Column
 from rich.text import Text
+
+BAR_WIDTH = (10, 30)   # the bar's narrowest and widest: it takes what the step's name leaves
 
 
 class StepLike(Protocol):
@@ -33,6 +38,16 @@ class StepLike(Protocol):
 def describe(step: StepLike) -> str:
     what = f"warm-up {step.warmup}" if step.repetition == 0 else f"rep {step.repetition}"
     return f"{step.environment} · {step.workload.name} · {what}"
+
+
+def shorten(description: str, width: int) -> str:
+    """The description cut to width with an ellipsis, keeping its last part (the repetition)."""
+    if len(description) <= width:
+        return description
+    head, sep, tail = description.rpartition(" · ")
+    if head and len(sep + tail) + 2 <= width:
+        return head[:width - len(sep + tail) - 1] + "…" + sep + tail
+    return description[:width - 1] + "…"
 
 
 def clock(seconds: float) -> str:
@@ -65,16 +80,39 @@ class Estimate:
         return None if any(g is None for g in guesses) else sum(guesses)
 
 
+def _times_text(elapsed: str, left: str) -> str:
+    return f"{elapsed} elapsed, {left} left"
+
+
 class _TimesColumn(ProgressColumn):
     """Elapsed and left, computed at every refresh, so that they move during a long step."""
 
     def __init__(self, progress: "Progress"):
-        super().__init__()
+        super().__init__(table_column=Column(no_wrap=True))
         self.progress = progress
 
     def render(self, task) -> Text:
-        elapsed, left = self.progress._times()
-        return Text(f"{elapsed} elapsed, {left} left")
+        return Text(_times_text(*self.progress._times()))
+
+
+class _StepColumn(ProgressColumn):
+    """The running step, cut with an ellipsis to what the terminal leaves beside the narrowest
+    bar, the count and the times; the bar then takes what is left, up to its widest. A bar that
+    wraps onto a second line is redrawn below itself at every refresh and floods the terminal."""
+
+    def __init__(self, progress: "Progress", bar: BarColumn):
+        super().__init__(table_column=Column(no_wrap=True))
+        self.progress = progress
+        self.bar = bar
+
+    def render(self, task) -> Text:
+        columns = shutil.get_terminal_size((self.progress.console.width, 24)).columns - 1  # not the last column
+        count = 2 * len(str(int(task.total or 0))) + 1   # MofNCompleteColumn pads done to the total's width
+        others = count + len(_times_text(*self.progress._times())) + 3  # 3: the spaces between the 4 columns
+        text = Text(shorten(task.description, max(1, columns - others - BAR_WIDTH[0])), no_wrap=True)
+        # Rendered before the bar in the same row: the bar's width for this refresh is set here.
+        self.bar.bar_width = max(BAR_WIDTH[0], min(BAR_WIDTH[1], columns - others - len(text)))
+        return text
 
 
 class Progress:
@@ -89,12 +127,13 @@ class Progress:
         self.stream = stream
         self._current: StepLike | None = None
         self._step_start = 0.0
-        console = Console(file=stream, stderr=stream is sys.stderr)
+        self.console = Console(file=stream, stderr=stream is sys.stderr)
         self._bar: RichProgress | None = None
-        if live if live is not None else console.is_terminal:
-            self._bar = RichProgress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _TimesColumn(self),
-                console=console, transient=True)
+        if live if live is not None else self.console.is_terminal:
+            # The count is MofNCompleteColumn's alone: the step's description does not repeat it.
+            bar = BarColumn(bar_width=BAR_WIDTH[0])
+            self._bar = RichProgress(_StepColumn(self, bar), bar, MofNCompleteColumn(), _TimesColumn(self),
+                                     console=self.console, transient=True)
             self._task = self._bar.add_task("starting", total=self.total)
 
     def __enter__(self) -> "Progress":
@@ -124,10 +163,10 @@ class Progress:
         self._current, self._step_start = step, time.monotonic()
         if step in self.pending:
             self.pending.remove(step)
-        label = f"[{self.done + 1:>{len(str(self.total))}}/{self.total}] {describe(step)}"
         if self._bar:
-            self._bar.update(self._task, description=label)
+            self._bar.update(self._task, description=describe(step))
         else:
+            label = f"[{self.done + 1:>{len(str(self.total))}}/{self.total}] {describe(step)}"
             print(f"{label} ... ", end="", file=self.stream, flush=True)
 
     def end(self, outcome: str) -> None:
@@ -140,4 +179,4 @@ class Progress:
             self._bar.console.print(f"{describe(step)}: {outcome}", highlight=False, markup=False)
             self._bar.update(self._task, completed=self.done)
         else:
-            print(f"{outcome}  [{elapsed} elapsed, {left} left]", file=self.stream, flush=True)
+            print(f"{outcome}  [{_times_text(elapsed, left)}]", file=self.stream, flush=True)

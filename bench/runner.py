@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import adaptive, metadata, parity
+from . import adaptive, doctor, metadata, parity
 from .config import Catalogue, WorkloadConfig
 from .environments import KINDS, Environment
 from .environments.context import ExecutionContext, memory_policy, memory_policy_record, numa_nodes
@@ -34,6 +34,7 @@ from .errors import BenchError, ToolError
 from .model import Failure, Sample
 from .progress import Progress
 from .store import RunStore, check_run_id, effective_status
+from .text import human
 from .workloads import TOOLS, CellContext
 
 DEFAULT_MAX_REPS = 10  # --target-ci without --max-reps: the study's n
@@ -123,7 +124,7 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
             continue
         environments[name] = {"kind": spec.kind, "description": spec.description, "variant": variant}
         if spec.dimension:  # the question the variant answers, for the report's grouping
-            environments[name].update(dimension=spec.dimension, baseline=spec.baseline)
+            environments[name].update(dimension=spec.dimension, baseline=spec.baseline, affects=spec.affects)
     # An environment may run only some workloads (a Compose file's application): its other
     # cells are left out of the plan, and an environment left with none is not provisioned.
     for name in list(environments):
@@ -295,7 +296,7 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, Run
         raise BenchError(f"run {run_id} is still running (pid {manifest.get('pid')}); stop it first")
     workloads = [WorkloadConfig(**manifest["workloads"][n]) for n in manifest["workload_order"]]
     environments = {n: {k: v for k, v in manifest["environments"][n].items()
-                        if k in ("kind", "description", "variant", "dimension", "baseline")}
+                        if k in ("kind", "description", "variant", "dimension", "baseline", "affects")}
                     for n in manifest["environment_order"]}
     options = RunOptions(suite=manifest["suite"], out=Path(out), run_id=run_id, seed=manifest["order_seed"],
                          scratch=Path(manifest.get("scratch", "/var/tmp")),
@@ -445,6 +446,7 @@ class Runner:
             "skipped_environments": p.skipped_environments,
             "only": p.only,
             "host": metadata.host_metadata(),
+            "machine_warnings": doctor.machine_warnings(),
             # Where the clients ran; a remote one's metadata is added once it is connected.
             "client": {"kind": "remote", **p.client.as_dict()} if p.client else {"kind": "host"},
         }
@@ -652,7 +654,7 @@ class Runner:
             return fail(f"unparsable output: {e}", result.stderr, raw_path)
 
         head = measurements[0]
-        summary = f"{head.metric}={head.value:.4g} {head.unit} ({result.duration:.1f} s)"
+        summary = f"{head.metric}={human(head.value)} {head.unit} ({result.duration:.1f} s)"
         if step.repetition == 0:
             return f"{summary}, discarded"
         kind = self.plan.environments[step.environment]["kind"]

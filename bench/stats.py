@@ -229,6 +229,20 @@ def min_attainable_p(n1: int, n2: int, n_resamples: int = 9999) -> float:
     return min(1.0, 2 / (n_resamples + 1))  # sampled: scipy counts the observed one in (+1)
 
 
+def repetitions_to_resolve(cov_a: float, cov_b: float, half_width: float = 0.05, confidence: float = 0.95,
+                           limit: int = 1000) -> int | None:
+    """About how many repetitions per side make the ratio's interval +-half_width (relative), given
+    the two sides' coefficients of variation: the delta method's relative SE of a ratio of means,
+    sqrt((cov_a^2 + cov_b^2) / n), times t at 2n - 2 degrees of freedom. None beyond `limit`."""
+    if not (math.isfinite(cov_a) and math.isfinite(cov_b)) or half_width <= 0:
+        return None
+    spread = math.sqrt(cov_a**2 + cov_b**2)
+    for n in range(2, limit + 1):
+        if _t(confidence, 2 * n - 2) * spread / math.sqrt(n) <= half_width:
+            return n
+    return None
+
+
 def compare(a: Sequence[float], b: Sequence[float], better: str, options: Options = Options(),
             p: float | None = None) -> dict[str, Any]:
     """Sample a against reference b: ratio a/b with its interval, overhead, test, flags.
@@ -354,7 +368,20 @@ def summarize(df, baseline: str | None = None, options: Options = Options()):
         if id(ref) not in native_cov:   # the same native cell is the reference of every environment
             native_cov[id(ref)] = describe(ref)["cov"]
         row["noisy"] = row["noisy"] or bool(native_cov[id(ref)] > options.noisy_cov)
+        row["native_n"], row["native_cov"] = len(ref), native_cov[id(ref)]
+        row["resolved"] = resolved(row["ratio_low"], row["ratio_high"])
+        row["resolve_n"] = repetitions_to_resolve(row["cov"], row["native_cov"], confidence=options.confidence)
     return pd.DataFrame(rows)
+
+
+# A ratio interval whose ends are further apart than this factor says nothing a review can use.
+MAX_RESOLVED_SPAN = 2.0
+
+
+def resolved(low: float, high: float) -> bool:
+    """Does the ratio's interval bound it usefully: finite, positive, and its ends within a factor
+    MAX_RESOLVED_SPAN of each other? ([0.9, 1.1] is; [-inf, inf] and [0.1, 9.4] are not.)"""
+    return bool(math.isfinite(low) and math.isfinite(high) and low > 0 and high / low <= MAX_RESOLVED_SPAN)
 
 
 def compare_runs(before, after, options: Options = Options()):
@@ -383,3 +410,11 @@ def compare_runs(before, after, options: Options = Options()):
     for (row, b, a), p in zip(pending, ps):
         row.update(compare(b, a, row["better"], options, p=p))
     return pd.DataFrame(rows)
+
+
+def headline_metrics(df) -> dict[str, str]:
+    """Per workload, its headline metric: the first one its tool emitted (parsers put the number
+    a workload is about first; samples keep that order). A CI gate counts regressions on these:
+    a tail percentile drifts between two runs of the same build where the headline does not."""
+    firsts = df.drop_duplicates("workload")   # the first row of each workload, in file order
+    return dict(zip(firsts["workload"], firsts["metric"]))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 
 import pytest
 
 from conftest import bench_cli
+
+NARROW = {"COLUMNS": "100"}
 
 
 @pytest.mark.parametrize("verb", [[], ["run"], ["list"]])
@@ -14,24 +17,85 @@ def test_help_for_every_verb(verb):
     assert r.returncode == 0 and "usage: bench" in r.stdout
 
 
-def test_list_shows_catalogue_parameters_and_availability():
-    r = bench_cli("list")
+def test_version():
+    r = bench_cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == "bench 0.1.0", r.stdout + r.stderr
+
+
+def test_list_is_one_line_per_item_within_100_columns():
+    r = bench_cli("list", env=NARROW)
     assert r.returncode == 0, r.stderr
-    assert "quick" in r.stdout and "fio-randread-4k" in r.stdout
-    assert "iodepth=16" in r.stdout and "size=256M" in r.stdout
-    assert "host" in r.stdout and "available" in r.stdout
-    lab = bench_cli("list", "--profile", "lab")
-    assert "size=16G" in lab.stdout
-
-
-def test_list_names_each_variant_and_what_cannot_run_on_linux():
-    r = bench_cli("list")
     lines = r.stdout.splitlines()
-    at = next(i for i, line in enumerate(lines) if line.split()[:1] == ["docker-overlay"])
-    assert "variant of docker-nat (container-storage)" in "\n".join(lines[at:at + 3])
+    assert max(map(len, lines)) <= 100, max(lines, key=len)
+    assert any(line.split()[:3] == ["quick", "quick,", "3"] for line in lines)   # suite, profile, reps
+    assert any(line.split()[:2] == ["fio-randread-4k", "fio"] for line in lines)
+    host = next(line for line in lines if line.split()[:1] == ["host"])
+    assert host.split()[1:3] == ["host", "available"], host
+    assert any("…" in line for line in lines)   # the long suites and descriptions are cut, not wrapped
+    assert "iodepth=16" not in r.stdout         # parameters are details: --long
+    assert any(line.endswith("available here; --long says why the others are not") for line in lines)
+
+
+def test_list_long_shows_parameters_variants_and_reasons_wrapped_within_100_columns():
+    r = bench_cli("list", "--long", env=NARROW)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert max(map(len, lines)) <= 100, max(lines, key=len)
+    assert "iodepth=16" in r.stdout and "size=256M" in r.stdout
+    blocks = _blocks(lines)
+    assert "variant of docker-nat (container-storage)" in blocks["docker-overlay"]
     for platform in ("kubernetes", "windows-containers", "hyper-v"):
-        line = next(line for line in lines if line.split()[:1] == [platform])
-        assert "NOT AVAILABLE: not supported by bench: needs" in line, line
+        assert "NOT AVAILABLE: not supported by bench: needs" in blocks[platform], blocks[platform]
+    # a wrapped paragraph's continuation lines are indented further than its first line
+    kvm = r.stdout.split("\n  kvm ")[1].splitlines()[1:3]
+    assert kvm[0].startswith("      NOT AVAILABLE: ") and kvm[1].startswith("        "), kvm
+    lab = bench_cli("list", "workloads", "--long", "--profile", "lab")
+    assert "size=16G" in lab.stdout and "environments:" not in lab.stdout
+
+
+def _blocks(lines: list[str]) -> dict[str, str]:
+    """--long output: each item's name -> its header and detail lines as one text."""
+    blocks: dict[str, list[str]] = {}
+    name = None
+    for line in lines:
+        if line.startswith("  ") and not line.startswith("   "):
+            name = line.split()[0]
+            blocks[name] = []
+        if name:
+            blocks[name].append(line.strip())
+    return {n: " ".join(b) for n, b in blocks.items()}
+
+
+def test_list_json_is_one_document_with_every_detail():
+    r = bench_cli("list", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"profile", "suites", "workloads", "environments"}
+    fio = next(w for w in doc["workloads"] if w["name"] == "fio-randread-4k")
+    assert fio["tool"] == "fio" and fio["params"]["iodepth"] == 16 and fio["description"]
+    envs = {e["name"]: e for e in doc["environments"]}
+    assert envs["host"]["available"] is True and envs["host"]["reason"]
+    assert envs["kubernetes"]["available"] is False and "not supported by bench" in envs["kubernetes"]["reason"]
+    assert envs["docker-overlay"]["baseline"] == "docker-nat"
+
+
+def test_list_one_section_and_only_available_environments():
+    r = bench_cli("list", "environments", "--available", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc) == {"profile", "environments"}
+    names = [e["name"] for e in doc["environments"]]
+    assert "host" in names and "kubernetes" not in names and all(e["available"] for e in doc["environments"])
+    text = bench_cli("list", "suites")
+    assert text.stdout.startswith("suites:") and "workloads:" not in text.stdout and "environments:" not in text.stdout
+    assert_clean_error(bench_cli("list", "suites", "--available"), "bench list environments --available")
+
+
+@pytest.mark.parametrize("verb,output", [("report", "r.html"), ("export", "samples.csv")])
+def test_out_is_the_results_folder_and_a_file_there_points_to_o(tmp_path, verb, output):
+    """`bench report RUN --out r.html`: --out is the results folder in every verb; the file is -o."""
+    assert_clean_error(bench_cli(verb, "some-run", "--out", str(tmp_path / output)),
+                       "--out is the results folder", f"use -o {tmp_path / output}")
 
 
 def test_an_unsupported_platform_asked_for_by_name_is_refused(tmp_path):
@@ -119,7 +183,9 @@ MALFORMED_ARGS = [
     (["report"], "the following arguments are required: RUN"),
     (["image"], "required"),
     (["image", "bake"], "invalid choice"),
-    (["list", "--profile", "quick", "extra"], "unrecognized arguments"),
+    (["list", "--profile", "quick", "extra"], "invalid choice: 'extra'"),
+    (["list", "suites", "workloads"], "unrecognized arguments"),
+    (["list", "--long", "--json"], "not allowed with argument --long"),
 ]
 
 

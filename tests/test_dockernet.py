@@ -175,9 +175,8 @@ def test_swarm_mesh_is_refused_where_the_kernel_has_no_ipvs(docker_client, no_sw
     ok, why = swarm.mesh_support()
     if ok:
         pytest.skip(f"this kernel has IPVS ({why}): the mesh test runs instead")
-    listed = bench_cli("list")
-    line = next(l for l in listed.stdout.splitlines() if l.strip().startswith("docker-swarm "))
-    assert "NOT AVAILABLE" in line and "IPVS" in line
+    listed = {e["name"]: e for e in json.loads(bench_cli("list", "environments", "--json").stdout)["environments"]}
+    assert not listed["docker-swarm"]["available"] and "IPVS" in listed["docker-swarm"]["reason"]
     r = bench_cli("run", "--env", "docker-swarm", "--out", str(tmp_path))
     assert r.returncode == 2 and "IPVS" in r.stderr
     assert swarm.swarm_state(docker_client)[0] == "inactive"  # refused before making anything

@@ -143,11 +143,11 @@ def test_a_variant_whose_kernel_lacks_the_driver_is_not_available(vm_image, tiny
     with open(path / "environments.yaml", "a") as f:
         f.write("\ncloud-e1000:\n  kind: libvirt\n  accel: tcg\n  nic_model: e1000\n"
                 "\ncloud-sata:\n  kind: libvirt\n  accel: tcg\n  disk_bus: sata\n")
-    listing = bench_cli("--config-dir", str(path), "list", "--allow-tcg").stdout
-    (e1000,) = [line for line in listing.splitlines() if line.lstrip().startswith("cloud-e1000 ")]
-    (sata,) = [line for line in listing.splitlines() if line.lstrip().startswith("cloud-sata ")]
-    assert "NOT AVAILABLE" in e1000 and "CONFIG_E1000 not set" in e1000 and "kernel: generic" in e1000
-    assert "NOT AVAILABLE" in sata and "CONFIG_SATA_AHCI not set" in sata
+    listing = json.loads(bench_cli("--config-dir", str(path), "list", "environments", "--json", "--allow-tcg").stdout)
+    envs = {e["name"]: e for e in listing["environments"]}
+    e1000, sata = envs["cloud-e1000"], envs["cloud-sata"]
+    assert not e1000["available"] and "CONFIG_E1000 not set" in e1000["reason"] and "kernel: generic" in e1000["reason"]
+    assert not sata["available"] and "CONFIG_SATA_AHCI not set" in sata["reason"]
     r = bench_cli("--config-dir", str(path), "run", "--suite", "vmdev", "--env", "cloud-e1000", "--allow-tcg",
                   "--out", str(path / "results"))
     assert r.returncode == 2 and "CONFIG_E1000 not set" in r.stderr

@@ -3,8 +3,11 @@
 import io
 import re
 
+import pytest
+from rich.console import Console
+
 from bench.config import WorkloadConfig
-from bench.progress import Estimate, Progress
+from bench.progress import Estimate, Progress, shorten
 from bench.runner import Step
 
 
@@ -63,3 +66,33 @@ def test_live_bar_prints_each_finished_step_above_it():
     text = out.getvalue()
     assert "host · netperf-tcp-rr · rep 1: transactions_per_second=6000" in text
     assert "docker-nat · netperf-tcp-rr · rep 1: transactions_per_second=6000" in text
+
+
+def bar_line(p: Progress) -> str:
+    """The live bar as rich draws it now, on a console wide enough not to cut it itself."""
+    console = Console(file=io.StringIO(), width=300, color_system=None)
+    console.print(p._bar.make_tasks_table(p._bar.tasks))
+    return console.file.getvalue().rstrip("\n")
+
+
+@pytest.mark.parametrize("columns", [60, 100, 200])
+def test_live_bar_is_one_line_within_the_terminal_with_the_count_once(monkeypatch, columns):
+    monkeypatch.setenv("COLUMNS", str(columns))   # what shutil.get_terminal_size reads first
+    long_env = workload("fio-randread-4k-8jobs")
+    steps = [Step("docker-apparmor-unconfined", long_env, rep) for rep in range(1, 12)]
+    with Progress(steps, stream=io.StringIO(), live=True) as p:
+        p.begin(steps[0])
+        p.end("ok")
+        p.begin(steps[1])
+        line = bar_line(p)
+    assert "\n" not in line and len(line) < columns, (len(line), line)
+    assert line.count("/11") == 1, line               # the count is the bar's, not the label's too
+    assert " · rep 2 " in line                        # cut in the middle: the repetition stays
+    whole = "docker-apparmor-unconfined · fio-randread-4k-8jobs · rep 2"
+    assert (whole in line) == (columns == 200) and ("…" in line) == (columns < 200), line
+
+
+def test_shorten_keeps_the_repetition():
+    assert shorten("host · sysbench-cpu · rep 1", 40) == "host · sysbench-cpu · rep 1"
+    assert shorten("docker-apparmor-unconfined · fio-randread-4k · rep 10", 30) == "docker-apparmor-unco… · rep 10"
+    assert shorten("abcdefghij", 5) == "abcd…"

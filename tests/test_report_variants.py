@@ -31,8 +31,9 @@ def test_dimensions_group_variants_under_their_baseline():
         "kvm-e1000": {"dimension": "vm-devices", "baseline": "kvm"},   # its baseline did not run
     }}]
     groups = dimensions(manifests, {"docker-nat", "docker-vfs", "docker-seccomp-off", "docker-caps-dropped", "kvm-e1000"})
-    assert groups == {"storage-driver": {"baseline": "docker-nat", "variants": ["docker-vfs"]},
-                      "security": {"baseline": "docker-nat", "variants": ["docker-seccomp-off", "docker-caps-dropped"]}}
+    assert groups == {"storage-driver": {"baseline": "docker-nat", "variants": ["docker-vfs"], "affects": {"docker-vfs": []}},
+                      "security": {"baseline": "docker-nat", "variants": ["docker-seccomp-off", "docker-caps-dropped"],
+                                   "affects": {"docker-seccomp-off": [], "docker-caps-dropped": []}}}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def variant_run(tmp_path_factory):
     shutil.copytree(Path(__file__).resolve().parent.parent / "workloads", config)
     with open(config / "environments.yaml", "a") as f:
         f.write("\nhost-again:\n  kind: host\n  description: the host once more, as a variant of itself\n"
-                "  dimension: test-dimension\n  baseline: host\n")
+                "  dimension: test-dimension\n  baseline: host\n  affects: [sysbench]\n")
     (config / "catalogue" / "short.yaml").write_text(
         "sysbench-short:\n  tool: sysbench\n  warmups: 0\n  params: {cpu_max_prime: 2000, threads: 0, time: 1}\n")
     (config / "suites" / "tiny.yaml").write_text(
@@ -58,6 +59,7 @@ def variant_run(tmp_path_factory):
 def test_run_json_records_the_dimension(variant_run):
     envs = json.loads((variant_run / "run.json").read_text())["environments"]
     assert envs["host-again"]["dimension"] == "test-dimension" and envs["host-again"]["baseline"] == "host"
+    assert envs["host-again"]["affects"] == ["sysbench"]
     assert "dimension" not in envs["host"]
 
 
@@ -75,3 +77,14 @@ def test_report_compares_the_variant_with_its_baseline(variant_run):
     assert (row["ratio_low"], row["ratio_high"]) == pytest.approx(stats.fieller_ratio(mine, base)[1:])
     html = (variant_run / "report.html").read_text()
     assert "Variants: each choice against its default" in html and 'id="dim-test-dimension"' in html
+
+
+def test_a_variant_is_judged_only_on_the_tools_it_affects(variant_run, tmp_path):
+    """The same run, its variant declared to affect fio only: sysbench is named, not judged."""
+    copy = tmp_path / "variants"
+    shutil.copytree(variant_run, copy)
+    manifest = json.loads((copy / "run.json").read_text())
+    manifest["environments"]["host-again"]["affects"] = ["fio"]
+    (copy / "run.json").write_text(json.dumps(manifest))
+    [group] = build([copy])["variants"]
+    assert group["rows"] == [] and group["untouched"] == ["sysbench-short"]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import stats
+from . import numbers
 from ..errors import BenchError
 from ..store import FAILURES, _read_lines, effective_status, load, read_manifest, run_folders
 
@@ -154,13 +155,16 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
                           "description": _description(manifests, w), "params": _params(manifests, w),
                           "setup_notes": _setup_notes(manifests, tool, envs)})
 
+    first = _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests)
+
     # Figures are drawn last, all together, in parallel: matplotlib's layout and drawing are most
     # of a large report's time, and each figure is independent of the others.
-    jobs = [job for wl in workloads for job in wl["figures"]]
+    overview_jobs = first.pop("jobs")
+    jobs = [job for wl in workloads for job in wl["figures"]] + overview_jobs
     uris = iter(figures.draw_all([(name, args) for name, args, _ in jobs]))
     for wl in workloads:
-        wl["figures"] = [{"uri": uri, "caption": caption}
-                         for (_, _, caption), uri in zip(wl["figures"], uris) if uri]
+        wl["figures"] = _shown(wl["figures"], uris)
+    first["figures"] = _shown(overview_jobs, uris)
 
     headlines = {wl["name"]: wl["headline"] for wl in workloads}
     groups = variants.build(df, manifests, [wl["name"] for wl in workloads], headlines, emulated, options)
@@ -169,7 +173,9 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
     mismatched = {e["name"] for e in parity if e["blocking"]}
     if "parity_ok" in df.columns:
         mismatched |= set(df.loc[df["parity_ok"].eq(False), "environment"].unique())
+    p_floor = _p_floor(records, options)
     return {
+        "first": first, "p_floor": p_floor,
         "parity": parity, "mismatched": sorted(mismatched),
         "variants": groups,
         "title": "bench report: " + ", ".join(m.get("run_id", "?") for m in manifests),
@@ -185,12 +191,59 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         "workloads": workloads,
         "all_cells": records,
         "failures": failures, "notes": notes, "options": options,
-        "p_min_example": stats.min_attainable_p(3, 3, options.n_resamples),
         "reference_source": ref.source if ref else None,
         "reference_labels": ref.labels if ref else {},
         "reference_repository": ref.repository if ref else "",
         "n_samples": len(df),
     }
+
+
+def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests) -> dict[str, Any]:
+    """The review's answer: a sentence per environment, the overview figure, what was not
+    measured and why, and the machine's warnings."""
+    from . import figures, verdict
+
+    cells = verdict.overview_cells(workloads, records, baseline) if baseline else []
+    others = [e for e in envs if e != baseline]
+    sentences = [verdict.sentence(e, cells, PLAUSIBILITY_TOOLS) for e in others]
+    items = [(c["label"], {e: figures.performance(r["ratio"], r["ratio_low"], r["ratio_high"], r["better"])
+                           for e, r in c["by_env"].items()}) for c in cells]
+    jobs = []
+    if items and others:
+        jobs.append(("overview", (items, envs, baseline, emulated, f"Each workload against {baseline}: "
+                                  "performance relative to native, 95 % interval of the ratio"),
+                     "Overview: each workload's headline metric (and hpcc's memory results) as performance relative "
+                     f"to {baseline}, log axis, up is better (a latency's ratio inverted); error bars: the 95 % "
+                     "Fieller interval; hatched: emulated (TCG)."))
+    skipped = {k: v for m in manifests for k, v in (m.get("skipped_environments") or {}).items() if k not in envs}
+    warnings_seen: dict[str, dict[str, str]] = {}
+    for m in manifests:
+        for w in m.get("machine_warnings") or []:
+            warnings_seen.setdefault(f"{w.get('name')}: {w.get('detail')}", w)
+    return {"sentences": sentences, "not_measured": verdict.not_measured(skipped, envs, kinds, emulated),
+            "machine_warnings": list(warnings_seen.values()),
+            "machine_checked": any("machine_warnings" in m for m in manifests),
+            "jobs": jobs}
+
+
+def _shown(jobs, uris) -> list[dict[str, Any]]:
+    """The drawn figures of these jobs, taken in order from `uris` (a figure the data has not
+    the shape for is left out)."""
+    from . import figures
+
+    return [{"uri": uri, "caption": caption, "width": figures.shown_width(uri)}
+            for (_, _, caption), uri in zip(jobs, uris) if uri]
+
+
+def _p_floor(records, options) -> dict[str, Any] | None:
+    """The permutation test's floor at this run's own repetitions, when it is above alpha."""
+    sizes = sorted({(int(r["n"]), int(r["native_n"])) for r in records
+                    if _finite(r.get("native_n")) and r["n"] >= 2 and r["native_n"] >= 2})
+    floors = {size: stats.min_attainable_p(*size, options.n_resamples) for size in sizes}
+    high = {size: p for size, p in floors.items() if p > options.alpha}
+    if not high:
+        return None
+    return {"sizes": ", ".join(f"{a} + {b}" for a, b in high), "p": max(high.values())}
 
 
 def _is_peak(rows, metric, point, baseline) -> bool:
@@ -310,29 +363,6 @@ def _environments(manifests, envs) -> list[dict[str, Any]]:
 
 # -- rendering -------------------------------------------------------------------------------
 
-def _num(v: Any, digits: int = 4) -> str:
-    """Significant digits, thousands grouped; '–' for a missing value."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, float) and math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    if not isinstance(v, (int, float)):
-        return str(v)
-    if v == 0:
-        return "0"
-    magnitude = math.floor(math.log10(abs(v)))
-    decimals = max(0, digits - 1 - magnitude)
-    return f"{v:,.{decimals}f}"
-
-
-def _pct(v: Any, signed: bool = True) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, float) and math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    return f"{v:+.1f} %" if signed else f"{v:.1f} %"
-
-
 def _short(v: Any, width: int = 48) -> str:
     """A context value in a table cell: unset, or at most `width` characters (hashes, flags)."""
     if v is None:
@@ -341,18 +371,13 @@ def _short(v: Any, width: int = 48) -> str:
     return repr(text if len(text) <= width else text[:width - 1] + "…")
 
 
-def _p(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    return f"{v:.3f}" if v >= 0.001 else f"{v:.1e}"
-
-
 def render(context: dict[str, Any]) -> str:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(num=_num, pct=_pct, pval=_p, finite=_finite, short=_short)
+    env.filters.update(num=numbers.num, pct=numbers.pct, pval=numbers.pval, spread=numbers.spread,
+                       unit=numbers.unit_label, finite=_finite, short=_short)
     return env.get_template("report.html.j2").render(**context)
 
 

@@ -1,5 +1,10 @@
-"""The report's figures, drawn with matplotlib (Agg) and returned as PNG data URIs, so that the
-HTML stays one self-contained file.
+"""The report's figures, drawn with matplotlib (Agg) and returned as PNG data URIs at twice the
+size they are shown (sharp on screen and in print), so that the HTML stays one self-contained file.
+
+Every figure that sets environments against native draws performance relative to native: up is
+better whatever the metric (a latency's ratio is inverted), on a log axis, so that ×0.2 and ×5
+are as far from 1 and nothing is clipped; an interval that has no bound is drawn to the axis's
+edge with an arrow. Colours are the environments' own (bench.palette).
 
 Each function takes rows of bench.stats.summarize() and returns a data URI, or None when the
 data has not the shape for that figure.
@@ -19,9 +24,12 @@ matplotlib.use("Agg")  # no display, no GUI toolkit: the report renders on a hea
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .. import palette  # noqa: E402
 from ..parallel import pmap  # noqa: E402
+from .numbers import unit_label  # noqa: E402
 
 WIDTH, HEIGHT, DPI = 8.0, 3.4, 96
+SCALE = 2            # PNGs are drawn at twice their shown size
 PERCENTILE = re.compile(r"^(?P<prefix>.*_)p(?P<pct>\d+(?:_\d+)?)$")
 
 
@@ -66,9 +74,17 @@ _share_text_metrics()
 
 def _uri(fig) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI * SCALE, bbox_inches="tight")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def shown_width(uri: str) -> int | None:
+    """The width in CSS pixels a figure is shown at: its PNG's own width (IHDR) over SCALE."""
+    if not uri.startswith("data:image/png;base64,"):
+        return None
+    header = base64.b64decode(uri[len("data:image/png;base64,"):][:44])
+    return int.from_bytes(header[16:20], "big") // SCALE
 
 
 def _draw(job):
@@ -86,46 +102,123 @@ def env_label(env: str, emulated: set[str]) -> str:
     return f"{env} (TCG)" if env in emulated else env
 
 
-def _colours(envs: list[str]) -> dict[str, str]:
-    palette = plt.get_cmap("tab10").colors
-    return {e: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, e in enumerate(envs)}
+def performance(ratio: float, low: float, high: float, better: str) -> tuple[float, float, float]:
+    """A ratio to native and its interval as performance relative to native (up is better):
+    a lower-is-better metric's ratio inverted. An end that is not a positive finite number
+    (an unbounded interval) comes back as nan."""
+    def ok(v):
+        return v is not None and math.isfinite(v) and v > 0
+    if better == "higher":
+        return (ratio if ok(ratio) else math.nan, low if ok(low) else math.nan, high if ok(high) else math.nan)
+    return (1 / ratio if ok(ratio) else math.nan, 1 / high if ok(high) else math.nan,
+            1 / low if ok(low) else math.nan)
+
+
+def _log_limits(values: list[float]) -> tuple[float, float]:
+    """A log axis around 1 holding every value, at least 0.5 to 2."""
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    low, high = min([0.5, *finite]), max([2.0, *finite])
+    return low / 1.25, high * 1.25
+
+
+def _ratio_axis(ax, limits, baseline: str, vertical: bool = True) -> None:
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 1, 1.25, 2, 5, 10, 20, 50, 100)
+             if limits[0] <= t <= limits[1]]
+    axis = ax.yaxis if vertical else ax.xaxis
+    (ax.set_yscale if vertical else ax.set_xscale)("log")
+    (ax.set_ylim if vertical else ax.set_xlim)(*limits)
+    axis.set_major_locator(FixedLocator(ticks))
+    axis.set_minor_locator(NullLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"×{v:g}"))
+    label = f"performance relative to {baseline} (×1 = native; up is better)"
+    (ax.set_ylabel if vertical else ax.set_xlabel)(label if vertical else label.replace("up", "right"), fontsize=8)
+    (ax.axhline if vertical else ax.axvline)(1.0, color="black", linewidth=0.8)
+
+
+def _bars(ax, items, envs, baseline, emulated, limits, vertical=True):
+    """Grouped bars of performance relative to native: items = [(label, {env: (perf, low, high)})]."""
+    others = [e for e in envs if e != baseline]
+    width = 0.8 / max(1, len(others))
+    colours = palette.colours(envs)
+    clipped = False
+    for i, env in enumerate(others):
+        pos, val, err_lo, err_hi, open_ends = [], [], [], [], []
+        for j, (_, by_env) in enumerate(items):
+            if env not in by_env or not math.isfinite(by_env[env][0]):
+                continue
+            perf, lo, hi = by_env[env]
+            at = j - 0.4 + width * (i + 0.5)
+            pos.append(at)
+            val.append(perf)
+            # an end with no bound is drawn to the axis's edge, and marked with an arrow there
+            err_lo.append(perf - (lo if math.isfinite(lo) else limits[0]))
+            err_hi.append((hi if math.isfinite(hi) else limits[1]) - perf)
+            for end, edge, marker in ((lo, limits[0], "v" if vertical else "<"), (hi, limits[1], "^" if vertical else ">")):
+                if not math.isfinite(end) or not limits[0] <= end <= limits[1]:
+                    open_ends.append((at, edge, marker))
+        if not pos:
+            continue
+        kw = dict(color=colours[env], label=env_label(env, emulated), hatch="//" if env in emulated else None,
+                  edgecolor="black", linewidth=0.4)
+        # bars grow from ×1 (native), up or down, as the study's normalized figures do
+        bottoms = [1.0] * len(pos)
+        heights = [v - 1.0 for v in val]
+        if vertical:
+            ax.bar(pos, heights, width, bottom=bottoms, **kw)
+            ax.errorbar(pos, val, yerr=[err_lo, err_hi], fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+        else:
+            ax.barh(pos, heights, width, left=bottoms, **kw)
+            ax.errorbar(val, pos, xerr=[err_lo, err_hi], fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+        for at, edge, marker in open_ends:
+            clipped = True
+            xy = (at, edge) if vertical else (edge, at)
+            ax.plot(*xy, marker=marker, color="black", markersize=5, clip_on=False)
+    return clipped
 
 
 def normalized_bars(rows, envs: list[str], baseline: str, emulated: set[str], title: str) -> str | None:
-    """Each metric's mean relative to native (native = 1), one bar per environment, with the
-    95 % Fieller interval of the ratio as error bars; hatched bars are emulated (TCG)."""
+    """Each metric's performance relative to native (×1), one bar per environment, with the 95 %
+    Fieller interval of the ratio as error bars; hatched bars are emulated (TCG)."""
     others = [e for e in envs if e != baseline]
     metrics = list(dict.fromkeys(rows["metric"]))
     if not others or not metrics or "ratio" not in rows or not np.isfinite(rows["ratio"].astype(float)).any():
         return None
-    colours = _colours(envs)
+    items = []
+    for m in metrics:
+        sub = rows[rows["metric"] == m]
+        items.append((m, {r.environment: performance(r.ratio, r.ratio_low, r.ratio_high, r.better)
+                          for r in sub.itertuples() if r.environment != baseline}))
+    limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t])
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
-    width = 0.8 / len(others)
-    for i, env in enumerate(others):
-        sub = rows[rows["environment"] == env].set_index("metric")
-        x, y, lo, hi = [], [], [], []
-        for j, m in enumerate(metrics):
-            if m not in sub.index or not np.isfinite(sub.at[m, "ratio"]):
-                continue
-            r, a, b = sub.at[m, "ratio"], sub.at[m, "ratio_low"], sub.at[m, "ratio_high"]
-            x.append(j - 0.4 + width * (i + 0.5))
-            y.append(r)
-            # An unbounded interval (native's mean not clearly away from 0) is drawn to the axis.
-            lo.append(r - a if np.isfinite(a) else r)
-            hi.append(b - r if np.isfinite(b) else r)
-        if x:
-            ax.bar(x, y, width, yerr=[lo, hi], capsize=3, color=colours[env], label=env_label(env, emulated),
-                   hatch="//" if env in emulated else None, edgecolor="black", linewidth=0.4)
-    ax.axhline(1.0, color="black", linewidth=0.8)
+    clipped = _bars(ax, items, envs, baseline, emulated, limits)
+    _ratio_axis(ax, limits, baseline)
     ax.set_xticks(range(len(metrics)))
     ax.set_xticklabels(metrics, rotation=20 if len(metrics) > 3 else 0, ha="right" if len(metrics) > 3 else "center",
                        fontsize=8)
-    ax.set_ylabel(f"relative to {baseline} (= 1)")
-    ax.set_title(title, fontsize=10)
-    top = max([1.2, *[float(v) for v in rows["ratio_high"] if np.isfinite(v)]])
-    ax.set_ylim(0, min(top * 1.05, 3.0))
+    ax.set_title(title + ("; ▲▼ interval unbounded" if clipped else ""), fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
+    return _uri(fig)
+
+
+def overview(items, envs: list[str], baseline: str, emulated: set[str], title: str) -> str | None:
+    """The study's kind of summary figure: every workload's headline metric as performance
+    relative to native, one row per (workload, metric), one bar per environment."""
+    if not items or len(envs) < 2:
+        return None
+    limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t])
+    others = [e for e in envs if e != baseline]
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.28 * len(items) * max(1, len(others)) ** 0.5 + 1.3))
+    clipped = _bars(ax, items, envs, baseline, emulated, limits, vertical=False)
+    _ratio_axis(ax, limits, baseline, vertical=False)
+    ax.set_yticks(range(len(items)))
+    ax.set_yticklabels([label for label, _ in items], fontsize=8)
+    ax.set_ylim(len(items) - 0.5, -0.5)   # the first workload on top
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(title + ("; ◀▶ interval unbounded" if clipped else ""), fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return _uri(fig)
 
 
@@ -139,48 +232,66 @@ def percentile_points(rows) -> dict[str, list[tuple[float, str]]]:
     return {k: sorted(v) for k, v in found.items() if len(v) >= 5}
 
 
+def _plain_log_axis(axis) -> None:
+    """Log-axis labels as plain numbers at 1-2-5 steps (not only 10³ and 10⁴)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def latency_cdf(rows, envs: list[str], emulated: set[str], title: str) -> str | None:
-    """Completion-latency CDF from the percentile metrics: the mean over repetitions of each
-    percentile's latency, per environment (log latency axis, as fio's spread is wide)."""
+    """Completion-latency distribution from the percentile metrics: the mean over repetitions of
+    each percentile's latency, per environment. The percentile axis is a logit scale, so the
+    tail (99 %, 99.9 %, 99.99 %) is spread out rather than pressed against 1."""
     series = percentile_points(rows)
     if not series:
         return None
-    colours = _colours(envs)
-    fig, axes = plt.subplots(1, len(series), figsize=(WIDTH, HEIGHT), squeeze=False)
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    colours = palette.colours(envs)
+    fig, axes = plt.subplots(1, len(series), figsize=(WIDTH, HEIGHT + 0.6), squeeze=False)
     for ax, (prefix, points) in zip(axes[0], series.items()):
         unit = ""
         for env in envs:
             sub = rows[rows["environment"] == env].set_index("metric")
             xs, ys = [], []
             for pct, metric in points:
-                if metric in sub.index:
+                if metric in sub.index and 0 < pct < 100:
                     xs.append(sub.at[metric, "mean"])
                     ys.append(pct / 100)
                     unit = sub.at[metric, "unit"]
             if xs:
-                ax.plot(xs, ys, marker=".", drawstyle="steps-post", color=colours[env],
-                        label=env_label(env, emulated), linestyle="--" if env in emulated else "-")
+                ax.plot(xs, ys, marker=".", color=colours[env], label=env_label(env, emulated),
+                        linestyle="--" if env in emulated else "-")
         ax.set_xscale("log")
-        ax.set_xlabel(f"{prefix.rstrip('_')} ({unit})")
-        ax.set_ylabel("fraction of I/Os completed")
-        ax.set_ylim(0, 1.01)
+        _plain_log_axis(ax.xaxis)
+        ax.set_yscale("logit")
+        shown = [p / 100 for p, _ in points if 0 < p < 100]
+        ticks = [t for t in (0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999) if min(shown) <= t <= max(shown)]
+        ax.yaxis.set_major_locator(FixedLocator(ticks))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"p{v * 100:g}"))
+        ax.set_ylim(min(shown) * 0.8, 1 - (1 - max(shown)) * 0.8)
+        ax.set_xlabel(f"{prefix.rstrip('_')} ({unit_label(unit)}, log)", fontsize=8)
+        ax.set_ylabel("percentile of I/Os (logit)", fontsize=8)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(title, fontsize=10)
     return _uri(fig)
 
 
 def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], title: str) -> str | None:
     """A metric against its sweep parameter (Redis clients, MariaDB threads): mean with its 95 %
-    confidence interval per environment, and on a second axis each environment's % loss vs native."""
+    confidence interval per environment; a log x axis when the points span a factor of 10."""
     column = f"sweep_{key}"
     if column not in rows or rows[column].nunique() < 2:
         return None
-    colours = _colours(envs)
+    colours = palette.colours(envs)
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
-    loss = ax.twinx()
     unit = rows["unit"].iloc[0]
-    better = rows["better"].iloc[0]
+    xs_all = rows[column].astype(float)
     for env in envs:
         sub = rows[rows["environment"] == env].copy()
         sub["_x"] = sub[column].astype(float)
@@ -191,14 +302,16 @@ def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], ti
         err = [np.nan_to_num(e.to_numpy(float)) for e in err]
         ax.errorbar(sub["_x"], sub["mean"], yerr=err, marker="o", capsize=3, color=colours[env],
                     label=env_label(env, emulated), linestyle="--" if env in emulated else "-")
-        if env != baseline and "overhead_pct" in sub:
-            loss.plot(sub["_x"], sub["overhead_pct"], marker="x", linestyle=":", color=colours[env], alpha=0.8)
+    if xs_all.min() > 0 and xs_all.max() / xs_all.min() >= 10:
+        ax.set_xscale("log")
+    ticks = sorted(xs_all.unique())
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel(key)
-    ax.set_ylabel(f"{rows['metric'].iloc[0]} ({unit})")
-    loss.set_ylabel(f"% {'loss' if better == 'higher' else 'increase'} vs {baseline} (dotted)")
-    loss.axhline(0, color="grey", linewidth=0.5, linestyle=":")
+    ax.set_ylabel(f"{rows['metric'].iloc[0]} ({unit_label(unit)})", fontsize=8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.12, 1.0))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title, fontsize=10)
     if math.isfinite(ax.get_ylim()[0]):
         ax.set_ylim(bottom=0)

@@ -138,20 +138,27 @@ class Redis(Workload):
             if not rows or rows[0][:2] != ["test", "rps"]:
                 raise ToolError(f"no redis-benchmark CSV at clients={clients}")
             header, found = rows[0], set()
+            # In the order the workload names its tests, not redis-benchmark's (SET before GET):
+            # the first is the headline, and the study's is GET.
+            order = list(params.get("tests") or [])
+            point: dict[str, list[Measurement]] = {}
             for row in rows[1:]:
                 if "(needed to benchmark" in row[0]:
                     continue  # a setup step of another test, not one that was asked for
                 cells = dict(zip(header, row))
                 test = _test_name(cells["test"])
                 found.add(test)
+                mine = point.setdefault(test, [])
                 try:
-                    out.append(Measurement(f"{test}_requests_per_second", float(cells["rps"]), "req/s",
-                                           params={"clients": clients}))
-                    out.extend(Measurement(f"{test}_{metric}", float(cells[column]), "ms", "lower",
+                    mine.append(Measurement(f"{test}_requests_per_second", float(cells["rps"]), "req/s",
+                                            params={"clients": clients}))
+                    mine.extend(Measurement(f"{test}_{metric}", float(cells[column]), "ms", "lower",
                                            params={"clients": clients})
                                for column, metric in LATENCIES if column in cells)
                 except ValueError as e:
                     raise ToolError(f"garbled redis-benchmark value at clients={clients}: {e}") from None
+            for test in sorted(point, key=lambda t: order.index(t) if t in order else len(order)):
+                out.extend(point[test])
             missing = [t for t in params.get("tests", []) if t not in found]
             if not found or missing:
                 raise ToolError(f"no result for {', '.join(missing) or 'any test'} at clients={clients}: "
