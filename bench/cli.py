@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import importlib.util
 import json
+import math
 import os
 import re
 import statistics
@@ -71,8 +72,36 @@ def _results_folder(parser: argparse.ArgumentParser, writes_a_file: bool = True)
 LIST_SECTIONS = ("suites", "workloads", "environments")
 
 
+def _number(kind: type, low: float, high: float):
+    """An argparse type: a whole (int) or finite (float) number within [low, high], or a one-line
+    error naming the range (float() alone takes "nan" and "inf")."""
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} from {low:g} to {high:g}, not {text[:30]!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} from {low:g} to {high:g}, not {text[:30]!r}")
+        return value
+    parse.__name__ = kind.__name__   # argparse names the type in its messages
+    return parse
+
+
+REPS = _number(int, 1, 1000)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with bench's one-line errors: `bench: error: ...` and where to look, no usage
+    block (every verb's parser is one of these: add_subparsers takes the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"bench: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bench",
         description="Run identical workloads on the bare host, in containers and in VMs, "
                     "and keep every result with its raw output and metadata.",
@@ -92,19 +121,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--env", type=_csv, default=None, metavar="NAME[,NAME...]",
                      help="environments to run in (default: the suite's, else every one available here "
                           "that is not marked by_default: false in environments.yaml)")
-    run.add_argument("--reps", type=int, default=None, metavar="N",
+    run.add_argument("--reps", type=REPS, default=None, metavar="N",
                      help="measured repetitions per cell (default: the suite's); warm-ups are extra")
-    run.add_argument("--target-ci", type=float, default=None, metavar="PCT",
+    run.add_argument("--target-ci", type=_number(float, 0.1, 100), default=None, metavar="PCT",
                      help="after the repetitions, keep adding rounds of one repetition to every cell whose "
                           "headline number's 95 %% confidence interval is wider than ±PCT %% of its mean")
-    run.add_argument("--max-reps", type=int, default=None, metavar="N",
+    run.add_argument("--max-reps", type=REPS, default=None, metavar="N",
                      help="with --target-ci: stop a cell at N repetitions (default: 10, the study's n)")
     run.add_argument("--profile", choices=config.PROFILES, default=None,
                      help="size profile: quick (a 2-core machine, minutes) or lab (the study's scale); "
                           "default: the suite's")
     run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     run.add_argument("--run-id", default=None, help="name of the run folder (default: time-suite-random)")
-    run.add_argument("--seed", type=int, default=None, help="seed of the interleaving order (recorded)")
+    run.add_argument("--seed", type=_number(int, 0, 2**63 - 1), default=None, help="seed of the interleaving order (recorded)")
     run.add_argument("--resume", default=None, metavar="RUN_ID",
                      help="finish an interrupted or killed run in OUT/RUN_ID: remove what it left, "
                           "provision again, run only its missing repetitions, with its own settings")
@@ -172,15 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
                                        "flagged `worse` the same way but do not count.")
     cmp.add_argument("run_a", metavar="RUN_A", help="the reference run (folder, or run id under --out)")
     cmp.add_argument("run_b", metavar="RUN_B", help="the run to check against it")
-    cmp.add_argument("--threshold", type=float, default=5.0, metavar="PCT",
+    cmp.add_argument("--threshold", type=_number(float, 0, 1000), default=5.0, metavar="PCT",
                      help="smallest worse-direction change of a headline metric counted as a regression "
                           "(default: 5)")
     cmp.add_argument("--all", action="store_true", help="list every metric of every cell, not only changed ones")
     _results_folder(cmp, writes_a_file=False)
 
     exp = verbs.add_parser("export", help="write one or more runs' samples as CSV, Parquet or JSON lines",
-                           description="The tidy samples of bench.load() (one row per sample, parameters "
-                                       "and the environment's variant as columns) as a file for other tools.")
+                           description="The tidy samples of bench.load() (one row per sample, parameters as "
+                                       "param_* and the environment's variant as env_* columns, timestamps "
+                                       "as ISO 8601 UTC) as a file for other tools.")
     exp.add_argument("runs", nargs="+", metavar="RUN", help="run folder, or run id under --out")
     exp.add_argument("--format", choices=("csv", "parquet", "jsonl"), default="csv",
                      help="file format (default: csv; parquet needs pyarrow)")
@@ -796,6 +826,22 @@ def main(argv: list[str] | None = None) -> int:
         # `bench list | head`: the reader has gone; say nothing more (and not at exit either).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as e:  # noqa: BLE001
+        # Not the user's mistake as far as bench can tell, but a bug it did not foresee: one line
+        # here, the traceback in a file to report.
+        return _internal_error(e)
+
+
+def _internal_error(e: BaseException) -> int:
+    import tempfile
+    import traceback
+
+    fd, path = tempfile.mkstemp(prefix="bench-error-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        traceback.print_exception(e, file=f)
+    print(f"bench: internal error: {type(e).__name__}: {str(e)[:200]} (traceback in {path}; please report it)",
+          file=sys.stderr)
+    return 70   # EX_SOFTWARE
 
 
 if __name__ == "__main__":

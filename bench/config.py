@@ -15,9 +15,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import datafile
+from .datafile import excerpt
 from .environments import KINDS
 from .errors import ConfigError, unknown
 from .model import valid_name
@@ -113,7 +114,7 @@ def _where(loc: tuple) -> str:
 def _validation_error(path: Path, prefix: str, e: ValidationError) -> ConfigError:
     err = e.errors()[0]
     key = ".".join(p for p in (prefix, _where(err["loc"])) if p)
-    got = f" (got {err['input']!r})" if err["type"] not in ("missing", "extra_forbidden") else ""
+    got = f" (got {excerpt(err['input'])})" if err["type"] not in ("missing", "extra_forbidden") else ""
     more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
     return ConfigError(f"{path}: {key or 'top level'}: {err['msg']}{got}{more}")
 
@@ -126,16 +127,7 @@ def _validated(model: type[BaseModel], body: Any, path: Path, prefix: str) -> An
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        with open(path) as f:
-            return yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}:{line}: not valid YAML: {problem}") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    return datafile.read_yaml(path)
 
 
 def _mapping(path: Path, doc: Any) -> dict[str, Any]:
@@ -145,7 +137,7 @@ def _mapping(path: Path, doc: Any) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected a mapping of names to definitions, got {type(doc).__name__}")
     for name in doc:
         if not isinstance(name, str) or not valid_name(name):
-            raise ConfigError(f"{path}: {name!r}: names are lower-case letters, digits, '-' and '_', "
+            raise ConfigError(f"{path}: {excerpt(name)}: names are lower-case letters, digits, '-' and '_', "
                               f"starting with a letter")
     return doc
 

@@ -8,6 +8,7 @@ many runs concatenate without joins.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 import time
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 # Bumped when a field of Sample, Failure or run.json changes meaning or one is added that an
 # older bench would silently drop; store.load() reads older versions and refuses newer ones.
 # 2: Sample.parity_ok, run.json's execution_context and parity (version 1 samples: None).
-FORMAT_VERSION = 2
+# 3: timestamps as ISO 8601 text with their UTC offset (before: seconds since the epoch), so a
+#    sample's time reads the same in jq, R or a spreadsheet as in bench.load(); run.json 0644.
+FORMAT_VERSION = 3
 
 # Names that are columns of every sample; a workload parameter may not take one of them,
 # or it would overwrite a column when bench.load() flattens parameters into columns.
@@ -70,11 +73,14 @@ class Sample:
     parity_ok: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "timestamp": iso_time(self.timestamp)}
 
     @classmethod
     def from_json(cls, row: dict[str, Any]) -> "Sample":
-        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls) if f.name in row})
+        fields = {f.name: row[f.name] for f in dataclasses.fields(cls) if f.name in row}
+        if "timestamp" in fields:
+            fields["timestamp"] = epoch_time(fields["timestamp"])
+        return cls(**fields)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,4 +97,14 @@ class Failure:
     timestamp: float = dataclasses.field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "timestamp": iso_time(self.timestamp)}
+
+
+def iso_time(epoch: float) -> str:
+    """A time as the files hold it (format 3): ISO 8601 in UTC to the microsecond, with its offset."""
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def epoch_time(value: float | str) -> float:
+    """A time from the files of any format: seconds since the epoch (1, 2) or ISO 8601 text (3)."""
+    return dt.datetime.fromisoformat(value).timestamp() if isinstance(value, str) else float(value)

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as dt
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from .environments import KINDS, Environment
 from .environments.context import ExecutionContext, memory_policy, memory_policy_record, numa_nodes
 from .environments.host import HostEnvironment
 from .environments.remote import ClientHost, RemoteHost, preflight
+from .datafile import excerpt
 from .errors import BenchError, ToolError
 from .model import Failure, Sample
 from .progress import Progress
@@ -84,6 +86,26 @@ def _new_run_id(suite: str) -> str:
     return f"{stamp}-{suite}-{random.randrange(16**4):04x}"
 
 
+def check_scratch_space(workloads: list[WorkloadConfig], scratch: Path) -> None:
+    """The largest data file a workload lays out must fit in --scratch (the host's and guests'
+    files live there; a Docker volume lives under Docker's own root, which has its own disk)."""
+    need = {w.name: TOOLS[w.tool].scratch_bytes(w.params) for w in workloads}
+    name = max(need, key=need.get, default=None)
+    if not name or not need[name]:
+        return
+    where = Path(scratch)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if need[name] > free:
+        raise BenchError(f"{name} lays out a {_binary(need[name])} file in --scratch {scratch}, which has "
+                         f"{_binary(free)} free: free some space, choose another --scratch, or a smaller profile")
+
+
+def _binary(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
 def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
     """Check everything that can be checked without making anything. Raises BenchError."""
     suite = catalogue.suite(options.suite)
@@ -99,6 +121,7 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
     if repetitions < 1:
         raise BenchError("--reps must be at least 1")
     workloads = [catalogue.workload(name, profile) for name in suite.workloads]
+    check_scratch_space(workloads, options.scratch)
 
     environments: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
@@ -294,27 +317,39 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, Run
         raise BenchError(f"run {run_id} is complete: nothing to resume")
     if status == "running":
         raise BenchError(f"run {run_id} is still running (pid {manifest.get('pid')}); stop it first")
-    workloads = [WorkloadConfig(**manifest["workloads"][n]) for n in manifest["workload_order"]]
-    environments = {n: {k: v for k, v in manifest["environments"][n].items()
-                        if k in ("kind", "description", "variant", "dimension", "baseline", "affects")}
-                    for n in manifest["environment_order"]}
-    options = RunOptions(suite=manifest["suite"], out=Path(out), run_id=run_id, seed=manifest["order_seed"],
-                         scratch=Path(manifest.get("scratch", "/var/tmp")),
-                         allow_tcg=manifest.get("allow_tcg", False),
-                         target_ci=manifest.get("target_ci"), max_reps=manifest.get("max_reps"),
-                         # the run's own client: a resumed run's clients run where its first ones did
-                         client_host=(manifest.get("client") or {}).get("host"),
-                         ssh_options=tuple((manifest.get("client") or {}).get("ssh_options", ())),
-                         context=ExecutionContext(tuple(sorted((manifest.get("pass_env") or {}).items()))),
-                         allow_mismatch=manifest.get("allow_mismatch", False))
-    for name, e in environments.items():
-        ok, why = KINDS[e["kind"]].availability(e["variant"], allow_tcg=options.allow_tcg)
-        if not ok:
-            raise BenchError(f"cannot resume: environment '{name}' is not available here: {why}")
-    client = client_preflight(workloads, options)
-    p = Plan(run_id, manifest["suite"], manifest["profile"], manifest["repetitions"], manifest["order_seed"],
-             workloads, environments, manifest.get("skipped_environments", {}), only=manifest.get("only", {}),
-             client=client)
+    missing = [k for k in ("suite", "profile", "repetitions", "order_seed", "workloads", "workload_order",
+                           "environments", "environment_order") if k not in manifest]
+    if missing:
+        raise BenchError(f"cannot resume {run_id}: its run.json lacks or garbles {', '.join(missing)} "
+                         f"(a run folder bench wrote has it)")
+    if not manifest["workload_order"] or not manifest["environment_order"]:
+        raise BenchError(f"cannot resume {run_id}: its run.json lists no workloads or no environments")
+    try:
+        workloads = [WorkloadConfig(**manifest["workloads"][n]) for n in manifest["workload_order"]]
+        environments = {n: {k: v for k, v in manifest["environments"][n].items()
+                            if k in ("kind", "description", "variant", "dimension", "baseline", "affects")}
+                        for n in manifest["environment_order"]}
+        options = RunOptions(suite=manifest["suite"], out=Path(out), run_id=run_id, seed=manifest["order_seed"],
+                             scratch=Path(manifest.get("scratch", "/var/tmp")),
+                             allow_tcg=manifest.get("allow_tcg", False),
+                             target_ci=manifest.get("target_ci"), max_reps=manifest.get("max_reps"),
+                             # the run's own client: a resumed run's clients run where its first ones did
+                             client_host=(manifest.get("client") or {}).get("host"),
+                             ssh_options=tuple((manifest.get("client") or {}).get("ssh_options", ())),
+                             context=ExecutionContext(tuple(sorted((manifest.get("pass_env") or {}).items()))),
+                             allow_mismatch=manifest.get("allow_mismatch", False))
+        for name, e in environments.items():
+            ok, why = KINDS[e["kind"]].availability(e["variant"], allow_tcg=options.allow_tcg)
+            if not ok:
+                raise BenchError(f"cannot resume: environment '{name}' is not available here: {why}")
+        client = client_preflight(workloads, options)
+        p = Plan(run_id, manifest["suite"], manifest["profile"], manifest["repetitions"], manifest["order_seed"],
+                 workloads, environments, manifest.get("skipped_environments", {}), only=manifest.get("only", {}),
+                 client=client)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        # a run.json edited or damaged by hand: say what is missing instead of a traceback
+        raise BenchError(f"cannot resume {run_id}: its run.json lacks or garbles {excerpt(str(e))} "
+                         f"(a run folder bench wrote has it)") from None
     return p, options, store
 
 

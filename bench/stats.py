@@ -34,9 +34,8 @@ from .parallel import pmap
 
 NATIVE = "host"
 
-# Columns of a sample row that are not workload parameters (see store.load()).
-_NOT_PARAMS = {"run_id", "environment", "env_kind", "workload", "tool", "metric", "unit", "value",
-               "better", "repetition", "timestamp"}
+# A workload parameter's column in store.load(): param_clients holds the parameter `clients`.
+PARAM = "param_"
 # Parameters that one repetition sweeps over (Measurement.params): a sweep point is a cell of its
 # own even when a quick profile has only one point of it.
 KNOWN_SWEEPS = ("clients", "threads", "streams", "iodepth", "numjobs")
@@ -264,24 +263,42 @@ def compare(a: Sequence[float], b: Sequence[float], better: str, options: Option
             "p": p, "p_min": p_min, "significant": significant, "basis": basis}
 
 
+def performance(ratio: float, low: float, high: float, better: str) -> tuple[float, float, float]:
+    """A ratio to native and its interval as performance relative to native (up is better):
+    a lower-is-better metric's ratio inverted. An end that is not a positive finite number
+    (an unbounded interval) comes back as nan."""
+    def ok(v):
+        return v is not None and math.isfinite(v) and v > 0
+    if better == "higher":
+        return (ratio if ok(ratio) else math.nan, low if ok(low) else math.nan, high if ok(high) else math.nan)
+    return (1 / ratio if ok(ratio) else math.nan, 1 / high if ok(high) else math.nan,
+            1 / low if ok(low) else math.nan)
+
+
 # -- a results set ---------------------------------------------------------------------------
 
 def param_columns(df) -> list[str]:
-    return [c for c in df.columns if c not in _NOT_PARAMS and not c.startswith("env_")]
+    return [c for c in df.columns if c.startswith(PARAM)]
+
+
+def param_column(name: str) -> str:
+    return PARAM + name
 
 
 def sweep_params(df) -> dict[str, list[str]]:
-    """Per workload, the parameters that are sweep dimensions: those that take several values
-    within one repetition (a Measurement's params), or a known sweep name with several values."""
+    """Per workload, the parameters (by name, without the column prefix) that are sweep
+    dimensions: those that take several values within one repetition (a Measurement's params),
+    or a known sweep name with several values."""
     out: dict[str, list[str]] = {}
     params = param_columns(df)
     for workload, rows in df.groupby("workload", sort=False):
         keys = []
-        for p in params:
-            col = rows[p]
+        for column in params:
+            p = column[len(PARAM):]
+            col = rows[column]
             if col.isna().all() or col.map(lambda v: isinstance(v, (list, dict))).any():
                 continue  # a list parameter (redis' `tests`) is a setting, never a point
-            within = rows.groupby(["run_id", "environment", "metric", "repetition"])[p].nunique(dropna=True)
+            within = rows.groupby(["run_id", "environment", "metric", "repetition"])[column].nunique(dropna=True)
             if (within > 1).any() or (p in KNOWN_SWEEPS and col.nunique(dropna=True) > 1):
                 keys.append(p)
         out[workload] = keys
@@ -314,7 +331,7 @@ def _cell_positions(df):
     sweeps = sweep_params(df)
     for workload, rows in df.groupby("workload", sort=False):
         keys = sweeps.get(workload, [])
-        by = ["environment", "metric", *keys]
+        by = ["environment", "metric", *map(param_column, keys)]
         codes = rows.groupby(by, sort=False, dropna=False).ngroup().to_numpy()
         order = np_.argsort(codes, kind="stable")          # rows of a cell together, in file order
         bounds = np_.flatnonzero(np_.diff(codes[order])) + 1

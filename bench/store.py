@@ -21,10 +21,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .datafile import excerpt
 from .errors import BenchError
 from .model import FORMAT_VERSION, SAMPLE_FIELDS, Failure, Sample
 
 MANIFEST = "run.json"
+PARAM = "param_"   # the prefix of a workload parameter's column in load()
 SAMPLES = "samples.jsonl"
 FAILURES = "failures.jsonl"
 RAW = "raw"
@@ -73,6 +75,9 @@ class RunStore:
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Atomic replace: a reader (or a crash) sees the old or the new file, never half of one."""
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".run.", suffix=".json")
+        # mkstemp makes it 0600: readable by others as every other file of the folder, so an
+        # analyst who did not run bench (not root) can bench.load() it.
+        os.fchmod(fd, 0o644)
         with os.fdopen(fd, "w") as f:
             json.dump({"format_version": FORMAT_VERSION, **manifest}, f, indent=2, sort_keys=True,
                       default=str)
@@ -100,40 +105,111 @@ class RunStore:
         return read_manifest(self.path)
 
     def samples(self) -> list[Sample]:
-        return [Sample.from_json(r) for r in _read_lines(self.path / SAMPLES)]
+        out = []
+        for r in _read_lines(self.path / SAMPLES):
+            try:
+                out.append(Sample.from_json(r))
+            except (TypeError, ValueError):
+                continue   # not a sample (load() warns of it); resume runs that repetition again
+        return out
 
     def failures(self) -> list[dict[str, Any]]:
-        return _read_lines(self.path / FAILURES)
+        return read_failures(self.path / FAILURES)[0]
+
+
+MAX_MANIFEST = 64 << 20   # bytes: a lab run's run.json, execution contexts and all, is ~1 MB
+MAX_LINE = 1 << 20        # bytes: a sample's line is ~1 KB; a longer one is skipped, not read
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
+    """run.json, refused in one line when it is not a run's: unreadable, not JSON, not an object,
+    or of a format this bench does not know."""
+    file = Path(path) / MANIFEST
+    if not file.exists():
+        raise BenchError(f"{path}: not a run folder (no {MANIFEST})")
     try:
-        manifest = json.loads((Path(path) / MANIFEST).read_text())
-    except FileNotFoundError:
-        raise BenchError(f"{path}: not a run folder (no {MANIFEST})") from None
-    except ValueError as e:
-        raise BenchError(f"{path / MANIFEST}: unreadable: {e}") from None
+        if not file.is_file():
+            raise BenchError(f"{file}: not a regular file")
+        with open(file, "rb") as f:
+            data = f.read(MAX_MANIFEST + 1)
+        if len(data) > MAX_MANIFEST:
+            raise BenchError(f"{file}: larger than {MAX_MANIFEST >> 20} MB: not a run's manifest")
+        manifest = json.loads(data.decode("utf-8"))
+    except OSError as e:
+        raise BenchError(f"{file}: cannot read: {e.strerror}") from None
+    except (ValueError, RecursionError) as e:   # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise BenchError(f"{file}: unreadable: {str(e)[:120]}") from None
+    if not isinstance(manifest, dict):
+        raise BenchError(f"{file}: not a run's manifest (a JSON {type(manifest).__name__}, not an object)")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise BenchError(f"{path}: results format {version!r} is newer than this bench "
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise BenchError(f"{file}: format_version must be a whole number from 1, not {excerpt(version)}")
+    if version > FORMAT_VERSION:
+        raise BenchError(f"{path}: results format {version} is newer than this bench "
                          f"understands ({FORMAT_VERSION}); upgrade bench")
     return manifest
 
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
-    """Every complete line; a torn last line (the process died mid-write) is skipped."""
+    return read_records(path)[0]
+
+
+def read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every complete JSON object line of a .jsonl file, and what was skipped, line by line: a
+    torn last line (the process died mid-write), a line that is not UTF-8 or not JSON, a JSON
+    value that is not an object, a line longer than MAX_LINE (read past, never held whole)."""
+    path = Path(path)
     if not path.exists():
-        return []
-    rows = []
-    with open(path) as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return rows
+        return [], []
+    if not path.is_file():   # a folder, a FIFO or a device in the file's place: nothing to read
+        raise BenchError(f"{path}: not a regular file")
+    rows, skipped = [], []
+    try:
+        with open(path, "rb") as f:
+            number = 0
+            while True:
+                line = f.readline(MAX_LINE + 1)
+                if not line:
+                    break
+                number += 1
+                if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                    while line and not line.endswith(b"\n"):   # the rest of the overlong line
+                        line = f.readline(MAX_LINE)
+                    skipped.append(f"line {number} longer than {MAX_LINE >> 20} MB")
+                    continue
+                if not line.endswith(b"\n"):
+                    skipped.append(f"line {number} torn (no end of line)")
+                    break
+                try:
+                    row = json.loads(line.decode("utf-8"))
+                except (ValueError, RecursionError):
+                    skipped.append(f"line {number} not JSON")
+                    continue
+                if isinstance(row, dict):
+                    rows.append(row)
+                else:
+                    skipped.append(f"line {number} not an object")
+    except OSError as e:
+        raise BenchError(f"{path}: cannot read: {e.strerror}") from None
+    return rows, skipped
+
+
+def read_failures(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """failures.jsonl's records that say where a repetition failed, and what was skipped."""
+    rows, skipped = read_records(path)
+    good = [r for r in rows if isinstance(r.get("environment"), str) and isinstance(r.get("workload"), str)
+            and isinstance(r.get("repetition"), int) and not isinstance(r.get("repetition"), bool)]
+    if len(good) < len(rows):
+        skipped.append(f"{len(rows) - len(good)} record(s) without the fields of a failure")
+    return [{"reason": "", "stderr": "", "raw": "", **r} for r in good], skipped
+
+
+def warn_skipped(path: Path, skipped: list[str]) -> None:
+    """One warning per file that had records it could not read: how many, and the first few."""
+    if skipped:
+        more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+        warnings.warn(f"{path}: skipped {len(skipped)} unreadable record(s): {'; '.join(skipped[:3])}{more}",
+                      stacklevel=3)
 
 
 def effective_status(manifest: dict[str, Any]) -> str:
@@ -168,8 +244,12 @@ def load(*paths: str | os.PathLike):
     """All samples of the given runs as one pandas DataFrame, one row per sample.
 
     Columns: run_id, environment, env_kind, workload, tool, metric, unit, value, better,
-    repetition, timestamp, then every workload parameter as a column of its own, then the
-    environment's variant as it ran as env_<key> columns (env_network, env_accel...).
+    repetition, timestamp (a UTC datetime), parity_ok, then each workload parameter as a
+    param_<name> column (param_clients, param_warmup...: a workload's own setting is never
+    mistaken for one of bench's), then the environment's variant as it ran as env_<key>
+    columns (env_network, env_accel...). A parameter column has only the workloads loaded;
+    one whose values are all whole numbers is an integer column (pandas' Int64, <NA> where a
+    workload does not have it).
     """
     import pandas as pd  # imported here: the CLI's other verbs should not pay for pandas
 
@@ -198,12 +278,56 @@ def _load(pd, paths):
         if status != "complete":
             warnings.warn(f"{folder}: run is {status}: its samples are a part of the planned ones "
                           f"(finish it with `bench run --resume {folder.name}`)", stacklevel=3)
-        for row in _read_lines(folder / SAMPLES):
-            params = row.pop("params", {}) or {}
+        records, skipped = read_records(folder / SAMPLES)
+        wrong = sum(not _is_sample(r) for r in records)
+        warn_skipped(folder / SAMPLES, skipped + [f"{wrong} record(s) without the fields of a sample"] * bool(wrong))
+        for row in records:
+            if not _is_sample(row):
+                continue
+            params = {f"{PARAM}{k}": v for k, v in (row.pop("params", {}) or {}).items()}
             variant = {f"env_{k}": v for k, v in (row.pop("variant", {}) or {}).items()}
             rows.append({**row, **params, **variant})
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=list(SAMPLE_FIELDS))
+    frame["timestamp"] = _times(pd, frame["timestamp"])
+    if "parity_ok" in frame:
+        frame["parity_ok"] = frame["parity_ok"].astype("boolean")   # None (not checked) as <NA>
+    for column in frame.columns:
+        if column.startswith(PARAM) and _whole_numbers(frame[column]):
+            frame[column] = frame[column].astype("Int64")
     first = [c for c in SAMPLE_FIELDS if c in frame.columns]
     return frame[first + sorted(c for c in frame.columns if c not in SAMPLE_FIELDS)]
+
+
+def _is_sample(row: dict[str, Any]) -> bool:
+    """The fields a table of samples cannot do without, of the types they must have."""
+    return (all(isinstance(row.get(k), str) for k in ("run_id", "environment", "workload", "metric"))
+            and isinstance(row.get("value"), (int, float)) and not isinstance(row.get("value"), bool)
+            and isinstance(row.get("repetition"), int)
+            and isinstance(row.get("params", {}) or {}, dict) and isinstance(row.get("variant", {}) or {}, dict)
+            and isinstance(row.get("timestamp", 0), (int, float, str)))
+
+
+def _times(pd, column):
+    """Format 3's ISO 8601 text and formats 1-2's seconds since the epoch, as UTC datetimes."""
+    text = column.map(lambda v: isinstance(v, str))
+    times = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns, UTC]")
+    if text.any():
+        times[text] = pd.to_datetime(column[text], utc=True, format="ISO8601", errors="coerce")
+    if (~text).any():
+        times[~text] = pd.to_datetime(column[~text].astype(float), unit="s", utc=True)
+    return times
+
+
+def _whole_numbers(column) -> bool:
+    """A parameter whose values are all integers (not booleans; floats only when whole, as a
+    column with gaps has them): an integer column, not a float one."""
+    import numbers
+
+    values = column.dropna()
+    if values.empty or column.dtype == bool:
+        return False
+    if column.dtype.kind == "f":
+        return bool(((values == values.round()) & (values.abs() < 2**53)).all())
+    return all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values)

@@ -169,10 +169,16 @@ MALFORMED_ARGS = [
     (["run", "--suite", ""], "unknown suite ''"),
     (["run", "--env", ","], "expected one or more names"),
     (["run", "--env", "host,nope"], "unknown environment 'nope'"),
-    (["run", "--reps", "-1"], "--reps must be at least 1"),
-    (["run", "--reps", "1.5"], "invalid int value"),
+    (["run", "--reps", "-1"], "argument --reps: a whole number from 1 to 1000, not '-1'"),
+    (["run", "--reps", "1.5"], "a whole number from 1 to 1000, not '1.5'"),
+    (["run", "--reps", "99999"], "a whole number from 1 to 1000"),
+    (["run", "--target-ci", "inf"], "argument --target-ci: a number from 0.1 to 100"),
+    (["run", "--max-reps", "0"], "argument --max-reps: a whole number from 1 to 1000"),
+    (["compare", "a", "b", "--threshold", "nan"], "argument --threshold: a number from 0 to 1000"),
+    (["compare", "a", "b", "--threshold", "-1"], "argument --threshold: a number from 0 to 1000"),
     (["run", "--profile", "huge"], "invalid choice"),
-    (["run", "--seed", "x"], "invalid int value"),
+    (["run", "--seed", "x"], "a whole number from 0 to"),
+    (["run", "--seed", "-3"], "a whole number from 0 to"),
     (["run", "--resume", "no-such-run"], "not a run folder"),
     (["run", "--resume", "../x"], "invalid run id"),
     (["run", "--resume", "x", "--env", "host"], "drop --env"),
@@ -197,4 +203,5 @@ def test_malformed_command_lines(tmp_path, argv, message):
     r = bench_cli(*argv)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert "Traceback" not in r.stderr and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("bench: error: "), r.stderr
     assert not out.exists() or not any(out.iterdir())

@@ -351,7 +351,7 @@ def test_run_with_clients_on_the_second_host(second_host, docker_client, config_
         rr = df[(df.environment == env) & (df.metric == "transactions_per_second")]
         assert len(rr) == 1 and rr.value.iloc[0] > 0
         redis = df[(df.environment == env) & (df.workload == "remote-redis") & (df.metric == "get_requests_per_second")]
-        assert sorted(redis.clients) == [1, 4] and (redis.value > 0).all()
+        assert sorted(redis.param_clients) == [1, 4] and (redis.value > 0).all()
 
     manifest = json.loads((tmp_path / run_id / "run.json").read_text())
     client = manifest["client"]
@@ -477,7 +477,7 @@ def test_mariadb_admits_the_client_host(second_host, docker_client, config_copy,
     df = bench.load(tmp_path / run_id)
     for env in ("host", "docker-nat"):
         tps = df[(df.environment == env) & (df.metric == "transactions_per_second")]
-        assert list(tps.threads) == [2] and (tps.value > 0).all()
+        assert list(tps.param_threads) == [2] and (tps.value > 0).all()
     log = (tmp_path / run_id / "raw" / "host" / "remote-oltp" / "rep-1.server.txt").read_text()
     assert f"Server socket created on IP: '{second_host.host_address}'" in log
     assert masters(run_id) == [] and settle(second_host) == {second_host.sshd.pid}

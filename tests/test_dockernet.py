@@ -103,7 +103,7 @@ def test_c2c_runs_netperf_and_redis_cells_and_leaves_nothing(docker_client, work
     df = bench.load(tmp_path / run_id)
     assert set(df.workload) == {"netperf-tcp-rr", "redis", "provision"}  # provision: the containers' start
     assert (df[df.metric == "latency_mean"].value > 0).all()
-    assert set(df[df.workload == "redis"].clients) == {1, 10, 50}
+    assert set(df[df.workload == "redis"].param_clients) == {1, 10, 50}
     assert set(df.env_client) == {"container"} and set(df.env_network) == {"bridge"}
     manifest = json.loads((tmp_path / run_id / "run.json").read_text())
     meta = manifest["environments"]["docker-c2c"]["metadata"]

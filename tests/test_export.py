@@ -48,11 +48,14 @@ def run(tmp_path_factory) -> Path:
 
 
 def read_back(path: Path, fmt: str) -> pd.DataFrame:
-    if fmt == "csv":
-        return pd.read_csv(path)
+    """As another tool would read it; the timestamp text parsed as ISO 8601 with its offset."""
     if fmt == "parquet":
         return pd.read_parquet(path)
-    return pd.read_json(path, lines=True, dtype=False, precise_float=True)
+    if fmt == "csv":
+        got = pd.read_csv(path)
+    else:
+        got = pd.read_json(path, lines=True, dtype=False, precise_float=True)
+    return got.assign(timestamp=pd.to_datetime(got["timestamp"], format="ISO8601"))
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])

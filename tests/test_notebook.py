@@ -27,7 +27,7 @@ def test_notebook_executes_on_real_runs(tmp_path, docker_client, monkeypatch):
         tiny_run(tmp_path, f"tiny-threads{threads}", env="host,docker-host", threads=threads, out=results)
     expected = bench.load(results)
     measured = expected[expected.workload != "provision"]  # provisioning samples have no threads
-    assert set(measured["threads"]) == {1, 2} and set(expected["environment"]) == {"host", "docker-host"}
+    assert set(measured["param_threads"]) == {1, 2} and set(expected["environment"]) == {"host", "docker-host"}
 
     monkeypatch.setenv("BENCH_RUNS", str(results))
     nb = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4)

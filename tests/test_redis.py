@@ -133,7 +133,7 @@ def check_sweep(run, environment: str) -> None:
     assert set(rows.repetition) == {1}
     for metric in ("get_requests_per_second", "set_requests_per_second", "get_latency_p99", "set_latency_mean"):
         by_clients = rows[rows.metric == metric]
-        assert sorted(by_clients.clients) == [1, 10, 50], (metric, list(by_clients.clients))
+        assert sorted(by_clients.param_clients) == [1, 10, 50], (metric, list(by_clients.param_clients))
         assert (by_clients.value > 0).all(), by_clients
     # a plausible throughput: thousands of requests per second even on a loaded 2-core machine
     assert (rows[rows.metric == "get_requests_per_second"].value > 500).all()

@@ -69,7 +69,7 @@ def test_samples_load_with_real_measurements(quick_run):
         return v
 
     randread = values("fio-randread-4k", "read_iops")
-    assert (randread["value"] > 100).all() and (randread["iodepth"] == 16).all()
+    assert (randread["value"] > 100).all() and (randread["param_iodepth"] == 16).all()
     assert (values("fio-seqread-1m", "read_bandwidth")["value"] > 1).all()
     assert (values("sysbench-cpu", "events_per_second")["value"] > 10).all()
     triad = values("hpcc", "stream_triad")

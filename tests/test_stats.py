@@ -165,8 +165,8 @@ def test_summarize_cells_baseline_sweeps_and_flags():
         for rep, noise in enumerate((0.99, 1.0, 1.01), start=1):
             for clients in (1, 10):
                 rows.append({"environment": env, "env_kind": kind, "workload": "redis", "metric": "get_rps",
-                             "value": 1000 * clients * scale * noise, "repetition": rep, "clients": clients,
-                             "tests": ["get"]})
+                             "value": 1000 * clients * scale * noise, "repetition": rep, "param_clients": clients,
+                             "param_tests": ["get"]})
             rows.append({"environment": env, "env_kind": kind, "workload": "cpu", "metric": "eps",
                          "value": [50, 100, 150][rep - 1] if env == "host" else 100, "repetition": rep})
     df = frame(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 import bench
@@ -24,10 +25,46 @@ def test_round_trip_into_pandas(tmp_path):
     store.append_samples([sample(1, 50.0, env="other")])
     df = bench.load(store.path)
     assert list(df.columns[: len(SAMPLE_FIELDS)]) == list(SAMPLE_FIELDS)
-    assert {"rw", "iodepth"} <= set(df.columns)  # parameters are columns of their own
+    # parameters are columns of their own, named so they cannot pass for one of bench's
+    assert {"param_rw", "param_iodepth"} <= set(df.columns) and "iodepth" not in df
     assert len(df) == 3
     assert df.groupby("environment")["value"].mean().to_dict() == {"host": 105.0, "other": 50.0}
     assert read_manifest(store.path)["format_version"] == FORMAT_VERSION
+
+
+def test_loaded_types_integers_times_and_parity(tmp_path):
+    store = RunStore.create(tmp_path, "r1")
+    store.write_manifest({"run_id": "r1", "status": "complete"})
+    store.append_samples([sample(1, 100.0), sample(1, 7.0, env="host", bs="4k")])  # one without iodepth
+    df = bench.load(store.path)
+    assert str(df["param_iodepth"].dtype) == "Int64" and df["param_iodepth"].isna().tolist() == [False, True]
+    assert df["param_iodepth"].iloc[0] == 16 and df["repetition"].dtype.kind == "i"
+    assert str(df["timestamp"].dt.tz) == "UTC"
+    assert abs((df["timestamp"].iloc[0] - pd.Timestamp.now(tz="UTC")).total_seconds()) < 60
+    assert str(df["parity_ok"].dtype) == "boolean" and df["parity_ok"].isna().all()
+    # on disk: ISO 8601 with its offset, to the microsecond
+    first = json.loads((store.path / "samples.jsonl").read_text().splitlines()[0])
+    assert first["timestamp"].endswith("+00:00") and "T" in first["timestamp"]
+
+
+def test_a_format_2_run_loads_with_the_same_times(tmp_path):
+    """Formats 1 and 2 held seconds since the epoch; they load as the same UTC datetimes."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"format_version": 2, "run_id": "old", "status": "complete"}))
+    row = {**Sample("old", "host", "host", "fio-randread-4k", "fio", "read_iops", "IOPS", 1.0, "higher", 1,
+                    params={"iodepth": 16}).to_json(), "timestamp": 1795850145.5}
+    (folder / "samples.jsonl").write_text(json.dumps(row) + "\n")
+    df = bench.load(folder)
+    assert df["timestamp"].iloc[0] == pd.Timestamp("2026-11-28T07:15:45.5", tz="UTC")
+    assert Sample.from_json(row).timestamp == 1795850145.5   # and --resume reads it back
+
+
+def test_every_file_of_a_run_is_readable_by_others(tmp_path):
+    store = RunStore.create(tmp_path, "r1")
+    store.write_manifest({"run_id": "r1", "status": "complete"})
+    store.append_samples([sample(1, 1.0)])
+    assert (store.path / "run.json").stat().st_mode & 0o777 == 0o644
 
 
 def test_load_finds_runs_below_a_results_folder_and_merges_them(tmp_path):
@@ -44,8 +81,10 @@ def test_a_torn_last_line_is_skipped(tmp_path):
     store.append_samples([sample(1, 100.0)])
     with open(store.path / "samples.jsonl", "a") as f:
         f.write(json.dumps(sample(2, 1.0).to_json())[:40])  # the process died mid-write
-    with pytest.warns(UserWarning, match="run is incomplete"):
+    with pytest.warns(UserWarning) as caught:
         assert bench.load(store.path)["value"].tolist() == [100.0]
+    said = " | ".join(str(w.message) for w in caught)
+    assert "run is incomplete" in said and "skipped 1 unreadable record(s): line 2 torn" in said, said
 
 
 def test_failures_are_kept(tmp_path):

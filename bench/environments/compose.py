@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
+from .. import datafile
 from ..errors import BenchError, ConfigError
 from .base import Environment, ExecResult, Server
 from .docker import LABEL_ENV, LABEL_RUN, WORKDIR, DockerEnvironment, client
@@ -60,12 +61,7 @@ def compose_path(file: str) -> Path:
 def read_services(file: str) -> list[str]:
     """The services a compose file defines, in its own order. Raises ConfigError."""
     path = compose_path(file)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the compose file: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    doc = datafile.read_yaml(path)
     services = doc.get("services") if isinstance(doc, dict) else None
     if not isinstance(services, dict) or not services:
         raise ConfigError(f"{path}: a compose file needs a `services` mapping")

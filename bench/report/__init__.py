@@ -21,7 +21,8 @@ from typing import Any
 from .. import stats
 from . import numbers
 from ..errors import BenchError
-from ..store import FAILURES, _read_lines, effective_status, load, read_manifest, run_folders
+from ..output import output_file
+from ..store import FAILURES, effective_status, load, read_failures, read_manifest, run_folders, warn_skipped
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Percentiles shown in the tables; the others only in the CDF and the full statistics.
@@ -82,9 +83,12 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df = load(*folders)
+        failures = []
+        for folder in folders:
+            rows, skipped = read_failures(folder / FAILURES)
+            warn_skipped(folder / FAILURES, skipped)
+            failures += [{**f, "run_id": f.get("run_id", folder.name)} for f in rows]
     notes = [str(w.message) for w in caught]
-    failures = [{**f, "run_id": f.get("run_id", folder.name)} for folder in folders
-                for f in _read_lines(folder / FAILURES)]
     baseline = stats.baseline_environment(df) if not df.empty else None
     summary = stats.summarize(df, baseline, options) if not df.empty else None
     emulated = emulated_environments(df, manifests) if not df.empty else set()
@@ -206,7 +210,7 @@ def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests
     cells = verdict.overview_cells(workloads, records, baseline) if baseline else []
     others = [e for e in envs if e != baseline]
     sentences = [verdict.sentence(e, cells, PLAUSIBILITY_TOOLS) for e in others]
-    items = [(c["label"], {e: figures.performance(r["ratio"], r["ratio_low"], r["ratio_high"], r["better"])
+    items = [(c["label"], {e: stats.performance(r["ratio"], r["ratio_low"], r["ratio_high"], r["better"])
                            for e, r in c["by_env"].items()}) for c in cells]
     jobs = []
     if items and others:
@@ -385,11 +389,6 @@ def render_runs(paths: list[str | os.PathLike], out: str | os.PathLike,
                 options: stats.Options = stats.Options()) -> Path:
     """Build and write the report; the file appears whole or not at all."""
     html = render(build(paths, options))
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_text(html)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise BenchError(f"cannot write the report to {out}: {e.strerror}") from None
-    return out
+    with output_file(out) as f:
+        f.write(html)
+    return Path(out)

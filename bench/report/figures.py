@@ -24,7 +24,7 @@ matplotlib.use("Agg")  # no display, no GUI toolkit: the report renders on a hea
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .. import palette  # noqa: E402
+from .. import palette, stats  # noqa: E402
 from ..parallel import pmap  # noqa: E402
 from .numbers import unit_label  # noqa: E402
 
@@ -102,18 +102,6 @@ def env_label(env: str, emulated: set[str]) -> str:
     return f"{env} (TCG)" if env in emulated else env
 
 
-def performance(ratio: float, low: float, high: float, better: str) -> tuple[float, float, float]:
-    """A ratio to native and its interval as performance relative to native (up is better):
-    a lower-is-better metric's ratio inverted. An end that is not a positive finite number
-    (an unbounded interval) comes back as nan."""
-    def ok(v):
-        return v is not None and math.isfinite(v) and v > 0
-    if better == "higher":
-        return (ratio if ok(ratio) else math.nan, low if ok(low) else math.nan, high if ok(high) else math.nan)
-    return (1 / ratio if ok(ratio) else math.nan, 1 / high if ok(high) else math.nan,
-            1 / low if ok(low) else math.nan)
-
-
 def _log_limits(values: list[float]) -> tuple[float, float]:
     """A log axis around 1 holding every value, at least 0.5 to 2."""
     finite = [v for v in values if math.isfinite(v) and v > 0]
@@ -188,7 +176,7 @@ def normalized_bars(rows, envs: list[str], baseline: str, emulated: set[str], ti
     items = []
     for m in metrics:
         sub = rows[rows["metric"] == m]
-        items.append((m, {r.environment: performance(r.ratio, r.ratio_low, r.ratio_high, r.better)
+        items.append((m, {r.environment: stats.performance(r.ratio, r.ratio_low, r.ratio_high, r.better)
                           for r in sub.itertuples() if r.environment != baseline}))
     limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t])
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))

@@ -13,8 +13,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .. import datafile
+from ..datafile import excerpt
 from ..errors import ConfigError
 
 DEFAULT = Path(__file__).resolve().parents[2] / "workloads" / "reference" / "ibm-2014.yaml"
@@ -74,13 +74,13 @@ def load(path: Path = DEFAULT) -> Reference | None:
     if not path.exists():
         return None
     try:
-        data = yaml.safe_load(path.read_text())
+        data = datafile.read_yaml(path)
         labels = {k: v["label"] for k, v in data["configurations"].items()}
         env_config = {e: k for k, v in data["configurations"].items() for e in v.get("environments", [])}
         results = [_result(r) for r in data["results"]]
         return Reference(data["source"], data.get("repository", ""), labels, env_config, results)
-    except (yaml.YAMLError, KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"{path}: malformed reference data: {e}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ConfigError(f"{path}: malformed reference data: {excerpt(str(e), 120)[1:-1]}") from None
 
 
 def _result(entry: dict[str, Any]) -> dict[str, Any]:

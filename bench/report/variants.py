@@ -93,8 +93,9 @@ def _pairs(mine, base, keys: list[str]):
     if not keys:
         yield "", mine["value"].to_numpy(float), base["value"].to_numpy(float)
         return
-    theirs = {k: part["value"].to_numpy(float) for k, part in base.groupby(keys, dropna=False)}
-    for k, part in mine.groupby(keys, dropna=False):
+    columns = [stats.param_column(k) for k in keys]
+    theirs = {k: part["value"].to_numpy(float) for k, part in base.groupby(columns, dropna=False)}
+    for k, part in mine.groupby(columns, dropna=False):
         if k in theirs:
             # the summary's own label of a sweep point, so the two sections name it alike
             yield stats._point_label(keys, k if isinstance(k, tuple) else (k,)), part["value"].to_numpy(float), theirs[k]

@@ -13,16 +13,36 @@ import abc
 import dataclasses
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..environments import Environment, ExecResult
 from ..model import Measurement
 
 
 class Params(BaseModel):
-    """Base of every tool's parameter model: unknown keys are errors, not silently ignored."""
+    """Base of every tool's parameter model: unknown keys are errors, not silently ignored.
+
+    Every number has a type and a range (the bounded types below): a duration of 0 or -5 s
+    that would hang a tool until its timeout, a 1e12 that overflows, or a count no machine
+    has is refused when the catalogue is read, before anything is provisioned. Numbers are
+    strict: `true` is not 1, and "10" is not 10."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _bounded(low: int, high: int):
+    return Annotated[int, Field(ge=low, le=high, strict=True)]
+
+
+DAY = 86_400
+Seconds = _bounded(1, DAY)             # a measured duration: at least a second, at most a day
+Pause = _bounded(0, 3600)              # an unmeasured one (ramp, warm-up): at most an hour
+Threads = _bounded(1, 4096)            # threads, processes, clients, connections of one tool
+ThreadsOrAll = _bounded(0, 4096)       # 0: one per CPU of the environment
+Count = _bounded(1, 10**9)             # requests, rows, loops: positive, and short of overflow
+Bytes = _bounded(1, 1 << 30)           # a message or value size: at most 1 GiB
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +91,10 @@ class Workload(abc.ABC):
     def timeout(self, params: dict[str, Any]) -> float:
         """Default limit for one repetition; catalogue entries may override it."""
         return 300.0
+
+    def scratch_bytes(self, params: dict[str, Any]) -> int:
+        """The disk space the workload's data files take in the environment's scratch folder."""
+        return 0
 
     @abc.abstractmethod
     def version(self, env: Environment) -> str:

@@ -6,25 +6,58 @@ import json
 import re
 from typing import Any, Literal
 
+from pydantic import field_validator, model_validator
+
 from ..environments import Environment
 from ..errors import ToolError
 from ..model import Measurement
-from .base import CellContext, Params, RawOutput, Workload, first_line
+from .base import CellContext, Params, Pause, RawOutput, Seconds, Workload, _bounded, first_line
+
+
+# fio's size syntax as bench accepts it: a whole number and a binary unit (k, M, G, T; fio reads
+# them as powers of 1024 by default), nothing else: no expressions, ranges, or anything a shell
+# or fio's option parser could make more of.
+SIZE = re.compile(r"^([1-9][0-9]{0,12})([kKmMgGtT]?)$")
+UNIT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def size_bytes(text: str) -> int:
+    m = SIZE.match(text)
+    if not m:
+        raise ValueError(f"a size in fio's syntax: a whole number and k, M, G or T (4k, 256M), not {text[:30]!r}")
+    return int(m[1]) * UNIT[m[2].lower()]
 
 
 class FioParams(Params):
     rw: Literal["read", "write", "randread", "randwrite", "randrw", "rw"]
     bs: str                        # fio size syntax: 4k, 1M
-    iodepth: int = 1
-    numjobs: int = 1
+    iodepth: _bounded(1, 4096) = 1
+    numjobs: _bounded(1, 256) = 1
     size: str = "256M"             # the data file every job shares; lab runs use the study's 16G
-    runtime: int = 10              # seconds; with time_based false, an upper bound
+    runtime: Seconds = 10          # seconds; with time_based false, an upper bound
     time_based: bool = True        # false for a fill: write the file once, end to end
-    ramp_time: int = 0             # seconds run before fio starts counting
-    ioengine: str = "libaio"
+    ramp_time: Pause = 0           # seconds run before fio starts counting
+    # the asynchronous engine the study used, and the synchronous ones every Linux fio has
+    ioengine: Literal["libaio", "io_uring", "psync", "sync", "pvsync", "pvsync2", "posixaio"] = "libaio"
     direct: bool = True            # bypass the page cache: measure the device path, not memory
-    rwmixread: int | None = None   # % reads, for randrw
+    rwmixread: _bounded(0, 100) | None = None   # % reads, for randrw
     thread: bool = True            # jobs as threads of one process, as the study's job file
+
+    @field_validator("bs", "size")
+    @classmethod
+    def fio_size(cls, value: str, info) -> str:
+        n = size_bytes(value)
+        if info.field_name == "bs" and not 512 <= n <= 64 << 20:
+            raise ValueError(f"a block size from 512 to 64M, not {value}")
+        if info.field_name == "size" and not 1 << 20 <= n <= 64 << 40:
+            raise ValueError(f"a file size from 1M to 64T, not {value}")
+        return value
+
+    @model_validator(mode="after")
+    def block_fits_the_file(self) -> "FioParams":
+        if size_bytes(self.bs) > size_bytes(self.size):
+            raise ValueError(f"bs {self.bs} is larger than the file (size {self.size})")
+        return self
 
 
 DATA_FILE = "bench-fio-data"
@@ -45,6 +78,9 @@ class Fio(Workload):
     def timeout(self, params: dict[str, Any]) -> float:
         # Laying out the file is not part of runtime; allow generously for a slow disk.
         return params["runtime"] + params["ramp_time"] + 300.0
+
+    def scratch_bytes(self, params: dict[str, Any]) -> int:
+        return size_bytes(params["size"])   # the one data file of this size (see run())
 
     def version(self, env: Environment) -> str:
         r = env.exec(["fio", "--version"], timeout=20)

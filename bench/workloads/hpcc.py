@@ -19,7 +19,7 @@ from ..errors import ToolError
 from ..model import Measurement
 from pydantic import Field
 
-from .base import CellContext, Params, RawOutput, Workload, cpu_count, dpkg_version
+from .base import ThreadsOrAll, _bounded, CellContext, Params, RawOutput, Workload, cpu_count, dpkg_version
 
 INPUT_TEMPLATE = """\
 HPLinpack benchmark input file (written by bench)
@@ -62,9 +62,9 @@ HPL.out      output file name (if any)
 
 
 class HpccParams(Params):
-    n: int = 4000          # HPL problem size; also sizes STREAM and RandomAccess
-    nb: int = 128          # HPL block size
-    processes: int = Field(default=0, ge=0)  # MPI ranks; 0: one per CPU of the environment
+    n: _bounded(100, 1_000_000) = 4000  # HPL problem size; also sizes STREAM and RandomAccess
+    nb: _bounded(1, 4096) = 128  # HPL block size
+    processes: ThreadsOrAll = 0  # MPI ranks; 0: one per CPU of the environment
 
 
 def process_grid(processes: int) -> tuple[int, int]:

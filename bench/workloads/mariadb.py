@@ -21,7 +21,7 @@ from pydantic import Field, PositiveInt
 from ..environments import Environment, ExecResult
 from ..errors import ToolError
 from ..model import Measurement
-from .base import CellContext, Params, RawOutput, Workload, first_line
+from .base import Count, Pause, Seconds, Threads, _bounded, CellContext, Params, RawOutput, Workload, first_line
 
 DATABASE = USER = PASSWORD = "sbtest"  # a throwaway server, for the run's own client only
 # Run by mariadbd before it accepts connections. '%' because the client's address varies: a
@@ -39,13 +39,13 @@ SECONDS_PER_ROW = 1 / 2000
 class MariadbParams(Params):
     # sysbench 1.0's scripts: oltp_read_only (the study's) or oltp_read_write
     mode: Literal["read-only", "read-write"] = "read-only"
-    threads: list[PositiveInt] = Field(default=[1, 4, 16], min_length=1)  # the sweep's points
-    time: PositiveInt = 60              # seconds of `sysbench run` per point
-    table_size: PositiveInt = 10000     # rows per table
-    tables: PositiveInt = 1
+    threads: list[Threads] = Field(default=[1, 4, 16], min_length=1)  # the sweep's points
+    time: Seconds = 60              # seconds of `sysbench run` per point
+    table_size: Count = 10000     # rows per table
+    tables: _bounded(1, 1000) = 1
     buffer_pool: str = Field(default="128M", pattern=r"^[0-9]+[KMG]?$")  # innodb_buffer_pool_size
     flush_method: Literal["O_DIRECT", "fsync", "O_DSYNC", "O_DIRECT_NO_FSYNC"] = "O_DIRECT"
-    warmup: int = Field(default=10, ge=0)  # unmeasured seconds at the largest thread count
+    warmup: Pause = 10  # unmeasured seconds at the largest thread count
     # innodb_flush_log_at_trx_commit: 1 (the server's default) flushes the log at every commit,
     # 0 (the study's) about once a second
     flush_log_at_trx_commit: Literal[0, 1, 2] = 1

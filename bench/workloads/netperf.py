@@ -29,7 +29,7 @@ from .. import hostcpu
 from ..environments import Environment
 from ..errors import ToolError
 from ..model import Measurement
-from .base import CellContext, Params, RawOutput, Workload, first_line
+from .base import Bytes, _bounded, CellContext, Params, RawOutput, Workload, first_line
 
 RR_SELECTORS = ("THROUGHPUT,THROUGHPUT_UNITS,MEAN_LATENCY,STDDEV_LATENCY,MIN_LATENCY,P50_LATENCY,"
                 "P90_LATENCY,P99_LATENCY,MAX_LATENCY,REQUEST_SIZE,RESPONSE_SIZE,ELAPSED_TIME,PROTOCOL")
@@ -51,13 +51,13 @@ BUSY, WALL, CPUS, MHZ = ("BENCH_HOST_CPU_BUSY_SECONDS", "BENCH_HOST_CPU_WALL_SEC
 
 class NetperfParams(Params):
     test: Literal["TCP_RR", "UDP_RR", "TCP_STREAM", "TCP_MAERTS"] = "TCP_RR"
-    length: int = Field(default=10, ge=1)                 # seconds
+    length: _bounded(1, 3600) = 10                 # seconds
     # request/response tests only (default 100 and 200 bytes there, None for streams)
-    request_size: int | None = Field(default=None, ge=1)
-    response_size: int | None = Field(default=None, ge=1)
+    request_size: Bytes | None = None
+    response_size: Bytes | None = None
     # stream tests only (default 64 KiB and 4 MiB there, None for request/response)
-    send_size: int | None = Field(default=None, ge=1)      # bytes per send() of the sender
-    socket_buffer: int | None = Field(default=None, ge=1)  # bytes, -s and -S: both ends
+    send_size: Bytes | None = None      # bytes per send() of the sender
+    socket_buffer: Bytes | None = None  # bytes, -s and -S: both ends
 
     @model_validator(mode="before")
     @classmethod

@@ -22,7 +22,7 @@ from pydantic import Field, PositiveInt, field_validator
 from ..environments import Environment, ExecResult
 from ..errors import ToolError
 from ..model import Measurement
-from .base import CellContext, Params, RawOutput, Workload, dpkg_version, first_line
+from .base import Count, _bounded, CellContext, Params, RawOutput, Workload, dpkg_version, first_line
 
 # redis-benchmark's -t names that give one CSV row, named as the test ("lrange" is left out: it
 # gives four rows, LRANGE_100 to LRANGE_600, after an LPUSH setup row).
@@ -41,10 +41,10 @@ SLOWEST_REQUESTS_PER_SECOND = 1000.0
 
 
 class RedisParams(Params):
-    clients: list[PositiveInt] = Field(default=[1, 10, 50], min_length=1)  # the sweep: one point each
-    requests: PositiveInt = 100000     # -n, per test and per point
-    data_size: PositiveInt = 50        # -d, bytes of a SET/GET value (the study's 50)
-    keyspace: PositiveInt = 100000     # -r, random keys (the study's 100000)
+    clients: list[_bounded(1, 10_000)] = Field(default=[1, 10, 50], min_length=1)  # the sweep: one point each
+    requests: Count = 100000     # -n, per test and per point
+    data_size: _bounded(1, 512 << 20) = 50   # -d, bytes of a SET/GET value (the study's 50)
+    keyspace: Count = 100000     # -r, random keys (the study's 100000)
     tests: list[Test] = Field(default=["get", "set"], min_length=1)
 
     @field_validator("clients", "tests")

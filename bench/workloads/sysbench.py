@@ -17,19 +17,19 @@ from pydantic import Field
 from ..environments import Environment
 from ..errors import ToolError
 from ..model import Measurement
-from .base import CellContext, Params, RawOutput, Workload, cpu_count, first_line
+from .base import Count, Seconds, ThreadsOrAll, _bounded, CellContext, Params, RawOutput, Workload, cpu_count, first_line
 
 
 class SysbenchParams(Params):
     test: Literal["cpu", "threads", "mutex"] = "cpu"
-    threads: int = Field(default=0, ge=0)  # 0: one per CPU of the environment
-    time: int = 10              # seconds (cpu, threads); mutex runs a fixed amount of work
-    cpu_max_prime: int = 20000  # cpu
-    thread_yields: int = 1000   # threads: yields per lock/unlock per event
-    thread_locks: int = 8       # threads: mutexes the threads share
-    mutex_num: int = 4096       # mutex: size of the mutex array
-    mutex_locks: int = 50000    # mutex: lock/unlock pairs per thread
-    mutex_loops: int = 10000    # mutex: empty loop iterations outside the lock
+    threads: ThreadsOrAll = 0  # 0: one per CPU of the environment
+    time: Seconds = 10          # seconds (cpu, threads); mutex runs a fixed amount of work
+    cpu_max_prime: _bounded(3, 10**8) = 20000  # cpu
+    thread_yields: Count = 1000 # threads: yields per lock/unlock per event
+    thread_locks: _bounded(1, 10**6) = 8  # threads: mutexes the threads share
+    mutex_num: _bounded(1, 10**8) = 4096  # mutex: size of the mutex array
+    mutex_locks: Count = 50000  # mutex: lock/unlock pairs per thread
+    mutex_loops: _bounded(0, 10**9) = 10000  # mutex: empty loop iterations outside the lock
 
 
 

@@ -27,7 +27,7 @@ from pydantic import PositiveInt, model_validator
 from ..environments import Environment, ExecResult
 from ..errors import ToolError
 from ..model import Measurement
-from .base import CellContext, Params, RawOutput, Workload, dpkg_version, first_line
+from .base import Threads, _bounded, CellContext, Params, RawOutput, Workload, dpkg_version, first_line
 from .redis import Redis
 
 FRONT = Path("compose") / "webapp" / "front.py"  # in the configuration folder, beside compose.yaml
@@ -49,10 +49,10 @@ TO_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
 class WebappParams(Params):
-    connections: PositiveInt = 8    # wrk -c: HTTP connections kept open (each one request at a time)
-    threads: PositiveInt = 1        # wrk -t: the client's threads; each holds connections/threads
-    duration: PositiveInt = 5       # wrk -d, seconds of load
-    timeout: PositiveInt = 10       # wrk --timeout, seconds before a request counts as timed out
+    connections: _bounded(1, 10_000) = 8    # wrk -c: HTTP connections kept open (each one request at a time)
+    threads: Threads = 1        # wrk -t: the client's threads; each holds connections/threads
+    duration: _bounded(1, 3600) = 5       # wrk -d, seconds of load
+    timeout: _bounded(1, 3600) = 10       # wrk --timeout, seconds before a request counts as timed out
 
     @model_validator(mode="after")
     def threads_have_connections(self) -> "WebappParams":

@@ -19,7 +19,7 @@ from pydantic import Field
 from ..environments import Environment
 from ..errors import ToolError
 from ..model import Measurement
-from .base import CellContext, Params, RawOutput, Workload, cpu_count, first_line
+from .base import ThreadsOrAll, _bounded, CellContext, Params, RawOutput, Workload, cpu_count, first_line
 
 CORPUS_AWK = r"""
 BEGIN {
@@ -62,13 +62,13 @@ echo "nanoseconds=$((end - start))"
 
 
 class XzParams(Params):
-    corpus_mib: int = Field(default=64, gt=0)   # size of the generated text corpus
-    seed: int = 2014
-    level: int = Field(default=6, ge=0, le=9)   # xz's default preset, as PXZ used
-    threads: int = Field(default=0, ge=0)       # 0: one per CPU of the environment
+    corpus_mib: _bounded(1, 1 << 16) = 64   # size of the generated text corpus
+    seed: _bounded(0, 2**32 - 1) = 2014
+    level: _bounded(0, 9) = 6   # xz's default preset, as PXZ used
+    threads: ThreadsOrAll = 0       # 0: one per CPU of the environment
     # xz compresses blocks in parallel; its default block (3 x the dictionary, 24 MiB at -6)
     # would leave threads idle on a small corpus. 0 keeps xz's default.
-    block_mib: int = Field(default=0, ge=0)
+    block_mib: _bounded(0, 1 << 16) = 0
 
 
 class Xz(Workload):

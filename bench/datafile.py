@@ -1,0 +1,84 @@
+"""Reading the files a user hands bench (suites, catalogue, environments, compose files, the
+reference): defensively, so that a bad file is a one-line ConfigError naming it, never a
+traceback, a hang or a giant message.
+
+- a size limit before anything is parsed (a data file here is a few KB);
+- UTF-8 only, with the offset of the first bad byte (and a hint for UTF-16, which editors on
+  other systems write);
+- YAML's safe loader, then a budget on the document's size *as expanded*: aliases share one
+  object, so a 400-byte "billion laughs" loads at once and explodes later in whatever walks it
+  (validation, json.dumps); counting the values an alias stands for catches it here;
+- every quotation of the input in an error cut to a short excerpt.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+MAX_BYTES = 1 << 20          # 1 MiB: the largest file of workloads/ is ~20 KB
+MAX_VALUES = 100_000         # scalars, lists and mappings, counted as expanded
+EXCERPT = 60                 # characters of the input an error quotes
+
+
+def excerpt(value: Any, limit: int = EXCERPT) -> str:
+    """repr(value), cut to `limit` characters with an ellipsis: an error never repeats a whole input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    if len(data) > max_bytes:
+        raise ConfigError(f"{path}: larger than {max_bytes // 1024} KB: not a bench data file")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ConfigError(f"{path}: UTF-16 text: save it as UTF-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}): "
+                          f"save it as UTF-8") from None
+    return text.removeprefix("\ufeff")   # a UTF-8 byte order mark is harmless
+
+
+def read_yaml(path: Path, max_bytes: int = MAX_BYTES) -> Any:
+    """The document of a YAML file, checked as the module says."""
+    text = read_text(path, max_bytes)
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}:{line}: not valid YAML: {excerpt(problem, 120)[1:-1]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a bench data file") from None
+    check_size(doc, path)
+    return doc
+
+
+def check_size(doc: Any, path: Path, budget: int = MAX_VALUES) -> None:
+    """Refuse a document that holds more than `budget` values once its aliases are expanded."""
+    seen, stack = 0, [doc]
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > budget:
+            raise ConfigError(f"{path}: expands to more than {budget:,} values (YAML aliases that repeat "
+                              f"each other?): not a bench data file")
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend(value)

@@ -1,0 +1,103 @@
+"""The example report of reports/: the real run of the main job recorded there rendered as a
+reviewer sees it, and two runs made from its samples that a lab meets often: two repetitions
+instead of three, and a noisy native (CoV over 40 %).
+
+Each is opened in headless Chromium: the first screen holds a sentence per environment and the
+overview figure, no measured number reads as broken (no ∞, nan or more than 4 significant
+digits), and under the print stylesheet no table is wider than an A4 page. The committed
+reports/example.html must be what the current bench renders from its run folder (rebuilt by
+scripts/example-report.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.report import render_runs
+
+from conftest import ROOT
+from test_report import assert_plain_numbers, chromium, tables_wider_than_a_page, visible_text
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = ROOT / "reports"
+RUN = next(p for p in sorted(EXAMPLE.iterdir()) if (p / "run.json").exists())
+
+
+def derived(tmp_path: Path, name: str, change) -> Path:
+    """A copy of the recorded run (without its raw outputs) whose samples went through `change`."""
+    folder = tmp_path / name
+    folder.mkdir()
+    manifest = json.loads((RUN / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**manifest, "run_id": name}))
+    rows = [json.loads(line) for line in (RUN / "samples.jsonl").read_text().splitlines()]
+    rows = [{**r, "run_id": name} for r in change(rows)]
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if (RUN / "failures.jsonl").exists():
+        shutil.copy(RUN / "failures.jsonl", folder / "failures.jsonl")
+    return folder
+
+
+def glance(html: str) -> str:
+    return visible_text(html[html.index('id="glance"'):html.index("</section>")])
+
+
+def environments(folder: Path) -> list[str]:
+    rows = [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+    return list(dict.fromkeys(r["environment"] for r in rows if r["workload"] != "provision"))
+
+
+def check_reads_well(html_file: Path, tmp_path: Path, envs: list[str]) -> str:
+    html = html_file.read_text()
+    first = glance(html)
+    for env in envs[1:]:   # native (the first) is what the others are measured against
+        assert re.search(rf"\b{re.escape(env)}:", first), (env, first[:2000])
+    images, _ = chromium(html_file, tmp_path)
+    shown = html[html.index('id="glance"'):html.index("</section>")].count("<img")
+    assert shown == 1, "the overview figure"
+    assert images and all(complete and w > 600 for complete, w, _ in images[:1]), images[:1]
+    assert_plain_numbers(html)
+    assert tables_wider_than_a_page(html_file, tmp_path) == []
+    return first
+
+
+def test_the_recorded_main_job_reads_as_a_review_would(tmp_path):
+    target = tmp_path / "report.html"
+    render_runs([RUN], target)
+    first = check_reads_well(target, tmp_path, environments(RUN))
+    assert "This machine" in first and "Not measured" in first
+    # The committed example is this render: same words on its first screen.
+    assert glance((EXAMPLE / "example.html").read_text()) == glance(target.read_text()), \
+        "reports/example.html is stale: run scripts/example-report.sh"
+
+
+def test_two_repetitions(tmp_path):
+    run = derived(tmp_path, "two-reps", lambda rows: [r for r in rows if r["repetition"] <= 2])
+    target = tmp_path / "report.html"
+    render_runs([run], target)
+    check_reads_well(target, tmp_path, environments(run))
+    # the permutation test's floor said from the run's own n: 2 + 2 repetitions, p >= 1/3
+    text = visible_text(target.read_text())
+    assert "With 2 + 2 repetitions" in text and "below 0.33" in text, re.findall(r"With \d.{80}", text)
+
+
+def test_a_noisy_native(tmp_path):
+    """Native's repetitions spread by ×0.5, ×1, ×1.5 (CoV 50 %): its cells cannot be resolved at
+    n = 3, and the first screen says so with the repetitions that would, not with infinities."""
+    spread = {1: 0.5, 2: 1.0, 3: 1.5}
+
+    def noisy(rows):
+        native = rows[0]["environment"]
+        return [{**r, "value": r["value"] * spread[r["repetition"]]} if r["environment"] == native else r
+                for r in rows]
+
+    run = derived(tmp_path, "noisy", noisy)
+    target = tmp_path / "report.html"
+    render_runs([run], target)
+    first = check_reads_well(target, tmp_path, environments(run))
+    assert "not resolved" in first and "repetitions would resolve ±5 %" in first, first[:3000]
