@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import datafile
-from .datafile import excerpt
+from .datafile import excerpt, shown
 from .environments import KINDS
 from .errors import ConfigError, unknown
 from .model import valid_name
@@ -108,7 +108,7 @@ class WorkloadConfig:
 
 
 def _where(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc)
+    return ".".join(shown(p) for p in loc)
 
 
 def _validation_error(path: Path, prefix: str, e: ValidationError) -> ConfigError:

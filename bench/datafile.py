@@ -31,6 +31,15 @@ def excerpt(value: Any, limit: int = EXCERPT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def shown(value: Any, limit: int = EXCERPT) -> str:
+    """A name or key from the input as an error shows it: as it is when it is short printable
+    text, else as its repr, cut (a key may hold a newline or a megabyte)."""
+    text = str(value)
+    if not text.isprintable():
+        return excerpt(text, limit)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
     path = Path(path)
     try:

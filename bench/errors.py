@@ -25,5 +25,7 @@ def unknown(kind: str, name: str, choices: Iterable[str], where: str = "") -> Be
     hint = f" (did you mean '{near[0]}'?)" if near else ""
     known = ", ".join(choices) if choices else "none"
     place = f" in {where}" if where else ""
-    name = str(name) if len(str(name)) <= 60 else str(name)[:59] + "…"   # never the whole of a bad input
+    from .datafile import shown
+
+    name = shown(name)   # never the whole of a bad input, nor a newline of it
     return ConfigError(f"unknown {kind} '{name}'{place}{hint}; known: {known}")

@@ -17,7 +17,8 @@ from typing import Any
 # older bench would silently drop; store.load() reads older versions and refuses newer ones.
 # 2: Sample.parity_ok, run.json's execution_context and parity (version 1 samples: None).
 # 3: timestamps as ISO 8601 text with their UTC offset (before: seconds since the epoch), so a
-#    sample's time reads the same in jq, R or a spreadsheet as in bench.load(); run.json 0644.
+#    sample's time reads the same in jq, R or a spreadsheet as in bench.load(); run.json 0644;
+#    each sample line names its repetition's batch and the batch's size (store.append_samples).
 FORMAT_VERSION = 3
 
 # Names that are columns of every sample; a workload parameter may not take one of them,

@@ -312,7 +312,7 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, Run
     parameters may have changed since), and the options it ran with."""
     store = RunStore(Path(out) / check_run_id(run_id))
     manifest = store.manifest()
-    status = effective_status(manifest)
+    status = effective_status(manifest, store.path)
     if status == "complete":
         raise BenchError(f"run {run_id} is complete: nothing to resume")
     if status == "running":
@@ -373,6 +373,9 @@ class Runner:
         started = time.time()
         done: frozenset[tuple[str, str, int]] = frozenset()
         if self.store is not None:  # --resume: the same folder, the steps it lacks
+            dead = self.store.acquire()   # one writer: a second --resume stops here, having made nothing
+            if dead and dead != os.getpid():
+                self.say(f"taking over run {p.run_id} from its writer (pid {dead}), which is gone")
             self._clean_leftovers()
             self.manifest = self.store.manifest()
             done = done_repetitions(self.store)
@@ -382,6 +385,7 @@ class Runner:
             self.store.write_manifest(self.manifest)
         else:
             self.store = RunStore.create(self.options.out, p.run_id)
+            self.store.acquire()
             self.manifest = self._new_manifest(started)
             self.store.write_manifest(self.manifest)
         previous_wall = self.manifest.get("wall_seconds", 0.0)
@@ -420,6 +424,7 @@ class Runner:
                     repetitions_done=len(measured),
                 )
                 self.store.write_manifest(self.manifest)
+                self.store.release()
         return self.store
 
     def _repeat_until_target(self, progress: Progress) -> None:

@@ -11,11 +11,14 @@ Folders of runs merge by copying: bench.load() takes any number of run folders o
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import json
+import math
 import os
 import re
 import tempfile
+import uuid
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +33,7 @@ PARAM = "param_"   # the prefix of a workload parameter's column in load()
 SAMPLES = "samples.jsonl"
 FAILURES = "failures.jsonl"
 RAW = "raw"
+LOCK = ".lock"      # the writer's flock (see RunStore.acquire)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -42,11 +46,34 @@ def check_run_id(run_id: str) -> str:
 
 
 def _append_lines(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    data = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows)
-    with open(path, "a") as f:
+    """Append whole lines, fsync'ed. A torn tail a killed writer left (no end of line) is cut off
+    first: appended to, it would glue the next record onto the fragment and lose both."""
+    data = "".join(json.dumps(row, sort_keys=True) + "\n" for row in rows).encode()
+    with open(path, "ab+") as f:
+        _cut_torn_tail(f)
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def _cut_torn_tail(f) -> None:
+    end = f.seek(0, os.SEEK_END)
+    if end == 0:
+        return
+    f.seek(end - 1)
+    if f.read(1) == b"\n":
+        return
+    at = end
+    while at > 0:   # back to the last end of line, a block at a time
+        start = max(0, at - 65536)
+        f.seek(start)
+        block = f.read(at - start)
+        nl = block.rfind(b"\n")
+        if nl >= 0:
+            f.truncate(start + nl + 1)
+            return
+        at = start
+    f.truncate(0)
 
 
 class RunStore:
@@ -72,6 +99,33 @@ class RunStore:
 
     # -- writing ---------------------------------------------------------------------------
 
+    def acquire(self) -> int | None:
+        """Become the run's one writer: an exclusive flock on <run>/.lock, held until this
+        process ends. Another live writer (a second --resume of the same run) is a BenchError
+        before anything is made. Returns the pid of a dead writer whose lock this takes over."""
+        try:
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise BenchError(f"cannot lock {self.path}: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            raise BenchError(f"run {self.run_id} is being written by another bench (pid {holder or '?'}): "
+                             f"wait for it to end, or stop it first") from None
+        previous = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock = fd   # kept open: closing it (or dying) releases the lock
+        return int(previous) if previous.isdigit() else None
+
+    def release(self) -> None:
+        fd = getattr(self, "_lock", None)
+        if fd is not None:
+            os.close(fd)
+            self._lock = None
+
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Atomic replace: a reader (or a crash) sees the old or the new file, never half of one."""
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".run.", suffix=".json")
@@ -86,7 +140,11 @@ class RunStore:
         os.replace(tmp, self.path / MANIFEST)
 
     def append_samples(self, samples: list[Sample]) -> None:
-        _append_lines(self.path / SAMPLES, (s.to_json() for s in samples))
+        """One repetition's samples as one batch: each line names the batch and its size, so a
+        reader counts a repetition only when every line of it is there (a crash mid-write leaves
+        an incomplete batch, which is skipped, and resume measures that repetition again)."""
+        batch = {"batch": uuid.uuid4().hex[:16], "batch_size": len(samples)}
+        _append_lines(self.path / SAMPLES, ({**s.to_json(), **batch} for s in samples))
 
     def append_failure(self, failure: Failure) -> None:
         _append_lines(self.path / FAILURES, [failure.to_json()])
@@ -106,7 +164,7 @@ class RunStore:
 
     def samples(self) -> list[Sample]:
         out = []
-        for r in _read_lines(self.path / SAMPLES):
+        for r in read_samples(self.path / SAMPLES)[0]:
             try:
                 out.append(Sample.from_json(r))
             except (TypeError, ValueError):
@@ -150,10 +208,6 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    return read_records(path)[0]
-
-
 def read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Every complete JSON object line of a .jsonl file, and what was skipped, line by line: a
     torn last line (the process died mid-write), a line that is not UTF-8 or not JSON, a JSON
@@ -194,6 +248,21 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return rows, skipped
 
 
+def read_samples(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """samples.jsonl's records of committed batches (every line of the repetition there; lines
+    of formats 1-2, without a batch, stand alone), and what was skipped."""
+    rows, skipped = read_records(path)
+    sizes: dict[Any, int] = {}
+    for r in rows:
+        if "batch" in r:
+            sizes[r["batch"]] = sizes.get(r["batch"], 0) + 1
+    whole = [r for r in rows if "batch" not in r or sizes.get(r["batch"]) == r.get("batch_size")]
+    if len(whole) < len(rows):
+        torn = {r["batch"] for r in rows if "batch" in r and sizes.get(r["batch"]) != r.get("batch_size")}
+        skipped.append(f"{len(rows) - len(whole)} record(s) of {len(torn)} repetition(s) not wholly written")
+    return whole, skipped
+
+
 def read_failures(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """failures.jsonl's records that say where a repetition failed, and what was skipped."""
     rows, skipped = read_records(path)
@@ -212,19 +281,38 @@ def warn_skipped(path: Path, skipped: list[str]) -> None:
                       stacklevel=3)
 
 
-def effective_status(manifest: dict[str, Any]) -> str:
-    """The recorded status, except that a "running" run whose process is gone is "incomplete"
-    (it was SIGKILLed, or the machine went down)."""
-    import psutil
-
+def effective_status(manifest: dict[str, Any], folder: Path | None = None) -> str:
+    """The recorded status, except that a "running" run nobody runs is "incomplete" (it was
+    SIGKILLed, or the machine went down). Alive means: its writer holds the run's lock (a run
+    of format 3); for older runs, a process of that pid with "bench" in its command line."""
     status = manifest.get("status", "unknown")
     if status != "running":
         return status
+    if folder is not None and (Path(folder) / LOCK).exists():
+        return "running" if lock_held(Path(folder)) else "incomplete"
+    import psutil
+
     try:
         alive = "bench" in " ".join(psutil.Process(manifest.get("pid", -1)).cmdline())
-    except (psutil.Error, ValueError):
+    except (psutil.Error, ValueError, TypeError):
         alive = False
     return "running" if alive else "incomplete"
+
+
+def lock_held(folder: Path) -> bool:
+    """Does a live process hold the run's writer lock? (flock: released when its holder dies,
+    however it dies, so a lock is never stale and a reused pid never passes for the run.)"""
+    try:
+        fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)   # closing releases our shared lock, if we got it
 
 
 def run_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -274,16 +362,17 @@ def paused_gc():
 def _load(pd, paths):
     rows = []
     for folder in run_folders(paths or ["results"]):
-        status = effective_status(read_manifest(folder))  # also refuses a format it cannot read
+        status = effective_status(read_manifest(folder), folder)  # also refuses a format it cannot read
         if status != "complete":
             warnings.warn(f"{folder}: run is {status}: its samples are a part of the planned ones "
                           f"(finish it with `bench run --resume {folder.name}`)", stacklevel=3)
-        records, skipped = read_records(folder / SAMPLES)
+        records, skipped = read_samples(folder / SAMPLES)
         wrong = sum(not _is_sample(r) for r in records)
         warn_skipped(folder / SAMPLES, skipped + [f"{wrong} record(s) without the fields of a sample"] * bool(wrong))
         for row in records:
             if not _is_sample(row):
                 continue
+            row.pop("batch", None), row.pop("batch_size", None)
             params = {f"{PARAM}{k}": v for k, v in (row.pop("params", {}) or {}).items()}
             variant = {f"env_{k}": v for k, v in (row.pop("variant", {}) or {}).items()}
             rows.append({**row, **params, **variant})
@@ -302,11 +391,15 @@ def _load(pd, paths):
 
 def _is_sample(row: dict[str, Any]) -> bool:
     """The fields a table of samples cannot do without, of the types they must have."""
-    return (all(isinstance(row.get(k), str) for k in ("run_id", "environment", "workload", "metric"))
-            and isinstance(row.get("value"), (int, float)) and not isinstance(row.get("value"), bool)
-            and isinstance(row.get("repetition"), int)
+    value, repetition, parity_ok = row.get("value"), row.get("repetition"), row.get("parity_ok")
+    return (all(isinstance(row.get(k), str) for k in ("run_id", "environment", "env_kind", "workload", "tool",
+                                                       "metric", "unit"))
+            and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and row.get("better") in ("higher", "lower")
+            and isinstance(repetition, int) and not isinstance(repetition, bool)
             and isinstance(row.get("params", {}) or {}, dict) and isinstance(row.get("variant", {}) or {}, dict)
-            and isinstance(row.get("timestamp", 0), (int, float, str)))
+            and (parity_ok is None or isinstance(parity_ok, bool))
+            and isinstance(row.get("timestamp", 0), (int, float, str)) and not isinstance(row.get("timestamp"), bool))
 
 
 def _times(pd, column):
@@ -316,7 +409,9 @@ def _times(pd, column):
     if text.any():
         times[text] = pd.to_datetime(column[text], utc=True, format="ISO8601", errors="coerce")
     if (~text).any():
-        times[~text] = pd.to_datetime(column[~text].astype(float), unit="s", utc=True)
+        seconds = pd.to_numeric(column[~text], errors="coerce")
+        seconds = seconds.where(seconds.abs() < 1e11)   # beyond year 5138: not a time bench wrote
+        times[~text] = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
     return times
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -123,3 +124,56 @@ def test_unwritable_results_folder(tmp_path):
 def test_load_of_a_missing_folder_says_so(tmp_path):
     with pytest.raises(BenchError, match="no such run folder"):
         bench.load(tmp_path / "missing")
+
+
+def test_a_repetition_torn_mid_write_is_not_counted_and_resume_appends_cleanly(tmp_path):
+    """A crash in the middle of a repetition's write leaves some of its lines and a fragment:
+    none of that repetition counts (resume measures it again), and the next write does not glue
+    itself onto the fragment."""
+    store = RunStore.create(tmp_path, "r1")
+    store.write_manifest({"run_id": "r1", "status": "complete"})
+    store.append_samples([sample(1, 100.0), sample(1, 1.0, rw="randread", iodepth=1)])
+    whole = [json.dumps({**sample(2, 110.0).to_json(), "batch": "torn", "batch_size": 3}) + "\n"] * 2
+    with open(store.path / "samples.jsonl", "a") as f:
+        f.write("".join(whole) + whole[0][:30])           # 2 of 3 lines, then a third cut short
+    assert [s.repetition for s in store.samples()] == [1, 1]
+    store.append_samples([sample(2, 111.0)])              # the resumed repetition
+    lines = (store.path / "samples.jsonl").read_text().splitlines()
+    assert all(line.endswith("}") for line in lines) and len(lines) == 5   # the fragment was cut off
+    with pytest.warns(UserWarning, match=r"2 record\(s\) of 1 repetition\(s\) not wholly written"):
+        df = bench.load(store.path)
+    assert sorted(df["value"]) == [1.0, 100.0, 111.0] and "batch" not in df
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from bench.store import RunStore
+RunStore(Path(sys.argv[1])).acquire()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_one_writer_per_run_and_liveness_by_the_lock(tmp_path):
+    import subprocess
+    import sys
+
+    from bench.store import effective_status
+
+    store = RunStore.create(tmp_path, "r1")
+    store.write_manifest({"run_id": "r1", "status": "running", "pid": os.getpid()})  # a pid that is alive
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store.path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BenchError, match=rf"being written by another bench \(pid {holder.pid}\)"):
+            RunStore(store.path).acquire()
+        assert effective_status(read_manifest(store.path), store.path) == "running"
+    finally:
+        holder.kill()
+        holder.wait()
+    # its writer is gone: the run is incomplete although its recorded pid (ours) is alive
+    assert effective_status(read_manifest(store.path), store.path) == "incomplete"
+    taker = RunStore(store.path)
+    assert taker.acquire() == holder.pid
+    taker.release()

@@ -184,7 +184,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         "variants": groups,
         "title": "bench report: " + ", ".join(m.get("run_id", "?") for m in manifests),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "runs": [{**_run_info(m), "folder": str(f), "effective_status": effective_status(m)}
+        "runs": [{**_run_info(m), "folder": str(f), "effective_status": effective_status(m, f)}
                  for f, m in zip(folders, manifests)],
         "host": manifests[0].get("host") or {},
         "hosts_differ": len({(m.get("host") or {}).get("hostname") for m in manifests}) > 1,

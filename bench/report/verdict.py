@@ -80,6 +80,19 @@ def _interval(r: dict[str, Any]) -> str:
     return f"95 % CI {pct(r['overhead_low'])} to {pct(r['overhead_high'])}"
 
 
+def _bare_interval(r: dict[str, Any]) -> str:
+    return f"{pct(r['overhead_low'])} to {pct(r['overhead_high'])}"
+
+
+def _points(points: list[str]) -> str:
+    """clients=1, clients=10, clients=50 -> clients=1, 10 and 50 (one parameter swept)."""
+    keys = {p.split("=", 1)[0] for p in points if "=" in p}
+    if len(keys) == 1 and all("," not in p for p in points):
+        key = keys.pop()
+        return f"{key}={_join([p.split('=', 1)[1] for p in points])}"
+    return _join(points)
+
+
 def _unresolved(label: str, r: dict[str, Any]) -> str:
     n = r.get("resolve_n")
     n = int(n) if _finite(n) else None
@@ -105,16 +118,33 @@ def sentence(env: str, cells: list[dict[str, Any]], implausible_tools: tuple[str
         bands.setdefault(max(_bound(r) for r in rs), []).append(res)
     for bound, names in sorted(bands.items()):
         parts.append(f"{_join(names)} within ±{bound:g} % of native")
+    # The points of one sweep in one class make one clause: "redis costs +44 % (95 % CI ...) at
+    # clients=1, +62 % (...) at clients=10", not a clause per point.
+    runs: list[tuple[str, str, list[tuple[dict[str, Any], dict[str, Any]]]]] = []
     for c, r in mine:
         kind = classes[id(r)]
-        if kind == "within" and c["resource"] not in whole:
-            parts.append(f"{c['label']} within ±{_bound(r):g} %")
+        if kind == "unresolved" or (kind == "within" and c["resource"] in whole):
+            continue
+        base = c["label"][: -len(f" @ {c['point']}")] if c["point"] else c["label"]
+        if runs and runs[-1][0] == base and runs[-1][1] == kind and c["point"]:
+            runs[-1][2].append((c, r))
+        else:
+            runs.append((base, kind, [(c, r)]))
+    for base, kind, members in runs:
+        points = [c["point"] for c, _ in members]
+        swept = len(members) > 1
+        if kind == "within":
+            where = f" at {_points(points)}" if swept else (f" @ {points[0]}" if points[0] else "")
+            parts.append(f"{base}{where} within ±{max(_bound(r) for _, r in members):g} %")
         elif kind == "worse":
-            parts.append(f"{c['label']} costs {pct(r['overhead_pct'])} ({_interval(r)})")
-        elif kind == "better":
-            odd = c["tool"] in implausible_tools
-            parts.append(f"{c['label']} {pct(-r['overhead_pct'])} better than native ({_interval(r)})"
-                         + ("; not plausible for CPU or memory work: see Parity" if odd else ""))
+            each = [f"{pct(r['overhead_pct'])} ({_interval(r) if i == 0 else _bare_interval(r)})"
+                    + (f" at {c['point']}" if swept else "") for i, (c, r) in enumerate(members)]
+            parts.append(f"{base}{'' if swept or not points[0] else ' @ ' + points[0]} costs {', '.join(each)}")
+        else:
+            for c, r in members:
+                odd = c["tool"] in implausible_tools
+                parts.append(f"{c['label']} {pct(-r['overhead_pct'])} better than native ({_interval(r)})"
+                             + ("; not plausible for CPU or memory work: see Parity" if odd else ""))
     # Not resolved: named together, with the widest need; each cell's own spread is in the Summary.
     open_cells = [(c, r) for c, r in mine if classes[id(r)] == "unresolved"]
     unresolved = []
