@@ -6,7 +6,9 @@ a bridged guest's network namespace is bench-<run-id>-<env>, its bridge and tap 
 in their alias;
 a second dockerd (daemon-wide Docker variants) has its folder in /var/lib/bench-dockerd/ with an
 owner.json naming the run, and its bridge carries the run id in its alias;
-host scratch folders are named bench-<run-id>-<environment>-*, the SSH control folder of a
+host scratch folders are named bench-<run-id>-<environment>-* and VM disk folders
+bench-<run-id>-<environment>, and both hold a marker naming their run (bench/owner.py), which
+must name it exactly: a prefix is not enough, and an unmarked folder is nobody's; the SSH control folder of a
 --client-host run bench-<run-id>-ssh-* in the temporary folder; a run that made a swarm left a
 marker file named after its id (bench/environments/swarm.py), and only such a swarm is left.
 A run that is still going has the same marks, so run
@@ -20,6 +22,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from . import owner
 from .environments.docker import LABEL_RUN, DockerEnvironment
 
 
@@ -85,13 +88,10 @@ def _swarm_leftovers(run_id: str | None) -> list[Leftover]:
 
 
 def _scratch_leftovers(run_id: str | None, scratch: Path) -> list[Leftover]:
-    pattern = f"bench-{run_id}-*" if run_id else "bench-*"
-    found = []
-    for folder in sorted(scratch.glob(pattern)):
-        if folder.is_dir():
-            found.append(Leftover("scratch folder", str(folder), run_id or "?",
-                                  lambda f=folder: shutil.rmtree(f, ignore_errors=True)))
-    return found
+    """Scratch folders whose marker names the run exactly (never a prefix: run cx-2's are not cx's)."""
+    candidates = [f for f in sorted(scratch.glob(f"bench-{run_id}-*" if run_id else "bench-*")) if f.is_dir()]
+    return [Leftover("scratch folder", str(folder), who, lambda f=folder: shutil.rmtree(f, ignore_errors=True))
+            for folder, who in owner.owned(candidates, run_id)]
 
 
 def _libvirt_leftovers(run_id: str | None) -> list[Leftover]:
@@ -113,13 +113,13 @@ def _libvirt_leftovers(run_id: str | None) -> list[Leftover]:
             meta = ET.fromstring(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS))
         except libvirt.libvirtError:
             continue  # not one of ours
-        owner = meta.get("id", "?")
-        if run_id is None or owner == run_id:
-            found.append(Leftover("domain", dom.name(), owner, lambda d=dom: _remove_domain(d)))
+        who = meta.get("id", "?")
+        if run_id is None or who == run_id:
+            found.append(Leftover("domain", dom.name(), who, lambda d=dom: _remove_domain(d)))
     prefix = f"bench-{run_id}-" if run_id else "bench-"
     if lv.IMAGES.is_dir():
-        for folder in sorted(lv.IMAGES.glob(f"{prefix}*")):
-            found.append(Leftover("VM disk folder", str(folder), run_id or "?",
+        for folder, who in owner.owned(sorted(lv.IMAGES.glob(f"{prefix}*")), run_id):
+            found.append(Leftover("VM disk folder", str(folder), who,
                                   lambda f=folder: shutil.rmtree(f, ignore_errors=True)))
     return found
 
@@ -146,14 +146,14 @@ def _netns_leftovers(run_id: str | None) -> list[Leftover]:
     for name in netns.namespaces():
         if not name.startswith(prefix):
             continue
-        owner = netns.owner(name)
-        if run_id is not None and owner not in (None, run_id):
+        who = netns.owner(name)
+        if run_id is not None and who not in (None, run_id):
             continue  # another run whose id begins with this one's
-        found.append(Leftover("network namespace", name, owner or run_id or "?",
+        found.append(Leftover("network namespace", name, who or run_id or "?",
                               lambda n=name: netns.delete_namespace(n)))
-    for tap, owner in netns.stray_taps():
-        if run_id is None or owner == run_id:
-            found.append(Leftover("tap", tap, owner, lambda t=tap: netns.delete_link(t)))
+    for tap, who in netns.stray_taps():
+        if run_id is None or who == run_id:
+            found.append(Leftover("tap", tap, who, lambda t=tap: netns.delete_link(t)))
     return found
 
 
@@ -162,15 +162,15 @@ def _ssh_leftovers(run_id: str | None) -> list[Leftover]:
     with bench: it is bench's child with a parent-death signal)."""
     from .environments.remote import control_folders
 
-    return [Leftover("ssh control folder", str(folder), owner, lambda f=folder: shutil.rmtree(f, ignore_errors=True))
-            for folder, owner in control_folders(run_id)]
+    return [Leftover("ssh control folder", str(folder), who, lambda f=folder: shutil.rmtree(f, ignore_errors=True))
+            for folder, who in control_folders(run_id)]
 
 
 def _dockerd_leftovers(run_id: str | None) -> list[Leftover]:
     """Second dockerds (stopped by their pid, their folder removed) and their bridges."""
     from .environments import dockerd
 
-    found = [Leftover(kind, name, owner, remove) for kind, name, owner, remove in dockerd.leftovers(run_id)]
+    found = [Leftover(kind, name, who, remove) for kind, name, who, remove in dockerd.leftovers(run_id)]
     # The daemon before its bridge: dockerd holds the bridge while it runs.
     return sorted(found, key=lambda leftover: leftover.kind == "bridge")
 

@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "that is not marked by_default: false in environments.yaml)")
     run.add_argument("--reps", type=REPS, default=None, metavar="N",
                      help="measured repetitions per cell (default: the suite's); warm-ups are extra")
-    run.add_argument("--target-ci", type=_number(float, 0.1, 100), default=None, metavar="PCT",
+    run.add_argument("--target-ci", type=_number(float, 1e-6, 100), default=None, metavar="PCT",
                      help="after the repetitions, keep adding rounds of one repetition to every cell whose "
                           "headline number's 95 %% confidence interval is wider than ±PCT %% of its mean")
     run.add_argument("--max-reps", type=REPS, default=None, metavar="N",

@@ -38,7 +38,7 @@ def tiny_suite(config: Path, workloads: list[str]) -> str:
 
 def nothing_left(run_id: str, environment: str) -> None:
     """No folder, no bridge, no process of the run's second daemon, no container of the run."""
-    folder = dockerd.ROOT / f"{run_id}-{environment}"
+    folder = dockerd.ROOT / dockerd.folder_name(run_id, environment)
     assert not folder.exists(), folder
     assert dockerd.processes_of(folder) == []
     bridge = dockerd.bridge_name(run_id, environment)
@@ -72,7 +72,7 @@ def test_vfs_second_daemon_runs_fio_and_netperf_and_leaves_nothing(docker_client
 
 def test_kill_9_mid_run_then_cleanup_removes_the_second_daemon(docker_client, workload_image, tmp_path):
     run_id = f"{SESSION}-vfs-killed"
-    folder = dockerd.ROOT / f"{run_id}-docker-vfs"
+    folder = dockerd.ROOT / dockerd.folder_name(run_id, "docker-vfs")
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--suite", "quick", "--env", "docker-vfs",
                              "--reps", "3", "--out", str(tmp_path), "--run-id", run_id,
                              "--scratch", str(tmp_path / "scratch")],

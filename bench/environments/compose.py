@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from .. import datafile
+from .. import datafile, owner
 from ..errors import BenchError, ConfigError
 from .base import Environment, ExecResult, Server
 from .docker import LABEL_ENV, LABEL_RUN, WORKDIR, DockerEnvironment, client
@@ -201,6 +201,7 @@ class ComposeEnvironment(Environment):
         os.makedirs(scratch_root, exist_ok=True)
         # The run id in the name is how `bench cleanup` recognises a killed run's leftovers.
         self.scratch = tempfile.mkdtemp(prefix=f"bench-{self.run_id}-{self.name}-", dir=scratch_root)
+        owner.mark(self.scratch, self.run_id)
         self.compose_env = {"BENCH_IMAGE": recipe.tag, **{f"BENCH_PORT_{i}": str(p) for i, p in enumerate(self.ports)}}
         self._files["compose.yaml"] = self.path.read_text()
 

@@ -2,8 +2,9 @@
 a storage driver (vfs, btrfs, zfs, devicemapper) or user-namespace remapping.
 
 The main dockerd keeps overlay2 and its own containers; this one gets a folder of its own,
-/var/lib/bench-dockerd/<run-id>-<environment>/, holding its data root, exec root, API socket,
-pid file, log and an owner.json that names the run. It must not fight the main daemon over the
+/var/lib/bench-dockerd/<12 hex digits of a hash of run id and environment>/ (short, for the unix
+sockets under it), holding its data root, exec root, API socket, pid file, log and an
+owner.json, written first, that names the run and the environment. It must not fight the main daemon over the
 network: it runs with --iptables=false on a Linux bridge of its own (private address, the run id
 in its alias) instead of docker0. Ports are still published on 127.0.0.1, by docker-proxy (the
 userland proxy needs no iptables), which is also the path a loopback client takes to the main
@@ -162,6 +163,13 @@ def bridge_name(run_id: str, environment: str) -> str:
     return BRIDGE_PREFIX + hashlib.sha256(f"{run_id}/{environment}".encode()).hexdigest()[:10]
 
 
+def folder_name(run_id: str, environment: str) -> str:
+    """A short name for the daemon's folder: containerd's sockets lie under it, and a unix
+    socket's path has 108 bytes at most, which a default run id (20261202-065541-variants-f10a)
+    and a long environment name used to exceed. Whose it is, owner.json says."""
+    return hashlib.sha256(f"{run_id}/{environment}".encode()).hexdigest()[:12]
+
+
 class Dockerd:
     """The second daemon of one environment of one run."""
 
@@ -171,7 +179,7 @@ class Dockerd:
         self.environment = environment
         self.storage_driver = storage_driver
         self.userns_remap = userns_remap
-        self.folder = ROOT / f"{run_id}-{environment}"
+        self.folder = ROOT / folder_name(run_id, environment)
         self.bridge = bridge_name(run_id, environment)
         self.pid: int | None = None
         self.made = False
@@ -208,7 +216,8 @@ class Dockerd:
             raise BenchError(f"{self.folder} already exists: a run with this id is going on or was killed "
                              f"(`bench cleanup --run-id {self.run_id}`)")
         if len(str(self.folder / "exec" / "containerd" / "containerd.sock.ttrpc")) > SOCKET_PATH_MAX:
-            raise BenchError(f"the run id and environment name make {self.folder} too long for a unix socket path")
+            raise BenchError(f"BENCH_DOCKERD_ROOT {ROOT} is too long a path for the second dockerd's unix "
+                             f"sockets under it (at most {SOCKET_PATH_MAX - 60} characters)")
         self.made = True  # from here on, stop() has something to remove
         self.folder.mkdir(parents=True)
         (self.folder / "owner.json").write_text(json.dumps(
@@ -301,8 +310,9 @@ def leftovers(run_id: str | None) -> list[tuple[str, str, str, object]]:
         for folder in sorted(ROOT.iterdir()):
             try:
                 owner = json.loads((folder / "owner.json").read_text()).get("run_id", "?")
-            except (OSError, ValueError):
-                # Killed before owner.json was written: the name begins with the run id.
+            except (OSError, ValueError, AttributeError):
+                # Killed between the folder and its owner.json (or a folder of an older bench,
+                # named <run-id>-<environment>): the name is all there is to go by.
                 owner = run_id if run_id and folder.name.startswith(f"{run_id}-") else "?"
             if run_id is None or owner == run_id:
                 found.append(("second dockerd", str(folder), owner, lambda f=folder: stop_folder(f)))

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .. import owner
 from .base import Environment, ExecResult, Server
 from .context import PATH
 
@@ -173,6 +174,7 @@ class HostEnvironment(Environment):
         os.makedirs(scratch_root, exist_ok=True)
         # The run id in the name is how `bench cleanup` recognises a killed run's leftovers.
         self.workdir = tempfile.mkdtemp(prefix=f"bench-{self.run_id}-{self.name}-", dir=scratch_root)
+        owner.mark(self.workdir, self.run_id)   # how `bench cleanup` knows it is this run's
         self.ports = free_ports(n_ports, self.publish_address)
 
     def teardown(self) -> None:

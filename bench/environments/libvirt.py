@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .. import owner
 from ..errors import BenchError
 from ..model import Measurement
 from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
@@ -335,6 +336,7 @@ class LibvirtEnvironment(Environment):
         resource = f"bench-{self.run_id}-{self.name}"
         folder = IMAGES / resource
         folder.mkdir(parents=True, exist_ok=False)
+        owner.mark(folder, self.run_id)
         self.folder = folder  # only once it is ours: teardown removes it
         root = self.folder / f"root.{self.variant.disk_format}"
         subprocess.run(["cp", "--sparse=always", str(base_disk), str(root)], check=True)
