@@ -172,7 +172,7 @@ MALFORMED_ARGS = [
     (["run", "--reps", "-1"], "argument --reps: a whole number from 1 to 1000, not '-1'"),
     (["run", "--reps", "1.5"], "a whole number from 1 to 1000, not '1.5'"),
     (["run", "--reps", "99999"], "a whole number from 1 to 1000"),
-    (["run", "--target-ci", "inf"], "argument --target-ci: a number from 0.1 to 100"),
+    (["run", "--target-ci", "inf"], "argument --target-ci: a number from 1e-06 to 100"),
     (["run", "--max-reps", "0"], "argument --max-reps: a whole number from 1 to 1000"),
     (["compare", "a", "b", "--threshold", "nan"], "argument --threshold: a number from 0 to 1000"),
     (["compare", "a", "b", "--threshold", "-1"], "argument --threshold: a number from 0 to 1000"),
