@@ -252,13 +252,19 @@ def read_samples(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """samples.jsonl's records of committed batches (every line of the repetition there; lines
     of formats 1-2, without a batch, stand alone), and what was skipped."""
     rows, skipped = read_records(path)
-    sizes: dict[Any, int] = {}
+    sizes: dict[str, int] = {}
     for r in rows:
-        if "batch" in r:
+        if isinstance(r.get("batch"), str):
             sizes[r["batch"]] = sizes.get(r["batch"], 0) + 1
-    whole = [r for r in rows if "batch" not in r or sizes.get(r["batch"]) == r.get("batch_size")]
+
+    def committed(r: dict[str, Any]) -> bool:
+        if "batch" not in r:
+            return True
+        return isinstance(r["batch"], str) and sizes[r["batch"]] == r.get("batch_size")
+
+    whole = [r for r in rows if committed(r)]
     if len(whole) < len(rows):
-        torn = {r["batch"] for r in rows if "batch" in r and sizes.get(r["batch"]) != r.get("batch_size")}
+        torn = {str(r.get("batch")) for r in rows if not committed(r)}
         skipped.append(f"{len(rows) - len(whole)} record(s) of {len(torn)} repetition(s) not wholly written")
     return whole, skipped
 

@@ -92,7 +92,7 @@ def test_random_yaml_structures_as_a_data_file(workloads, name, doc):
 
 
 FIELDS = ["run_id", "environment", "env_kind", "workload", "tool", "metric", "unit", "value", "better",
-          "repetition", "timestamp", "params", "variant", "parity_ok"]
+          "repetition", "timestamp", "params", "variant", "parity_ok", "batch", "batch_size"]
 GOOD = {"run_id": "r", "environment": "host", "env_kind": "host", "workload": "w", "tool": "t", "metric": "m",
         "unit": "u", "value": 1.0, "better": "higher", "repetition": 1, "timestamp": 0.0}
 sample_like = st.fixed_dictionaries({}, optional={f: structures for f in FIELDS}).map(lambda d: {**GOOD, **d})
