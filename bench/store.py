@@ -389,8 +389,12 @@ def _load(pd, paths):
     if "parity_ok" in frame:
         frame["parity_ok"] = frame["parity_ok"].astype("boolean")   # None (not checked) as <NA>
     for column in frame.columns:
-        if column.startswith(PARAM) and _whole_numbers(frame[column]):
+        if not column.startswith(PARAM):
+            continue
+        if _whole_numbers(frame[column]):
             frame[column] = frame[column].astype("Int64")
+        elif _booleans(frame[column]):   # fio's direct: true/false, <NA> for other workloads
+            frame[column] = frame[column].astype("boolean")
     first = [c for c in SAMPLE_FIELDS if c in frame.columns]
     return frame[first + sorted(c for c in frame.columns if c not in SAMPLE_FIELDS)]
 
@@ -419,6 +423,11 @@ def _times(pd, column):
         seconds = seconds.where(seconds.abs() < 1e11)   # beyond year 5138: not a time bench wrote
         times[~text] = pd.to_datetime(seconds, unit="s", utc=True, errors="coerce")
     return times
+
+
+def _booleans(column) -> bool:
+    values = column.dropna()
+    return not values.empty and column.dtype != bool and all(isinstance(v, bool) for v in values)
 
 
 def _whole_numbers(column) -> bool:

@@ -36,8 +36,10 @@ def test_round_trip_into_pandas(tmp_path):
 def test_loaded_types_integers_times_and_parity(tmp_path):
     store = RunStore.create(tmp_path, "r1")
     store.write_manifest({"run_id": "r1", "status": "complete"})
-    store.append_samples([sample(1, 100.0), sample(1, 7.0, env="host", bs="4k")])  # one without iodepth
+    store.append_samples([sample(1, 100.0, rw="randread", iodepth=16, direct=True),
+                          sample(1, 7.0, env="host", bs="4k")])  # one without iodepth
     df = bench.load(store.path)
+    assert str(df["param_direct"].dtype) == "boolean" and df["param_direct"].iloc[0]
     assert str(df["param_iodepth"].dtype) == "Int64" and df["param_iodepth"].isna().tolist() == [False, True]
     assert df["param_iodepth"].iloc[0] == 16 and df["repetition"].dtype.kind == "i"
     assert str(df["timestamp"].dt.tz) == "UTC"
