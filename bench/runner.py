@@ -656,7 +656,13 @@ class Runner:
                                               reason, stderr[-STDERR_TAIL:], raw))
             return f"FAILED ({reason})"
 
-        missing = [p for p in tool.programs if not env.has_program(p)]
+        try:
+            missing = [p for p in tool.programs if not env.has_program(p)]
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # the backend is gone (dockerd killed, libvirtd restarted): this
+            # environment's step fails with the reason, the others go on
+            return fail(f"{type(e).__name__}: {e}", traceback.format_exc())
         if missing:
             return fail(f"{', '.join(missing)} not found in {step.environment}; install "
                         f"{' '.join(tool.packages)} there")

@@ -171,3 +171,42 @@ def test_sigterm_removes_containers_and_volumes(docker_client, workload_image, t
     assert labelled(docker_client, DOCKER_KILLED) == []
     with pytest.warns(UserWarning, match="run is interrupted"):
         assert len(bench.load(tmp_path / DOCKER_KILLED)) > 0
+
+
+def test_a_container_removed_mid_run_fails_its_cells_and_the_run_goes_on(docker_client, workload_image,
+                                                                         config_copy, tmp_path):
+    """The backend of one environment gone (its container removed under it, as a dockerd restart
+    would): that environment's remaining repetitions are recorded failures with the reason, the
+    host's cells complete, exit status 1, and no traceback on the terminal."""
+    run_id = f"docker-gone-{os.getpid()}"
+    (config_copy / "suites" / "gone.yaml").write_text(
+        "description: docker-nat loses its container\nprofile: quick\nrepetitions: 6\nworkloads: [sysbench-cpu]\n")
+    catalogue = config_copy / "catalogue" / "sysbench.yaml"
+    catalogue.write_text(catalogue.read_text().replace("warmups: 1", "warmups: 0"))
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "--config-dir", str(config_copy), "run", "--suite", "gone",
+                             "--env", "host,docker-nat", "--out", str(tmp_path), "--run-id", run_id,
+                             "--scratch", str(tmp_path / "scratch")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = tmp_path / run_id / "samples.jsonl"
+    deadline = time.monotonic() + 180
+
+    def measured_in_docker() -> bool:
+        lines = samples.read_text().splitlines() if samples.exists() else []
+        return any('"docker-nat"' in line and '"sysbench-cpu"' in line for line in lines)
+
+    while time.monotonic() < deadline and not measured_in_docker():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}):
+        container.remove(force=True)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    failures = [json.loads(line) for line in (tmp_path / run_id / "failures.jsonl").read_text().splitlines()]
+    assert failures and {f["environment"] for f in failures} == {"docker-nat"}
+    df = bench.load(tmp_path / run_id)
+    measured = df[(df.workload == "sysbench-cpu") & (df.metric == "events_per_second")]
+    assert sorted(measured[measured.environment == "host"].repetition) == [1, 2, 3, 4, 5, 6]
+    lost = 6 - len(measured[measured.environment == "docker-nat"])
+    assert lost == len([f for f in failures if f["repetition"] > 0]), "every repetition measured or failed"
+    assert labelled(docker_client, run_id) == []
