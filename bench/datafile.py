@@ -70,7 +70,7 @@ def read_yaml(path: Path, max_bytes: int = MAX_BYTES) -> Any:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{path}:{line}: not valid YAML: {excerpt(problem, 120)[1:-1]}") from None
+        raise ConfigError(f"{path}:{line}: not valid YAML: {shown(problem, 120)}") from None
     except RecursionError:
         raise ConfigError(f"{path}: nested too deeply to be a bench data file") from None
     check_size(doc, path)

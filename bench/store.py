@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import uuid
 import warnings
 from collections.abc import Iterable
@@ -26,6 +25,7 @@ from typing import Any
 
 from .datafile import excerpt
 from .errors import BenchError
+from .output import output_file
 from .model import FORMAT_VERSION, SAMPLE_FIELDS, Failure, Sample
 
 MANIFEST = "run.json"
@@ -127,17 +127,11 @@ class RunStore:
             self._lock = None
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
-        """Atomic replace: a reader (or a crash) sees the old or the new file, never half of one."""
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".run.", suffix=".json")
-        # mkstemp makes it 0600: readable by others as every other file of the folder, so an
-        # analyst who did not run bench (not root) can bench.load() it.
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "w") as f:
+        """Atomic replace: a reader (or a crash) sees the old or the new file, never half of one;
+        0644 like every other file of the folder, so an analyst who is not root can load it."""
+        with output_file(self.path / MANIFEST) as f:
             json.dump({"format_version": FORMAT_VERSION, **manifest}, f, indent=2, sort_keys=True,
                       default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path / MANIFEST)
 
     def append_samples(self, samples: list[Sample]) -> None:
         """One repetition's samples as one batch: each line names the batch and its size, so a

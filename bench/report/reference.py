@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import datafile
-from ..datafile import excerpt
+from ..datafile import shown
 from ..errors import ConfigError
 
 DEFAULT = Path(__file__).resolve().parents[2] / "workloads" / "reference" / "ibm-2014.yaml"
@@ -80,7 +80,7 @@ def load(path: Path = DEFAULT) -> Reference | None:
         results = [_result(r) for r in data["results"]]
         return Reference(data["source"], data.get("repository", ""), labels, env_config, results)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ConfigError(f"{path}: malformed reference data: {excerpt(str(e), 120)[1:-1]}") from None
+        raise ConfigError(f"{path}: malformed reference data: {shown(str(e), 120)}") from None
 
 
 def _result(entry: dict[str, Any]) -> dict[str, Any]:
