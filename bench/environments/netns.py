@@ -84,8 +84,13 @@ def delete_namespace(namespace: str) -> None:
 
 
 def delete_link(name: str) -> None:
-    if ip("link", "show", name, check=False).returncode == 0:
-        ip("link", "delete", name)
+    """Delete a root-namespace link if it is there. A veth's root end dies with its peer's
+    namespace, but asynchronously: it may still show, then be gone when we delete it."""
+    if ip("link", "show", name, check=False).returncode != 0:
+        return
+    r = ip("link", "delete", name, check=False)
+    if r.returncode != 0 and ip("link", "show", name, check=False).returncode == 0:
+        raise BenchError(f"`ip link delete {name}` failed: {(r.stderr or r.stdout).strip()}")
 
 
 class RunNamespace:
