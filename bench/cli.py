@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", default=None, metavar="RUN_ID",
                      help="finish an interrupted or killed run in OUT/RUN_ID: remove what it left, "
                           "provision again, run only its missing repetitions, with its own settings")
+    run.add_argument("--retry-failed", action="store_true",
+                     help="with --resume: also measure again the repetitions that failed for a backend "
+                          "reason (a daemon gone, a container removed, a guest lost), in a complete run too")
     run.add_argument("--allow-tcg", action="store_true",
                      help="where KVM cannot run a guest, run the kvm environments under QEMU's TCG "
                           "emulation instead of refusing them; every such sample says accel=tcg")
@@ -267,8 +270,11 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
             given.append("--allow-mismatch")
         if given:
             raise BenchError(f"--resume runs with the interrupted run's own settings; drop {', '.join(given)}")
-        p, options, resume = plan_resume(catalogue, args.out, args.resume)
+        p, options, resume = plan_resume(catalogue, args.out, args.resume, retry_failed=args.retry_failed)
     else:
+        if args.retry_failed:
+            raise BenchError("--retry-failed measures again what a run's environments failed: give the run "
+                             "with --resume RUN_ID")
         options = RunOptions(suite="quick" if args.suite is None else args.suite, environments=args.env, repetitions=args.reps,
                              profile=args.profile, out=args.out, run_id=args.run_id, seed=args.seed,
                              scratch=args.scratch, allow_tcg=args.allow_tcg,
@@ -822,6 +828,11 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C outside a run's measuring (its own handler tears down and says more): during
+        # the KVM probe, a report, a cleanup. Whatever was started is stopped with us.
+        print("bench: interrupted", file=sys.stderr)
+        return 130
     except BrokenPipeError:
         # `bench list | head`: the reader has gone; say nothing more (and not at exit either).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

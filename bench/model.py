@@ -96,6 +96,9 @@ class Failure:
     stderr: str = ""      # the tail of the tool's stderr
     raw: str = ""         # path of the raw output under the run folder, if any was kept
     timestamp: float = dataclasses.field(default_factory=time.time)
+    # "tool": the tool failed or its output did not parse; "backend": the environment did (a
+    # daemon gone, a container removed, a guest lost), which `--resume --retry-failed` re-runs.
+    cause: str = "tool"
 
     def to_json(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "timestamp": iso_time(self.timestamp)}

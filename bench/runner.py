@@ -10,22 +10,21 @@ disk before the next starts. Teardown runs on success, failure, Ctrl-C and SIGTE
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
+import json
 import os
 import random
 import shutil
-import signal
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import adaptive, doctor, metadata, parity
+from . import adaptive, doctor, interrupts, metadata, parity
 from .config import Catalogue, WorkloadConfig
 from .environments import KINDS, Environment
 from .environments.context import ExecutionContext, memory_policy, memory_policy_record, numa_nodes
@@ -60,6 +59,7 @@ class RunOptions:
     ssh_options: tuple[str, ...] = ()      # KEY=VALUE for `ssh -o` to reach client_host
     context: ExecutionContext = ExecutionContext()  # what every tool runs under (--pass-env)
     allow_mismatch: bool = False           # measure despite an unintended parity difference
+    retry_failed: bool = False             # --resume: measure again what failed for a backend reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -268,53 +268,41 @@ def schedule(p: Plan, done: frozenset[tuple[str, str, int]] = frozenset()) -> li
     return steps
 
 
-# Signals received while the run is in progress. Python turns them into KeyboardInterrupt,
-# but one that arrives inside a fork hook (subprocess with a preexec_fn runs them) or a
-# finalizer is only printed as "Exception ignored" and lost; the runner checks this list
-# between steps, so such a signal still stops the run and tears it down.
-_received: list[int] = []
-
-
-def _raise_if_interrupted() -> None:
-    if _received:
-        raise KeyboardInterrupt(f"signal {_received[0]}")
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler, `kill`) tears down like Ctrl-C does; both are remembered."""
-    def handler(signum, frame):
-        _received.append(signum)
-        raise KeyboardInterrupt(f"signal {signum}")
-    _received.clear()
-    try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def done_repetitions(store: RunStore) -> frozenset[tuple[str, str, int]]:
-    """(environment, workload, repetition) that a run has finished: measured or failed."""
+def done_repetitions(store: RunStore, retry_failed: bool = False) -> frozenset[tuple[str, str, int]]:
+    """(environment, workload, repetition) that a run has finished: measured or failed (with
+    retry_failed, a failure of the environment rather than the tool is not finished)."""
     done = {(s.environment, s.workload, s.repetition) for s in store.samples() if s.workload != "provision"}
     done |= {(f["environment"], f["workload"], f["repetition"]) for f in store.failures()
-             if f["repetition"] > 0}
+             if f["repetition"] > 0 and not (retry_failed and f.get("cause") == "backend")}
     return frozenset(done)
 
 
-def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, RunOptions, RunStore]:
+def one_line(text: str, limit: int = 300) -> str:
+    """A daemon's error as one line of a failure record or a message (its first line, cut)."""
+    first = (text.strip().splitlines() or [""])[0]
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+def backend_failures(store: RunStore) -> int:
+    """Repetitions that failed for their environment's sake and were not measured since."""
+    measured = {(s.environment, s.workload, s.repetition) for s in store.samples()}
+    return len({(f["environment"], f["workload"], f["repetition"]) for f in store.failures()
+                if f["repetition"] > 0 and f.get("cause") == "backend"} - measured)
+
+
+def plan_resume(catalogue: Catalogue, out: Path, run_id: str,
+                retry_failed: bool = False) -> tuple[Plan, RunOptions, RunStore]:
     """The plan of an interrupted run, from its own run.json (not today's catalogue, whose
-    parameters may have changed since), and the options it ran with."""
+    parameters may have changed since), and the options it ran with. retry_failed: also the
+    repetitions that failed for a backend reason, in a complete run too."""
     store = RunStore(Path(out) / check_run_id(run_id))
     manifest = store.manifest()
     status = effective_status(manifest, store.path)
-    if status == "complete":
-        raise BenchError(f"run {run_id} is complete: nothing to resume")
+    if status == "complete" and not (retry_failed and backend_failures(store)):
+        raise BenchError(f"run {run_id} is complete: nothing to resume"
+                         + (" (no repetition failed for a backend reason)" if retry_failed else
+                            "; --retry-failed measures again what failed for a backend reason"
+                            if backend_failures(store) else ""))
     if status == "running":
         raise BenchError(f"run {run_id} is still running (pid {manifest.get('pid')}); stop it first")
     missing = [k for k in ("suite", "profile", "repetitions", "order_seed", "workloads", "workload_order",
@@ -337,7 +325,7 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str) -> tuple[Plan, Run
                              client_host=(manifest.get("client") or {}).get("host"),
                              ssh_options=tuple((manifest.get("client") or {}).get("ssh_options", ())),
                              context=ExecutionContext(tuple(sorted((manifest.get("pass_env") or {}).items()))),
-                             allow_mismatch=manifest.get("allow_mismatch", False))
+                             allow_mismatch=manifest.get("allow_mismatch", False), retry_failed=retry_failed)
         for name, e in environments.items():
             ok, why = KINDS[e["kind"]].availability(e["variant"], allow_tcg=options.allow_tcg)
             if not ok:
@@ -367,6 +355,8 @@ class Runner:
         self.manifest: dict[str, Any] = {}
         self.tool_seconds = 0.0
         self.failures = 0
+        self.reprovisioned: set[str] = set()  # environments provisioned anew after a backend fault
+        self.lost: dict[str, str] = {}        # environments given up on, and why
 
     def execute(self) -> RunStore:
         p = self.plan
@@ -378,7 +368,7 @@ class Runner:
                 self.say(f"taking over run {p.run_id} from its writer (pid {dead}), which is gone")
             self._clean_leftovers()
             self.manifest = self.store.manifest()
-            done = done_repetitions(self.store)
+            done = done_repetitions(self.store, self.options.retry_failed)
             self.manifest.setdefault("resumed_at", []).append(
                 dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat())
             self.manifest.update(status="running", pid=os.getpid())
@@ -392,24 +382,24 @@ class Runner:
         previous_tool = self.manifest.get("tool_seconds", 0.0)
         status = "failed"
         try:
-            with _sigterm_as_interrupt():
+            with interrupts.as_interrupt():
                 self._provision()
                 steps = schedule(p, done)
                 with Progress(steps) as progress:
                     for step in steps:
-                        _raise_if_interrupted()
+                        interrupts.raise_if_interrupted()
                         progress.begin(step)
                         progress.end(self._run_step(step))
                     if self.options.target_ci:
                         self._repeat_until_target(progress)
-                _raise_if_interrupted()
+                interrupts.raise_if_interrupted()
             status = "complete"
         except KeyboardInterrupt:
             status = "interrupted"
             raise
         finally:
             # Teardown must run even if a second Ctrl-C arrives during it.
-            with _ignore_interrupts():
+            with interrupts.ignored():
                 self._teardown()
                 ended = time.time()
                 measured = {(s.environment, s.workload, s.repetition) for s in self.store.samples()
@@ -445,7 +435,7 @@ class Runner:
             steps = [Step(env, by_name[workload], reps[(env, workload)] + 1) for env, workload in order]
             progress.extend(steps)
             for step in steps:
-                _raise_if_interrupted()
+                interrupts.raise_if_interrupted()
                 progress.begin(step)
                 progress.end(self._run_step(step))
 
@@ -506,7 +496,7 @@ class Runner:
             self.store.write_manifest(self.manifest)
         self.n_ports = n_ports
         for name, e in self.plan.environments.items():
-            _raise_if_interrupted()
+            interrupts.raise_if_interrupted()
             self.say(f"provisioning {name} ({e['kind']})")
             self._provision_one(name, e["variant"])
         versions: dict[str, dict[str, str]] = {}
@@ -531,12 +521,14 @@ class Runner:
         if self.plan.client:
             env.publish_address = self.plan.client.publish_address
         self.envs[name] = env  # registered before provision(), so a half-made one is torn down
-        # What provisioning measured (a VM's boot-to-ready time) is a sample like any other;
-        # a resumed run provisions again, as repetition 2, 3..., and so does a resized guest,
-        # whose console log and domain go to provision-2/, 3/... beside the first's.
-        boots = 1 + len({s.repetition for s in self.store.samples()
-                         if s.environment == name and s.workload == "provision"})
-        folder = "provision" if boots == 1 else f"provision-{boots}"
+        # What provisioning measured (a VM's boot-to-ready time) is a sample, once per variant
+        # as run (a resized guest is another: repetition 2, 3...). Provisioning the same variant
+        # again (a resumed run, or a re-provisioning after a backend fault) is an *attempt*,
+        # recorded in run.json, so that a resumed run holds the samples an uninterrupted one
+        # does. Each provisioning's console log and domain go to provision/, provision-2/ ...
+        provisioned = [s for s in self.store.samples() if s.environment == name and s.workload == "provision"]
+        made = len(list((self.store.path / "raw" / name).glob("provision*")))
+        folder = "provision" if made == 0 else f"provision-{made + 1}"
         try:
             env.provision(str(self.options.scratch), self.n_ports)
         except (BenchError, KeyboardInterrupt):
@@ -548,10 +540,18 @@ class Runner:
         finally:
             for artifact, text in env.artifacts().items():
                 self.store.write_raw([name, folder, artifact], text)
-        self.store.append_samples([
-            Sample(self.plan.run_id, name, e["kind"], "provision", e["kind"], m.metric, m.unit, m.value,
-                   m.better, boots, variant=env.effective_variant())
-            for m in env.measurements])
+        variant_as_run = env.effective_variant()
+        same = json.dumps(variant_as_run, sort_keys=True, default=str)
+        if any(json.dumps(s.variant, sort_keys=True, default=str) == same for s in provisioned):
+            self.manifest["environments"][name].setdefault("provision_attempts", []).append({
+                "started_at": dt.datetime.now(dt.timezone.utc).isoformat(), "raw": f"raw/{name}/{folder}",
+                "measurements": {m.metric: m.value for m in env.measurements}})
+            self.store.write_manifest(self.manifest)
+        else:
+            self.store.append_samples([
+                Sample(self.plan.run_id, name, e["kind"], "provision", e["kind"], m.metric, m.unit, m.value,
+                       m.better, 1 + len({s.repetition for s in provisioned}), variant=variant_as_run)
+                for m in env.measurements])
         if env.effective_variant().get("accel") == "tcg":
             self.say(f"{name} runs under TCG: its numbers are EMULATED, not KVM measurements")
         return env
@@ -634,6 +634,33 @@ class Runner:
                          f"{parity.fix(d)}, or measure anyway with --allow-mismatch (samples marked "
                          f"parity_ok=false)")
 
+    def _recover(self, name: str, reason: str) -> str:
+        """Provision `name` anew after a backend fault, once per run; a second fault, or a
+        provisioning that fails, gives the environment up: its remaining steps are recorded
+        failures at once instead of each waiting on a dead daemon."""
+        if name in self.reprovisioned:
+            self.lost[name] = reason
+            return f"{name} failed again: its remaining repetitions are recorded failures"
+        self.reprovisioned.add(name)
+        self.say(f"{name}: its backend failed ({one_line(reason, 120)}): provisioning it anew, once")
+        env = self.envs.pop(name)
+        try:
+            env.teardown()
+        except Exception as e:  # what is left is named; the new one gets its own resources
+            self.say(f"teardown of {name} failed: {one_line(str(e))}; `bench cleanup --run-id {self.plan.run_id}` "
+                      f"removes what is left")
+        try:
+            new = self._provision_one(name, env.params)
+        except BenchError as e:
+            self.envs[name] = env  # torn down already; kept so that the run's teardown is uniform
+            self.lost[name] = str(e)
+            return f"{name} could not be provisioned again ({one_line(str(e))}): its remaining repetitions fail"
+        self.manifest.setdefault("reprovisioned", []).append({
+            "environment": name, "after": reason, "at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "metadata": new.metadata()})
+        self.store.write_manifest(self.manifest)
+        return f"{name} provisioned anew"
+
     def _teardown(self) -> None:
         for env in [*self.envs.values(), self.client]:
             try:
@@ -643,26 +670,40 @@ class Runner:
 
     def _run_step(self, step: Step) -> str:
         """Run one repetition or warm-up; store its raw output and samples or its failure."""
-        self._fit_guest(step)
-        env = self.envs[step.environment]
         w = step.workload
+
+        def fail(reason: str, stderr: str = "", raw: str = "", cause: str = "tool") -> str:
+            self.failures += 1
+            self.store.append_failure(Failure(self.plan.run_id, step.environment, w.name, step.repetition,
+                                              reason, stderr[-STDERR_TAIL:], raw, cause=cause))
+            return f"FAILED ({reason})"
+
+        def backend_failed(e: Exception) -> str:
+            """The environment failed, not the tool (dockerd killed, container removed, libvirtd
+            restarted): the step is a failure of cause "backend", and the environment is
+            provisioned anew, once per run; the other environments go on either way."""
+            reason = one_line(f"{type(e).__name__}: {e}")
+            outcome = fail(reason, traceback.format_exc(), cause="backend")
+            return f"{outcome}; {self._recover(step.environment, reason)}"
+
+        if step.environment in self.lost:
+            return fail(f"{step.environment} was lost earlier: {self.lost[step.environment]}", cause="backend")
+        try:
+            self._fit_guest(step)
+        except BenchError as e:  # a guest of the workload's size did not boot
+            self.lost[step.environment] = str(e)
+            return fail(str(e), cause="backend")
+        env = self.envs[step.environment]
         tool = TOOLS[w.tool]
         name = f"warmup-{step.warmup}" if step.repetition == 0 else f"rep-{step.repetition}"
         ctx = CellContext(env=env, client=env.client_environment(self.client), params=w.params, timeout=w.timeout, label=w.name)
-
-        def fail(reason: str, stderr: str = "", raw: str = "") -> str:
-            self.failures += 1
-            self.store.append_failure(Failure(self.plan.run_id, step.environment, w.name, step.repetition,
-                                              reason, stderr[-STDERR_TAIL:], raw))
-            return f"FAILED ({reason})"
 
         try:
             missing = [p for p in tool.programs if not env.has_program(p)]
         except KeyboardInterrupt:
             raise
-        except Exception as e:  # the backend is gone (dockerd killed, libvirtd restarted): this
-            # environment's step fails with the reason, the others go on
-            return fail(f"{type(e).__name__}: {e}", traceback.format_exc())
+        except Exception as e:  # the backend is gone
+            return backend_failed(e)
         if missing:
             return fail(f"{', '.join(missing)} not found in {step.environment}; install "
                         f"{' '.join(tool.packages)} there")
@@ -675,8 +716,8 @@ class Runner:
             return fail(str(e))
         except KeyboardInterrupt:
             raise
-        except Exception as e:  # a harness or daemon error: record it with its trace, go on
-            return fail(f"{type(e).__name__}: {e}", traceback.format_exc())
+        except Exception as e:  # a daemon's error, not the tool's (those are ToolErrors)
+            return backend_failed(e)
         finally:
             env.context = declared
 
@@ -712,17 +753,3 @@ class Runner:
             for m in measurements
         ])
         return summary
-
-
-@contextlib.contextmanager
-def _ignore_interrupts() -> Iterator[None]:
-    try:
-        previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)

@@ -69,15 +69,36 @@ def test_a_signal_lost_where_python_ignores_exceptions_still_stops_the_run():
     import signal
     import time
 
-    from bench import runner
+    from bench import interrupts
 
     class Finalizer:
         def __del__(self):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(0.2)  # the handler runs here and its KeyboardInterrupt is swallowed
 
-    with runner._sigterm_as_interrupt():
+    with interrupts.as_interrupt():
         Finalizer()
         with pytest.raises(KeyboardInterrupt, match="signal 15"):
-            runner._raise_if_interrupted()
-    runner._received.clear()
+            interrupts.raise_if_interrupted()
+    interrupts.received.clear()
+
+
+def test_a_signal_inside_a_deferred_section_waits_for_its_end():
+    """What a resource's creation does between the daemon making it and bench holding its
+    handle is not cut by a signal: the section ends, then the interrupt is raised."""
+    import os
+    import signal
+
+    from bench import interrupts
+
+    registered = []
+    with interrupts.as_interrupt():
+        with pytest.raises(KeyboardInterrupt, match="signal 15"):
+            with interrupts.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                registered.append("handle")  # still runs: the signal waits
+        assert registered == ["handle"]
+        with pytest.raises(KeyboardInterrupt):  # and the run's own check still sees it
+            interrupts.raise_if_interrupted()
+    interrupts.received.clear()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

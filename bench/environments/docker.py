@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from .. import interrupts
 from ..model import Measurement
 from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
 
@@ -187,13 +188,15 @@ class DockerEnvironment(Environment):
             if self.variant.network == "bridge":
                 from . import dockerpeer
 
-                self.network = dockerpeer.create_network(self._client, self.run_id, self.name)
+                with interrupts.deferred():
+                    self.network = dockerpeer.create_network(self._client, self.run_id, self.name)
                 kwargs["network"] = self.network.name
             # Both protocols: a server's data connection may be UDP (netperf UDP_RR).
             kwargs["ports"] = {f"{p}/{proto}": (self.publish_address, p)
                                for p in self.ports for proto in ("tcp", "udp")}
         if self.variant.storage == "volume":
-            self.volume = self._client.volumes.create(name=resource, labels=labels)
+            with interrupts.deferred():
+                self.volume = self._client.volumes.create(name=resource, labels=labels)
             kwargs["volumes"] = {self.volume.name: {"bind": WORKDIR, "mode": "rw"}}
         if self.variant.runtime:
             kwargs["runtime"] = self.variant.runtime
@@ -210,7 +213,8 @@ class DockerEnvironment(Environment):
         # Creating and starting the container is where a storage driver's cost is plainest
         # (vfs copies the whole image): measured as provisioning, like a VM's boot.
         start = time.monotonic()
-        self.container = self._client.containers.run(self.image.id, **kwargs)
+        with interrupts.deferred():  # dockerd makes it even if we stop listening: hold its handle first
+            self.container = self._client.containers.run(self.image.id, **kwargs)
         self.measurements.append(Measurement("container_start", time.monotonic() - start, "s", "lower"))
         self.workdir = WORKDIR
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")

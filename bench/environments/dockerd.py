@@ -28,6 +28,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from .. import interrupts
 from ..errors import BenchError
 from .netns import ip
 
@@ -228,10 +229,10 @@ class Dockerd:
         ip("link", "set", self.bridge, "alias", ALIAS_PREFIX + self.run_id)
         ip("addr", "add", cidr, "dev", self.bridge)
         ip("link", "set", self.bridge, "up")
-        with open(self.log, "wb") as log:
+        with open(self.log, "wb") as log, interrupts.deferred():  # its pid is known before a signal stops us
             proc = subprocess.Popen(self.argv(cidr), stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True)
-        self.pid = proc.pid
+            self.pid = proc.pid
         self._wait_ready(proc)
 
     def _wait_ready(self, proc: subprocess.Popen) -> None:

@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .. import owner
+from .. import interrupts, owner
 from ..errors import BenchError
 from ..model import Measurement
 from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
@@ -91,6 +91,24 @@ def _connect():
     # libvirt prints every error to stderr by default; ours are raised and handled instead.
     libvirt.registerErrorHandler(lambda ctx, err: None, None)
     return libvirt.open(URI)
+
+
+def _destroy_by_name(conn, name: str) -> None:
+    """Destroy the transient domain `name` (on conn, or a new connection); one that is gone
+    already is what we want."""
+    import libvirt
+
+    own = conn is None
+    conn = _connect() if own else conn
+    try:
+        try:
+            conn.lookupByName(name).destroy()
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+    finally:
+        if own:
+            conn.close()
 
 
 def _dotted(version: int) -> str:
@@ -199,8 +217,12 @@ def probe_kvm(kernel: Path, firmware: str | None = None,
         argv = ["qemu-system-x86_64", "-accel", "kvm", "-kernel", str(kernel), "-append",
                 "console=ttyS0 panic=-1", "-no-reboot", "-nodefaults", "-display", "none",
                 "-serial", "stdio", "-m", "256", *(["-bios", firmware] if firmware else [])]
+        from .host import _child_setup
+
         try:
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            # The probe's QEMU dies with bench (SIGKILL, SIGTERM before a run handles it): a
+            # killed `bench doctor` or `bench run` leaves no emulator behind, unseen by cleanup.
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=_child_setup())
             output = r.stdout + r.stderr
         except subprocess.TimeoutExpired as e:
             output = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
@@ -367,7 +389,8 @@ class LibvirtEnvironment(Environment):
         self.pinning = spec.pinning
         self.xml = domain_xml(spec)
         self.conn = _connect()
-        self.domain = self.conn.createXML(self.xml, 0)  # transient: gone when destroyed
+        with interrupts.deferred():  # libvirt starts QEMU whether or not we wait: hold the handle first
+            self.domain = self.conn.createXML(self.xml, 0)  # transient: gone when destroyed
         start = time.monotonic()  # from a running QEMU (libvirt's own start-up excluded)
         if self.bridge:
             self.bridge.attach()  # QEMU holds the tap open now: it may leave the root namespace
@@ -415,20 +438,38 @@ class LibvirtEnvironment(Environment):
                              f"(its own words are in raw/{self.name}/provision/guest-devices.txt)")
 
     def teardown(self) -> None:
+        """Destroy the guest, then its network and disks. A connection that libvirtd lost (it
+        was restarted) is opened anew and the domain looked up by name; a guest that cannot be
+        destroyed keeps its disk folder (QEMU still has the disks open) and is named in the
+        error, with the command that removes both."""
         if self.domain is not None:
+            name = f"bench-{self.run_id}-{self.name}"  # the domain's name, known without libvirtd
             try:
-                self.domain.destroy()
+                _destroy_by_name(self.conn, name)
             except Exception:
-                pass  # already gone
+                try:
+                    _destroy_by_name(None, name)  # a new connection: libvirtd may be back
+                except Exception as e:
+                    self._close()
+                    raise BenchError(f"{self.name}: the guest {name} could not be destroyed "
+                                     f"({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}); "
+                                     f"its disks are kept in {self.folder}: `bench cleanup --run-id {self.run_id}` "
+                                     f"removes both once libvirtd answers") from None
             self.domain = None
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+        self._close()
         if self.bridge is not None:
             self.bridge.delete()  # after QEMU: the namespace takes the bridge and tap with it
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
             self.folder = None
+
+    def _close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # a connection libvirtd dropped: nothing left to close
+                pass
+            self.conn = None
 
     # -- the guest agent ---------------------------------------------------------------------
 

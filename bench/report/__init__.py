@@ -89,6 +89,10 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
             warn_skipped(folder / FAILURES, skipped)
             failures += [{**f, "run_id": f.get("run_id", folder.name)} for f in rows]
     notes = [str(w.message) for w in caught]
+    if failures and not df.empty:  # a repetition measured again (--retry-failed) after it failed
+        measured = set(zip(df["run_id"], df["environment"], df["workload"], df["repetition"]))
+        for f in failures:
+            f["measured_later"] = (f["run_id"], f.get("environment"), f.get("workload"), f.get("repetition")) in measured
     baseline = stats.baseline_environment(df) if not df.empty else None
     summary = stats.summarize(df, baseline, options) if not df.empty else None
     emulated = emulated_environments(df, manifests) if not df.empty else set()
