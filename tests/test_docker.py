@@ -173,20 +173,21 @@ def test_sigterm_removes_containers_and_volumes(docker_client, workload_image, t
         assert len(bench.load(tmp_path / DOCKER_KILLED)) > 0
 
 
-def test_a_container_removed_mid_run_fails_its_cells_and_the_run_goes_on(docker_client, workload_image,
-                                                                         config_copy, tmp_path):
+def test_a_container_removed_mid_run_is_provisioned_anew_and_retry_failed_measures_the_lost_repetition(
+        docker_client, workload_image, config_copy, tmp_path):
     """The backend of one environment gone (its container removed under it, as a dockerd restart
-    would): that environment's remaining repetitions are recorded failures with the reason, the
-    host's cells complete, exit status 1, and no traceback on the terminal."""
+    would): the repetition in flight is a recorded failure of cause "backend", the environment is
+    provisioned anew (said, and in run.json), its later repetitions are measured, the host's
+    complete, exit status 1, no traceback. `--resume --retry-failed` then measures the lost one:
+    every repetition of both environments, none twice, and nothing left."""
     run_id = f"docker-gone-{os.getpid()}"
     (config_copy / "suites" / "gone.yaml").write_text(
-        "description: docker-nat loses its container\nprofile: quick\nrepetitions: 6\nworkloads: [sysbench-cpu]\n")
+        "description: docker-nat loses its container\nprofile: quick\nrepetitions: 5\nworkloads: [sysbench-cpu]\n")
     catalogue = config_copy / "catalogue" / "sysbench.yaml"
     catalogue.write_text(catalogue.read_text().replace("warmups: 1", "warmups: 0"))
-    proc = subprocess.Popen([sys.executable, "-m", "bench", "--config-dir", str(config_copy), "run", "--suite", "gone",
-                             "--env", "host,docker-nat", "--out", str(tmp_path), "--run-id", run_id,
-                             "--scratch", str(tmp_path / "scratch")],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    common = ["--config-dir", str(config_copy), "run", "--out", str(tmp_path), "--scratch", str(tmp_path / "scratch")]
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *common, "--suite", "gone", "--env", "host,docker-nat",
+                             "--run-id", run_id], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples = tmp_path / run_id / "samples.jsonl"
     deadline = time.monotonic() + 180
 
@@ -202,11 +203,30 @@ def test_a_container_removed_mid_run_fails_its_cells_and_the_run_goes_on(docker_
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
+    assert "docker-nat: its backend failed" in err and "docker-nat provisioned anew" in err, err[-3000:]
     failures = [json.loads(line) for line in (tmp_path / run_id / "failures.jsonl").read_text().splitlines()]
-    assert failures and {f["environment"] for f in failures} == {"docker-nat"}
+    assert failures and {(f["environment"], f["cause"]) for f in failures} == {("docker-nat", "backend")}
+    manifest = json.loads((tmp_path / run_id / "run.json").read_text())
+    assert [r["environment"] for r in manifest["reprovisioned"]] == ["docker-nat"]
     df = bench.load(tmp_path / run_id)
     measured = df[(df.workload == "sysbench-cpu") & (df.metric == "events_per_second")]
-    assert sorted(measured[measured.environment == "host"].repetition) == [1, 2, 3, 4, 5, 6]
-    lost = 6 - len(measured[measured.environment == "docker-nat"])
-    assert lost == len([f for f in failures if f["repetition"] > 0]), "every repetition measured or failed"
+    assert sorted(measured[measured.environment == "host"].repetition) == [1, 2, 3, 4, 5]
+    lost = {f["repetition"] for f in failures}
+    in_docker = set(measured[measured.environment == "docker-nat"].repetition)
+    assert in_docker and max(in_docker) > max(lost), "measured again after the new container"
+    assert in_docker | lost == {1, 2, 3, 4, 5} and not in_docker & lost, "every repetition measured or failed"
+    # The re-provisioning is an attempt in run.json, not a second `provision` sample.
+    assert len(df[(df.environment == "docker-nat") & (df.metric == "container_start")]) == 1
+    assert manifest["environments"]["docker-nat"]["provision_attempts"][0]["measurements"]["container_start"] > 0
+    assert labelled(docker_client, run_id) == []
+
+    r = bench_cli(*common, "--resume", run_id)
+    assert r.returncode == 2 and "--retry-failed" in r.stderr, r.stderr
+    r = bench_cli(*common, "--resume", run_id, "--retry-failed")
+    assert r.returncode == 0, r.stderr[-3000:]
+    df = bench.load(tmp_path / run_id)
+    measured = df[(df.workload == "sysbench-cpu") & (df.metric == "events_per_second")]
+    for environment in ("host", "docker-nat"):
+        assert sorted(measured[measured.environment == environment].repetition) == [1, 2, 3, 4, 5], environment
+    assert len(df[(df.environment == "docker-nat") & (df.metric == "container_start")]) == 1
     assert labelled(docker_client, run_id) == []

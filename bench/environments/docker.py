@@ -229,40 +229,49 @@ class DockerEnvironment(Environment):
             self.bridge_address = dockerpeer.address_on(self.container, self.network)
 
     def teardown(self) -> None:
+        """Remove what provisioning made, each part tried even when another fails (a dead
+        daemon refuses the container's removal; its own folder and bridge must still go); the
+        failures are raised together at the end, naming what was left."""
         import docker.errors
 
-        try:
-            if self.peer is not None:
-                self.peer.teardown()
-                self.peer = None
-        finally:  # the server's container goes even if its peer's removal failed
-            if self.container is not None:
-                try:
-                    self.container.remove(force=True, v=True)
-                except docker.errors.NotFound:
-                    pass
-                self.container = None
-        if self.volume is not None:
+        left: list[str] = []
+
+        def attempt(what: str, remove) -> None:
             try:
-                self.volume.remove(force=True)
+                remove()
             except docker.errors.NotFound:
                 pass
+            except Exception as e:  # noqa: BLE001 -- collected, raised below
+                left.append(f"{what} ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})")
+
+        if self.peer is not None:
+            attempt(f"peer container of {self.name}", self.peer.teardown)
+            self.peer = None
+        if self.container is not None:  # the server's container goes even if its peer's removal failed
+            attempt(f"container {self.container.name}", lambda: self.container.remove(force=True, v=True))
+            self.container = None
+        if self.volume is not None:
+            attempt(f"volume {self.volume.name}", lambda: self.volume.remove(force=True))
             self.volume = None
         if self.network is not None:  # once no container is on it
             from . import dockerpeer
 
-            dockerpeer.remove_network(self.network)
+            attempt(f"network {self.network.name}", lambda: dockerpeer.remove_network(self.network))
             self.network = None
         for c in (self._client, self._stream):
             if c is not None:
-                c.close()
+                attempt("a client connection", c.close)
         self._client = self._stream = None
         if self.daemon is not None:
-            self.daemon.stop()  # after its containers and volumes: it removes its folder
+            # after its containers and volumes; a daemon that died is stopped all the same (its
+            # containerd and shims found by their folder), and its folder removed
+            attempt("the second dockerd", self.daemon.stop)
             self.daemon = None
         if self.client_ns is not None:
-            self.client_ns.delete()
+            attempt("the client namespace", self.client_ns.delete)
             self.client_ns = None
+        if left:
+            raise RuntimeError(f"left {'; '.join(left)}")
 
     # -- using it ----------------------------------------------------------------------------
 

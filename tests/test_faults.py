@@ -1,0 +1,205 @@
+"""Faults a lab meets, on real daemons and real file systems: the results folder's file system
+filling up mid-run, Ctrl-C and SIGTERM at instants of a container's provisioning, a second
+dockerd killed under a run, the KVM probe's bench killed. Each asserts that nothing is left,
+that no sample is lost or measured twice, and that no traceback reaches the terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import bench
+from bench.environments import dockerd
+from bench.environments.docker import LABEL_RUN
+
+from conftest import ROOT, bench_cli
+
+SESSION = f"f{os.getpid()}"  # machine-wide names: unique per session
+
+
+def sysbench_suite(config: Path, reps: int) -> list[str]:
+    """A suite of sysbench-cpu alone, `reps` repetitions of 1 s, no warm-up."""
+    (config / "suites" / "faults.yaml").write_text(
+        f"description: faults\nprofile: quick\nrepetitions: {reps}\nworkloads: [sysbench-cpu]\n")
+    catalogue = config / "catalogue" / "sysbench.yaml"
+    catalogue.write_text(catalogue.read_text().replace("warmups: 1", "warmups: 0")
+                         .replace("quick: {time: 3}", "quick: {time: 1}"))
+    return ["--config-dir", str(config), "run", "--suite", "faults"]
+
+
+def repetitions(run: Path) -> dict[tuple[str, int], int]:
+    """(environment, repetition) -> samples of sysbench-cpu."""
+    df = bench.load(run)
+    df = df[df.workload == "sysbench-cpu"]
+    return {key: len(group) for key, group in df.groupby(["environment", "repetition"])}
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_out_on_a_file_system_that_fills_mid_run_then_resume(config_copy, tmp_path, small_tmpfs):
+    """The results folder's file system full in the middle of a run: one line, exit 2, no
+    traceback, no temporary file left; once space is freed, --resume completes every
+    repetition with all its metrics, none twice."""
+    run_id = f"{SESSION}-full"
+    args = [*sysbench_suite(config_copy, 6), "--env", "host", "--out", str(small_tmpfs),
+            "--scratch", str(tmp_path / "scratch")]
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--run-id", run_id], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = small_tmpfs / run_id / "samples.jsonl"
+    deadline = time.monotonic() + 120
+    while not (samples.exists() and samples.stat().st_size) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.1)
+    filler = small_tmpfs / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:  # every block that is left
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err[-2000:]
+    assert "No space left on device" in err and "Traceback" not in err, err[-2000:]
+    assert [p.name for p in (small_tmpfs / run_id).iterdir() if p.name.startswith(".run.")] == []
+    filler.unlink()
+
+    r = bench_cli(*args[:2], "run", "--out", str(small_tmpfs), "--scratch", str(tmp_path / "scratch"),
+                  "--resume", run_id)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((small_tmpfs / run_id / "run.json").read_text())["status"] == "complete"
+    counts = repetitions(small_tmpfs / run_id)
+    assert sorted(counts) == [("host", rep) for rep in range(1, 7)]
+    assert set(counts.values()) == {3}, counts  # events/s, latency mean and p95: none lost, none twice
+
+
+def labelled(docker_client, run_id: str) -> list[str]:
+    selector = {"label": f"{LABEL_RUN}={run_id}"}
+    return ([f"container {c.name}" for c in docker_client.containers.list(all=True, filters=selector)] +
+            [f"volume {v.name}" for v in docker_client.volumes.list(filters=selector)] +
+            [f"network {n.name}" for n in docker_client.networks.list(filters=selector)])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.1, 0.2, 0.4, 0.8])
+def test_a_signal_at_an_instant_of_provisioning_a_container_leaves_nothing(docker_client, config_copy,
+                                                                            tmp_path, delay):
+    """SIGTERM or Ctrl-C (alternately) `delay` s after provisioning of docker-nat begins: exit
+    130, the interrupted message, no traceback, and no container, volume or network of the
+    run left (the daemon's requests finish before the signal is acted on)."""
+    from bench import image
+
+    image.docker_image(docker_client, image.Recipe.default())
+    run_id = f"{SESSION}-sig-{int(delay * 1000)}"
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *sysbench_suite(config_copy, 2), "--env", "docker-nat",
+                             "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(tmp_path / "scratch")],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = ""
+    for line in proc.stderr:  # the line printed just before the container is made
+        err += line
+        if line.startswith("provisioning docker-nat"):
+            break
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT if int(delay * 1000) % 100 else signal.SIGTERM)
+    out, rest = proc.communicate(timeout=120)
+    err += rest
+    assert proc.returncode in (130, 2), err[-2000:]  # 2: stopped while the parity probe ran
+    assert "Traceback" not in err, err[-3000:]
+    assert labelled(docker_client, run_id) == []
+
+
+@pytest.mark.integration
+def test_the_second_dockerd_killed_mid_run_is_provisioned_anew(docker_client, config_copy, tmp_path):
+    """docker-vfs's own daemon SIGKILLed by its pid after a repetition: the next repetition is a
+    failure of cause "backend", the environment gets a new daemon and goes on; --resume
+    --retry-failed measures the lost repetition; nothing of either daemon is left."""
+    run_id = f"{SESSION}-vfs-dies"
+    folder = dockerd.ROOT / dockerd.folder_name(run_id, "docker-vfs")
+    args = [*sysbench_suite(config_copy, 4), "--env", "docker-vfs", "--out", str(tmp_path),
+            "--scratch", str(tmp_path / "scratch")]
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--run-id", run_id], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = tmp_path / run_id / "samples.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (
+            samples.exists() and '"sysbench-cpu"' in samples.read_text()):
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    first = int((folder / "docker.pid").read_text())
+    os.kill(first, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-3000:]
+    assert "Traceback" not in err and "docker-vfs provisioned anew" in err, err[-3000:]
+    failures = [json.loads(line) for line in (tmp_path / run_id / "failures.jsonl").read_text().splitlines()]
+    assert {f["cause"] for f in failures} == {"backend"}
+    assert not Path(f"/proc/{first}").exists() and not folder.exists()
+    assert [kind for kind, *_ in dockerd.leftovers(run_id)] == []
+
+    r = bench_cli(*args, "--resume", run_id, "--retry-failed")
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = repetitions(tmp_path / run_id)
+    assert sorted(counts) == [("docker-vfs", rep) for rep in range(1, 5)] and set(counts.values()) == {3}, counts
+    assert [kind for kind, *_ in dockerd.leftovers(run_id)] == [] and not folder.exists()
+
+
+def probe_qemus() -> dict[int, int]:
+    """pid -> parent pid of every QEMU started with -accel kvm and no disk (the probe's)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            if entry.name.isdigit() and cmdline[0].endswith(b"qemu-system-x86_64") and b"kvm" in cmdline:
+                found[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+def test_the_kvm_probes_qemu_goes_with_bench(vm_image, tmp_path, how):
+    """`bench doctor` killed (or Ctrl-C) while its KVM probe's QEMU runs: the QEMU goes too; a
+    Ctrl-C is one line and exit 130. (A fresh cache folder makes it probe.)"""
+    if not os.path.exists("/dev/kvm"):
+        pytest.skip("no /dev/kvm: the probe starts no QEMU")
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "doctor"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "BENCH_CACHE_DIR": str(tmp_path)})
+    deadline = time.monotonic() + 60
+    mine: list[int] = []
+    while time.monotonic() < deadline and not mine and proc.poll() is None:
+        mine = [pid for pid, parent in probe_qemus().items() if parent == proc.pid]
+        time.sleep(0.1)
+    if not mine:
+        proc.kill()
+        pytest.skip("the probe ended before it could be interrupted (KVM answered at once?)")
+    proc.send_signal(getattr(signal, how))
+    _, err = proc.communicate(timeout=60)
+    if how == "SIGINT":
+        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err[-2000:]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in mine):
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in mine), "the probe's QEMU outlived bench"
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it is gone for our purpose)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
