@@ -41,6 +41,18 @@ def repetitions(run: Path) -> dict[tuple[str, int], int]:
     return {key: len(group) for key, group in df.groupby(["environment", "repetition"])}
 
 
+def start_measuring(args: list[str], run_id: str, run: Path, timeout: float) -> subprocess.Popen:
+    """`bench ARGS --run-id RUN_ID` in a child, returned once a repetition of sysbench-cpu is stored."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--run-id", run_id], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples = run / "samples.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (samples.exists() and '"sysbench-cpu"' in samples.read_text()):
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.1)
+    return proc
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path):
     mount = tmp_path / "small"
@@ -57,13 +69,7 @@ def test_out_on_a_file_system_that_fills_mid_run_then_resume(config_copy, tmp_pa
     run_id = f"{SESSION}-full"
     args = [*sysbench_suite(config_copy, 6), "--env", "host", "--out", str(small_tmpfs),
             "--scratch", str(tmp_path / "scratch")]
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--run-id", run_id], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    samples = small_tmpfs / run_id / "samples.jsonl"
-    deadline = time.monotonic() + 120
-    while not (samples.exists() and samples.stat().st_size) and time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        time.sleep(0.1)
+    proc = start_measuring(args, run_id, small_tmpfs / run_id, timeout=120)
     filler = small_tmpfs / "filler"
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
     try:  # every block that is left
@@ -132,14 +138,7 @@ def test_the_second_dockerd_killed_mid_run_is_provisioned_anew(docker_client, co
     folder = dockerd.ROOT / dockerd.folder_name(run_id, "docker-vfs")
     args = [*sysbench_suite(config_copy, 4), "--env", "docker-vfs", "--out", str(tmp_path),
             "--scratch", str(tmp_path / "scratch")]
-    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--run-id", run_id], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    samples = tmp_path / run_id / "samples.jsonl"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not (
-            samples.exists() and '"sysbench-cpu"' in samples.read_text()):
-        assert proc.poll() is None, proc.communicate()[1][-2000:]
-        time.sleep(0.2)
+    proc = start_measuring(args, run_id, tmp_path / run_id, timeout=300)
     first = int((folder / "docker.pid").read_text())
     os.kill(first, signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
@@ -203,3 +202,57 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def libvirtd_pid() -> int | None:
+    try:
+        pid = int(Path("/run/libvirtd.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+def start_libvirtd() -> None:
+    """libvirtd as scripts/setup.sh starts it, once it answers."""
+    if libvirtd_pid() is None:
+        subprocess.run(["libvirtd", "-d"], check=True)
+    deadline = time.monotonic() + 120
+    while subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, "libvirtd did not come back"
+        time.sleep(1)
+
+
+@pytest.mark.integration
+def test_libvirtd_restarted_during_a_tcg_run(vm_image, config_copy, tmp_path):
+    """libvirtd stopped and started again while a TCG guest measures: the repetition in flight
+    fails for the backend, teardown reaches the guest through a new connection and destroys it,
+    the guest boots anew and the run goes on; --retry-failed completes it; no domain, QEMU or
+    disk folder of the run is left."""
+    from bench import cleanup
+
+    run_id = f"{SESSION}-libvirtd"
+    args = [*sysbench_suite(config_copy, 4), "--env", "tcg", "--allow-tcg", "--out", str(tmp_path),
+            "--scratch", str(tmp_path / "scratch")]
+    proc = start_measuring(args, run_id, tmp_path / run_id, timeout=300)
+    try:
+        pid = libvirtd_pid()
+        assert pid is not None, "libvirtd runs without /run/libvirtd.pid"
+        os.kill(pid, signal.SIGTERM)  # the guest's QEMU goes on; bench's connection breaks
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)
+    finally:
+        start_libvirtd()
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1, err[-3000:]
+    assert "Traceback" not in err and "tcg provisioned anew" in err, err[-3000:]
+    failures = [json.loads(line) for line in (tmp_path / run_id / "failures.jsonl").read_text().splitlines()]
+    assert failures and {f["cause"] for f in failures} == {"backend"}
+    assert cleanup.find(run_id, tmp_path / "scratch") == []
+
+    r = bench_cli(*args, "--resume", run_id, "--retry-failed")
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = repetitions(tmp_path / run_id)
+    assert sorted(counts) == [("tcg", rep) for rep in range(1, 5)] and set(counts.values()) == {3}, counts
+    assert cleanup.find(run_id, tmp_path / "scratch") == []

@@ -93,6 +93,21 @@ def _connect():
     return libvirt.open(URI)
 
 
+RECONNECT_SECONDS = 30  # how long teardown waits for a restarted libvirtd to answer
+
+
+def _retry(call, seconds: float):
+    """call() until it returns, for up to `seconds`; the last error is raised."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return call()
+        except Exception:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(1)
+
+
 def _destroy_by_name(conn, name: str) -> None:
     """Destroy the transient domain `name` (on conn, or a new connection); one that is gone
     already is what we want."""
@@ -447,8 +462,8 @@ class LibvirtEnvironment(Environment):
             try:
                 _destroy_by_name(self.conn, name)
             except Exception:
-                try:
-                    _destroy_by_name(None, name)  # a new connection: libvirtd may be back
+                try:  # a new connection: a restarted libvirtd takes a few seconds to answer
+                    _retry(lambda: _destroy_by_name(None, name), RECONNECT_SECONDS)
                 except Exception as e:
                     self._close()
                     raise BenchError(f"{self.name}: the guest {name} could not be destroyed "
