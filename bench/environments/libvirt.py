@@ -93,7 +93,7 @@ def _connect():
     return libvirt.open(URI)
 
 
-RECONNECT_SECONDS = 30  # how long teardown waits for a restarted libvirtd to answer
+RECONNECT_SECONDS = 60  # how long teardown waits for a restarted libvirtd to answer
 
 
 def _retry(call, seconds: float):
