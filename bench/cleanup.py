@@ -6,7 +6,8 @@ a bridged guest's network namespace is bench-<run-id>-<env>, its bridge and tap 
 in their alias;
 a second dockerd (daemon-wide Docker variants) has its folder in /var/lib/bench-dockerd/ with an
 owner.json naming the run, and its bridge carries the run id in its alias;
-host scratch folders are named bench-<run-id>-<environment>-* and VM disk folders
+host scratch folders are named bench-<run-id>-<environment>-* (a host tool that outlived its run
+is found by its HOME, which is such a folder) and VM disk folders
 bench-<run-id>-<environment>, and both hold a marker naming their run (bench/owner.py), which
 must name it exactly: a prefix is not enough, and an unmarked folder is nobody's; the SSH control folder of a
 --client-host run bench-<run-id>-ssh-* in the temporary folder; a run that made a swarm left a
@@ -88,10 +89,48 @@ def _swarm_leftovers(run_id: str | None) -> list[Leftover]:
 
 
 def _scratch_leftovers(run_id: str | None, scratch: Path) -> list[Leftover]:
-    """Scratch folders whose marker names the run exactly (never a prefix: run cx-2's are not cx's)."""
+    """Scratch folders whose marker names the run exactly (never a prefix: run cx-2's are not cx's),
+    after the host processes still running in them."""
     candidates = [f for f in sorted(scratch.glob(f"bench-{run_id}-*" if run_id else "bench-*")) if f.is_dir()]
-    return [Leftover("scratch folder", str(folder), who, lambda f=folder: shutil.rmtree(f, ignore_errors=True))
-            for folder, who in owner.owned(candidates, run_id)]
+    owned = owner.owned(candidates, run_id)
+    folders = [Leftover("scratch folder", str(folder), who, lambda f=folder: shutil.rmtree(f, ignore_errors=True))
+               for folder, who in owned]
+    return _process_leftovers(dict(owned)) + folders
+
+
+def _process_leftovers(folders: dict[Path, str]) -> list[Leftover]:
+    """Host tools of a run that outlived it: every tool gets its environment's scratch folder as
+    HOME (context.py), so a process whose HOME is a run's folder is that run's. Bench's own
+    children die with it (a parent-death signal), but a tool a shell script started (xz behind
+    its pipe) is the script's child and would run on to its end."""
+    if not folders:
+        return []
+    homes = {f"HOME={folder}".encode(): who for folder, who in folders.items()}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            command = (entry / "comm").read_text().strip()
+        except OSError:  # gone, or not ours to read
+            continue
+        for variable in environ:
+            if variable in homes:
+                found.append(Leftover("process", f"{command} (pid {entry.name})", homes[variable],
+                                      lambda pid=int(entry.name): _kill(pid)))
+                break
+    return found
+
+
+def _kill(pid: int) -> None:
+    import os
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _libvirt_leftovers(run_id: str | None) -> list[Leftover]:

@@ -41,7 +41,8 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 def check_run_id(run_id: str) -> str:
     """A run id becomes a folder name: it must not be able to escape the results folder."""
     if not _RUN_ID.match(run_id) or ".." in run_id:
-        raise BenchError(f"invalid run id {run_id!r}: use letters, digits, '.', '-' and '_'")
+        raise BenchError(f"invalid run id {excerpt(run_id)}: at most 128 letters, digits, '.', '-' and '_', "
+                         f"beginning with a letter or digit")
     return run_id
 
 

@@ -256,3 +256,52 @@ def test_libvirtd_restarted_during_a_tcg_run(vm_image, config_copy, tmp_path):
     counts = repetitions(tmp_path / run_id)
     assert sorted(counts) == [("tcg", rep) for rep in range(1, 5)] and set(counts.values()) == {3}, counts
     assert cleanup.find(run_id, tmp_path / "scratch") == []
+
+
+def tools_of(run_id: str, scratch: Path) -> list[int]:
+    """Pids of processes whose HOME is one of the run's scratch folders (its host tools)."""
+    homes = [f"HOME={folder}".encode() for folder in scratch.glob(f"bench-{run_id}-*")]
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and alive(int(entry.name)) and \
+                    any(h in (entry / "environ").read_bytes().split(b"\0") for h in homes):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_a_tool_behind_a_shell_outlives_a_killed_run_and_cleanup_stops_it(config_copy, tmp_path):
+    """xz runs behind its script's pipe: SIGKILL of bench kills the script (a parent-death
+    signal), not xz. `bench cleanup --run-id` finds it by its HOME, the run's scratch folder,
+    and stops it with the folder."""
+    run_id = f"{SESSION}-orphan"
+    scratch = tmp_path / "scratch"
+    (config_copy / "suites" / "xz.yaml").write_text(
+        "description: xz\nprofile: quick\nrepetitions: 1\nworkloads: [xz-compress]\n")
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "--config-dir", str(config_copy), "run", "--suite", "xz",
+                             "--env", "host", "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(scratch)],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    xz: list[int] = []
+    while time.monotonic() < deadline and not xz:
+        assert proc.poll() is None, "the run ended before xz was seen"
+        xz = [pid for pid in tools_of(run_id, scratch) if Path(f"/proc/{pid}/comm").read_text().strip() == "xz"]
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(timeout=30)
+    try:
+        assert any(alive(pid) for pid in xz), "xz died with bench: nothing for cleanup to find"
+        r = bench_cli("cleanup", "--run-id", run_id, "--scratch", str(scratch))
+        assert r.returncode == 0, r.stderr
+        assert "process xz" in r.stdout and "scratch folder" in r.stdout, r.stdout
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and tools_of(run_id, scratch):
+            time.sleep(0.1)
+        assert not any(alive(pid) for pid in xz)
+        assert list(scratch.glob(f"bench-{run_id}-*")) == []
+    finally:
+        for pid in xz:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
