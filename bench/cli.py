@@ -8,6 +8,7 @@ Every error a user can cause is one line on stderr and exit status 2; an interru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -433,14 +434,29 @@ def cmd_report(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
 
     _check_results_folder(args.out, "report.html")
     folders = [resolve_run(r, args.out) for r in args.runs]
-    print(f"report: {render_runs(folders, args.output)}")
+    with _warnings_said(only=SKIPPED):  # the report's own notes hold every warning
+        print(f"report: {render_runs(folders, args.output)}")
     return 0
+
+
+SKIPPED = "unreadable record"  # the store's warning of records it could not read
+
+
+@contextlib.contextmanager
+def _warnings_said(only: str | None = None):
+    """The store's warnings, said on stderr as one line each (`only`: those that contain it)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if only is None or only in str(w.message):
+            print(f"bench: warning: {w.message}", file=sys.stderr)
 
 
 def cmd_compare(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     _need_report_packages()
-    import warnings
-
     from . import stats
     from .store import load
 
@@ -448,8 +464,7 @@ def cmd_compare(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
         raise BenchError(f"--threshold must be 0 or more, not {args.threshold:g}")
     _check_results_folder(args.out, None)
     a, b = resolve_run(args.run_a, args.out), resolve_run(args.run_b, args.out)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # an incomplete run is compared on what it has
+    with _warnings_said(only=SKIPPED):  # an incomplete run is compared on what it has, unsaid
         before, after = load(a), load(b)
     if before.empty or after.empty:
         raise BenchError(f"{a if before.empty else b}: no samples to compare")
@@ -610,18 +625,13 @@ def _one_run_only(before, after) -> tuple[list, list]:
 
 
 def cmd_export(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
-    import warnings
-
     from . import export
     from .store import load
 
     _check_results_folder(args.out, f"samples{export.SUFFIX[args.format]}")
     folders = [resolve_run(r, args.out) for r in args.runs]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with _warnings_said():  # an incomplete run is exported with what it has, and said so
         frame = load(*folders)
-    for w in caught:  # an incomplete run is exported with what it has, and said so
-        print(f"bench: warning: {w.message}", file=sys.stderr)
     if frame.empty:
         raise BenchError(f"{', '.join(map(str, folders))}: no samples to export")
     name = folders[0].name if len(folders) == 1 else "samples"

@@ -190,9 +190,12 @@ def test_unreadable_records_are_skipped_and_counted(tmp_path, case):
     r = bench_cli("report", str(run), "-o", str(tmp_path / "r.html"), timeout=300)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert warning in (tmp_path / "r.html").read_text()   # the report's notes say what was skipped
-    for verb in (["export", str(run), "-o", str(tmp_path / "x.csv")], ["compare", str(run), str(run)]):
+    assert f"bench: warning: {run}" in r.stderr and warning in r.stderr  # and so does the terminal
+    verbs = [["export", str(run), "-o", str(tmp_path / "x.csv")], ["compare", str(run), str(run)]]
+    for verb in verbs:
         r = bench_cli(*verb, timeout=300)
         assert r.returncode == 0 and "Traceback" not in r.stderr, (verb, r.stderr[-2000:])
+        assert warning in r.stderr or "samples" not in case, (verb, r.stderr[-2000:])  # neither reads failures
 
 
 def refused_manifest(text: str):

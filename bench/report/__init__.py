@@ -89,6 +89,9 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
             warn_skipped(folder / FAILURES, skipped)
             failures += [{**f, "run_id": f.get("run_id", folder.name)} for f in rows]
     notes = [str(w.message) for w in caught]
+    for note in notes:  # in the report's notes, and said to the caller too
+        if "unreadable record" in note:
+            warnings.warn(note, stacklevel=2)
     if failures and not df.empty:  # a repetition measured again (--retry-failed) after it failed
         measured = set(zip(df["run_id"], df["environment"], df["workload"], df["repetition"]))
         for f in failures:
