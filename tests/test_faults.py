@@ -101,9 +101,10 @@ def labelled(docker_client, run_id: str) -> list[str]:
             [f"network {n.name}" for n in docker_client.networks.list(filters=selector)])
 
 
+# Instants over the first second; a second dockerd and a TCG guest cost a minute each to make
+# and remove on this machine, so they get one instant each (where their requests are in flight).
 INSTANTS = [("docker-nat", 0.0), ("docker-nat", 0.05), ("docker-nat", 0.1), ("docker-nat", 0.2),
-            ("docker-nat", 0.4), ("docker-nat", 0.8), ("docker-vfs", 0.1), ("docker-vfs", 0.5),
-            ("docker-vfs", 1.0), ("tcg", 0.05), ("tcg", 0.5)]
+            ("docker-nat", 0.4), ("docker-vfs", 0.3), ("tcg", 0.5)]
 
 
 @pytest.mark.integration
@@ -144,8 +145,8 @@ def test_a_signal_at_an_instant_of_provisioning_leaves_nothing(request, docker_c
 @pytest.mark.integration
 def test_the_second_dockerd_killed_mid_run_is_provisioned_anew(docker_client, config_copy, tmp_path):
     """docker-vfs's own daemon SIGKILLed by its pid after a repetition: the next repetition is a
-    failure of cause "backend", the environment gets a new daemon and goes on; --resume
-    --retry-failed measures the lost repetition; nothing of either daemon is left."""
+    failure of cause "backend", the environment gets a new daemon and goes on, nothing of either
+    daemon is left. (--retry-failed is proven on docker-nat, in test_docker.py.)"""
     run_id = f"{SESSION}-vfs-dies"
     folder = dockerd.ROOT / dockerd.folder_name(run_id, "docker-vfs")
     args = [*sysbench_suite(config_copy, 4), "--env", "docker-vfs", "--out", str(tmp_path),
@@ -160,12 +161,9 @@ def test_the_second_dockerd_killed_mid_run_is_provisioned_anew(docker_client, co
     assert {f["cause"] for f in failures} == {"backend"}
     assert not Path(f"/proc/{first}").exists() and not folder.exists()
     assert [kind for kind, *_ in dockerd.leftovers(run_id)] == []
-
-    r = bench_cli(*args, "--resume", run_id, "--retry-failed")
-    assert r.returncode == 0, r.stderr[-3000:]
     counts = repetitions(tmp_path / run_id)
-    assert sorted(counts) == [("docker-vfs", rep) for rep in range(1, 5)] and set(counts.values()) == {3}, counts
-    assert [kind for kind, *_ in dockerd.leftovers(run_id)] == [] and not folder.exists()
+    lost = {f["repetition"] for f in failures}
+    assert {rep for _, rep in counts} == {1, 2, 3, 4} - lost and max(rep for _, rep in counts) > max(lost), counts
 
 
 def probe_qemus() -> dict[int, int]:
@@ -238,12 +236,11 @@ def start_libvirtd() -> None:
 def test_libvirtd_restarted_during_a_tcg_run(vm_image, config_copy, tmp_path):
     """libvirtd stopped and started again while a TCG guest measures: the repetition in flight
     fails for the backend, teardown reaches the guest through a new connection and destroys it,
-    the guest boots anew and the run goes on; --retry-failed completes it; no domain, QEMU or
-    disk folder of the run is left."""
+    the guest boots anew and the run goes on; no domain, QEMU or disk folder of the run is left."""
     from bench import cleanup
 
     run_id = f"{SESSION}-libvirtd"
-    args = [*sysbench_suite(config_copy, 4), "--env", "tcg", "--allow-tcg", "--out", str(tmp_path),
+    args = [*sysbench_suite(config_copy, 3), "--env", "tcg", "--allow-tcg", "--out", str(tmp_path),
             "--scratch", str(tmp_path / "scratch")]
     proc = start_measuring(args, run_id, tmp_path / run_id, timeout=300)
     try:
@@ -262,12 +259,8 @@ def test_libvirtd_restarted_during_a_tcg_run(vm_image, config_copy, tmp_path):
     failures = [json.loads(line) for line in (tmp_path / run_id / "failures.jsonl").read_text().splitlines()]
     assert failures and {f["cause"] for f in failures} == {"backend"}
     assert cleanup.find(run_id, tmp_path / "scratch") == []
-
-    r = bench_cli(*args, "--resume", run_id, "--retry-failed")
-    assert r.returncode == 0, r.stderr[-3000:]
-    counts = repetitions(tmp_path / run_id)
-    assert sorted(counts) == [("tcg", rep) for rep in range(1, 5)] and set(counts.values()) == {3}, counts
-    assert cleanup.find(run_id, tmp_path / "scratch") == []
+    lost = {f["repetition"] for f in failures}
+    assert {rep for _, rep in repetitions(tmp_path / run_id)} == {1, 2, 3} - lost, "the new guest measured on"
 
 
 def tools_of(run_id: str, scratch: Path) -> list[int]:
