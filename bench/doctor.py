@@ -246,7 +246,7 @@ def check_load() -> Check:
     cores = os.cpu_count() or 1
     load1 = os.getloadavg()[0]
     busy = busy_processes()
-    top = ", ".join(f"{name} ({pid}) {pct:.0f}%" for name, pid, pct in busy[:3])
+    top = ", ".join(f"{name} (pid {pid}) {pct:.0f}%" for name, pid, pct in busy[:3])
     detail = f"load average {load1:.2f} on {cores} CPUs" + (f"; busy: {top}" if top else "")
     if load1 > LOAD_PER_CORE * cores or busy:
         return Check("noise", "other load", WARN, detail, "wait for other work to finish, or stop it, before measuring")
