@@ -205,6 +205,11 @@ def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVarian
 _PROBE: dict[str, tuple[bool, str]] = {}
 
 
+def probe_cache() -> Path:
+    """Where the probe's answer is kept for the rest of the host's boot."""
+    return Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench")) / "kvm-probe.json"
+
+
 def probe_kvm(kernel: Path, firmware: str | None = None,
               kernel_config: dict[str, str] | None = None) -> tuple[bool, str]:
     """Can KVM run a guest here? Boot the guest's kernel under KVM with no disk and watch for it
@@ -215,7 +220,7 @@ def probe_kvm(kernel: Path, firmware: str | None = None,
     import psutil
 
     key = f"{psutil.boot_time():.0f}:{kernel}:{firmware or ''}"
-    cache = Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench")) / "kvm-probe.json"
+    cache = probe_cache()
     if key in _PROBE:
         return _PROBE[key]
     try:
