@@ -229,4 +229,5 @@ def test_a_container_removed_mid_run_is_provisioned_anew_and_retry_failed_measur
     for environment in ("host", "docker-nat"):
         assert sorted(measured[measured.environment == environment].repetition) == [1, 2, 3, 4, 5], environment
     assert len(df[(df.environment == "docker-nat") & (df.metric == "container_start")]) == 1
+    assert "measured again by --retry-failed" in (tmp_path / run_id / "report.html").read_text()
     assert labelled(docker_client, run_id) == []

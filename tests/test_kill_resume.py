@@ -105,6 +105,10 @@ def resume_and_check(config: Path, out: Path, run_id: str, envs: set[str], befor
     assert cells == {(e, w, rep) for e in envs for w in WORKLOADS for rep in range(1, REPS + 1)}
     # no repetition measured twice: a resumed run adds only what was missing
     assert not measured.duplicated(["environment", "workload", "repetition", "metric"]).any()
+    # provisioning again is an attempt in run.json, not a second sample: the samples an
+    # uninterrupted run would hold
+    provision = df[df.workload == "provision"]
+    assert not provision.duplicated(["environment", "metric"]).any()
     assert cleanup.find(run_id, out / "scratch") == []
     assert leftover_tools(before) == []
 
