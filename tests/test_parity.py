@@ -8,6 +8,7 @@ environment and check, from what the tools themselves saw, that none reaches the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -201,4 +202,11 @@ def test_report_says_faster_than_native_in_words(tmp_path):
     assert row["implausible"] and row["significant"]
     html = render(context)
     assert "faster than native: check the Parity section" in html
+    # the first screen says it in one convention: "20.0 % better than native (95 % CI 18 % to 21 % better)"
+    glance = html[html.index('id="glance"'):html.index("</section>")]
+    clause = re.search(r"sysbench-cpu ([\d.]+) % better than native \(95 % CI ([\d.]+) % to ([\d.]+) %\); "
+                       r"not plausible for CPU or memory work", glance)
+    assert clause, glance[:3000]
+    gain, low, high = map(float, clause.groups())
+    assert 0 < low <= gain <= high
     assert html.index('id="parity"') < html.index('id="summary"') and "same as native" in html

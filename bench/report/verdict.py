@@ -80,6 +80,12 @@ def _interval(r: dict[str, Any]) -> str:
     return f"95 % CI {pct(r['overhead_low'])} to {pct(r['overhead_high'])}"
 
 
+def _gain_interval(r: dict[str, Any]) -> str:
+    """The interval of a gain in the gain's own words: an overhead of -87 % to -2.1 % is
+    "95 % CI 2.1 % to 87 % better" (one sign convention: the clause says which way)."""
+    return f"95 % CI {pct(-r['overhead_high'], signed=False)} to {pct(-r['overhead_low'], signed=False)}"
+
+
 def _bare_interval(r: dict[str, Any]) -> str:
     return f"{pct(r['overhead_low'])} to {pct(r['overhead_high'])}"
 
@@ -143,7 +149,8 @@ def sentence(env: str, cells: list[dict[str, Any]], implausible_tools: tuple[str
         else:
             for c, r in members:
                 odd = c["tool"] in implausible_tools
-                parts.append(f"{c['label']} {pct(-r['overhead_pct'])} better than native ({_interval(r)})"
+                parts.append(f"{c['label']} {pct(-r['overhead_pct'], signed=False)} better than native "
+                             f"({_gain_interval(r)})"
                              + ("; not plausible for CPU or memory work: see Parity" if odd else ""))
     # Not resolved: named together, with the widest need; each cell's own spread is in the Summary.
     open_cells = [(c, r) for c, r in mine if classes[id(r)] == "unresolved"]
