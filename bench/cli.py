@@ -288,9 +288,11 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     for name, why in p.skipped_environments.items():   # wrapped, not cut: the reason matters whole
         print(textwrap.fill(f"skipping {name}: {why}", text.width(), subsequent_indent="  ",
                             break_on_hyphens=False), file=sys.stderr)
-    print(f"{'resuming' if resume else 'run'} {p.run_id}: suite {p.suite} ({p.profile}), {len(p.workloads)} workloads x "
-          f"{len(p.environments)} environments ({', '.join(p.environments)}), {p.repetitions} repetitions"
-          + (f"; clients on {p.client.destination}" if p.client else ""), file=sys.stderr)
+    print(textwrap.fill(f"{'resuming' if resume else 'run'} {p.run_id}: suite {p.suite} ({p.profile}), "
+                        f"{len(p.workloads)} workloads x {len(p.environments)} environments "
+                        f"({', '.join(p.environments)}), {p.repetitions} repetitions"
+                        + (f"; clients on {p.client.destination}" if p.client else ""), text.width(),
+                        subsequent_indent="  ", break_long_words=False, break_on_hyphens=False), file=sys.stderr)
     runner = Runner(p, options, resume=resume)
     try:
         store = runner.execute()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import textwrap
 import time
 from collections import defaultdict
 from typing import Protocol, TextIO
@@ -22,6 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, ProgressColumn
 from rich.table import Column
 from rich.text import Text
+
+from .text import width as terminal_width
 
 BAR_WIDTH = (10, 30)   # the bar's narrowest and widest: it takes what the step's name leaves
 
@@ -126,6 +129,7 @@ class Progress:
         self.estimate = Estimate()
         self.stream = stream
         self._current: StepLike | None = None
+        self._column = 0  # where a plain line's outcome begins
         self._step_start = 0.0
         self.console = Console(file=stream, stderr=stream is sys.stderr)
         self._bar: RichProgress | None = None
@@ -167,6 +171,7 @@ class Progress:
             self._bar.update(self._task, description=describe(step))
         else:
             label = f"[{self.done + 1:>{len(str(self.total))}}/{self.total}] {describe(step)}"
+            self._column = len(label) + 5
             print(f"{label} ... ", end="", file=self.stream, flush=True)
 
     def end(self, outcome: str) -> None:
@@ -179,4 +184,11 @@ class Progress:
             self._bar.console.print(f"{describe(step)}: {outcome}", highlight=False, markup=False)
             self._bar.update(self._task, completed=self.done)
         else:
-            print(f"{outcome}  [{_times_text(elapsed, left)}]", file=self.stream, flush=True)
+            # A log is read at 100 columns too: what does not fit after the step's name goes on
+            # indented lines of its own, whole (a failure's reason is never cut).
+            rest = f"{outcome}  [{_times_text(elapsed, left)}]"
+            columns = terminal_width()
+            if self._column + len(rest) > columns:
+                rest = "\n" + textwrap.fill(rest, columns, initial_indent="    ", subsequent_indent="    ",
+                                            break_long_words=False, break_on_hyphens=False)
+            print(rest, file=self.stream, flush=True)

@@ -36,12 +36,31 @@ def test_plain_lines_name_the_step_and_the_time_left():
     with Progress(steps, stream=out, live=False) as p:
         for s in steps:
             p.begin(s)
-            p.end("read_iops=1e+04 IOPS (0.0 s)")
+            p.end("iops=1e+04 (0.0 s)")
     lines = out.getvalue().splitlines()
     assert len(lines) == 3
-    assert lines[0].startswith("[1/3] host · fio-randread-4k · warm-up 1 ... read_iops=")
+    assert lines[0].startswith("[1/3] host · fio-randread-4k · warm-up 1 ... iops=")
     assert re.search(r"\[3/3\] docker-nat · fio-randread-4k · rep 1 \.\.\. .* \[0m00s elapsed, ~0m00s left\]$",
                      lines[2])
+
+
+def test_plain_lines_fit_100_columns_and_keep_a_failures_reason_whole(monkeypatch):
+    """In a log (no terminal) as at one: what does not fit after the step's name goes on
+    indented lines of its own, and a long reason is wrapped, never cut."""
+    monkeypatch.setenv("COLUMNS", "100")
+    out = io.StringIO()
+    steps = [Step("docker-overlay", workload("mariadb-oltp"), 1), Step("host", FIO, 1)]
+    reason = "FAILED (ConnectionError: ('Connection aborted.', FileNotFoundError(2, 'No such file or directory')))"
+    with Progress(steps, stream=out, live=False) as p:
+        p.begin(steps[0])
+        p.end("transactions_per_second=357.2 trans/s (12.8 s)")
+        p.begin(steps[1])
+        p.end(reason)
+    lines = out.getvalue().splitlines()
+    assert all(len(line) <= 100 for line in lines), [len(line) for line in lines]
+    assert lines[0] == "[1/2] docker-overlay · mariadb-oltp · rep 1 ... "
+    assert lines[1].startswith("    transactions_per_second=357.2 trans/s (12.8 s)  [")
+    assert " ".join(line.strip() for line in lines[3:]).startswith(reason)
 
 
 def test_adaptive_rounds_extend_the_total():
