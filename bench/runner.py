@@ -355,6 +355,7 @@ class Runner:
         self.manifest: dict[str, Any] = {}
         self.tool_seconds = 0.0
         self.failures = 0
+        self.resuming = resume is not None
         self.reprovisioned: set[str] = set()  # environments provisioned anew after a backend fault
         self.lost: dict[str, str] = {}        # environments given up on, and why
 
@@ -498,7 +499,7 @@ class Runner:
         for name, e in self.plan.environments.items():
             interrupts.raise_if_interrupted()
             self.say(f"provisioning {name} ({e['kind']})")
-            self._provision_one(name, e["variant"])
+            self._provision_one(name, e["variant"], again=self.resuming)
         versions: dict[str, dict[str, str]] = {}
         for name, env in self.envs.items():
             self.manifest["environments"][name]["variant_as_run"] = env.effective_variant()
@@ -513,19 +514,21 @@ class Runner:
         self.store.write_manifest(self.manifest)
         self._check_parity()
 
-    def _provision_one(self, name: str, variant: dict[str, Any]) -> Environment:
-        """Make one environment (with this variant) and record what provisioning measured."""
+    def _provision_one(self, name: str, variant: dict[str, Any], again: bool = False) -> Environment:
+        """Make one environment (with this variant) and record what provisioning measured.
+        again: this provisioning repeats one the run already measured (a resumed run's, or a
+        re-provisioning after a backend fault), rather than one an uninterrupted run makes."""
         e = self.plan.environments[name]
         env = KINDS[e["kind"]](name, variant, self.plan.run_id, allow_tcg=self.options.allow_tcg)
         env.context = self.options.context
         if self.plan.client:
             env.publish_address = self.plan.client.publish_address
         self.envs[name] = env  # registered before provision(), so a half-made one is torn down
-        # What provisioning measured (a VM's boot-to-ready time) is a sample, once per variant
-        # as run (a resized guest is another: repetition 2, 3...). Provisioning the same variant
-        # again (a resumed run, or a re-provisioning after a backend fault) is an *attempt*,
-        # recorded in run.json, so that a resumed run holds the samples an uninterrupted one
-        # does. Each provisioning's console log and domain go to provision/, provision-2/ ...
+        # What provisioning measured (a VM's boot-to-ready time) is a sample, as repetition 1, 2...
+        # (a guest booted anew at another size for a workload is one too). Provisioning *again*
+        # what the run has measured already (a resumed run, a re-provisioning after a backend
+        # fault) is an attempt, recorded in run.json, so that a resumed run holds the samples an
+        # uninterrupted one does. Each one's console log and domain go to provision/, provision-2/...
         provisioned = [s for s in self.store.samples() if s.environment == name and s.workload == "provision"]
         made = len(list((self.store.path / "raw" / name).glob("provision*")))
         folder = "provision" if made == 0 else f"provision-{made + 1}"
@@ -542,7 +545,7 @@ class Runner:
                 self.store.write_raw([name, folder, artifact], text)
         variant_as_run = env.effective_variant()
         same = json.dumps(variant_as_run, sort_keys=True, default=str)
-        if any(json.dumps(s.variant, sort_keys=True, default=str) == same for s in provisioned):
+        if again and any(json.dumps(s.variant, sort_keys=True, default=str) == same for s in provisioned):
             self.manifest["environments"][name].setdefault("provision_attempts", []).append({
                 "started_at": dt.datetime.now(dt.timezone.utc).isoformat(), "raw": f"raw/{name}/{folder}",
                 "measurements": {m.metric: m.value for m in env.measurements}})
@@ -650,7 +653,7 @@ class Runner:
             self.say(f"teardown of {name} failed: {one_line(str(e))}; `bench cleanup --run-id {self.plan.run_id}` "
                       f"removes what is left")
         try:
-            new = self._provision_one(name, env.params)
+            new = self._provision_one(name, env.params, again=True)
         except BenchError as e:
             self.envs[name] = env  # torn down already; kept so that the run's teardown is uniform
             self.lost[name] = str(e)
