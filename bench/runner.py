@@ -277,6 +277,17 @@ def done_repetitions(store: RunStore, retry_failed: bool = False) -> frozenset[t
     return frozenset(done)
 
 
+def _environment_gone(env: Environment) -> Exception | None:
+    """The error of a trivial command in env if its backend is gone (a daemon's exception), else None."""
+    try:
+        env.exec(["true"], timeout=30)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 -- whatever the backend raises is the answer
+        return e
+    return None
+
+
 def one_line(text: str, limit: int = 300) -> str:
     """A daemon's error as one line of a failure record or a message (its first line, cut)."""
     first = (text.strip().splitlines() or [""])[0]
@@ -681,12 +692,13 @@ class Runner:
                                               reason, stderr[-STDERR_TAIL:], raw, cause=cause))
             return f"FAILED ({reason})"
 
-        def backend_failed(e: Exception) -> str:
+        def backend_failed(e: Exception, before: str = "", raw: str = "") -> str:
             """The environment failed, not the tool (dockerd killed, container removed, libvirtd
             restarted): the step is a failure of cause "backend", and the environment is
             provisioned anew, once per run; the other environments go on either way."""
             reason = one_line(f"{type(e).__name__}: {e}")
-            outcome = fail(reason, traceback.format_exc(), cause="backend")
+            trace = "".join(traceback.format_exception(e))
+            outcome = fail(before + reason, trace, raw, cause="backend")
             return f"{outcome}; {self._recover(step.environment, reason)}"
 
         if step.environment in self.lost:
@@ -734,6 +746,12 @@ class Runner:
                 self.store.write_raw([*parts, f"{name}.{key}.txt"], text)
 
         result = raw.result
+        if result.timed_out or result.returncode != 0:
+            # A tool killed with its environment (its container removed under it) ends with an
+            # exit status like any failed tool: ask the environment whether it is still there.
+            gone = _environment_gone(env)
+            if gone is not None:
+                return backend_failed(gone, f"exit status {result.returncode}, and then ", raw_path)
         if result.timed_out:
             return fail(f"timed out after {w.timeout:.0f} s", result.stderr, raw_path)
         if result.returncode != 0:
