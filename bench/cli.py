@@ -659,7 +659,9 @@ def cmd_doctor(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
         if check.group != group:  # a heading per group, a blank line between groups
             print(f"\n{check.group}:" if group else f"{check.group}:")
             group = check.group
-        print(f"  {check.line()}")
+        # A long reason (why KVM cannot run) wraps under its own column, whole.
+        print(textwrap.fill(f"  {check.line()}", text.width(), subsequent_indent=" " * 31,
+                            break_long_words=False, break_on_hyphens=False))
     failed = [c.name for c in checks if c.status == doctor.FAIL]
     warned = sum(c.status == doctor.WARN for c in checks)
     if failed:

@@ -18,13 +18,19 @@ from conftest import bench_cli
 
 
 def lines_of(stdout: str) -> dict[str, str]:
-    """check name -> its line, from the human output."""
-    found = {}
+    """check name -> its line, from the human output (a long one wraps onto indented lines
+    under its detail column: joined again here)."""
+    found: dict[str, str] = {}
+    name = None
     for line in stdout.splitlines():
         parts = line.split()
         if parts and parts[0] in (doctor.OK, doctor.WARN, doctor.FAIL):
             name = line[8:31].strip()
             found[name] = line.strip()
+        elif name and line.startswith(" " * 31) and line.strip():
+            found[name] += " " + line.strip()
+        else:
+            name = None
     return found
 
 
@@ -59,6 +65,7 @@ def test_exits_0_here_and_tells_the_truth_about_the_environments(real):
     assert "nested" in checks["bare metal"] and vm in checks["bare metal"]
     assert checks["vm programs"].startswith("OK") and shutil.which("qemu-system-x86_64")
     assert "the host environment can run every workload" in r.stdout
+    assert all(len(line) <= 100 for line in r.stdout.splitlines()), max(r.stdout.splitlines(), key=len)
 
 
 def test_tools_and_noise_match_this_machine(real):
