@@ -281,15 +281,15 @@ def test_libvirtd_restarted_during_a_tcg_run(vm_image, config_copy, tmp_path):
     assert {rep for _, rep in repetitions(tmp_path / run_id)} == {1, 2, 3} - lost, "the new guest measured on"
 
 
-def tools_of(run_id: str, scratch: Path) -> list[int]:
-    """Pids of processes whose HOME is one of the run's scratch folders (its host tools)."""
+def tools_of(run_id: str, scratch: Path) -> dict[int, str]:
+    """pid -> command of processes whose HOME is one of the run's scratch folders (its host tools)."""
     homes = [f"HOME={folder}".encode() for folder in scratch.glob(f"bench-{run_id}-*")]
-    found = []
+    found = {}
     for entry in Path("/proc").iterdir():
-        try:
+        try:  # a process may end between any two reads
             if entry.name.isdigit() and alive(int(entry.name)) and \
                     any(h in (entry / "environ").read_bytes().split(b"\0") for h in homes):
-                found.append(int(entry.name))
+                found[int(entry.name)] = (entry / "comm").read_text().strip()
         except OSError:
             continue
     return found
@@ -310,7 +310,7 @@ def test_a_tool_behind_a_shell_outlives_a_killed_run_and_cleanup_stops_it(config
     xz: list[int] = []
     while time.monotonic() < deadline and not xz:
         assert proc.poll() is None, "the run ended before xz was seen"
-        xz = [pid for pid in tools_of(run_id, scratch) if Path(f"/proc/{pid}/comm").read_text().strip() == "xz"]
+        xz = [pid for pid, command in tools_of(run_id, scratch).items() if command == "xz"]
         time.sleep(0.05)
     proc.kill()
     proc.wait(timeout=30)
