@@ -309,11 +309,13 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str,
     store = RunStore(Path(out) / check_run_id(run_id))
     manifest = store.manifest()
     status = effective_status(manifest, store.path)
-    if status == "complete" and not (retry_failed and backend_failures(store)):
-        raise BenchError(f"run {run_id} is complete: nothing to resume"
-                         + (" (no repetition failed for a backend reason)" if retry_failed else
-                            "; --retry-failed measures again what failed for a backend reason"
-                            if backend_failures(store) else ""))
+    if status == "complete":
+        pending = backend_failures(store)
+        if retry_failed and not pending:
+            raise BenchError(f"run {run_id} is complete: nothing to resume (no repetition failed for a backend reason)")
+        if not retry_failed:
+            hint = "; --retry-failed measures again what failed for a backend reason" if pending else ""
+            raise BenchError(f"run {run_id} is complete: nothing to resume{hint}")
     if status == "running":
         raise BenchError(f"run {run_id} is still running (pid {manifest.get('pid')}); stop it first")
     missing = [k for k in ("suite", "profile", "repetitions", "order_seed", "workloads", "workload_order",
