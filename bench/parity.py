@@ -186,32 +186,10 @@ def _show(value: str | None) -> str:
 
 def explain(key: str, kind: str, variant: dict[str, Any], cpu_differs: bool) -> str:
     """Why a difference of `key` is intended in an environment of this kind and variant: the
-    variant that explains it, or "" when nothing does."""
-    if kind == "libvirt":  # a guest: its own kernel, CPU model, vCPUs and cgroup tree
-        cpu = "host-passthrough" if variant.get("tuned") else "libvirt's default CPU model"
-        if variant.get("accel") == "tcg":
-            cpu = "QEMU's emulated CPU (TCG, cpu mode maximum)"
-        if key in ("kernel_release", "kernel_cmdline", "clocksource", "thp", "cgroup_cpu_quota",
-                   "cgroup_memory_limit", "cwd_fs"):
-            return f"the guest's own kernel ({variant.get('kernel', 'cloud')} flavour) and disk"
-        if key in ("cpu_model", "cpu_flags"):
-            return f"the VM's CPU model: {cpu}"
-        if key == "blas_core" and cpu_differs:
-            return f"OpenBLAS picks by the CPU flags the VM's CPU model ({cpu}) shows"
-        if key in ("affinity", "online_cpus") and variant.get("vcpus"):
-            return f"the guest's {variant['vcpus']} vCPUs"
-        if key.startswith("limit.nproc"):
-            return "the guest's own memory size (the kernel sizes nproc by it)"
-    if kind in ("docker", "swarm", "compose"):
-        if key == "cgroup_cpu_quota" and variant.get("cpus"):
-            return f"--cpus {variant['cpus']}"
-        if key == "cgroup_memory_limit" and variant.get("memory"):
-            return f"--memory {variant['memory']}"
-        if key in ("cgroup_cpu_quota", "cgroup_memory_limit"):
-            return "the container's own cgroup (no limit set by the variant)"
-        if key == "cwd_fs":
-            return f"storage: {variant.get('storage', 'volume')} (the scratch folder's file system)"
-    return ""
+    variant that explains it, or "" when nothing does. Each kind knows its own."""
+    from .environments import KINDS
+
+    return KINDS[kind].intended_difference(key, variant, cpu_differs) if kind in KINDS else ""
 
 
 def compare(native: dict[str, str], other: dict[str, str], kind: str, variant: dict[str, Any]) -> list[Difference]:

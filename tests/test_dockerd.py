@@ -199,3 +199,41 @@ def test_variants_this_host_cannot_run_say_why_without_raising():
             continue
         assert not ok and why, variant
     assert DockerEnvironment.availability({"daemon_storage_driver": "vfs"})[0]
+
+
+def test_a_registered_runtime_must_be_the_one_the_variant_uses():
+    from bench.environments.docker import DockerVariant
+
+    runsc = {"runsc": {"path": "runsc", "args": ["--platform=ptrace"]}}
+    assert DockerVariant(runtime="runsc", daemon_runtimes=runsc).own_daemon
+    with pytest.raises(ValueError, match="runtime must name one of daemon_runtimes"):
+        DockerVariant(daemon_runtimes=runsc)
+    d = dockerd.Dockerd("r", "e", runtimes={"runsc": {"path": "runsc", "runtimeArgs": ["--platform=ptrace"]}})
+    argv = d.argv("10.0.0.1/24")
+    assert argv[argv.index("--config-file") + 1] == str(d.folder / "daemon.json")
+    ok, why = DockerEnvironment.availability({"runtime": "nosuch", "daemon_runtimes": {"nosuch": {"path": "no-such-runtime"}}})
+    assert not ok and "no-such-runtime" in why
+
+
+@pytest.mark.skipif(not __import__("shutil").which("runsc"), reason="runsc (gVisor) is not installed")
+def test_gvisor_runs_tools_under_its_own_kernel_beside_runc(docker_client, workload_image, config_copy, tmp_path):
+    """docker-gvisor: the tools run under gVisor's Sentry (its own kernel release, seen by the
+    parity probe), every difference from native is explained by the runtime, and the second
+    dockerd that carried it is gone afterwards. xz proves the corpus's size is read portably."""
+    run_id = f"{SESSION}-gvisor"
+    suite = tiny_suite(config_copy, ["sysbench-cpu", "xz-compress", "netperf-tcp-rr"])
+    r = bench_cli("--config-dir", str(config_copy), "run", "--suite", suite, "--env", "docker-nat,docker-gvisor",
+                  "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(tmp_path / "scratch"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = json.loads((tmp_path / run_id / "run.json").read_text())
+    assert run["environments"]["docker-gvisor"]["metadata"]["runtime"] == "runsc"
+    assert run["environments"]["docker-nat"]["metadata"]["runtime"] in ("runc", "")
+    kernels = {e: c.get("kernel_release") for e, c in run["execution_context"].items()}
+    assert kernels["docker-gvisor"] != kernels["native"]  # gVisor's own, not the host's
+    differences = run["parity"]["docker-gvisor"]
+    assert differences and not [d for d in differences if d["blocking"]], differences
+    assert all(d["intended"] for d in differences if d["decisive"])
+    got = {(s["environment"], s["workload"]) for s in samples_of(tmp_path / run_id) if s["metric"] != "provision"}
+    for workload in ("sysbench-cpu", "xz-compress", "netperf-tcp-rr"):
+        assert ("docker-gvisor", workload) in got and ("docker-nat", workload) in got
+    nothing_left(run_id, "docker-gvisor")

@@ -151,6 +151,13 @@ class Environment(abc.ABC):
         checked before anything is made when the run's client is another host."""
         return ""
 
+    @classmethod
+    def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
+        """Why the parity probe's `key` may differ from native's in this kind and variant (the
+        variant or the kind that explains it), or "" when nothing does: then it is a defect of
+        the run, not the environment under test (parity.py)."""
+        return ""
+
     def client_environment(self, client: "Environment") -> "Environment":
         """Where clients of servers in here run: the run's client (this host, or another host),
         unless the variant puts them elsewhere (a peer container on the same bridge); such a

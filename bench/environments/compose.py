@@ -139,6 +139,10 @@ class ComposeEnvironment(Environment):
     kind = "compose"
     Variant = ComposeVariant
 
+    @classmethod
+    def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
+        return DockerEnvironment.intended_difference(key, {}, cpu_differs)  # its services are containers
+
     def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
         super().__init__(name, params, run_id, allow_tcg)
         self.variant = ComposeVariant(**params)

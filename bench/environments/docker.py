@@ -18,8 +18,10 @@ Variants (workloads/environments.yaml):
   runtime, cpus, memory: the OCI runtime (e.g. crun) and cgroup limits; none by default.
   seccomp, apparmor: `unconfined` runs without Docker's default seccomp filter / AppArmor profile.
   cap_drop: capabilities taken away (`[ALL]`: a root without privileges).
-  daemon_storage_driver, userns_remap: daemon-wide choices; the environment runs its own second
-                 dockerd with them for the run (see dockerd.py), not the main daemon.
+  daemon_storage_driver, userns_remap, daemon_runtimes: daemon-wide choices; the environment runs
+                 its own second dockerd with them for the run (see dockerd.py), not the main daemon.
+                 daemon_runtimes registers OCI runtimes (path and arguments) with that daemon,
+                 e.g. gVisor's runsc, which `runtime` then names.
 Everything made carries the label bench.run_id, which `bench cleanup` uses to find leftovers.
 """
 
@@ -44,6 +46,13 @@ CONTROL_TIMEOUT = 120            # seconds, for API calls that do not wait on a 
 STREAM_TIMEOUT = 7 * 24 * 3600   # the exec socket stays open as long as the tool runs
 
 
+class DaemonRuntime(BaseModel):
+    """An OCI runtime registered with a run's second dockerd (daemon.json `runtimes`)."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    path: str                     # the runtime's binary, e.g. runsc
+    args: tuple[str, ...] = ()    # runtimeArgs, given to it for every container
+
+
 class DockerVariant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     network: Literal["nat", "host", "bridge"] = "nat"
@@ -59,10 +68,11 @@ class DockerVariant(BaseModel):
     cap_drop: tuple[str, ...] = ()                           # --cap-drop, e.g. [ALL]
     daemon_storage_driver: Literal["vfs", "btrfs", "zfs", "devicemapper"] | None = None
     userns_remap: bool = False    # dockerd --userns-remap=default
+    daemon_runtimes: dict[str, DaemonRuntime] = {}  # OCI runtimes of the run's own dockerd
 
     @property
     def own_daemon(self) -> bool:
-        return bool(self.daemon_storage_driver or self.userns_remap)
+        return bool(self.daemon_storage_driver or self.userns_remap or self.daemon_runtimes)
 
     @model_validator(mode="after")
     def peer_needs_a_network(self) -> "DockerVariant":
@@ -72,7 +82,10 @@ class DockerVariant(BaseModel):
             raise ValueError("client: namespace reaches a published port: it needs network: nat")
         if self.client == "container" and self.own_daemon:
             raise ValueError("client: container runs its peer on the main dockerd; it cannot be combined "
-                             "with a second daemon (daemon_storage_driver, userns_remap)")
+                             "with a second daemon (daemon_storage_driver, userns_remap, daemon_runtimes)")
+        if self.daemon_runtimes and self.runtime not in self.daemon_runtimes:
+            raise ValueError(f"runtime must name one of daemon_runtimes ({', '.join(self.daemon_runtimes)}): "
+                             f"a runtime registered and never used measures nothing")
         return self
 
 
@@ -121,13 +134,13 @@ class DockerEnvironment(Environment):
         except Exception as e:
             return False, (f"dockerd is not reachable ({type(e).__name__}): install docker.io and "
                            f"start it (`dockerd &`), or run scripts/setup.sh")
-        runtime = params.get("runtime")
-        if runtime and runtime not in info.get("Runtimes", {}):
-            return False, f"dockerd has no runtime '{runtime}' (it has {', '.join(info.get('Runtimes', {}))})"
         try:
             variant = DockerVariant(**params)
         except ValueError as e:
             return False, f"not a Docker variant: {e}"
+        runtime = variant.runtime
+        if runtime and runtime not in variant.daemon_runtimes and runtime not in info.get("Runtimes", {}):
+            return False, f"dockerd has no runtime '{runtime}' (it has {', '.join(info.get('Runtimes', {}))})"
         if variant.apparmor == "unconfined" and not apparmor_enabled():
             return False, ("AppArmor is not enabled in this kernel (/sys/module/apparmor/parameters/enabled "
                            "is not Y): containers have no AppArmor profile to remove")
@@ -135,7 +148,8 @@ class DockerEnvironment(Environment):
         if variant.own_daemon:
             from . import dockerd
 
-            ok, why = dockerd.availability(variant.daemon_storage_driver, variant.userns_remap)
+            ok, why = dockerd.availability(variant.daemon_storage_driver, variant.userns_remap,
+                                           {n: r.path for n, r in variant.daemon_runtimes.items()})
             if not ok:
                 return False, why
             own = f"; {why}"
@@ -149,6 +163,31 @@ class DockerEnvironment(Environment):
             built = f"image {recipe.tag} is built on first use (a few minutes)"
         return True, f"dockerd {info.get('ServerVersion')}, {info.get('Driver')}; {built}{own}"
 
+    @classmethod
+    def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
+        # Swarm tasks and Compose services are containers too, with the same keys.
+        if key == "cgroup_cpu_quota" and variant.get("cpus"):
+            return f"--cpus {variant['cpus']}"
+        if key == "cgroup_memory_limit" and variant.get("memory"):
+            return f"--memory {variant['memory']}"
+        runtime = variant.get("runtime")
+        if runtime and runtime in (variant.get("daemon_runtimes") or {}):
+            # A sandboxing runtime (gVisor) is a kernel of its own between the tool and the
+            # host's: what it shows of the CPU, /proc and file systems is its, by design.
+            sandbox = f"the OCI runtime {runtime}'s own kernel (its CPUID, /proc and file systems)"
+            if key in ("cpu_model", "cpu_flags", "kernel_release", "kernel_cmdline", "clocksource", "thp",
+                       "cgroup_cpu_quota", "cgroup_memory_limit", "cwd_fs", "online_cpus"):
+                return sandbox
+            if key == "blas_core" and cpu_differs:
+                return f"OpenBLAS picks by the CPU flags {sandbox} shows"
+            if key.startswith("limit."):
+                return sandbox
+        if key in ("cgroup_cpu_quota", "cgroup_memory_limit"):
+            return "the container's own cgroup (no limit set by the variant)"
+        if key == "cwd_fs":
+            return f"storage: {variant.get('storage', 'volume')} (the scratch folder's file system)"
+        return ""
+
     # -- life cycle --------------------------------------------------------------------------
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
@@ -161,7 +200,9 @@ class DockerEnvironment(Environment):
             from .dockerd import Dockerd
 
             self.daemon = Dockerd(self.run_id, self.name, self.variant.daemon_storage_driver,
-                                  self.variant.userns_remap)
+                                  self.variant.userns_remap,
+                                  {n: {"path": r.path, "runtimeArgs": list(r.args)}
+                                   for n, r in self.variant.daemon_runtimes.items()})
             self.daemon.start()
             base_url = self.daemon.base_url
         self._client = client(base_url=base_url)
@@ -214,7 +255,13 @@ class DockerEnvironment(Environment):
         # (vfs copies the whole image): measured as provisioning, like a VM's boot.
         start = time.monotonic()
         with interrupts.deferred():  # dockerd makes it even if we stop listening: hold its handle first
-            self.container = self._client.containers.run(self.image.id, **kwargs)
+            try:
+                self.container = self._client.containers.run(self.image.id, **kwargs)
+            except Exception:
+                # Created but refused at start (a runtime that cannot run here): it holds the
+                # volume, so teardown must know it.
+                self.container = _created(self._client, resource)
+                raise
         self.measurements.append(Measurement("container_start", time.monotonic() - start, "s", "lower"))
         self.workdir = WORKDIR
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
@@ -386,6 +433,14 @@ class DockerEnvironment(Environment):
             "userns_remap": "yes" if any("userns" in o for o in info.get("SecurityOptions", []) or []) else "no",
             "docker_daemon": f"second dockerd {self.daemon.folder}" if self.daemon else "main",
         }
+
+
+def _created(docker_client, name: str):
+    """The container of that name if the daemon made it, else None."""
+    try:
+        return docker_client.containers.get(name)
+    except Exception:  # noqa: BLE001 -- not made, or the daemon is gone: nothing to hold
+        return None
 
 
 def apparmor_enabled() -> bool:

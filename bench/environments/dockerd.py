@@ -1,5 +1,6 @@
 """A second Docker daemon of one environment of one run, for the variants that are daemon-wide:
-a storage driver (vfs, btrfs, zfs, devicemapper) or user-namespace remapping.
+a storage driver (vfs, btrfs, zfs, devicemapper), user-namespace remapping, or an OCI runtime
+registered with it (gVisor's runsc): the main daemon's configuration is the user's, not bench's.
 
 The main dockerd keeps overlay2 and its own containers; this one gets a folder of its own,
 /var/lib/bench-dockerd/<12 hex digits of a hash of run id and environment>/ (short, for the unix
@@ -52,7 +53,8 @@ def _fs_type(path: Path) -> str:
     return r.stdout.strip() if r.returncode == 0 else "unknown"
 
 
-def availability(storage_driver: str | None, userns_remap: bool) -> tuple[bool, str]:
+def availability(storage_driver: str | None, userns_remap: bool,
+                 runtimes: dict[str, str] | None = None) -> tuple[bool, str]:
     """Whether a second daemon with these options can run here. Makes nothing, never raises."""
     try:
         if os.geteuid() != 0:
@@ -80,6 +82,10 @@ def availability(storage_driver: str | None, userns_remap: bool) -> tuple[bool, 
                 return False, "--userns-remap=default needs /etc/subuid or useradd"
             said.append("user namespaces remapped to dockremap (dockerd creates that user and its "
                         "/etc/subuid range on first use)")
+        for name, path in (runtimes or {}).items():
+            if shutil.which(path) is None:
+                return False, f"the OCI runtime {name} ({path}) is not on PATH"
+            said.append(f"a second dockerd with the OCI runtime {name} ({shutil.which(path)})")
         return True, "; ".join(said) or "a second dockerd"
     except Exception as e:  # availability never raises
         return False, f"cannot tell whether a second dockerd can run: {type(e).__name__}: {e}"
@@ -175,11 +181,12 @@ class Dockerd:
     """The second daemon of one environment of one run."""
 
     def __init__(self, run_id: str, environment: str, storage_driver: str | None = None,
-                 userns_remap: bool = False):
+                 userns_remap: bool = False, runtimes: dict[str, dict] | None = None):
         self.run_id = run_id
         self.environment = environment
         self.storage_driver = storage_driver
         self.userns_remap = userns_remap
+        self.runtimes = runtimes or {}  # name -> {"path", "runtimeArgs"}, as daemon.json has them
         self.folder = ROOT / folder_name(run_id, environment)
         self.bridge = bridge_name(run_id, environment)
         self.pid: int | None = None
@@ -210,6 +217,10 @@ class Dockerd:
             argv += ["--storage-driver", self.storage_driver]
         if self.userns_remap:
             argv += ["--userns-remap=default"]
+        if self.runtimes:
+            # Runtime arguments can only be given in a configuration file; it is the daemon's
+            # own, so the main daemon's /etc/docker/daemon.json is not read by this one.
+            argv += ["--config-file", str(self.folder / "daemon.json")]
         return argv
 
     def start(self) -> None:
@@ -223,6 +234,8 @@ class Dockerd:
         self.folder.mkdir(parents=True)
         (self.folder / "owner.json").write_text(json.dumps(
             {"run_id": self.run_id, "environment": self.environment, "bridge": self.bridge}))
+        if self.runtimes:
+            (self.folder / "daemon.json").write_text(json.dumps({"runtimes": self.runtimes}, indent=2))
         subnet = _free_subnet(f"{self.run_id}/{self.environment}")
         cidr = f"{next(subnet.hosts())}/{subnet.prefixlen}"
         ip("link", "add", self.bridge, "type", "bridge")

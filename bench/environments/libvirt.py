@@ -344,6 +344,25 @@ class LibvirtEnvironment(Environment):
                     "run kvm-bridge with clients on this host (no --client-host)")
         return ""
 
+    @classmethod
+    def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
+        # a guest: its own kernel, CPU model, vCPUs and cgroup tree
+        cpu = "host-passthrough" if variant.get("tuned") else "libvirt's default CPU model"
+        if variant.get("accel") == "tcg":
+            cpu = "QEMU's emulated CPU (TCG, cpu mode maximum)"
+        if key in ("kernel_release", "kernel_cmdline", "clocksource", "thp", "cgroup_cpu_quota",
+                   "cgroup_memory_limit", "cwd_fs"):
+            return f"the guest's own kernel ({variant.get('kernel', 'cloud')} flavour) and disk"
+        if key in ("cpu_model", "cpu_flags"):
+            return f"the VM's CPU model: {cpu}"
+        if key == "blas_core" and cpu_differs:
+            return f"OpenBLAS picks by the CPU flags the VM's CPU model ({cpu}) shows"
+        if key in ("affinity", "online_cpus") and variant.get("vcpus"):
+            return f"the guest's {variant['vcpus']} vCPUs"
+        if key.startswith("limit.nproc"):
+            return "the guest's own memory size (the kernel sizes nproc by it)"
+        return ""
+
     # -- life cycle --------------------------------------------------------------------------
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
