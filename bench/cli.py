@@ -177,9 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     img_verbs.add_parser("list", help="show the recipe, the cached root file system and Docker images")
 
     clean = verbs.add_parser("cleanup", help="remove what killed runs left behind",
-                             description="Find containers, volumes and networks labelled with a run id, "
-                                         "a run's second dockerd (daemon-wide Docker variants) with its bridge, "
-                                         "and host scratch folders named after one, and remove them. "
+                             description="Find what runs left, each environment kind its own (Docker's "
+                                         "labelled containers, volumes and networks and a run's second dockerd "
+                                         "with its bridge; a swarm; libvirt domains and their disks; Podman's "
+                                         "labelled containers, volumes and service), the run's network "
+                                         "namespaces, host scratch folders named after a run and the tools "
+                                         "still running in them, and remove them. "
                                          "Without --run-id this takes every run's leftovers: do not "
                                          "use it while a run is in progress.")
     clean.add_argument("--run-id", default=None, help="only this run's leftovers")
@@ -830,11 +833,11 @@ def cmd_cleanup(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.config_dir is not None:
-        # Environments find files of the configuration folder (a compose file) through it too.
-        os.environ["BENCH_CONFIG_DIR"] = str(args.config_dir.resolve())
+    # The user's variable, read here once; config.load makes it the data folder in use.
+    config_dir = args.config_dir or (Path(os.environ["BENCH_CONFIG_DIR"]) if os.environ.get("BENCH_CONFIG_DIR")
+                                     else None)
     try:
-        catalogue = config.load(args.config_dir)
+        catalogue = config.load(config_dir)
         verbs = {"run": cmd_run, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,
                  "report": cmd_report, "compare": cmd_compare, "export": cmd_export,
                  "doctor": cmd_doctor}

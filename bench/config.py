@@ -11,13 +11,12 @@ file, the key and what was expected, and an unknown name suggests the nearest va
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from . import datafile
+from . import datadir, datafile
 from .datafile import excerpt, shown
 from .environments import KINDS
 from .errors import ConfigError, unknown
@@ -26,11 +25,7 @@ from .workloads import TOOLS
 
 PROFILES = ("quick", "lab")  # quick: a 2-core CI machine in minutes; lab: the study's scale
 
-DEFAULT_ROOT = Path(__file__).resolve().parent.parent / "workloads"
-
-
-def config_root() -> Path:
-    return Path(os.environ.get("BENCH_CONFIG_DIR", DEFAULT_ROOT))
+DEFAULT_ROOT = datadir.DEFAULT
 
 
 class _Strict(BaseModel):
@@ -179,9 +174,10 @@ class Catalogue:
 
 def load(root: Path | None = None) -> Catalogue:
     """Read and check the whole data folder. Raises ConfigError on the first problem."""
-    root = Path(root) if root else config_root()
+    root = Path(root) if root else DEFAULT_ROOT
     if not root.is_dir():
         raise ConfigError(f"{root}: no such configuration folder (set BENCH_CONFIG_DIR or --config-dir)")
+    datadir.use(root)  # files the catalogue names (a compose file) are found beside it
     sources: dict[str, Path] = {}
 
     env_path = root / "environments.yaml"

@@ -19,25 +19,10 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .text import EXCERPT, excerpt, shown  # noqa: F401 -- how every quotation of the input is cut
 
 MAX_BYTES = 1 << 20          # 1 MiB: the largest file of workloads/ is ~20 KB
 MAX_VALUES = 100_000         # scalars, lists and mappings, counted as expanded
-EXCERPT = 60                 # characters of the input an error quotes
-
-
-def excerpt(value: Any, limit: int = EXCERPT) -> str:
-    """repr(value), cut to `limit` characters with an ellipsis: an error never repeats a whole input."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def shown(value: Any, limit: int = EXCERPT) -> str:
-    """A name or key from the input as an error shows it: as it is when it is short printable
-    text, else as its repr, cut (a key may hold a newline or a megabyte)."""
-    text = str(value)
-    if not text.isprintable():
-        return excerpt(text, limit)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:

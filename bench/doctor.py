@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-OK, WARN, FAIL = "OK", "WARN", "FAIL"
+from .checks import FAIL, OK, WARN, Check  # noqa: F401 -- Check and FAIL are doctor's vocabulary too
 SYS, PROC = Path("/sys"), Path("/proc")
 CACHE = Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench"))
 TUNING = CACHE / "tuning.json"
@@ -27,73 +27,20 @@ LOAD_PER_CORE = 0.5     # a 1-minute load above this per core is someone else's 
 BUSY_PERCENT = 10.0     # a process above this share of one CPU is named as a competitor
 
 
-@dataclasses.dataclass(frozen=True)
-class Check:
-    group: str          # environments, image, tools, noise
-    name: str
-    status: str         # OK, WARN or FAIL
-    detail: str
-    fix: str = ""
-
-    def line(self) -> str:
-        fix = f" -> {self.fix}" if self.fix and self.status != OK else ""
-        return f"{self.status:<4}  {self.name:<22} {self.detail}{fix}"
-
-
 # -- environments ----------------------------------------------------------------------------
 
-def check_docker() -> Check:
-    from .environments.docker import DockerEnvironment
+def check_environments() -> list[Check]:
+    """Every environment kind's own checks, in the kinds' order."""
+    from .environments import KINDS
 
-    ok, why = DockerEnvironment.availability({})
-    if ok:
-        return Check("environments", "docker", OK, why)
-    return Check("environments", "docker", WARN, f"docker environments unavailable: {why}",
-                 "apt-get install docker.io; start dockerd")
-
-
-def check_libvirt() -> Check:
-    from .environments.libvirt import LibvirtEnvironment
-
-    # Asked as a TCG guest so that this says only whether libvirtd answers; KVM is its own check.
-    ok, why = LibvirtEnvironment.availability({"accel": "tcg"}, allow_tcg=True)
-    if ok:
-        return Check("environments", "libvirt", OK, why.split(";")[0] + " reachable")
-    return Check("environments", "libvirt", WARN, f"libvirt environments unavailable: {why}",
-                 "apt-get install libvirt-daemon-system qemu-system-x86; start libvirtd and virtlogd")
-
-
-def check_kvm() -> Check:
-    """Boots a kernel under KVM (the run's own probe, cached per boot): /dev/kvm alone proves
-    nothing, nested KVM has it and then hangs."""
-    from . import image
-    from .environments import kvm_host
-    from .environments.libvirt import probe_variant
-
-    recipe = image.Recipe.default()
-    if not recipe.rootfs.exists():
-        # What the host shows already (PVM, no vmx/svm) needs no boot: the image's kernel is Debian's.
-        seen = kvm_host.obstacle({})
-        return Check("environments", "kvm", WARN,
-                     f"KVM NOT usable: {seen}" if seen else "not probed: the probe boots the workload image's kernel",
-                     "bench image build")
-    usable, why = probe_variant({})
-    if usable:
-        return Check("environments", "kvm", OK, f"KVM usable: {why}")
-    return Check("environments", "kvm", WARN, f"KVM NOT usable: {why}",
-                 "kvm environments run only with --allow-tcg, emulated (not virtualization costs); "
-                 "measure VMs on a host with working KVM")
-
-
-def check_vm_programs() -> Check:
-    """What a libvirt environment runs on the host besides libvirtd: QEMU, qemu-img (qcow2
-    disks), mke2fs (the VM disk from the image), ip (bridged guests)."""
-    wanted = ("qemu-system-x86_64", "qemu-img", "mke2fs", "ip")
-    missing = [p for p in wanted if shutil.which(p) is None]
-    if missing:
-        return Check("environments", "vm programs", WARN, f"missing: {', '.join(missing)}",
-                     "apt-get install qemu-system-x86 qemu-utils e2fsprogs iproute2")
-    return Check("environments", "vm programs", OK, " ".join(wanted))
+    checks: list[Check] = []
+    for kind in KINDS.values():
+        try:
+            checks.extend(kind.doctor_checks())
+        except Exception as e:  # noqa: BLE001 - one kind that cannot look must not hide the others
+            checks.append(Check("environments", kind.kind, WARN,
+                                f"could not check: {type(e).__name__}: {str(e).strip()[:200]}"))
+    return checks
 
 
 # -- the workload image ----------------------------------------------------------------------
@@ -112,18 +59,6 @@ def check_image() -> list[Check]:
                             f"{recipe.rootfs} ({recipe.rootfs.stat().st_size / 2**20:.0f} MiB)"))
     else:
         checks.append(Check("image", "image rootfs", WARN, f"recipe {recipe.digest} not built ({recipe.rootfs})", fix))
-    disk = image.CACHE / f"vm-{recipe.digest}" / "root.raw"
-    checks.append(Check("image", "image VM disk", OK, str(disk)) if disk.exists() else
-                  Check("image", "image VM disk", WARN, f"{disk} missing (made on first VM run)", fix))
-    from .environments.docker import DockerEnvironment, client
-
-    if DockerEnvironment.availability({})[0]:
-        try:
-            client().images.get(recipe.tag)
-            checks.append(Check("image", "image docker", OK, f"{recipe.tag} present"))
-        except Exception:
-            checks.append(Check("image", "image docker", WARN,
-                                f"{recipe.tag} missing (built on first Docker run, minutes)", fix))
     return checks
 
 
@@ -320,9 +255,7 @@ def check_virtualization(sysfs: Path = SYS, proc: Path = PROC) -> Check:
 
 def run_checks() -> list[Check]:
     checks: list[Check] = []
-    for group, name, check in (("environments", "docker", check_docker), ("environments", "libvirt", check_libvirt),
-                               ("environments", "kvm", check_kvm),
-                               ("environments", "vm programs", check_vm_programs), ("image", "image", check_image),
+    for group, name, check in (("environments", "environments", check_environments), ("image", "image", check_image),
                                ("tools", "tools", check_tools), ("noise", "cpu governor", check_governor),
                                ("noise", "turbo", check_turbo), ("noise", "swap", check_swap),
                                ("noise", "other load", check_load), ("noise", "transparent hugepages", check_hugepages),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from .text import shown
 
 
 class BenchError(Exception):
@@ -25,7 +26,5 @@ def unknown(kind: str, name: str, choices: Iterable[str], where: str = "") -> Be
     hint = f" (did you mean '{near[0]}'?)" if near else ""
     known = ", ".join(choices) if choices else "none"
     place = f" in {where}" if where else ""
-    from .datafile import shown
-
     name = shown(name)   # never the whole of a bad input, nor a newline of it
     return ConfigError(f"unknown {kind} '{name}'{place}{hint}; known: {known}")

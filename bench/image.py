@@ -228,17 +228,45 @@ def docker_image(client, recipe: Recipe, force: bool = False, base_url: str | No
             pass
     tar = build_rootfs(recipe, force=force)
     _say(f"importing {tar.name} into Docker as {recipe.tag}")
-    from .environments.docker import client as docker_client
+    import docker
 
     # Its own client: streaming half a gigabyte may outlast the usual API timeout.
-    importer = docker_client(timeout=BUILD_TIMEOUT, base_url=base_url)
+    importer = (docker.DockerClient(base_url=base_url, timeout=BUILD_TIMEOUT) if base_url
+                else docker.from_env(timeout=BUILD_TIMEOUT))
     try:
-        importer.api.import_image_from_file(
+        answer = importer.api.import_image_from_file(
             str(tar), repository=IMAGE_REPOSITORY, tag=recipe.digest,
             changes=[f"LABEL {LABEL_RECIPE}={recipe.digest}", 'CMD ["sleep", "infinity"]'])
     finally:
         importer.close()
+    try:
+        return client.images.get(recipe.tag)
+    except docker.errors.ImageNotFound:
+        pass
+    # Podman's Docker-compatible API ignores the tag of an import (it names the image
+    # bench-workload:latest): tag the imported image by the id the import answered with.
+    imported = client.images.get(_imported_id(answer))
+    imported.tag(IMAGE_REPOSITORY, recipe.digest)
+    for name in imported.tags:
+        if name.endswith(f"{IMAGE_REPOSITORY}:latest"):
+            client.images.remove(name, noprune=True)
     return client.images.get(recipe.tag)
+
+
+def _imported_id(answer: str) -> str:
+    """The image id in an import's JSON answer (one object a line; the last that has one)."""
+    found = ""
+    for line in str(answer).splitlines():
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict):
+            found = message.get("id") or message.get("status", "") if str(message.get("status", "")).startswith(
+                "sha256:") or message.get("id") else found
+    if not found:
+        raise BenchError(f"the image import answered without an image id: {str(answer)[:200]}")
+    return found
 
 
 def vm_kernel(recipe: Recipe, flavour: str = "cloud") -> tuple[Path, Path]:

@@ -725,7 +725,7 @@ class Runner:
             return fail(f"{', '.join(missing)} not found in {step.environment}; install "
                         f"{' '.join(tool.packages)} there")
         declared = env.context
-        if memory_policy(tool.numa_interleave, env.kind, numa_nodes()):
+        if memory_policy(tool.numa_interleave, env.shares_host_memory, numa_nodes()):
             env.context = dataclasses.replace(declared, interleave=True)
         try:
             raw = tool.run(ctx)

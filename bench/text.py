@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from typing import Any
 
 MAX_WIDTH = 100   # wider terminals still get 100: long lines are hard to read
 MIN_WIDTH = 40    # below this truncation leaves nothing to read; let the terminal wrap instead
@@ -59,3 +60,22 @@ def percent(value: float, signed: bool = True) -> str:
     if abs(value) >= 1000:
         return f"{value:+.0f}%" if signed else f"{value:.0f}%"
     return f"{value:+.1f}%" if signed else f"{value:.1f}%"
+
+
+# How an input is quoted in an error: never whole (a key may hold a newline or a megabyte).
+EXCERPT = 60                 # characters of the input an error quotes
+
+
+def excerpt(value: Any, limit: int = EXCERPT) -> str:
+    """repr(value), cut to `limit` characters with an ellipsis: an error never repeats a whole input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: Any, limit: int = EXCERPT) -> str:
+    """A name or key from the input as an error shows it: as it is when it is short printable
+    text, else as its repr, cut (a key may hold a newline or a megabyte)."""
+    text = str(value)
+    if not text.isprintable():
+        return excerpt(text, limit)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -146,12 +146,21 @@ def no_swarm(docker_client):
 
 def test_swarm_host_publishing_runs_netperf_and_leaves_the_daemon_as_it_was(
         docker_client, workload_image, no_swarm, tmp_path):
+    """netperf, and a multi-tier workload (webapp: its front and Redis tiers both in the task's
+    container) on a Swarm service published in host mode."""
     run_id = f"swarmhost-{os.getpid()}"
-    r = bench_cli("--config-dir", str(_net_rr_only(tmp_path)), "run", "--suite", "net", "--env", "docker-swarm-host",
+    config = _net_rr_only(tmp_path)
+    (config / "suites" / "swarmtiers.yaml").write_text(
+        "description: TCP_RR and a two-tier application\nprofile: quick\nrepetitions: 1\n"
+        "workloads: [netperf-tcp-rr, webapp]\n")
+    r = bench_cli("--config-dir", str(config), "run", "--suite", "swarmtiers", "--env", "docker-swarm-host",
                   "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(tmp_path))
     assert r.returncode == 0, r.stderr[-3000:]
     df = bench.load(tmp_path / run_id)
     assert (df[df.metric == "latency_mean"].value > 0).all() and set(df.env_kind) == {"swarm"}
+    assert (df[(df.workload == "webapp") & (df.metric == "requests_per_second")].value > 0).any()
+    assert not (tmp_path / run_id / "failures.jsonl").exists() or not \
+        (tmp_path / run_id / "failures.jsonl").read_text().strip()
     meta = json.loads((tmp_path / run_id / "run.json").read_text())["environments"]["docker-swarm-host"]["metadata"]
     assert meta["network_mode"] == "swarm-host" and meta["published_on"] == swarm.ADVERTISE_ADDRESS
     assert meta["swarm_node_id"] and meta["service_id"]

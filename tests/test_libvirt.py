@@ -21,7 +21,7 @@ HOST_KVM = f"host-kvm-{os.getpid()}"  # machine-wide names: unique per session
 def domains_of(run_id: str) -> list[str]:
     from bench import cleanup
 
-    return [l.name for l in cleanup._libvirt_leftovers(run_id)]
+    return [l.name for l in lv.LibvirtEnvironment.leftovers(run_id)]
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ TINY_SUITE = "description: emulated devices under TCG\nrepetitions: 1\nworkloads
 def domains_of(run_id: str) -> list[str]:
     from bench import cleanup
 
-    return [l.name for l in cleanup._libvirt_leftovers(run_id)]
+    return [l.name for l in lv.LibvirtEnvironment.leftovers(run_id)]
 
 
 @pytest.fixture(scope="module")

@@ -37,10 +37,15 @@ def test_cpu_tests_interleave_memory_only_where_there_are_nodes(tmp_path):
     """The study ran its CPU and memory tests under numactl --interleave=0,1: every node of its two."""
     argv = ExecutionContext(interleave=True).wrap(["hpcc"], "/w")
     assert argv[-3:] == ["numactl", "--interleave=all", "hpcc"]
-    assert memory_policy(True, "host", 2) and memory_policy(True, "docker", 2)
-    assert not memory_policy(True, "host", 1)       # one node: nothing to interleave
-    assert not memory_policy(False, "host", 2)      # not a CPU test (netperf, fio)
-    assert not memory_policy(True, "libvirt", 2)    # a guest: libvirt's numatune does it
+    from bench.environments import KINDS
+
+    shares = {kind: cls.shares_host_memory for kind, cls in KINDS.items()}
+    assert shares["host"] and shares["docker"] and shares["swarm"] and shares["compose"] and shares["podman"]
+    assert not shares["libvirt"]                    # a guest: libvirt's numatune does it
+    assert memory_policy(True, shares["host"], 2) and memory_policy(True, shares["docker"], 2)
+    assert not memory_policy(True, shares["host"], 1)       # one node: nothing to interleave
+    assert not memory_policy(False, shares["host"], 2)      # not a CPU test (netperf, fio)
+    assert not memory_policy(True, shares["libvirt"], 2)
     for node in ("node0", "node1", "possible"):
         (tmp_path / node).mkdir()
     assert numa_nodes(str(tmp_path)) == 2 and numa_nodes(str(tmp_path / "none")) == 1

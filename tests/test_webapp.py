@@ -282,7 +282,9 @@ def test_a_refused_compose_file_makes_nothing(docker_client, workload_image, tmp
     (config_copy / "compose" / "webapp" / "compose.yaml").write_text(
         'version: "3.7"\nservices:\n  front: {image: "${BENCH_IMAGE}", ports: ["${BENCH_PORT_0}:80"]}\n'
         '  redis: {image: "${BENCH_IMAGE}"}\n')
-    monkeypatch.setenv("BENCH_CONFIG_DIR", str(config_copy))
+    from bench import datadir
+
+    monkeypatch.setattr(datadir, "_root", config_copy)  # as config.load(config_copy) makes it
     run_id = f"t{os.getpid()}-refused"
     env = ComposeEnvironment("docker-compose", VARIANT, run_id)
     with pytest.raises(ConfigError, match="beyond 127.0.0.1"):

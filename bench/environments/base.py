@@ -13,12 +13,16 @@ import abc
 import dataclasses
 import socket
 import time
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
 from ..model import Measurement
 from .context import ExecutionContext
+
+if TYPE_CHECKING:
+    from ..checks import Check
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +37,15 @@ class ExecResult:
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
+
+
+@dataclasses.dataclass(frozen=True)
+class Leftover:
+    """Something a killed run left behind, found by its run id, and how to remove it."""
+    kind: str       # container | volume | network | domain | scratch folder | ...
+    name: str
+    run_id: str
+    remove: Callable[[], None] = dataclasses.field(compare=False, repr=False)
 
 
 class NoVariant(BaseModel):
@@ -79,6 +92,15 @@ class Environment(abc.ABC):
     listen_address: ClassVar[str] = "0.0.0.0"
     # The kind's variant parameters (network mode, storage, accel...), checked at config load.
     Variant: ClassVar[type[BaseModel]] = NoVariant
+    # A kind of environments.yaml (false: an environment class used by bench itself, such as
+    # the --client-host); see environments/__init__.py.
+    catalogued: ClassVar[bool] = True
+    # Where its leftovers come in `bench cleanup` (lower first): a domain before the network
+    # namespace its tap is in, a swarm before the containers, containers before their daemon.
+    cleanup_order: ClassVar[int] = 50
+    # Whether tools share the host's memory directly (not a guest's): the study's NUMA
+    # interleave applies to them (context.memory_policy).
+    shares_host_memory: ClassVar[bool] = True
 
     def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
         self.name = name
@@ -102,6 +124,17 @@ class Environment(abc.ABC):
     @abc.abstractmethod
     def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
         """(usable here?, why not or what it is). Makes nothing, never raises."""
+
+    @classmethod
+    def leftovers(cls, run_id: str | None) -> list[Leftover]:
+        """What killed runs (run_id's, or any run's when None) left of this kind on this
+        machine, for `bench cleanup`. Makes nothing; a backend that does not answer has none."""
+        return []
+
+    @classmethod
+    def doctor_checks(cls) -> list["Check"]:
+        """What `bench doctor` says of this kind here: can it run, and what it needs."""
+        return []
 
     # -- life cycle --------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from .. import datafile, owner
+from .. import datadir, datafile, owner
 from ..errors import BenchError, ConfigError
 from .base import Environment, ExecResult, Server
 from .docker import LABEL_ENV, LABEL_RUN, WORKDIR, DockerEnvironment, client
@@ -52,10 +52,7 @@ class ComposeVariant(BaseModel):
 
 
 def compose_path(file: str) -> Path:
-    from ..config import config_root  # not at import: config imports the environment kinds
-
-    path = Path(file)
-    return path if path.is_absolute() else config_root() / path
+    return datadir.path(file)
 
 
 def read_services(file: str) -> list[str]:

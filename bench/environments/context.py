@@ -84,8 +84,6 @@ class ExecutionContext:
 
 
 NODES = "/sys/devices/system/node"
-# Kinds whose tools share the host's memory directly; a guest's is QEMU's (numatune).
-SHARED_MEMORY_KINDS = ("host", "docker", "swarm", "compose")
 
 
 def numa_nodes(root: str = NODES) -> int:
@@ -96,10 +94,11 @@ def numa_nodes(root: str = NODES) -> int:
         return 1
 
 
-def memory_policy(interleaves: bool, kind: str, nodes: int) -> bool:
+def memory_policy(interleaves: bool, shares_host_memory: bool, nodes: int) -> bool:
     """Whether a tool runs under numactl --interleave=all: a CPU or memory test (the workload
-    says), in an environment sharing the host's memory, on a host of several nodes."""
-    return interleaves and kind in SHARED_MEMORY_KINDS and nodes > 1
+    says), in an environment sharing the host's memory (its kind says; a guest's memory is
+    QEMU's, interleaved by numatune), on a host of several nodes."""
+    return interleaves and shares_host_memory and nodes > 1
 
 
 def memory_policy_record(tools: list[str], nodes: int) -> dict[str, object]:

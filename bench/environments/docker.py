@@ -12,7 +12,7 @@ Variants (workloads/environments.yaml):
                  published on publish_address as with nat.
   client: host   clients of client/server workloads run on the host (the run's client).
           container  they run in a peer container on the same bridge network and reach the
-                 server at its address there (container-to-container; dockerpeer.py).
+                 server at its address there (container-to-container; PeerContainer below).
   storage: volume  the workdir (fio's files) is a Docker volume: the host's file system.
            overlay the workdir is in the container's own union file system (overlay2).
   runtime, cpus, memory: the OCI runtime (e.g. crun) and cgroup limits; none by default.
@@ -31,13 +31,16 @@ import io
 import tarfile
 import time
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from .. import interrupts
 from ..model import Measurement
-from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
+from .base import SERVER_SCRIPT, Environment, ExecResult, Leftover, PidFileServer, Server
+
+if TYPE_CHECKING:
+    from ..checks import Check
 
 LABEL_RUN = "bench.run_id"
 LABEL_ENV = "bench.environment"
@@ -101,6 +104,7 @@ def client(timeout: float = CONTROL_TIMEOUT, base_url: str | None = None):
 class DockerEnvironment(Environment):
     kind = "docker"
     Variant = DockerVariant
+    cleanup_order = 30  # after a swarm (its service would restart a task's container)
 
     def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
         super().__init__(name, params, run_id, allow_tcg)
@@ -164,6 +168,33 @@ class DockerEnvironment(Environment):
         return True, f"dockerd {info.get('ServerVersion')}, {info.get('Driver')}; {built}{own}"
 
     @classmethod
+    def leftovers(cls, run_id: str | None) -> list[Leftover]:
+        """Containers, networks and volumes on the main dockerd carrying the run's label (a
+        Compose project's too), then second dockerds (stopped by their pid, their folder
+        removed) and their bridges: containers before their volumes and networks, a daemon
+        before its bridge."""
+        return _main_daemon_leftovers(run_id) + _second_daemon_leftovers(run_id)
+
+    @classmethod
+    def doctor_checks(cls) -> list["Check"]:
+        from .. import image
+        from ..checks import OK, WARN, Check
+
+        ok, why = cls.availability({})
+        if not ok:
+            return [Check("environments", "docker", WARN, f"docker environments unavailable: {why}",
+                          "apt-get install docker.io; start dockerd")]
+        checks = [Check("environments", "docker", OK, why)]
+        recipe = image.Recipe.default()
+        try:
+            client().images.get(recipe.tag)
+            checks.append(Check("image", "image docker", OK, f"{recipe.tag} present"))
+        except Exception:  # noqa: BLE001 -- not there, or the daemon stopped answering
+            checks.append(Check("image", "image docker", WARN,
+                                f"{recipe.tag} missing (built on first Docker run, minutes)", "bench image build"))
+        return checks
+
+    @classmethod
     def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
         # Swarm tasks and Compose services are containers too, with the same keys.
         if key == "cgroup_cpu_quota" and variant.get("cpus"):
@@ -194,17 +225,11 @@ class DockerEnvironment(Environment):
         from .. import image
         from .host import free_ports
 
-        base_url = None
         start = time.monotonic()
-        if self.variant.own_daemon:
-            from .dockerd import Dockerd
-
-            self.daemon = Dockerd(self.run_id, self.name, self.variant.daemon_storage_driver,
-                                  self.variant.userns_remap,
-                                  {n: {"path": r.path, "runtimeArgs": list(r.args)}
-                                   for n, r in self.variant.daemon_runtimes.items()})
+        self.daemon = self._own_daemon()
+        if self.daemon is not None:
             self.daemon.start()
-            base_url = self.daemon.base_url
+        base_url = self.daemon.base_url if self.daemon is not None else None
         self._client = client(base_url=base_url)
         self._stream = client(timeout=STREAM_TIMEOUT, base_url=base_url)
         self.image = image.docker_image(self._client, image.Recipe.default(), base_url=base_url)
@@ -227,10 +252,8 @@ class DockerEnvironment(Environment):
             kwargs["network_mode"] = "host"
         else:
             if self.variant.network == "bridge":
-                from . import dockerpeer
-
                 with interrupts.deferred():
-                    self.network = dockerpeer.create_network(self._client, self.run_id, self.name)
+                    self.network = create_network(self._client, self.run_id, self.name)
                 kwargs["network"] = self.network.name
             # Both protocols: a server's data connection may be UDP (netperf UDP_RR).
             kwargs["ports"] = {f"{p}/{proto}": (self.publish_address, p)
@@ -251,6 +274,7 @@ class DockerEnvironment(Environment):
             kwargs["security_opt"] = security
         if self.variant.cap_drop:
             kwargs["cap_drop"] = list(self.variant.cap_drop)
+        kwargs.update(self._engine_options())
         # Creating and starting the container is where a storage driver's cost is plainest
         # (vfs copies the whole image): measured as provisioning, like a VM's boot.
         start = time.monotonic()
@@ -268,12 +292,26 @@ class DockerEnvironment(Environment):
         if not r.ok:
             raise RuntimeError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
         if self.variant.client == "container":
-            from . import dockerpeer
-
-            self.peer = dockerpeer.PeerContainer(self, self.network)
+            self.peer = PeerContainer(self, self.network)
             self.peer.context = self.context
             self.peer.provision(scratch_root, 0)
-            self.bridge_address = dockerpeer.address_on(self.container, self.network)
+            self.bridge_address = address_on(self.container, self.network)
+
+    def _own_daemon(self):
+        """The daemon of the run's own this environment talks to (not started yet), or None for
+        the main dockerd: a second dockerd for daemon-wide variants. Its start() and stop() are
+        called by provision and teardown; base_url names its API socket."""
+        if not self.variant.own_daemon:
+            return None
+        from .dockerd import Dockerd
+
+        return Dockerd(self.run_id, self.name, self.variant.daemon_storage_driver, self.variant.userns_remap,
+                       {n: {"path": r.path, "runtimeArgs": list(r.args)}
+                        for n, r in self.variant.daemon_runtimes.items()})
+
+    def _engine_options(self) -> dict[str, Any]:
+        """Options of the container that the engine, not the variant, calls for."""
+        return {}
 
     def teardown(self) -> None:
         """Remove what provisioning made, each part tried even when another fails (a dead
@@ -301,9 +339,7 @@ class DockerEnvironment(Environment):
             attempt(f"volume {self.volume.name}", lambda: self.volume.remove(force=True))
             self.volume = None
         if self.network is not None:  # once no container is on it
-            from . import dockerpeer
-
-            attempt(f"network {self.network.name}", lambda: dockerpeer.remove_network(self.network))
+            attempt(f"network {self.network.name}", lambda: remove_network(self.network))
             self.network = None
         for c in (self._client, self._stream):
             if c is not None:
@@ -312,7 +348,7 @@ class DockerEnvironment(Environment):
         if self.daemon is not None:
             # after its containers and volumes; a daemon that died is stopped all the same (its
             # containerd and shims found by their folder), and its folder removed
-            attempt("the second dockerd", self.daemon.stop)
+            attempt(f"the daemon {self.daemon.folder}", self.daemon.stop)
             self.daemon = None
         if self.client_ns is not None:
             attempt("the client namespace", self.client_ns.delete)
@@ -435,6 +471,46 @@ class DockerEnvironment(Environment):
         }
 
 
+def _main_daemon_leftovers(run_id: str | None) -> list[Leftover]:
+    ok, _ = DockerEnvironment.availability({})
+    if not ok:
+        return []
+    c = client()
+    selector = {"label": f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN}
+    found = []
+    for container in c.containers.list(all=True, filters=selector):
+        found.append(Leftover("container", container.name, container.labels.get(LABEL_RUN, "?"),
+                              lambda x=container: gone_is_fine(x.remove, force=True, v=True)))
+    for volume in c.volumes.list(filters=selector):
+        labels = volume.attrs.get("Labels") or {}
+        found.append(Leftover("volume", volume.name, labels.get(LABEL_RUN, "?"),
+                              lambda x=volume: gone_is_fine(x.remove, force=True)))
+    for network in c.networks.list(filters=selector):
+        found.append(Leftover("network", network.name, (network.attrs.get("Labels") or {}).get(LABEL_RUN, "?"),
+                              lambda x=network: gone_is_fine(x.remove)))
+    # Containers first: a volume or network in use cannot be removed.
+    order = {"container": 0, "network": 1, "volume": 2}
+    return sorted(found, key=lambda leftover: order[leftover.kind])
+
+
+def _second_daemon_leftovers(run_id: str | None) -> list[Leftover]:
+    from . import dockerd
+
+    found = [Leftover(kind, name, who, remove) for kind, name, who, remove in dockerd.leftovers(run_id)]
+    # The daemon before its bridge: dockerd holds the bridge while it runs.
+    return sorted(found, key=lambda leftover: leftover.kind == "bridge")
+
+
+def gone_is_fine(remove, **kwargs) -> None:
+    """A swarm task's container goes with its service, before its own leftover comes up."""
+    import docker.errors
+
+    try:
+        remove(**kwargs)
+    except docker.errors.NotFound:
+        pass
+
+
 def _created(docker_client, name: str):
     """The container of that name if the daemon made it, else None."""
     try:
@@ -450,3 +526,69 @@ def apparmor_enabled() -> bool:
             return f.read().strip() == "Y"
     except OSError:
         return False
+
+
+# -- container to container ----------------------------------------------------------------
+#
+# Container-to-container networking: a user-defined bridge network of the run's own, and a
+# peer container on it where the clients of client/server workloads run.
+#
+# This is what Compose sets up for a two-tier application: each service in its own container on
+# one user-defined bridge, reaching the other by its address there, with no port publishing,
+# docker-proxy or NAT on the path. The peer runs the same workload image as the server, so the
+# client binaries are the very ones the host-to-container variants use on the host.
+#
+# Both carry the label bench.run_id (and bench.environment): teardown removes them, and
+# `bench cleanup` finds what a killed run left.
+
+def create_network(docker_client, run_id: str, environment: str):
+    """A bridge network for the server and its peer. Docker gives it a free private subnet and
+    an embedded DNS that resolves container names, as in a Compose project."""
+    return docker_client.networks.create(
+        f"bench-{run_id}-{environment}", driver="bridge", check_duplicate=True,
+        labels={LABEL_RUN: run_id, LABEL_ENV: environment})
+
+
+def remove_network(network) -> None:
+    import docker.errors
+
+    try:
+        network.remove()
+    except docker.errors.NotFound:
+        pass
+
+
+def address_on(container, network) -> str:
+    """A container's IPv4 address on one network."""
+    container.reload()
+    return container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
+
+
+class PeerContainer(DockerEnvironment):
+    """The client side of a container-to-container pair: execs in a second container of the
+    workload image on the server's network. It belongs to the server's environment, which
+    provisions and removes it; the runner sees it only as `ctx.client`."""
+
+    def __init__(self, server: DockerEnvironment, network):
+        super().__init__(f"{server.name}-client", {"network": "bridge", "storage": "overlay"}, server.run_id)
+        self.server_name = server.name
+        self.bridge = network  # the server's: it removes the network, once both containers are gone
+
+    def provision(self, scratch_root: str, n_ports: int) -> None:
+        from .. import image
+
+        self._client = client()
+        self._stream = client(timeout=STREAM_TIMEOUT)
+        self.image = image.docker_image(self._client, image.Recipe.default())
+        # Labelled with the server's environment name: cleanup and tests find the pair together.
+        self.container = self._client.containers.run(
+            self.image.id, name=f"bench-{self.run_id}-{self.server_name}-client",
+            labels={LABEL_RUN: self.run_id, LABEL_ENV: self.server_name, "bench.role": "client"},
+            detach=True, init=True, command=["sleep", "infinity"], network=self.bridge.name)
+        self.workdir = "/tmp"
+
+    def address(self) -> str:
+        return address_on(self.container, self.bridge)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"client_container_id": self.container.id[:12], "client_address": self.address()}

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict
 from .. import interrupts, owner
 from ..errors import BenchError
 from ..model import Measurement
-from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
+from .base import SERVER_SCRIPT, Environment, ExecResult, Leftover, PidFileServer, Server
 from .domain import Disk, DomainSpec, domain_xml
 from .guest_devices import PROBE_SCRIPT, GuestDevices, mismatches, missing_drivers, parse_probe
 from . import kvm_host
@@ -94,6 +94,39 @@ def _connect():
 
 
 RECONNECT_SECONDS = 60  # how long teardown waits for a restarted libvirtd to answer
+
+
+def _remove_domain(dom) -> None:
+    """Destroy (transient) or undefine a domain; one that vanished since it was listed (its QEMU
+    ended, another cleanup got there first) is already what we want."""
+    import libvirt
+
+    try:
+        dom.destroy() if dom.isActive() else dom.undefine()
+    except libvirt.libvirtError as e:
+        if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+            raise
+
+
+def _kvm_check():
+    """Boots a kernel under KVM (the run's own probe, cached per boot): /dev/kvm alone proves
+    nothing, nested KVM has it and then hangs."""
+    from .. import image
+    from ..checks import OK, WARN, Check
+
+    recipe = image.Recipe.default()
+    if not recipe.rootfs.exists():
+        # What the host shows already (PVM, no vmx/svm) needs no boot: the image's kernel is Debian's.
+        seen = kvm_host.obstacle({})
+        return Check("environments", "kvm", WARN,
+                     f"KVM NOT usable: {seen}" if seen else "not probed: the probe boots the workload image's kernel",
+                     "bench image build")
+    usable, why = probe_variant({})
+    if usable:
+        return Check("environments", "kvm", OK, f"KVM usable: {why}")
+    return Check("environments", "kvm", WARN, f"KVM NOT usable: {why}",
+                 "kvm environments run only with --allow-tcg, emulated (not virtualization costs); "
+                 "measure VMs on a host with working KVM")
 
 
 def _retry(call, seconds: float):
@@ -275,6 +308,8 @@ def probe_variant(params: dict[str, Any]) -> tuple[bool, str]:
 
 class LibvirtEnvironment(Environment):
     kind = "libvirt"
+    shares_host_memory = False   # a guest's memory is QEMU's (numatune interleaves it)
+    cleanup_order = 10           # domains before their disks and the namespaces of their taps
     Variant = LibvirtVariant
 
     def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
@@ -343,6 +378,60 @@ class LibvirtEnvironment(Environment):
             return ("its bridge lives in a network namespace of the run's own, which no other host reaches; "
                     "run kvm-bridge with clients on this host (no --client-host)")
         return ""
+
+    @classmethod
+    def leftovers(cls, run_id: str | None) -> list[Leftover]:
+        """Domains whose bench metadata names a run, and the folders of their disks."""
+        import xml.etree.ElementTree as ET
+
+        from .domain import METADATA_NS
+
+        ok, _ = cls.availability({"accel": "tcg"}, allow_tcg=True)  # reachable? (no KVM probe)
+        if not ok:
+            return []
+        import libvirt
+
+        conn = _connect()
+        found = []
+        for dom in conn.listAllDomains():
+            try:
+                meta = ET.fromstring(dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, METADATA_NS))
+            except libvirt.libvirtError:
+                continue  # not one of ours
+            who = meta.get("id", "?")
+            if run_id is None or who == run_id:
+                found.append(Leftover("domain", dom.name(), who, lambda d=dom: _remove_domain(d)))
+        prefix = f"bench-{run_id}-" if run_id else "bench-"
+        if IMAGES.is_dir():
+            for folder, who in owner.owned(sorted(IMAGES.glob(f"{prefix}*")), run_id):
+                found.append(Leftover("VM disk folder", str(folder), who,
+                                      lambda f=folder: shutil.rmtree(f, ignore_errors=True)))
+        return found
+
+    @classmethod
+    def doctor_checks(cls) -> list:
+        from .. import image
+        from ..checks import OK, WARN, Check
+
+        checks = []
+        # Asked as a TCG guest so that this says only whether libvirtd answers; KVM is its own check.
+        ok, why = cls.availability({"accel": "tcg"}, allow_tcg=True)
+        checks.append(Check("environments", "libvirt", OK, why.split(";")[0] + " reachable") if ok else
+                      Check("environments", "libvirt", WARN, f"libvirt environments unavailable: {why}",
+                            "apt-get install libvirt-daemon-system qemu-system-x86; start libvirtd and virtlogd"))
+        checks.append(_kvm_check())
+        # What a libvirt environment runs on the host besides libvirtd: QEMU, qemu-img (qcow2
+        # disks), mke2fs (the VM disk from the image), ip (bridged guests).
+        wanted = ("qemu-system-x86_64", "qemu-img", "mke2fs", "ip")
+        missing = [p for p in wanted if shutil.which(p) is None]
+        checks.append(Check("environments", "vm programs", WARN, f"missing: {', '.join(missing)}",
+                            "apt-get install qemu-system-x86 qemu-utils e2fsprogs iproute2") if missing else
+                      Check("environments", "vm programs", OK, " ".join(wanted)))
+        disk = image.CACHE / f"vm-{image.Recipe.default().digest}" / "root.raw"
+        checks.append(Check("image", "image VM disk", OK, str(disk)) if disk.exists() else
+                      Check("image", "image VM disk", WARN, f"{disk} missing (made on first VM run)",
+                            "bench image build"))
+        return checks
 
     @classmethod
     def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:

@@ -177,6 +177,7 @@ class RemoteHost(Environment):
     """The client host: argv runs there over the run's SSH master connection."""
 
     kind = "remote"
+    catalogued = False  # the run's --client-host, not an environment of environments.yaml
 
     def __init__(self, client: ClientHost, run_id: str, name: str = "client"):
         super().__init__(name, {"host": client.destination}, run_id)

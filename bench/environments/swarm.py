@@ -30,6 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import BenchError
+from .base import Leftover
 from .docker import LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, WORKDIR, DockerEnvironment, client
 from .netns import alias_of, ip
 
@@ -175,13 +176,30 @@ def _wait_left(docker_client, timeout: float = 30) -> None:
 class SwarmEnvironment(DockerEnvironment):
     kind = "swarm"
     Variant = SwarmVariant  # type: ignore[assignment]
+    cleanup_order = 20  # before the containers: its service owns its task's and would restart it
+
+    @classmethod
+    def leftovers(cls, run_id: str | None) -> list[Leftover]:
+        """A swarm a killed run made (by its marker): its service, the swarm, docker_gwbridge if
+        the run created it, its veth. A swarm that is not the marker's run's own is never left."""
+        found = markers(run_id)
+        if not found or not DockerEnvironment.availability({})[0]:
+            return []
+        c = client()
+        return [Leftover("swarm", f"{'made by the run' if made_by(m, c) else 'marker only'} ({m.veth})",
+                         m.run_id, lambda m=m: undo(m, client()))
+                for m in found]
+
+    @classmethod
+    def doctor_checks(cls) -> list:
+        return []  # Docker's say it; the mesh's support is in `bench list`
 
     def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
         # DockerEnvironment's own variant (storage only; the network is the swarm's)
         super().__init__(name, {"storage": params.get("storage", "volume")}, run_id, allow_tcg)
         self.params = dict(params)
         self.swarm_variant = SwarmVariant(**params)
-        self.service = None
+        self.swarm_service = None  # the Swarm service (Environment.service() names a tier)
         self.marker: Marker | None = None
         self.address = ""  # where the client reaches the published ports
 
@@ -240,7 +258,7 @@ class SwarmEnvironment(DockerEnvironment):
         if self.variant.storage == "volume":
             self.volume = self._client.volumes.create(name=resource, labels=labels)
             mounts = [docker.types.Mount(WORKDIR, self.volume.name, type="volume")]
-        self.service = self._client.services.create(
+        self.swarm_service = self._client.services.create(
             self.image.id, command=["sleep", "infinity"], name=resource, labels=labels,
             container_labels=labels, mounts=mounts, init=True,
             restart_policy=docker.types.RestartPolicy(condition="none"),
@@ -278,7 +296,7 @@ class SwarmEnvironment(DockerEnvironment):
         """The container of the service's one task, once it runs."""
         deadline = time.monotonic() + TASK_TIMEOUT
         while time.monotonic() < deadline:
-            for task in self.service.tasks():
+            for task in self.swarm_service.tasks():
                 status = task.get("Status", {})
                 if status.get("State") == "running":
                     return self._client.containers.get(status["ContainerStatus"]["ContainerID"])
@@ -292,13 +310,13 @@ class SwarmEnvironment(DockerEnvironment):
 
         if self._client is None:
             return
-        if self.service is not None:
+        if self.swarm_service is not None:
             try:
-                self.service.remove()
+                self.swarm_service.remove()
             except docker.errors.NotFound:
                 pass
             _wait_gone(self._client, self.run_id)
-            self.service = None
+            self.swarm_service = None
             self.container = None  # the task's container went with the service
         if self.marker is not None:
             undo(self.marker, self._client)
@@ -321,6 +339,6 @@ class SwarmEnvironment(DockerEnvironment):
             "published_on": self.address,
             "server_address": self.address,
             "swarm_node_id": self.marker.node_id if self.marker else "",
-            "service_id": self.service.id[:12] if self.service else "",
+            "service_id": self.swarm_service.id[:12] if self.swarm_service else "",
         })
         return meta

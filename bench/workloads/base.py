@@ -17,7 +17,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..environments import Environment, ExecResult
+from ..environments.base import Environment, ExecResult
 from ..model import Measurement
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 
-from ..environments import Environment
+from ..environments.base import Environment
 from ..errors import ToolError
 from ..model import Measurement
 from .base import CellContext, Params, Pause, RawOutput, Seconds, Workload, _bounded, first_line

@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any
 
-from ..environments import Environment
+from ..environments.base import Environment
 from ..errors import ToolError
 from ..model import Measurement
 from pydantic import Field

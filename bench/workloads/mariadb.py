@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from ..environments import Environment, ExecResult
+from ..environments.base import Environment, ExecResult
 from ..errors import ToolError
 from ..model import Measurement
 from .base import Count, Pause, Seconds, Threads, _bounded, CellContext, Params, RawOutput, Workload, first_line

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from .. import hostcpu
-from ..environments import Environment
+from ..environments.base import Environment
 from ..errors import ToolError
 from ..model import Measurement
 from .base import Bytes, _bounded, CellContext, Params, RawOutput, Workload, first_line

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt, field_validator
 
-from ..environments import Environment, ExecResult
+from ..environments.base import Environment, ExecResult
 from ..errors import ToolError
 from ..model import Measurement
 from .base import Count, _bounded, CellContext, Params, RawOutput, Workload, dpkg_version, first_line

@@ -24,7 +24,8 @@ from typing import Any
 
 from pydantic import PositiveInt, model_validator
 
-from ..environments import Environment, ExecResult
+from ..environments.base import Environment, ExecResult
+from .. import datadir
 from ..errors import ToolError
 from ..model import Measurement
 from .base import Threads, _bounded, CellContext, Params, RawOutput, Workload, dpkg_version, first_line
@@ -92,9 +93,7 @@ class Webapp(Workload):
 
     @staticmethod
     def front_source() -> bytes:
-        from ..config import config_root  # not at import: config imports the workloads
-
-        path = config_root() / FRONT
+        path = datadir.path(FRONT)
         try:
             return path.read_bytes()
         except OSError as e:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..environments import Environment
+from ..environments.base import Environment
 from ..errors import ToolError
 from ..model import Measurement
 from .base import ThreadsOrAll, _bounded, CellContext, Params, RawOutput, Workload, cpu_count, first_line

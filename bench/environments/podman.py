@@ -1,0 +1,347 @@
+"""Podman (rootful) as an environment kind: the same workload image, run by Podman's engine
+(conmon and the OCI runtime Podman is configured with) instead of dockerd's.
+
+Bench talks to Podman through its Docker-compatible API, served for the run by a
+`podman system service` of the run's own on a socket in a folder of its own
+(/var/lib/bench-podman/<12 hex digits of run id and environment>/, with owner.json naming the
+run, the service's pid, socket and log). So the container handle is Docker's (docker.py): the
+same create, exec, file copy, server and removal code runs against either engine, and only the
+engine differs. Podman keeps its images and containers in its own store
+(/var/lib/containers/storage); every container and volume of a run carries the label
+bench.run_id, which teardown and `bench cleanup` go by (the store is shared with the user's own
+Podman containers, which are never touched).
+
+Limits: Podman asks the runtime for a hard RLIMIT_NOFILE (and NPROC) of 1048576 unless told
+otherwise, which only a process with CAP_SYS_RESOURCE may set; where bench runs without it (a
+container, a CI sandbox) every `podman run` fails ("setrlimit RLIMIT_NOFILE: Operation not
+permitted"). The container is therefore given the hard limits its service has, as a Docker
+container inherits dockerd's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .. import interrupts
+from ..errors import BenchError
+from .base import Leftover
+from .docker import LABEL_ENV, LABEL_RUN, DockerEnvironment, DockerVariant
+
+ROOT = Path(os.environ.get("BENCH_PODMAN_ROOT", "/var/lib/bench-podman"))
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+CONTAINER_INIT = "/usr/libexec/podman/catatonit"  # what --init runs (Debian package catatonit)
+
+
+class PodmanVariant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # nat: Podman's default network, ports published on 127.0.0.1 (iptables DNAT by its
+    # network backend); host: the host's network stack
+    network: Literal["nat", "host"] = "nat"
+    storage: Literal["volume", "overlay"] = "volume"
+
+
+def folder_name(run_id: str, environment: str) -> str:
+    return hashlib.sha256(f"podman/{run_id}/{environment}".encode()).hexdigest()[:12]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def hard_limits(pid: int) -> dict[str, int]:
+    """The hard limits of a process that the runtime cannot exceed: {"nofile": N, "nproc": N}."""
+    names = {"Max open files": "nofile", "Max processes": "nproc"}
+    found: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        for label, key in names.items():
+            if line.startswith(label):
+                hard = line[len(label):].split()[1]
+                if hard.isdigit():
+                    found[key] = int(hard)
+    return found
+
+
+class PodmanService:
+    """The `podman system service` of one environment of one run: the Docker-compatible API
+    bench talks to. Started by pid in a session of its own, stopped by that pid."""
+
+    def __init__(self, run_id: str, environment: str):
+        self.run_id = run_id
+        self.environment = environment
+        self.folder = ROOT / folder_name(run_id, environment)
+        self.pid: int | None = None
+
+    @property
+    def socket(self) -> Path:
+        return self.folder / "podman.sock"
+
+    @property
+    def base_url(self) -> str:
+        return f"unix://{self.socket}"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "service.log"
+
+    def start(self) -> None:
+        if self.folder.exists():
+            raise BenchError(f"{self.folder} already exists: a run with this id is going on or was killed "
+                             f"(`bench cleanup --run-id {self.run_id}`)")
+        self.folder.mkdir(parents=True)
+        owner = {"run_id": self.run_id, "environment": self.environment}
+        (self.folder / "owner.json").write_text(json.dumps(owner))
+        with open(self.log, "wb") as log, interrupts.deferred():  # its pid is known before a signal stops us
+            proc = subprocess.Popen(["podman", "system", "service", "--time=0", self.base_url],
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    cwd=self.folder, start_new_session=True)
+            self.pid = proc.pid
+            (self.folder / "owner.json").write_text(json.dumps({**owner, "pid": proc.pid}))
+        self._wait_ready(proc)
+
+    def _wait_ready(self, proc: subprocess.Popen) -> None:
+        import docker
+
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BenchError(f"podman system service exited with status {proc.returncode}: {self.log_tail()}")
+            if self.socket.exists():
+                try:
+                    c = docker.DockerClient(base_url=self.base_url, timeout=5)
+                    try:
+                        c.ping()
+                        return
+                    finally:
+                        c.close()
+                except Exception:  # noqa: BLE001 -- not answering yet
+                    pass
+            time.sleep(0.2)
+        raise BenchError(f"podman system service did not answer within {START_TIMEOUT:.0f} s: {self.log_tail()}")
+
+    def log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return " | ".join(text[-lines:]) or "empty log"
+
+    def stop(self) -> None:
+        """The run's containers and volumes (they outlive the service: conmon holds them), then
+        the service, then its folder. Safe to call twice."""
+        remove_labelled(self.run_id, self.environment)
+        stop_service(self.folder, self.pid)
+
+
+def _podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def labelled(run_id: str | None, environment: str | None = None) -> list[tuple[str, str, str]]:
+    """(what, name, run id) of the containers and volumes in Podman's store carrying a run's
+    label (any run's when run_id is None; one environment's if named); asked of podman itself,
+    no service needed."""
+    if shutil.which("podman") is None:
+        return []
+    selector = ["--filter", f"label={LABEL_RUN}={run_id}" if run_id else f"label={LABEL_RUN}"]
+    if environment:
+        selector += ["--filter", f"label={LABEL_ENV}={environment}"]
+    found = []
+    for what, args in (("container", ["ps", "-a"]), ("volume", ["volume", "ls"])):
+        r = _podman(*args, *selector, "--format", "json")
+        if r.returncode != 0:
+            continue
+        for item in json.loads(r.stdout or "[]") or []:
+            labels = item.get("Labels") or {}
+            name = item.get("Names", [item.get("Name", "?")])
+            found.append((what, name[0] if isinstance(name, list) else name, labels.get(LABEL_RUN, "?")))
+    return found
+
+
+def remove_labelled(run_id: str, environment: str | None = None) -> None:
+    """Remove a run's containers, then its volumes, from Podman's store."""
+    left = []
+    for what, name, _ in labelled(run_id, environment):
+        r = _podman(*(["rm", "-f", "-v"] if what == "container" else ["volume", "rm", "-f"]), name)
+        if r.returncode != 0 and "no such" not in r.stderr.lower():
+            left.append(f"{what} {name}: {r.stderr.strip()[:200]}")
+    if left:
+        raise BenchError(f"podman could not remove {'; '.join(left)}")
+
+
+def stop_service(folder: Path, pid: int | None = None) -> None:
+    """Stop a service by its pid (only while its command line names its folder's socket: the
+    number may be someone else's by now) and remove its folder."""
+    if pid is None:
+        try:
+            pid = int(json.loads((folder / "owner.json").read_text()).get("pid"))
+        except (OSError, ValueError, TypeError, AttributeError):
+            pid = None
+    marker = str(folder / "podman.sock")
+    if pid is not None and marker in _cmdline(pid):
+        try:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while marker in _cmdline(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if marker in _cmdline(pid):
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists():
+        raise BenchError(f"could not remove {folder}")
+
+
+class PodmanEnvironment(DockerEnvironment):
+    """A container of Podman's, through the Docker container handle: only the engine differs."""
+
+    kind = "podman"
+    Variant = PodmanVariant
+    cleanup_order = 40
+
+    @classmethod
+    def leftovers(cls, run_id: str | None) -> list[Leftover]:
+        return [Leftover(*found) for found in leftovers(run_id)]
+
+    @classmethod
+    def doctor_checks(cls) -> list:
+        from ..checks import OK, WARN, Check
+
+        ok, why = cls.availability({})
+        return [Check("environments", "podman", OK if ok else WARN, why,
+                      "" if ok else "apt-get install podman catatonit")]
+
+    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
+        podman = PodmanVariant(**params)
+        super().__init__(name, {"network": podman.network, "storage": podman.storage}, run_id, allow_tcg)
+        self.params = dict(params)  # as the catalogue gave it: what samples carry
+        self.podman = podman
+
+    @classmethod
+    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
+        try:
+            import docker  # noqa: F401
+        except ImportError:
+            return False, "the docker Python package (the API client Podman is spoken to with) is missing"
+        if os.geteuid() != 0:
+            return False, "bench runs Podman rootful: it needs root"
+        if shutil.which("podman") is None:
+            return False, "podman is not on PATH (apt-get install podman catatonit)"
+        if not Path(CONTAINER_INIT).exists():
+            return False, f"{CONTAINER_INIT} is missing (apt-get install catatonit): Podman's --init"
+        try:
+            PodmanVariant(**params)
+        except ValueError as e:
+            return False, f"not a Podman variant: {e}"
+        r = _podman("version", "--format", "{{.Client.Version}}", timeout=30)
+        if r.returncode != 0:
+            return False, f"podman does not answer: {r.stderr.strip()[:200]}"
+        return True, (f"podman {r.stdout.strip()}, rootful, through a `podman system service` of the run's own; "
+                      f"the image is imported into its store on first use")
+
+    @classmethod
+    def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
+        if key == "limit.nproc":
+            return ("Podman's own hard limit of processes: its service lowers it, and a container cannot "
+                    "have more than the service it is started by")
+        return super().intended_difference(key, DockerVariant(**{"network": variant.get("network", "nat"),
+                                                                  "storage": variant.get("storage", "volume")})
+                                           .model_dump(), cpu_differs)
+
+    @classmethod
+    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
+        return ""
+
+    def _own_daemon(self):
+        return PodmanService(self.run_id, self.name)
+
+    def teardown(self) -> None:
+        """As Docker's; where the service no longer answers (killed, or its run cleaned up),
+        the API cannot remove the container, but the service's stop() removes the run's
+        containers and volumes with podman itself: only what is still there is an error."""
+        try:
+            super().teardown()
+        except RuntimeError:
+            still = labelled(self.run_id, self.name)
+            if still:
+                raise RuntimeError(f"left {', '.join(f'{what} {name}' for what, name, _ in still)} "
+                                   f"(`bench cleanup --run-id {self.run_id}`)") from None
+
+    def _engine_options(self) -> dict[str, Any]:
+        import docker.types
+
+        # The service's own hard limits, which the runtime can set without CAP_SYS_RESOURCE.
+        limits = hard_limits(self.daemon.pid)
+        return {"ulimits": [docker.types.Ulimit(name=name, soft=value, hard=value)
+                            for name, value in sorted(limits.items())]}
+
+    def _nat_path(self) -> str:
+        if self.variant.network == "host":
+            return "none"
+        # Rootful Podman publishes through its network backend's iptables DNAT, for a loopback
+        # client too (OUTPUT chain); conmon only holds the port. No user-space copy on the path,
+        # unlike docker-nat's docker-proxy: compare with docker-nat-dnat for the kernel's path.
+        return f"iptables DNAT by {self._host_info().get('network_backend', 'its network backend')} on " \
+               f"{self.publish_address} (conmon holds the port; no user-space proxy)"
+
+    def _host_info(self) -> dict[str, str]:
+        r = _podman("info", "--format", "{{.Host.OCIRuntime.Name}}|{{.Host.NetworkBackend}}|"
+                    "{{.Host.OCIRuntime.Version}}", timeout=60)
+        parts = r.stdout.strip().split("|", 2) if r.returncode == 0 else []
+        if len(parts) < 3:
+            return {}
+        return {"oci_runtime": parts[0].strip(), "network_backend": parts[1].strip(),
+                "oci_runtime_version": parts[2].strip().splitlines()[0] if parts[2].strip() else ""}
+
+    def metadata(self) -> dict[str, Any]:
+        meta = super().metadata()
+        version = self._client.version()
+        host = self._host_info()
+        meta.update({
+            "env_kind": self.kind,
+            "engine": "podman",
+            "podman_version": version.get("Version", ""),
+            "runtime": host.get("oci_runtime", meta.get("runtime", "")),
+            "runtime_version": host.get("oci_runtime_version", ""),
+            "network_backend": host.get("network_backend", ""),
+            "docker_daemon": "none",
+            "podman_service": str(self.daemon.folder) if self.daemon else "",
+            "ulimits": ",".join(f"{u['Name']}={u['Hard']}" for u in
+                                (self.container.attrs["HostConfig"].get("Ulimits") or [])) or "none",
+        })
+        return meta
+
+
+def leftovers(run_id: str | None) -> list[tuple[str, str, str, object]]:
+    """(what, name, run id, remove) of what killed runs left in Podman: the services (stopped by
+    pid, folder removed) after the containers and volumes labelled with their run."""
+    found: list[tuple[str, str, str, object]] = []
+    seen_runs = set()
+    for what, name, who in labelled(run_id):
+        found.append((f"podman {what}", name, who,
+                      lambda n=name, w=what: _podman(*(["rm", "-f", "-v"] if w == "container"
+                                                       else ["volume", "rm", "-f"]), n)))
+        seen_runs.add(who)
+    if ROOT.is_dir():
+        for folder in sorted(ROOT.iterdir()):
+            try:
+                who = json.loads((folder / "owner.json").read_text()).get("run_id", "?")
+            except (OSError, ValueError, AttributeError):
+                who = "?"
+            if run_id is None or who == run_id:
+                found.append(("podman service", str(folder), who, lambda f=folder: stop_service(f)))
+    return found
