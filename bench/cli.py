@@ -782,33 +782,39 @@ def _environment_lines(every: list[dict], args: argparse.Namespace, columns: int
 
 
 def cmd_image(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
+    """Each environment kind makes (build) or shows what it needs of the one recipe's image."""
     from . import image
-    from .environments.docker import DockerEnvironment, client
+    from .environments import KINDS
 
     recipe = image.Recipe.default()
-    ok, why = DockerEnvironment.availability({})
     if args.image_verb == "build":
-        if not ok:
-            raise BenchError(f"cannot build the Docker image: {why}")
-        img = image.docker_image(client(), recipe, force=args.force)
-        print(f"{recipe.tag} {img.id}")
-        # The VM's kernel, initramfs and disk come from the same root file system.
-        kernel, _ = image.vm_kernel(recipe)
-        print(f"VM disk {image.vm_disk(recipe)}, kernel {kernel}")
+        refused = []
+        for kind in KINDS.values():
+            try:
+                line = kind.prepare_image(recipe, force=args.force)
+            except BenchError as e:  # one kind that cannot (no dockerd) does not stop the others
+                refused.append(str(e))
+                continue
+            if line:
+                print(line)
+        if refused:
+            raise BenchError("; ".join(refused))
         return 0
     print(f"recipe {recipe.digest}: Debian {recipe.release} ({','.join(recipe.components)}) from {recipe.mirror}")
     print(f"  packages: {' '.join(recipe.packages)}")
     size = f"{recipe.rootfs.stat().st_size / 2**20:.0f} MiB" if recipe.rootfs.exists() else "not built"
     print(f"root file system {recipe.rootfs}: {size}")
-    vm = image.CACHE / f"vm-{recipe.digest}"
-    for disk in sorted(vm.glob("root.*")) if vm.is_dir() else []:
-        print(f"VM disk {disk}: {disk.stat().st_blocks * 512 / 2**20:.0f} MiB used")
-    if not ok:
-        print(f"docker: {why}")
-        return 0
-    for img in client().images.list(name=image.IMAGE_REPOSITORY):
-        current = "current" if recipe.tag in img.tags else "older recipe"
-        print(f"docker image {', '.join(img.tags)} {img.short_id} {img.attrs['Size'] / 2**20:.0f} MiB ({current})")
+    for kind in KINDS.values():
+        for line in kind.image_status(recipe):
+            print(line)
+    return 0
+    print(f"recipe {recipe.digest}: Debian {recipe.release} ({','.join(recipe.components)}) from {recipe.mirror}")
+    print(f"  packages: {' '.join(recipe.packages)}")
+    size = f"{recipe.rootfs.stat().st_size / 2**20:.0f} MiB" if recipe.rootfs.exists() else "not built"
+    print(f"root file system {recipe.rootfs}: {size}")
+    for kind in sorted(KINDS.values(), key=lambda kind: kind.kind == "docker"):  # VM disks, then Docker's
+        for line in kind.image_status(recipe):
+            print(line)
     return 0
 
 

@@ -152,11 +152,12 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
     # cells are left out of the plan, and an environment left with none is not provisioned.
     for name in list(environments):
         e = environments[name]
-        why = [KINDS[e["kind"]].runs(e["variant"], TOOLS[w.tool]) for w in workloads]
-        if all(why):
+        refusals = [KINDS[e["kind"]].refusal(e["variant"], TOOLS[w.tool]) for w in workloads]
+        if all(refusals):  # it refuses every workload
             if options.environments:
-                raise BenchError(f"environment '{name}' runs none of suite {options.suite}'s workloads: {why[0]}")
-            skipped[name] = f"runs none of suite {options.suite}'s workloads: {why[0]}"
+                raise BenchError(f"environment '{name}' runs none of suite {options.suite}'s workloads: "
+                                 f"{refusals[0]}")
+            skipped[name] = f"runs none of suite {options.suite}'s workloads: {refusals[0]}"
             del environments[name]
     if not environments:
         raise BenchError("no environment is available here; see `bench list`")
@@ -166,7 +167,7 @@ def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
     only: dict[str, list[str]] = {}
     for w in workloads:
         allowed = [n for n, e in environments.items() if workload_runs(suite.only, n, w.name)
-                   and not KINDS[e["kind"]].runs(e["variant"], TOOLS[w.tool])]
+                   and not KINDS[e["kind"]].refusal(e["variant"], TOOLS[w.tool])]
         if w.name in suite.only or len(allowed) < len(environments):
             only[w.name] = allowed
     for name in list(environments):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import os
 import signal
 import subprocess
@@ -160,6 +161,26 @@ def test_quick_suite_side_by_side_on_host_nat_and_host_network(docker_client, wo
     assert manifest["tool_version_mismatches"] == {}
     assert labelled(docker_client, run_id) == []
     assert list((tmp_path / "scratch").iterdir()) == []
+    # The same cells give the same samples as the main job's recorded run (reports/): the same
+    # fields, units, directions, parameters and variants, only other values and times.
+    recorded = {_cell(s): _shape(s) for s in _samples(next(ROOT.joinpath("reports").glob("*/samples.jsonl")))}
+    fresh = {_cell(s): _shape(s) for s in _samples(tmp_path / run_id / "samples.jsonl")}
+    assert len(fresh) > 50 and fresh.keys() <= recorded.keys(), sorted(fresh.keys() - recorded.keys())[:5]
+    assert {cell: recorded[cell] for cell in fresh} == fresh
+
+
+def _samples(path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def _cell(sample: dict) -> tuple:
+    return (sample["environment"], sample["workload"], sample["metric"], json.dumps(sample["params"], sort_keys=True))
+
+
+def _shape(sample: dict) -> tuple:
+    volatile = {"value", "timestamp", "run_id", "repetition"}
+    return (sorted(k for k in sample if k not in volatile), sample["unit"], sample["better"], sample["env_kind"],
+            sample["tool"], json.dumps(sample["variant"], sort_keys=True), sample["parity_ok"])
 
 
 def test_sigterm_removes_containers_and_volumes(docker_client, workload_image, tmp_path):

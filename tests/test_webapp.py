@@ -116,10 +116,10 @@ def test_docker_compose_is_a_variant_compared_with_the_host():
 # -- which cells a plan has -----------------------------------------------------------------
 
 def test_compose_runs_only_the_workloads_whose_services_its_file_defines():
-    assert ComposeEnvironment.runs(VARIANT, WEBAPP) == ""
-    assert "only multi-tier workloads" in ComposeEnvironment.runs(VARIANT, TOOLS["redis"])
-    assert HostEnvironment.runs({}, WEBAPP) == "" and HostEnvironment.runs({}, TOOLS["fio"]) == ""
-    assert "cannot read" in ComposeEnvironment.runs({"file": "compose/none/compose.yaml"}, WEBAPP)
+    assert ComposeEnvironment.refusal(VARIANT, WEBAPP) == ""
+    assert "only multi-tier workloads" in ComposeEnvironment.refusal(VARIANT, TOOLS["redis"])
+    assert HostEnvironment.refusal({}, WEBAPP) == "" and HostEnvironment.refusal({}, TOOLS["fio"]) == ""
+    assert "cannot read" in ComposeEnvironment.refusal({"file": "compose/none/compose.yaml"}, WEBAPP)
 
 
 def test_a_plan_leaves_out_the_cells_an_environment_does_not_run(tmp_path):

@@ -98,6 +98,11 @@ class Environment(abc.ABC):
     # Where its leftovers come in `bench cleanup` (lower first): a domain before the network
     # namespace its tap is in, a swarm before the containers, containers before their daemon.
     cleanup_order: ClassVar[int] = 50
+    # The study's configuration (workloads/reference/ibm-2014.yaml) an environment of this
+    # kind stands for when its own name maps to none: "native", "docker", "kvm"; "" for none.
+    # Not inherited by meaning: a kind built on another's code (swarm, podman on Docker's)
+    # sets its own.
+    study_configuration: ClassVar[str] = ""
     # Whether tools share the host's memory directly (not a guest's): the study's NUMA
     # interleave applies to them (context.memory_policy).
     shares_host_memory: ClassVar[bool] = True
@@ -134,6 +139,18 @@ class Environment(abc.ABC):
     @classmethod
     def doctor_checks(cls) -> list["Check"]:
         """What `bench doctor` says of this kind here: can it run, and what it needs."""
+        return []
+
+    @classmethod
+    def prepare_image(cls, recipe: Any, force: bool = False) -> str:
+        """Make what this kind needs of the workload image's recipe (`bench image build`): a
+        Docker image, a VM disk. One line saying what it made; "" when it needs nothing, or
+        makes it on first use."""
+        return ""
+
+    @classmethod
+    def image_status(cls, recipe: Any) -> list[str]:
+        """Lines for `bench image show`: what this kind holds of the image, and of older ones."""
         return []
 
     # -- life cycle --------------------------------------------------------------------------
@@ -209,7 +226,7 @@ class Environment(abc.ABC):
         return "127.0.0.1", port
 
     @classmethod
-    def runs(cls, params: dict[str, Any], workload: Any) -> str:
+    def refusal(cls, params: dict[str, Any], workload: Any) -> str:
         """Why this variant cannot run `workload` ("" when it can). A Compose environment runs
         only the workloads whose services its compose file defines; the plan leaves the other
         cells out instead of failing them."""

@@ -177,7 +177,7 @@ class ComposeEnvironment(Environment):
         return True, f"{COMPOSE} {version.stdout.strip()}, services {', '.join(services)}; {why}"
 
     @classmethod
-    def runs(cls, params: dict[str, Any], workload: Any) -> str:
+    def refusal(cls, params: dict[str, Any], workload: Any) -> str:
         try:
             services = read_services(ComposeVariant(**params).file)
         except (ConfigError, ValueError) as e:

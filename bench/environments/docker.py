@@ -103,6 +103,7 @@ def client(timeout: float = CONTROL_TIMEOUT, base_url: str | None = None):
 
 class DockerEnvironment(Environment):
     kind = "docker"
+    study_configuration = "docker"
     Variant = DockerVariant
     cleanup_order = 30  # after a swarm (its service would restart a task's container)
 
@@ -193,6 +194,30 @@ class DockerEnvironment(Environment):
             checks.append(Check("image", "image docker", WARN,
                                 f"{recipe.tag} missing (built on first Docker run, minutes)", "bench image build"))
         return checks
+
+    @classmethod
+    def prepare_image(cls, recipe: Any, force: bool = False) -> str:
+        from .. import image
+        from ..errors import BenchError
+
+        ok, why = DockerEnvironment.availability({})
+        if not ok:
+            raise BenchError(f"cannot build the Docker image: {why}")
+        return f"{recipe.tag} {image.docker_image(client(), recipe, force=force).id}"
+
+    @classmethod
+    def image_status(cls, recipe: Any) -> list[str]:
+        from .. import image
+
+        ok, why = DockerEnvironment.availability({})
+        if not ok:
+            return [f"docker: {why}"]
+        lines = []
+        for img in client().images.list(name=image.IMAGE_REPOSITORY):
+            current = "current" if recipe.tag in img.tags else "older recipe"
+            lines.append(f"docker image {', '.join(img.tags)} {img.short_id} {img.attrs['Size'] / 2**20:.0f} MiB "
+                         f"({current})")
+        return lines
 
     @classmethod
     def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:

@@ -155,6 +155,7 @@ class HostServer(Server):
 
 class HostEnvironment(Environment):
     kind = "host"
+    study_configuration = "native"
 
     def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
         super().__init__(name, params, run_id, allow_tcg)

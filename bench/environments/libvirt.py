@@ -308,6 +308,7 @@ def probe_variant(params: dict[str, Any]) -> tuple[bool, str]:
 
 class LibvirtEnvironment(Environment):
     kind = "libvirt"
+    study_configuration = "kvm"
     shares_host_memory = False   # a guest's memory is QEMU's (numatune interleaves it)
     cleanup_order = 10           # domains before their disks and the namespaces of their taps
     Variant = LibvirtVariant
@@ -432,6 +433,22 @@ class LibvirtEnvironment(Environment):
                       Check("image", "image VM disk", WARN, f"{disk} missing (made on first VM run)",
                             "bench image build"))
         return checks
+
+    @classmethod
+    def prepare_image(cls, recipe: Any, force: bool = False) -> str:
+        from .. import image
+
+        # The VM's kernel, initramfs and disk come from the same root file system.
+        kernel, _ = image.vm_kernel(recipe)
+        return f"VM disk {image.vm_disk(recipe)}, kernel {kernel}"
+
+    @classmethod
+    def image_status(cls, recipe: Any) -> list[str]:
+        from .. import image
+
+        vm = image.CACHE / f"vm-{recipe.digest}"
+        return [f"VM disk {disk}: {disk.stat().st_blocks * 512 / 2**20:.0f} MiB used"
+                for disk in (sorted(vm.glob("root.*")) if vm.is_dir() else [])]
 
     @classmethod
     def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:

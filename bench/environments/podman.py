@@ -210,8 +210,17 @@ class PodmanEnvironment(DockerEnvironment):
     """A container of Podman's, through the Docker container handle: only the engine differs."""
 
     kind = "podman"
+    study_configuration = ""  # the study measured no such thing
     Variant = PodmanVariant
     cleanup_order = 40
+
+    @classmethod
+    def prepare_image(cls, recipe: Any, force: bool = False) -> str:
+        return ""  # imported into Podman's store on first use, through the run's service
+
+    @classmethod
+    def image_status(cls, recipe: Any) -> list[str]:
+        return []
 
     @classmethod
     def leftovers(cls, run_id: str | None) -> list[Leftover]:

@@ -175,8 +175,17 @@ def _wait_left(docker_client, timeout: float = 30) -> None:
 
 class SwarmEnvironment(DockerEnvironment):
     kind = "swarm"
+    study_configuration = ""  # the study measured no such thing
     Variant = SwarmVariant  # type: ignore[assignment]
     cleanup_order = 20  # before the containers: its service owns its task's and would restart it
+
+    @classmethod
+    def prepare_image(cls, recipe: Any, force: bool = False) -> str:
+        return ""  # Docker's image: the docker kind makes it
+
+    @classmethod
+    def image_status(cls, recipe: Any) -> list[str]:
+        return []
 
     @classmethod
     def leftovers(cls, run_id: str | None) -> list[Leftover]:

@@ -18,7 +18,6 @@ from ..datafile import shown
 from ..errors import ConfigError
 
 DEFAULT = Path(__file__).resolve().parents[2] / "workloads" / "reference" / "ibm-2014.yaml"
-_BY_KIND = {"host": "native", "docker": "docker", "libvirt": "kvm"}
 ORIGINS = {"raw": "the study's raw data", "paper": "paper text, not in the raw data"}
 
 
@@ -39,7 +38,10 @@ class Reference:
         for config, environments in explicit.items():
             if environment in environments:
                 return config
-        for config in (self.env_config.get(environment), _BY_KIND.get(env_kind)):
+        from ..environments import KINDS
+
+        by_kind = KINDS[env_kind].study_configuration if env_kind in KINDS else ""
+        for config in (self.env_config.get(environment), by_kind):
             if config and config not in explicit and config in result["values"]:
                 return config
         return None
