@@ -1,0 +1,114 @@
+"""The runner's own logic, fast: the schedule, a failing tool, a backend fault and its one
+re-provisioning, resume after an interruption, adaptive rounds. The environments are the tests'
+in-process kind (tests/inprocess.py): the real runner, store, parity probe and parser, with the
+measured tool's output recorded, so that a whole run takes a second or two."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import config
+from bench.runner import RunOptions, Runner, plan, plan_resume
+
+import inprocess
+
+
+@pytest.fixture
+def setup(monkeypatch, config_copy, tmp_path):
+    inprocess.register(monkeypatch, config_copy, {"proc-a": {"label": "a"}, "proc-b": {"label": "b"}})
+    (config_copy / "suites" / "t.yaml").write_text(
+        "description: one CPU cell\nprofile: quick\nrepetitions: 3\nworkloads: [sysbench-cpu]\n")
+    catalogue = config.load(config_copy)
+
+    def run(envs=("proc-a", "proc-b"), **options):
+        opts = RunOptions(suite="t", environments=list(envs), out=tmp_path / "out", run_id="r", seed=7,
+                          scratch=tmp_path / "scratch", **options)
+        runner = Runner(plan(catalogue, opts), opts, report=lambda line: None)
+        return runner, runner.execute()
+
+    run.catalogue = catalogue
+    run.out = tmp_path / "out"
+    return run
+
+
+def rates(store) -> list[tuple[str, int, float]]:
+    return [(s.environment, s.repetition, s.value) for s in store.samples() if s.metric == "events_per_second"]
+
+
+def test_repetitions_interleave_environments_and_every_sample_says_where_it_ran(setup):
+    runner, store = setup()
+    got = rates(store)
+    assert sorted((env, rep) for env, rep, _ in got) == [(e, r) for e in ("proc-a", "proc-b") for r in (1, 2, 3)]
+    # Round by round: no environment's repetition 2 before both have their repetition 1.
+    assert [rep for _, rep, _ in got] == sorted(rep for _, rep, _ in got)
+    assert inprocess.CALLS == {"proc-a": 4, "proc-b": 4}   # one warm-up each, discarded
+    assert {s.variant["label"] for s in store.samples() if s.environment == "proc-a"} == {"a"}
+    assert all(v == pytest.approx(2536.24) for _, _, v in got)   # the recorded output, parsed
+    assert runner.failures == 0 and store.manifest()["status"] == "complete"
+
+
+def test_a_failing_tool_is_recorded_and_the_run_goes_on(setup):
+    inprocess.SCRIPTS["proc-a"] = [1, 1, "tool", 1]   # warm-up, rep 1, rep 2 fails, rep 3
+    runner, store = setup()
+    failures = store.failures()
+    assert [(f["environment"], f["repetition"], f["cause"]) for f in failures] == [("proc-a", 2, "tool")]
+    assert sorted(rep for env, rep, _ in rates(store) if env == "proc-a") == [1, 3]
+    assert runner.failures == 1 and inprocess.PROVISIONED == {"proc-a": 1, "proc-b": 1}
+
+
+def test_a_backend_fault_provisions_the_environment_anew_once(setup):
+    inprocess.SCRIPTS["proc-a"] = [1, 1, "gone", 1]
+    runner, store = setup()
+    assert [(f["repetition"], f["cause"]) for f in store.failures()] == [(2, "backend")]
+    assert inprocess.PROVISIONED["proc-a"] == 2
+    assert sorted(rep for env, rep, _ in rates(store) if env == "proc-a") == [1, 3]
+    assert [r["environment"] for r in store.manifest()["reprovisioned"]] == ["proc-a"]
+
+
+def test_a_second_backend_fault_gives_the_environment_up_and_the_others_finish(setup):
+    inprocess.SCRIPTS["proc-a"] = [1, "gone", "gone"]
+    runner, store = setup()
+    assert [(f["repetition"], f["cause"]) for f in store.failures() if f["environment"] == "proc-a"][:2] == \
+        [(1, "backend"), (2, "backend")]
+    assert [f["repetition"] for f in store.failures()] == [1, 2, 3]   # the rest recorded at once
+    assert sorted(rep for env, rep, _ in rates(store) if env == "proc-b") == [1, 2, 3]
+    assert inprocess.PROVISIONED["proc-a"] == 2
+
+
+def test_resume_after_an_interruption_measures_only_what_is_missing(setup):
+    inprocess.SCRIPTS["proc-b"] = [1, 1, "interrupt"]
+    with pytest.raises(KeyboardInterrupt):
+        setup()
+    first = json.loads((setup.out / "r" / "run.json").read_text())
+    assert first["status"] == "interrupted"
+    inprocess.SCRIPTS.clear()
+    p, options, store = plan_resume(setup.catalogue, setup.out, "r")
+    runner = Runner(p, options, report=lambda line: None, resume=store)
+    store = runner.execute()
+    pairs = [(env, rep) for env, rep, _ in rates(store)]
+    assert sorted(pairs) == [(e, r) for e in ("proc-a", "proc-b") for r in (1, 2, 3)]   # none twice
+    manifest = store.manifest()
+    assert manifest["status"] == "complete" and len(manifest["resumed_at"]) == 1
+    # Provisioned again on resume: an attempt in run.json, not a second provisioning sample.
+    assert inprocess.PROVISIONED == {"proc-a": 2, "proc-b": 2}
+
+
+def test_adaptive_rounds_add_repetitions_until_the_cap(setup):
+    spread = [1, 1.0, 0.7, 1.3, 0.8, 1.2, 0.9, 1.1]
+    inprocess.SCRIPTS.update({"proc-a": spread, "proc-b": spread})
+    runner, store = setup(target_ci=0.001, max_reps=5)
+    reps = {}
+    for env, rep, _ in rates(store):
+        reps[env] = max(reps.get(env, 0), rep)
+    assert reps == {"proc-a": 5, "proc-b": 5}   # never within ±0.001 %: the cap stops them
+    assert inprocess.CALLS == {"proc-a": 6, "proc-b": 6}
+
+
+def test_the_test_kind_is_not_a_kind_of_bench():
+    from bench.environments import KINDS
+
+    assert "inprocess" not in KINDS and inprocess.InProcessEnvironment.catalogued is False
+    assert Path(inprocess.__file__).parent.name == "tests"
