@@ -348,9 +348,14 @@ def print_summary(store: RunStore) -> None:
             emulated.add(s.environment)
         if s.workload == "provision":
             continue
-        # A sweep point is where the sample's parameters differ from the workload's own.
-        own = manifest["workloads"].get(s.workload, {}).get("params", {})
-        point = " ".join(f"{k}={v}" for k, v in s.params.items() if own.get(k) != v)
+        # A sweep point: the sample's values of the parameters the run recorded as swept (a run
+        # made before they were recorded: where its parameters differ from the workload's own).
+        recorded = manifest["workloads"].get(s.workload, {})
+        if "sweep_keys" in recorded:
+            point = " ".join(f"{k}={s.params[k]}" for k in recorded["sweep_keys"] if k in s.params)
+        else:
+            own = recorded.get("params", {})
+            point = " ".join(f"{k}={v}" for k, v in s.params.items() if own.get(k) != v)
         headline.setdefault(s.workload, (s.metric, point))
         if (s.metric, point) == headline[s.workload]:
             values.setdefault((s.workload, s.environment), []).append(s.value)

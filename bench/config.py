@@ -100,6 +100,9 @@ class WorkloadConfig:
     timeout: float
     params: dict[str, Any]
     guest: dict[str, int] = dataclasses.field(default_factory=dict)  # vcpus, memory_mib; {}: the environment's
+    # The parameters a repetition sweeps (the tool's `sweeps`): a sample's point. A run made
+    # before bench recorded them has none in its run.json; the statistics then infer them.
+    sweep_keys: list[str] = dataclasses.field(default_factory=list)
 
 
 def _where(loc: tuple) -> str:
@@ -169,7 +172,7 @@ class Catalogue:
         timeout = spec.timeout or tool.timeout(params)
         guest = spec.guest.get(profile)
         return WorkloadConfig(name, spec.tool, spec.description, spec.warmups, timeout, params,
-                              guest.model_dump(exclude_none=True) if guest else {})
+                              guest.model_dump(exclude_none=True) if guest else {}, list(tool.sweeps))
 
 
 def load(root: Path | None = None) -> Catalogue:

@@ -36,7 +36,8 @@ NATIVE = "host"
 
 # A workload parameter's column in store.load(): param_clients holds the parameter `clients`.
 PARAM = "param_"
-# Parameters that one repetition sweeps over (Measurement.params): a sweep point is a cell of its
+# For runs made before run.json recorded each workload's sweep_keys: parameters that one
+# repetition sweeps over (Measurement.params): a sweep point is a cell of its
 # own even when a quick profile has only one point of it.
 KNOWN_SWEEPS = ("clients", "threads", "streams", "iodepth", "numjobs")
 PAIRS_PER_CALL = 256         # permutation tests vectorized together
@@ -287,11 +288,17 @@ def param_column(name: str) -> str:
 
 def sweep_params(df) -> dict[str, list[str]]:
     """Per workload, the parameters (by name, without the column prefix) that are sweep
-    dimensions: those that take several values within one repetition (a Measurement's params),
-    or a known sweep name with several values."""
+    dimensions. As the run recorded them (run.json's sweep_keys, which bench.load keeps in
+    df.attrs) where it did; for a run made before, inferred: those that take several values
+    within one repetition (a Measurement's params), or a known sweep name with several values."""
+    declared = df.attrs.get("sweep_keys") or {}
     out: dict[str, list[str]] = {}
     params = param_columns(df)
     for workload, rows in df.groupby("workload", sort=False):
+        if workload in declared:
+            out[workload] = [k for k in declared[workload]
+                             if param_column(k) in rows and rows[param_column(k)].notna().any()]
+            continue
         keys = []
         for column in params:
             p = column[len(PARAM):]

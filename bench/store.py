@@ -362,8 +362,14 @@ def paused_gc():
 
 def _load(pd, paths):
     rows = []
+    sweeps: dict[str, list[str]] = {}   # workload -> the parameters its repetitions sweep, as recorded
     for folder in run_folders(paths or ["results"]):
-        status = effective_status(read_manifest(folder), folder)  # also refuses a format it cannot read
+        manifest = read_manifest(folder)
+        status = effective_status(manifest, folder)  # also refuses a format it cannot read
+        for name, workload in (manifest.get("workloads") or {}).items():
+            keys = workload.get("sweep_keys") if isinstance(workload, dict) else None
+            if isinstance(keys, list) and all(isinstance(k, str) for k in keys):
+                sweeps[name] = list(dict.fromkeys(sweeps.get(name, []) + keys))
         if status != "complete":
             warnings.warn(f"{folder}: run is {status}: its samples are a part of the planned ones "
                           f"(finish it with `bench run --resume {folder.name}`)", stacklevel=3)
@@ -380,6 +386,9 @@ def _load(pd, paths):
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=list(SAMPLE_FIELDS))
+    # The sweeps as the runs recorded them (stats.sweep_params reads them; a run made before
+    # they were recorded has none, and its sweeps are inferred).
+    frame.attrs["sweep_keys"] = sweeps
     frame["timestamp"] = _times(pd, frame["timestamp"])
     if "parity_ok" in frame:
         frame["parity_ok"] = frame["parity_ok"].astype("boolean")   # None (not checked) as <NA>

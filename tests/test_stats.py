@@ -208,3 +208,53 @@ def test_a_side_with_one_value_has_no_permutation_p():
     # scipy refuses a sample of one; a lone repetition (the others failed) gives no test, not a crash
     assert math.isnan(stats.permutation_p([1.0], [2.0, 3.0]))
     assert stats.permutation_p([1.0, 1.1], [2.0, 2.1]) == pytest.approx(1 / 3)
+
+
+def test_recorded_sweep_keys_are_used_instead_of_inferred(tmp_path):
+    """A run records which parameters its repetitions sweep (run.json's workloads.*.sweep_keys):
+    a sweep of one point is still a sweep, and a parameter that merely varies between two runs'
+    settings is not one. A run without them is inferred as before."""
+    import json as json_
+
+    from bench.store import load
+
+    folder = tmp_path / "r"
+    folder.mkdir()
+    rows = []
+    for rep in (1, 2):
+        for clients, value in ((1, 10.0 + rep), (10, 50.0 + rep)):
+            rows.append({"run_id": "r", "environment": "host", "env_kind": "host", "workload": "redis",
+                         "tool": "redis", "metric": "get_requests_per_second", "unit": "req/s", "value": value,
+                         "better": "higher", "repetition": rep, "timestamp": 1.0, "parity_ok": True,
+                         "params": {"clients": clients, "requests": 100, "threads": 4}, "variant": {}})
+    (folder / "samples.jsonl").write_text("".join(json_.dumps(r) + "\n" for r in rows))
+    manifest = {"format_version": 3, "run_id": "r", "status": "complete",
+                "workloads": {"redis": {"params": {}, "sweep_keys": ["clients"]}}}
+    (folder / "run.json").write_text(json_.dumps(manifest))
+    df = load(folder)
+    assert df.attrs["sweep_keys"] == {"redis": ["clients"]}
+    assert stats.sweep_params(df) == {"redis": ["clients"]}
+    assert stats.sweep_params(df[df.param_clients == 1]) == {"redis": ["clients"]}   # one point: still a sweep
+    del manifest["workloads"]["redis"]["sweep_keys"]
+    (folder / "run.json").write_text(json_.dumps(manifest))
+    assert stats.sweep_params(load(folder)) == {"redis": ["clients"]}   # inferred: several within a repetition
+
+
+def test_every_sweep_a_parser_reports_is_declared_by_its_tool():
+    """A Measurement's params name points of the tool's declared sweeps, nothing else."""
+    from pathlib import Path
+
+    from bench.workloads import TOOLS
+
+    data = Path(__file__).parent / "data"
+    seen = {}
+    for tool, folder, params in (("redis", "redis", {"clients": [1, 10, 50]}),
+                                 ("mariadb", "mariadb", {"threads": [1, 4, 8]})):
+        for path in sorted((data / folder).glob("*.txt")):
+            try:
+                measured = TOOLS[tool].parse(path.read_text(), params)
+            except Exception:  # noqa: BLE001 -- the recorded failures of the tool
+                continue
+            seen.setdefault(tool, set()).update(k for m in measured for k in m.params)
+    assert seen["redis"] == set(TOOLS["redis"].sweeps) and seen["mariadb"] == set(TOOLS["mariadb"].sweeps)
+    assert all(not TOOLS[t].sweeps for t in TOOLS if t not in ("redis", "mariadb"))

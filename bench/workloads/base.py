@@ -72,6 +72,10 @@ class Workload(abc.ABC):
     # redis-tools, not redis-server): what to install on a client host.
     client_packages: ClassVar[tuple[str, ...]] = ()
     server_ports: ClassVar[int] = 0            # ports the environment must offer its server
+    # The parameters of which one repetition measures several points (Redis' clients), as its
+    # measurements' params name them: a sample's point of a sweep. Recorded in run.json, so that
+    # the statistics, the report and `bench compare` know them instead of guessing.
+    sweeps: ClassVar[tuple[str, ...]] = ()
     # The tiers of a multi-tier workload, each run in env.service(name): one environment runs
     # them all, a Compose environment each in the container of that name.
     services: ClassVar[tuple[str, ...]] = ()

@@ -53,6 +53,7 @@ class MariadbParams(Params):
 
 class Mariadb(Workload):
     tool = "mariadb"
+    sweeps = ("threads",)
     programs = ("mariadbd",)
     client_programs = ("sysbench",)
     client_packages = ("sysbench",)

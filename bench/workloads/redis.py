@@ -57,6 +57,7 @@ class RedisParams(Params):
 
 class Redis(Workload):
     tool = "redis"
+    sweeps = ("clients",)
     programs = ("redis-server",)
     client_programs = ("redis-benchmark",)
     client_packages = ("redis-tools",)
