@@ -32,7 +32,7 @@ from .environments.host import HostEnvironment
 from .environments.remote import ClientHost, RemoteHost, preflight
 from .datafile import excerpt
 from .errors import BenchError, ToolError
-from .model import Failure, Sample
+from .model import Failure, RunManifest, Sample
 from .progress import Progress
 from .store import RunStore, check_run_id, effective_status
 from .text import human
@@ -319,35 +319,33 @@ def plan_resume(catalogue: Catalogue, out: Path, run_id: str,
             raise BenchError(f"run {run_id} is complete: nothing to resume{hint}")
     if status == "running":
         raise BenchError(f"run {run_id} is still running (pid {manifest.get('pid')}); stop it first")
-    missing = [k for k in ("suite", "profile", "repetitions", "order_seed", "workloads", "workload_order",
-                           "environments", "environment_order") if k not in manifest]
-    if missing:
-        raise BenchError(f"cannot resume {run_id}: its run.json lacks or garbles {', '.join(missing)} "
-                         f"(a run folder bench wrote has it)")
-    if not manifest["workload_order"] or not manifest["environment_order"]:
+    try:
+        m = RunManifest.from_json(manifest)
+    except ValueError as e:
+        raise BenchError(f"cannot resume {run_id}: its run.json lacks or garbles {e} "
+                         f"(a run folder bench wrote has it)") from None
+    if not m.workload_order or not m.environment_order:
         raise BenchError(f"cannot resume {run_id}: its run.json lists no workloads or no environments")
     try:
-        workloads = [WorkloadConfig(**manifest["workloads"][n]) for n in manifest["workload_order"]]
-        environments = {n: {k: v for k, v in manifest["environments"][n].items()
+        workloads = [WorkloadConfig(**m.workloads[n]) for n in m.workload_order]
+        environments = {n: {k: v for k, v in m.environments[n].items()
                             if k in ("kind", "description", "variant", "dimension", "baseline", "affects")}
-                        for n in manifest["environment_order"]}
-        options = RunOptions(suite=manifest["suite"], out=Path(out), run_id=run_id, seed=manifest["order_seed"],
-                             scratch=Path(manifest.get("scratch", "/var/tmp")),
-                             allow_tcg=manifest.get("allow_tcg", False),
-                             target_ci=manifest.get("target_ci"), max_reps=manifest.get("max_reps"),
+                        for n in m.environment_order}
+        options = RunOptions(suite=m.suite, out=Path(out), run_id=run_id, seed=m.order_seed,
+                             scratch=Path(m.scratch), allow_tcg=m.allow_tcg,
+                             target_ci=m.target_ci, max_reps=m.max_reps,
                              # the run's own client: a resumed run's clients run where its first ones did
-                             client_host=(manifest.get("client") or {}).get("host"),
-                             ssh_options=tuple((manifest.get("client") or {}).get("ssh_options", ())),
-                             context=ExecutionContext(tuple(sorted((manifest.get("pass_env") or {}).items()))),
-                             allow_mismatch=manifest.get("allow_mismatch", False), retry_failed=retry_failed)
+                             client_host=m.client.get("host"),
+                             ssh_options=tuple(m.client.get("ssh_options", ())),
+                             context=ExecutionContext(tuple(sorted(m.pass_env.items()))),
+                             allow_mismatch=m.allow_mismatch, retry_failed=retry_failed)
         for name, e in environments.items():
             ok, why = KINDS[e["kind"]].availability(e["variant"], allow_tcg=options.allow_tcg)
             if not ok:
                 raise BenchError(f"cannot resume: environment '{name}' is not available here: {why}")
         client = client_preflight(workloads, options)
-        p = Plan(run_id, manifest["suite"], manifest["profile"], manifest["repetitions"], manifest["order_seed"],
-                 workloads, environments, manifest.get("skipped_environments", {}), only=manifest.get("only", {}),
-                 client=client)
+        p = Plan(run_id, m.suite, m.profile, m.repetitions, m.order_seed,
+                 workloads, environments, m.skipped_environments, only=m.only, client=client)
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         # a run.json edited or damaged by hand: say what is missing instead of a traceback
         raise BenchError(f"cannot resume {run_id}: its run.json lacks or garbles {excerpt(str(e))} "
@@ -366,7 +364,7 @@ class Runner:
         self.client: Environment = RemoteHost(p.client, p.run_id) if p.client else HostEnvironment("client", {}, p.run_id)
         self.client.context = options.context
         self.parity_ok: dict[str, bool] = {}  # environment -> no unintended decisive difference
-        self.manifest: dict[str, Any] = {}
+        self.manifest: RunManifest | None = None
         self.tool_seconds = 0.0
         self.failures = 0
         self.resuming = resume is not None
@@ -382,19 +380,19 @@ class Runner:
             if dead and dead != os.getpid():
                 self.say(f"taking over run {p.run_id} from its writer (pid {dead}), which is gone")
             self._clean_leftovers()
-            self.manifest = self.store.manifest()
+            self.manifest = RunManifest.from_json(self.store.manifest())   # plan_resume has read it
             done = done_repetitions(self.store, self.options.retry_failed)
-            self.manifest.setdefault("resumed_at", []).append(
+            self.manifest.observed.setdefault("resumed_at", []).append(
                 dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat())
-            self.manifest.update(status="running", pid=os.getpid())
+            self.manifest.status, self.manifest.pid = "running", os.getpid()
             self.store.write_manifest(self.manifest)
         else:
             self.store = RunStore.create(self.options.out, p.run_id)
             self.store.acquire()
             self.manifest = self._new_manifest(started)
             self.store.write_manifest(self.manifest)
-        previous_wall = self.manifest.get("wall_seconds", 0.0)
-        previous_tool = self.manifest.get("tool_seconds", 0.0)
+        previous_wall = self.manifest.observed.get("wall_seconds", 0.0)
+        previous_tool = self.manifest.observed.get("tool_seconds", 0.0)
         status = "failed"
         try:
             with interrupts.as_interrupt():
@@ -419,8 +417,8 @@ class Runner:
                 ended = time.time()
                 measured = {(s.environment, s.workload, s.repetition) for s in self.store.samples()
                             if s.workload != "provision"}
-                self.manifest.update(
-                    status=status,
+                self.manifest.status = status
+                self.manifest.observed.update(
                     ended_at=dt.datetime.fromtimestamp(ended, dt.timezone.utc).isoformat(),
                     wall_seconds=round(previous_wall + ended - started, 3),
                     tool_seconds=round(previous_tool + self.tool_seconds, 3),
@@ -463,38 +461,30 @@ class Runner:
             self.say(f"removing what the interrupted run left: {leftover.kind} {leftover.name}")
             leftover.remove()
 
-    def _new_manifest(self, started: float) -> dict[str, Any]:
+    def _new_manifest(self, started: float) -> RunManifest:
         p = self.plan
-        return {
-            "run_id": p.run_id,
-            "status": "running",
-            "pid": os.getpid(),  # with status "running": tells a live run from a killed one
-            "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(),
-            "command": sys.argv,
-            "scratch": str(self.options.scratch),
-            "allow_tcg": self.options.allow_tcg,
-            "target_ci": self.options.target_ci,
-            "max_reps": self.options.max_reps,
-            "declared_context": {**self.options.context.as_dict(), "memory_policy": memory_policy_record(
-                sorted({w.name for w in p.workloads if TOOLS[w.tool].numa_interleave}), numa_nodes())},
-            "pass_env": dict(self.options.context.passed),
-            "allow_mismatch": self.options.allow_mismatch,
-            "suite": p.suite,
-            "profile": p.profile,
-            "repetitions": p.repetitions,
-            "order_seed": p.seed,
-            "workloads": {w.name: dataclasses.asdict(w) for w in p.workloads},
+        return RunManifest(
+            run_id=p.run_id, suite=p.suite, profile=p.profile, repetitions=p.repetitions, order_seed=p.seed,
+            workloads={w.name: dataclasses.asdict(w) for w in p.workloads},
             # run.json's keys are sorted; these keep the suite's and the user's order.
-            "workload_order": [w.name for w in p.workloads],
-            "environment_order": list(p.environments),
-            "environments": {n: dict(e) for n, e in p.environments.items()},
-            "skipped_environments": p.skipped_environments,
-            "only": p.only,
-            "host": metadata.host_metadata(),
-            "machine_warnings": doctor.machine_warnings(),
+            workload_order=[w.name for w in p.workloads],
+            environment_order=list(p.environments),
+            environments={n: dict(e) for n, e in p.environments.items()},
+            skipped_environments=p.skipped_environments, only=p.only,
+            scratch=str(self.options.scratch), allow_tcg=self.options.allow_tcg,
+            target_ci=self.options.target_ci, max_reps=self.options.max_reps,
+            pass_env=dict(self.options.context.passed), allow_mismatch=self.options.allow_mismatch,
             # Where the clients ran; a remote one's metadata is added once it is connected.
-            "client": {"kind": "remote", **p.client.as_dict()} if p.client else {"kind": "host"},
-        }
+            client={"kind": "remote", **p.client.as_dict()} if p.client else {"kind": "host"},
+            status="running", pid=os.getpid(),
+            observed={
+                "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(),
+                "command": sys.argv,
+                "declared_context": {**self.options.context.as_dict(), "memory_policy": memory_policy_record(
+                    sorted({w.name for w in p.workloads if TOOLS[w.tool].numa_interleave}), numa_nodes())},
+                "host": metadata.host_metadata(),
+                "machine_warnings": doctor.machine_warnings(),
+            })
 
     # -- stages ------------------------------------------------------------------------------
 
@@ -507,7 +497,7 @@ class Runner:
                      f"published on {client.publish_address}")
         self.client.provision(scratch, 0)
         if client:  # a resumed run connects anew: the address facing the client may have changed
-            self.manifest["client"] = {"kind": "remote", **client.as_dict(), "metadata": self.client.metadata()}
+            self.manifest.client = {"kind": "remote", **client.as_dict(), "metadata": self.client.metadata()}
             self.store.write_manifest(self.manifest)
         self.n_ports = n_ports
         for name, e in self.plan.environments.items():
@@ -516,15 +506,15 @@ class Runner:
             self._provision_one(name, e["variant"], again=self.resuming)
         versions: dict[str, dict[str, str]] = {}
         for name, env in self.envs.items():
-            self.manifest["environments"][name]["variant_as_run"] = env.effective_variant()
-            self.manifest["environments"][name]["metadata"] = env.metadata()
-            self.manifest["environments"][name]["publish_address"] = env.publish_address
+            self.manifest.environments[name]["variant_as_run"] = env.effective_variant()
+            self.manifest.environments[name]["metadata"] = env.metadata()
+            self.manifest.environments[name]["publish_address"] = env.publish_address
             versions[name] = {w.tool: TOOLS[w.tool].version(env) for w in self.plan.workloads}
-            self.manifest["environments"][name]["tool_versions"] = versions[name]
-        self.manifest["client_tool_versions"] = {
+            self.manifest.environments[name]["tool_versions"] = versions[name]
+        self.manifest.observed["client_tool_versions"] = {
             w.tool: TOOLS[w.tool].version(self.client) for w in self.plan.workloads
             if TOOLS[w.tool].client_programs}
-        self.manifest["tool_version_mismatches"] = metadata.version_mismatches(versions)
+        self.manifest.observed["tool_version_mismatches"] = metadata.version_mismatches(versions)
         self.store.write_manifest(self.manifest)
         self._check_parity()
 
@@ -560,7 +550,7 @@ class Runner:
         variant_as_run = env.effective_variant()
         same = json.dumps(variant_as_run, sort_keys=True, default=str)
         if again and any(json.dumps(s.variant, sort_keys=True, default=str) == same for s in provisioned):
-            self.manifest["environments"][name].setdefault("provision_attempts", []).append({
+            self.manifest.environments[name].setdefault("provision_attempts", []).append({
                 "started_at": dt.datetime.now(dt.timezone.utc).isoformat(), "raw": f"raw/{name}/{folder}",
                 "measurements": {m.metric: m.value for m in env.measurements}})
             self.store.write_manifest(self.manifest)
@@ -591,7 +581,7 @@ class Runner:
         env.teardown()
         del self.envs[step.environment]
         env = self._provision_one(step.environment, want)
-        self.manifest["environments"][step.environment].setdefault("guests", []).append(
+        self.manifest.environments[step.environment].setdefault("guests", []).append(
             {"for": step.workload.name, "variant_as_run": env.effective_variant(), "metadata": env.metadata()})
         self.store.write_manifest(self.manifest)
 
@@ -635,8 +625,8 @@ class Runner:
                 # a peer container: compared with the run's client, as the clients' side
                 check(f"{name}/client", client, contexts["client"], "docker",
                       parity.programs_of(mine, "client_programs"), name)
-        self.manifest["execution_context"] = contexts
-        self.manifest["parity"] = results
+        self.manifest.observed["execution_context"] = contexts
+        self.manifest.observed["parity"] = results
         self.store.write_manifest(self.manifest)
         if not blocking:
             self.say(f"parity: every environment runs the tools as native does ({len(self.envs)} checked)")
@@ -672,7 +662,7 @@ class Runner:
             self.envs[name] = env  # torn down already; kept so that the run's teardown is uniform
             self.lost[name] = str(e)
             return f"{name} could not be provisioned again ({one_line(str(e))}): its remaining repetitions fail"
-        self.manifest.setdefault("reprovisioned", []).append({
+        self.manifest.observed.setdefault("reprovisioned", []).append({
             "environment": name, "after": reason, "at": dt.datetime.now(dt.timezone.utc).isoformat(),
             "metadata": new.metadata()})
         self.store.write_manifest(self.manifest)

@@ -26,7 +26,7 @@ from typing import Any
 from .datafile import excerpt
 from .errors import BenchError
 from .output import output_file
-from .model import FORMAT_VERSION, SAMPLE_FIELDS, Failure, Sample
+from .model import FORMAT_VERSION, SAMPLE_FIELDS, Failure, RunManifest, Sample
 
 MANIFEST = "run.json"
 PARAM = "param_"   # the prefix of a workload parameter's column in load()
@@ -127,12 +127,12 @@ class RunStore:
             os.close(fd)
             self._lock = None
 
-    def write_manifest(self, manifest: dict[str, Any]) -> None:
+    def write_manifest(self, manifest: RunManifest | dict[str, Any]) -> None:
         """Atomic replace: a reader (or a crash) sees the old or the new file, never half of one;
         0644 like every other file of the folder, so an analyst who is not root can load it."""
+        doc = manifest.to_json() if isinstance(manifest, RunManifest) else manifest
         with output_file(self.path / MANIFEST) as f:
-            json.dump({"format_version": FORMAT_VERSION, **manifest}, f, indent=2, sort_keys=True,
-                      default=str)
+            json.dump({**doc, "format_version": FORMAT_VERSION}, f, indent=2, sort_keys=True, default=str)
 
     def append_samples(self, samples: list[Sample]) -> None:
         """One repetition's samples as one batch: each line names the batch and its size, so a
