@@ -266,7 +266,10 @@ def run_checks() -> list[Check]:
         except Exception as e:  # noqa: BLE001 - one check that cannot look must not hide the others
             found = Check(group, name, WARN, f"could not check: {type(e).__name__}: {str(e).strip()[:200]}")
         checks.extend(found if isinstance(found, list) else [found])
-    return checks
+    # A group's checks together (a kind gives both environment and image checks), groups in
+    # the order above, each group's in the order found.
+    groups = ("environments", "image", "tools", "noise")
+    return sorted(checks, key=lambda c: groups.index(c.group) if c.group in groups else len(groups))
 
 
 # What makes a machine's numbers less trustworthy, recorded in run.json at a run's start and
