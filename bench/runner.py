@@ -278,14 +278,22 @@ def done_repetitions(store: RunStore, retry_failed: bool = False) -> frozenset[t
     return frozenset(done)
 
 
-def _environment_gone(env: Environment) -> Exception | None:
-    """The error of a trivial command in env if its backend is gone (a daemon's exception), else None."""
-    try:
-        env.exec(["true"], timeout=30)
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # noqa: BLE001 -- whatever the backend raises is the answer
-        return e
+def _environment_gone(env: Environment, settle: float = 1.0) -> Exception | None:
+    """Why env's backend is gone, asked with a trivial command, else None. Asked twice, `settle`
+    seconds apart: a container removed under a running tool kills the tool first and is gone a
+    moment later, and in between a command may still start there (or start and fail)."""
+    for attempt in range(2):
+        if attempt:
+            time.sleep(settle)
+        try:
+            r = env.exec(["true"], timeout=30)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 -- whatever the backend raises is the answer
+            return e
+        if not r.ok:
+            return RuntimeError(f"a trivial command (true) failed there too: exit status {r.returncode}"
+                                f"{': ' + one_line(r.stderr) if r.stderr.strip() else ''}")
     return None
 
 

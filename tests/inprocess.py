@@ -27,7 +27,8 @@ RECORDED = Path(__file__).parent / "data" / "sysbench" / "cpu-2threads.txt"
 
 # What each measured call does, per environment name, in call order (warm-ups included): a
 # number scales the recorded result; "tool" fails the tool; "gone" makes the environment vanish
-# (until it is provisioned anew); "interrupt" raises KeyboardInterrupt, as a Ctrl-C would.
+# (until it is provisioned anew); "dying" is the same, but one more command succeeds first (a
+# container being removed); "interrupt" raises KeyboardInterrupt, as a Ctrl-C would.
 SCRIPTS: dict[str, list[Any]] = {}
 CALLS: dict[str, int] = {}          # measured calls so far, per environment
 PROVISIONED: dict[str, int] = {}    # provisionings, per environment
@@ -46,6 +47,7 @@ class InProcessEnvironment(HostEnvironment):
     def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
         super().__init__(name, params, run_id, allow_tcg)
         self.gone = False
+        self.dying = False   # killed, and gone after one more command
 
     @classmethod
     def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
@@ -58,6 +60,9 @@ class InProcessEnvironment(HostEnvironment):
     def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         if self.gone:  # as a backend answers for a removed container: an error of its own, no status
             raise ConnectionError("the environment is gone (tests)")
+        if self.dying:  # a command still starts there while it is being removed; then it is gone
+            self.dying, self.gone = False, True
+            return super()._exec(argv, timeout, cwd)
         tool = argv[argv.index("bench-context") + 1:] if "bench-context" in argv else argv
         if tool[:1] != ["sysbench"] or tool[-1:] != ["run"]:
             return super()._exec(argv, timeout, cwd)
@@ -70,6 +75,9 @@ class InProcessEnvironment(HostEnvironment):
         if action == "gone":  # removed under the running tool: it ends, killed, and then nothing answers
             self.gone = True
             return ExecResult(argv, 137, "", "the container was removed", 0.01)
+        if action == "dying":  # removed under the tool, but not yet gone when asked at once
+            self.dying = True
+            return ExecResult(argv, 137, "", "killed", 0.01)
         if action == "tool":
             return ExecResult(argv, 1, "", "FATAL: a failure of the tool itself", 0.01)
         text = RECORDED.read_text()

@@ -178,7 +178,7 @@ def _cell(sample: dict) -> tuple:
 
 
 def _shape(sample: dict) -> tuple:
-    volatile = {"value", "timestamp", "run_id", "repetition"}
+    volatile = {"value", "timestamp", "run_id", "repetition", "batch", "batch_size"}  # batch: the store's framing
     return (sorted(k for k in sample if k not in volatile), sample["unit"], sample["better"], sample["env_kind"],
             sample["tool"], json.dumps(sample["variant"], sort_keys=True), sample["parity_ok"])
 

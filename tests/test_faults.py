@@ -204,8 +204,11 @@ def test_the_kvm_probes_qemu_goes_with_bench(vm_image, tmp_path, how):
 
 
 def interrupt_the_probe(how: str) -> None:
+    # SIGINT as a terminal delivers it: a job started in the background by a shell without job
+    # control (CI's `... &`) inherits it ignored, and Python then keeps it ignored.
     proc = subprocess.Popen([sys.executable, "-m", "bench", "doctor"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     mine: list[int] = []
     while time.monotonic() < deadline and not mine and proc.poll() is None:

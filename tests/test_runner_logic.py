@@ -68,6 +68,15 @@ def test_a_backend_fault_provisions_the_environment_anew_once(setup):
     assert [r["environment"] for r in store.manifest()["reprovisioned"]] == ["proc-a"]
 
 
+def test_an_environment_removed_under_its_tool_is_a_backend_fault_though_it_answered_once(setup):
+    """The race a CI run met: the tool killed with its container, and a command asked at once
+    still ran there; asked again a moment later, it is gone."""
+    inprocess.SCRIPTS["proc-a"] = [1, 1, "dying", 1]
+    runner, store = setup()
+    assert [(f["repetition"], f["cause"]) for f in store.failures()] == [(2, "backend")]
+    assert inprocess.PROVISIONED["proc-a"] == 2
+
+
 def test_a_second_backend_fault_gives_the_environment_up_and_the_others_finish(setup):
     inprocess.SCRIPTS["proc-a"] = [1, "gone", "gone"]
     runner, store = setup()

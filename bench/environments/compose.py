@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from .. import datadir, datafile, owner
 from ..errors import BenchError, ConfigError
 from .base import Environment, ExecResult, Server
-from .docker import LABEL_ENV, LABEL_RUN, WORKDIR, DockerEnvironment, client
+from .docker import LABEL_ENV, LABEL_RUN, WORKDIR, DockerEnvironment, OwnedContainer, client
 from .host import free_loopback_ports, run_argv
 
 COMPOSE = "docker-compose"
@@ -113,23 +113,17 @@ def bookkeeping(config: dict[str, Any], labels: dict[str, str]) -> dict[str, Any
     return doc
 
 
-class ServiceContainer(DockerEnvironment):
+class ServiceContainer(OwnedContainer):
     """One service's container, made by Compose: exec'ed into like bench's own containers, but
-    made and removed by the Compose environment it belongs to."""
+    made and removed by the Compose environment it belongs to (`docker-compose down`)."""
 
     def __init__(self, name: str, run_id: str, container, api_client, stream_client, image):
-        super().__init__(name, {}, run_id)
+        super().__init__(name, run_id)
         self.container = container
         self._client = api_client
         self._stream = stream_client
         self.image = image
         self.workdir = WORKDIR
-
-    def provision(self, scratch_root: str, n_ports: int) -> None:
-        raise RuntimeError("a Compose service is made by its project, not provisioned alone")
-
-    def teardown(self) -> None:
-        self.container = None  # removed by `docker-compose down`; the clients are the project's
 
 
 class ComposeEnvironment(Environment):

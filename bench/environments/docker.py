@@ -101,20 +101,128 @@ def client(timeout: float = CONTROL_TIMEOUT, base_url: str | None = None):
     return docker.from_env(timeout=timeout)
 
 
-class DockerEnvironment(Environment):
+class ContainerHandle:
+    """One running container of the workload image as bench uses it, through the Engine API
+    (dockerd's, or Podman's compatible one): a command to completion under a timeout, files in
+    and out, a server in the background. Every environment that runs tools in a container holds
+    one: a Docker environment, a Swarm task, a Compose service, docker-c2c's client peer."""
+
+    def __init__(self, container, api_client, stream_client):
+        self.container = container
+        self.api = api_client.api        # control calls
+        self.stream = stream_client.api  # an exec's socket stays open as long as the tool runs
+
+    def exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
+        # The Engine API has no exec timeout: coreutils' timeout inside the container signals
+        # the command's whole process group (mpirun and its ranks), TERM and then KILL.
+        wrapped = ["timeout", "-k", "5", f"{timeout:.0f}", *argv]
+        start = time.monotonic()
+        exec_id = self.stream.exec_create(self.container.id, wrapped, workdir=cwd)["Id"]
+        out, err = self.stream.exec_start(exec_id, demux=True)
+        duration = time.monotonic() - start
+        code = self.stream.exec_inspect(exec_id)["ExitCode"]
+        timed_out = code in (124, 137) and duration >= timeout - 1
+        return ExecResult(argv, None if timed_out else code, (out or b"").decode(errors="replace"),
+                          (err or b"").decode(errors="replace"), duration, timed_out)
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write a file into an existing folder."""
+        p = PurePosixPath(path)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(p.name)
+            info.size = len(data)
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+        self.api.put_archive(self.container.id, str(p.parent), buf.getvalue())
+
+    def get(self, path: str) -> bytes:
+        import docker.errors
+
+        try:
+            stream, _ = self.api.get_archive(self.container.id, path)
+        except docker.errors.NotFound:
+            raise FileNotFoundError(path) from None
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            return member.read() if member else b""
+
+    def start_detached(self, argv: list[str]) -> None:
+        exec_id = self.api.exec_create(self.container.id, argv)["Id"]
+        self.api.exec_start(exec_id, detach=True)
+
+
+class ContainerEnvironment(Environment):
+    """What every environment that runs its tools in one container shares: exec, files and
+    servers through the container's handle. Which container, made how, is the kind's own."""
+
+    catalogued = False  # a base, not a kind of environments.yaml
+
+    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
+        super().__init__(name, params, run_id, allow_tcg)
+        self.container = None
+        self._client = None
+        self._stream = None
+
+    @property
+    def handle(self) -> ContainerHandle:
+        return ContainerHandle(self.container, self._client, self._stream)
+
+    def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
+        return self.handle.exec(argv, timeout, cwd)
+
+    def put_file(self, path: str, data: bytes) -> None:
+        self.exec(["mkdir", "-p", str(PurePosixPath(path).parent)], timeout=30)
+        self.handle.put(path, data)
+
+    def get_file(self, path: str) -> bytes:
+        return self.handle.get(path)
+
+    def _start_server(self, argv: list[str], log_name: str) -> Server:
+        base = f"{self.workdir}/{log_name}"
+        self.handle.start_detached(["sh", "-c", SERVER_SCRIPT, base, *argv])
+        return PidFileServer(self, base)
+
+
+class OwnedContainer(ContainerEnvironment):
+    """A container that belongs to another environment, which makes it and removes it (a
+    Compose service, docker-c2c's client peer): used as any environment is, by the runner or a
+    workload's tier, but with no variant and no life of its own."""
+
+    kind = "docker"
+
+    def __init__(self, name: str, run_id: str):
+        super().__init__(name, {}, run_id)
+
+    @classmethod
+    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
+        return True, "made by the environment it belongs to"
+
+    def provision(self, scratch_root: str, n_ports: int) -> None:
+        """Nothing: its owner made it (a peer's owner calls make())."""
+
+    def teardown(self) -> None:
+        """Nothing: its owner removes it."""
+
+    def endpoint(self, port: int) -> tuple[str, int]:
+        return self.publish_address, port
+
+    def metadata(self) -> dict[str, Any]:
+        return {"container_id": self.container.id[:12] if self.container is not None else ""}
+
+
+class DockerEnvironment(ContainerEnvironment):
     kind = "docker"
     study_configuration = "docker"
     Variant = DockerVariant
     cleanup_order = 30  # after a swarm (its service would restart a task's container)
+    catalogued = True
 
     def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
         super().__init__(name, params, run_id, allow_tcg)
         self.variant = DockerVariant(**params)
-        self.container = None
         self.volume = None
         self.image = None
-        self._client = None
-        self._stream = None
         self.network = None   # network: bridge, the run's own
         self.peer = None      # client: container, where clients run
         self.bridge_address = ""  # the server's address on the run's network, for the peer
@@ -319,7 +427,7 @@ class DockerEnvironment(Environment):
         if self.variant.client == "container":
             self.peer = PeerContainer(self, self.network)
             self.peer.context = self.context
-            self.peer.provision(scratch_root, 0)
+            self.peer.make()
             self.bridge_address = address_on(self.container, self.network)
 
     def _own_daemon(self):
@@ -355,7 +463,7 @@ class DockerEnvironment(Environment):
                 left.append(f"{what} ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})")
 
         if self.peer is not None:
-            attempt(f"peer container of {self.name}", self.peer.teardown)
+            attempt(f"peer container of {self.name}", self.peer.remove)
             self.peer = None
         if self.container is not None:  # the server's container goes even if its peer's removal failed
             attempt(f"container {self.container.name}", lambda: self.container.remove(force=True, v=True))
@@ -382,49 +490,6 @@ class DockerEnvironment(Environment):
             raise RuntimeError(f"left {'; '.join(left)}")
 
     # -- using it ----------------------------------------------------------------------------
-
-    def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
-        # The Engine API has no exec timeout: coreutils' timeout inside the container signals
-        # the command's whole process group (mpirun and its ranks), TERM and then KILL.
-        wrapped = ["timeout", "-k", "5", f"{timeout:.0f}", *argv]
-        start = time.monotonic()
-        api = self._stream.api
-        exec_id = api.exec_create(self.container.id, wrapped, workdir=cwd)["Id"]
-        out, err = api.exec_start(exec_id, demux=True)
-        duration = time.monotonic() - start
-        code = api.exec_inspect(exec_id)["ExitCode"]
-        timed_out = code in (124, 137) and duration >= timeout - 1
-        return ExecResult(argv, None if timed_out else code, (out or b"").decode(errors="replace"),
-                          (err or b"").decode(errors="replace"), duration, timed_out)
-
-    def put_file(self, path: str, data: bytes) -> None:
-        p = PurePosixPath(path)
-        self.exec(["mkdir", "-p", str(p.parent)], timeout=30)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(p.name)
-            info.size = len(data)
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-        self._client.api.put_archive(self.container.id, str(p.parent), buf.getvalue())
-
-    def get_file(self, path: str) -> bytes:
-        import docker.errors
-
-        try:
-            stream, _ = self._client.api.get_archive(self.container.id, path)
-        except docker.errors.NotFound:
-            raise FileNotFoundError(path) from None
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.extractfile(tar.getmembers()[0])
-            return member.read() if member else b""
-
-    def _start_server(self, argv: list[str], log_name: str) -> Server:
-        base = f"{self.workdir}/{log_name}"
-        api = self._client.api
-        exec_id = api.exec_create(self.container.id, ["sh", "-c", SERVER_SCRIPT, base, *argv])["Id"]
-        api.exec_start(exec_id, detach=True)
-        return PidFileServer(self, base)
 
     def endpoint(self, port: int) -> tuple[str, int]:
         # A peer container reaches the server at its address on their bridge; else nat and
@@ -589,28 +654,41 @@ def address_on(container, network) -> str:
     return container.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"]
 
 
-class PeerContainer(DockerEnvironment):
+class PeerContainer(OwnedContainer):
     """The client side of a container-to-container pair: execs in a second container of the
     workload image on the server's network. It belongs to the server's environment, which
-    provisions and removes it; the runner sees it only as `ctx.client`."""
+    makes and removes it; the runner sees it only as `ctx.client`."""
 
     def __init__(self, server: DockerEnvironment, network):
-        super().__init__(f"{server.name}-client", {"network": "bridge", "storage": "overlay"}, server.run_id)
+        super().__init__(f"{server.name}-client", server.run_id)
         self.server_name = server.name
         self.bridge = network  # the server's: it removes the network, once both containers are gone
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def make(self) -> None:
         from .. import image
 
         self._client = client()
         self._stream = client(timeout=STREAM_TIMEOUT)
-        self.image = image.docker_image(self._client, image.Recipe.default())
+        img = image.docker_image(self._client, image.Recipe.default())
         # Labelled with the server's environment name: cleanup and tests find the pair together.
-        self.container = self._client.containers.run(
-            self.image.id, name=f"bench-{self.run_id}-{self.server_name}-client",
-            labels={LABEL_RUN: self.run_id, LABEL_ENV: self.server_name, "bench.role": "client"},
-            detach=True, init=True, command=["sleep", "infinity"], network=self.bridge.name)
+        with interrupts.deferred():
+            self.container = self._client.containers.run(
+                img.id, name=f"bench-{self.run_id}-{self.server_name}-client",
+                labels={LABEL_RUN: self.run_id, LABEL_ENV: self.server_name, "bench.role": "client"},
+                detach=True, init=True, command=["sleep", "infinity"], network=self.bridge.name)
         self.workdir = "/tmp"
+
+    def remove(self) -> None:
+        """The container and the peer's connections to the daemon."""
+        try:
+            if self.container is not None:
+                gone_is_fine(self.container.remove, force=True, v=True)
+                self.container = None
+        finally:
+            for c in (self._client, self._stream):
+                if c is not None:
+                    c.close()
+            self._client = self._stream = None
 
     def address(self) -> str:
         return address_on(self.container, self.bridge)
