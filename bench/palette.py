@@ -2,7 +2,8 @@
 
 A colour is the environment's by its name, not by its place in a run's order, so that docker-nat
 is the same blue in every figure of every report. The catalogue's environments have colours
-chosen by family (native grey, Docker blues and greens, VMs oranges and reds, emulation brown);
+chosen by family (native grey, Docker blues and greens, gVisor gold, Podman indigo, VMs oranges
+and reds, emulation brown);
 any other name takes a colour of its own from a fixed palette by a stable hash of the name.
 """
 
@@ -19,6 +20,8 @@ COLOURS = {
     "kvm": "#ff7f0e", "kvm-tuned": "#d62728", "kvm-qcow2": "#e6a03c", "kvm-bridge": "#e377c2",
     "kvm-generic": "#f2b880", "kvm-e1000": "#c45a8a", "kvm-sata": "#b5651d", "kvm-ide": "#8c6d31",
     "tcg": "#8c564b",
+    # between containers and VMs: gVisor's own kernel in gold; another engine in indigo
+    "docker-gvisor": "#e7ba52", "podman": "#393b79",
 }
 # For names the catalogue does not have (a user's own variants): matplotlib's tab20, less the
 # greys that would read as native.
