@@ -109,7 +109,7 @@ def _unresolved(label: str, r: dict[str, Any]) -> str:
     return f"{label} not resolved ({spread} at n = {r['n']}; {need})"
 
 
-def sentence(env: str, cells: list[dict[str, Any]], implausible_tools: tuple[str, ...]) -> dict[str, Any]:
+def sentence(env: str, cells: list[dict[str, Any]], implausible_tools: dict[str, str]) -> dict[str, Any]:
     """One environment's verdict: its parts in words, and the counts of each class."""
     mine = [(c, c["by_env"][env]) for c in cells if env in c["by_env"]]
     classes = {id(r): classify(r) for _, r in mine}
@@ -148,10 +148,9 @@ def sentence(env: str, cells: list[dict[str, Any]], implausible_tools: tuple[str
             parts.append(f"{base}{'' if swept or not points[0] else ' @ ' + points[0]} costs {', '.join(each)}")
         else:
             for c, r in members:
-                odd = c["tool"] in implausible_tools
+                odd = implausible_tools.get(c["tool"], "")   # what such a win means instead
                 parts.append(f"{c['label']} {pct(-r['overhead_pct'], signed=False)} better than native "
-                             f"({_gain_interval(r)})"
-                             + ("; not plausible for CPU or memory work: see Parity" if odd else ""))
+                             f"({_gain_interval(r)})" + (f"; {odd}" if odd else ""))
     # Not resolved: named together, with the widest need; each cell's own spread is in the Summary.
     open_cells = [(c, r) for c, r in mine if classes[id(r)] == "unresolved"]
     unresolved = []
