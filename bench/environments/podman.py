@@ -49,6 +49,10 @@ class PodmanVariant(BaseModel):
     # network backend); host: the host's network stack
     network: Literal["nat", "host"] = "nat"
     storage: Literal["volume", "overlay"] = "volume"
+    # The OCI runtime its containers run with: runc, as Docker's, so that the engine is what
+    # differs; not whichever Podman was installed with (Debian's may bring crun, which cannot
+    # run where cgroups are in hybrid mode: "cgroups in hybrid mode not supported").
+    runtime: str = "runc"
 
 
 def folder_name(run_id: str, environment: str) -> str:
@@ -79,9 +83,10 @@ class PodmanService:
     """The `podman system service` of one environment of one run: the Docker-compatible API
     bench talks to. Started by pid in a session of its own, stopped by that pid."""
 
-    def __init__(self, run_id: str, environment: str):
+    def __init__(self, run_id: str, environment: str, runtime: str = "runc"):
         self.run_id = run_id
         self.environment = environment
+        self.runtime = runtime   # the OCI runtime of every container made through this service
         self.folder = ROOT / folder_name(run_id, environment)
         self.pid: int | None = None
 
@@ -105,7 +110,8 @@ class PodmanService:
         owner = {"run_id": self.run_id, "environment": self.environment}
         (self.folder / "owner.json").write_text(json.dumps(owner))
         with open(self.log, "wb") as log, interrupts.deferred():  # its pid is known before a signal stops us
-            proc = subprocess.Popen(["podman", "system", "service", "--time=0", self.base_url],
+            proc = subprocess.Popen(["podman", "--runtime", self.runtime, "system", "service", "--time=0",
+                                     self.base_url],
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     cwd=self.folder, start_new_session=True)
             self.pid = proc.pid
@@ -253,14 +259,16 @@ class PodmanEnvironment(DockerEnvironment):
         if not Path(CONTAINER_INIT).exists():
             return False, f"{CONTAINER_INIT} is missing (apt-get install catatonit): Podman's --init"
         try:
-            PodmanVariant(**params)
+            variant = PodmanVariant(**params)
         except ValueError as e:
             return False, f"not a Podman variant: {e}"
+        if shutil.which(variant.runtime) is None:
+            return False, f"the OCI runtime {variant.runtime} is not on PATH"
         r = _podman("version", "--format", "{{.Client.Version}}", timeout=30)
         if r.returncode != 0:
             return False, f"podman does not answer: {r.stderr.strip()[:200]}"
-        return True, (f"podman {r.stdout.strip()}, rootful, through a `podman system service` of the run's own; "
-                      f"the image is imported into its store on first use")
+        return True, (f"podman {r.stdout.strip()}, rootful, OCI runtime {variant.runtime}, through a "
+                      f"`podman system service` of the run's own; the image is imported into its store on first use")
 
     @classmethod
     def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
@@ -276,7 +284,7 @@ class PodmanEnvironment(DockerEnvironment):
         return ""
 
     def _own_daemon(self):
-        return PodmanService(self.run_id, self.name)
+        return PodmanService(self.run_id, self.name, self.podman.runtime)
 
     def teardown(self) -> None:
         """As Docker's; where the service no longer answers (killed, or its run cleaned up),
@@ -308,8 +316,8 @@ class PodmanEnvironment(DockerEnvironment):
                f"{self.publish_address} (conmon holds the port; no user-space proxy)"
 
     def _host_info(self) -> dict[str, str]:
-        r = _podman("info", "--format", "{{.Host.OCIRuntime.Name}}|{{.Host.NetworkBackend}}|"
-                    "{{.Host.OCIRuntime.Version}}", timeout=60)
+        r = _podman("--runtime", self.podman.runtime, "info", "--format",
+                    "{{.Host.OCIRuntime.Name}}|{{.Host.NetworkBackend}}|{{.Host.OCIRuntime.Version}}", timeout=60)
         parts = r.stdout.strip().split("|", 2) if r.returncode == 0 else []
         if len(parts) < 3:
             return {}
