@@ -36,8 +36,8 @@ NATIVE = "host"
 
 # A workload parameter's column in store.load(): param_clients holds the parameter `clients`.
 PARAM = "param_"
-# For runs made before run.json recorded each workload's sweep_keys: parameters that one
-# repetition sweeps over (Measurement.params): a sweep point is a cell of its
+# Parameter names that are sweeps when they take several values, within a run or across runs
+# (besides those a run recorded as swept, run.json's sweep_keys): a sweep point is a cell of its
 # own even when a quick profile has only one point of it.
 KNOWN_SWEEPS = ("clients", "threads", "streams", "iodepth", "numjobs")
 PAIRS_PER_CALL = 256         # permutation tests vectorized together
@@ -288,22 +288,20 @@ def param_column(name: str) -> str:
 
 def sweep_params(df) -> dict[str, list[str]]:
     """Per workload, the parameters (by name, without the column prefix) that are sweep
-    dimensions. As the run recorded them (run.json's sweep_keys, which bench.load keeps in
-    df.attrs) where it did; for a run made before, inferred: those that take several values
-    within one repetition (a Measurement's params), or a known sweep name with several values."""
+    dimensions: those the runs recorded as swept within a repetition (run.json's sweep_keys,
+    which bench.load keeps in df.attrs; a sweep of one point is still one), then those seen to
+    be: several values within one repetition (a run made before they were recorded), or a known
+    sweep name with several values across the runs (runs made at 1 and at 2 threads)."""
     declared = df.attrs.get("sweep_keys") or {}
     out: dict[str, list[str]] = {}
     params = param_columns(df)
     for workload, rows in df.groupby("workload", sort=False):
-        if workload in declared:
-            out[workload] = [k for k in declared[workload]
-                             if param_column(k) in rows and rows[param_column(k)].notna().any()]
-            continue
-        keys = []
+        keys = [k for k in declared.get(workload, [])
+                if param_column(k) in rows and rows[param_column(k)].notna().any()]
         for column in params:
             p = column[len(PARAM):]
             col = rows[column]
-            if col.isna().all() or col.map(lambda v: isinstance(v, (list, dict))).any():
+            if p in keys or col.isna().all() or col.map(lambda v: isinstance(v, (list, dict))).any():
                 continue  # a list parameter (redis' `tests`) is a setting, never a point
             within = rows.groupby(["run_id", "environment", "metric", "repetition"])[column].nunique(dropna=True)
             if (within > 1).any() or (p in KNOWN_SWEEPS and col.nunique(dropna=True) > 1):

@@ -212,8 +212,8 @@ def test_a_side_with_one_value_has_no_permutation_p():
 
 def test_recorded_sweep_keys_are_used_instead_of_inferred(tmp_path):
     """A run records which parameters its repetitions sweep (run.json's workloads.*.sweep_keys):
-    a sweep of one point is still a sweep, and a parameter that merely varies between two runs'
-    settings is not one. A run without them is inferred as before."""
+    a sweep of one point is still a sweep. A run without them is inferred as before, and a known
+    sweep name that takes several values across runs is one too (test_notebook's two runs)."""
     import json as json_
 
     from bench.store import load
