@@ -110,7 +110,7 @@ def _free_subnet(seed: str) -> ipaddress.IPv4Network:
     raise BenchError(f"no free /24 in {SUBNETS} for a second dockerd's bridge")
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -124,10 +124,10 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _stop_pid(pid: int | None, marker: str, timeout: float) -> None:
+def stop_pid(pid: int | None, marker: str, timeout: float) -> None:
     """SIGTERM pid, then SIGKILL after timeout, but only while its command line names our folder:
     a pid file may outlive its process, and the number may belong to someone else by now."""
-    if pid is None or marker not in _cmdline(pid):
+    if pid is None or marker not in cmdline(pid):
         return
     try:
         os.kill(pid, signal.SIGTERM)
@@ -135,7 +135,7 @@ def _stop_pid(pid: int | None, marker: str, timeout: float) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if marker not in _cmdline(pid):
+        if marker not in cmdline(pid):
             return
         time.sleep(0.2)
     try:
@@ -161,7 +161,7 @@ def processes_of(folder: Path) -> list[int]:
     """Pids whose command line names the folder: the daemon, its containerd, their shims."""
     found = []
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and f"{folder}/" in _cmdline(int(entry.name)):
+        if entry.name.isdigit() and f"{folder}/" in cmdline(int(entry.name)):
             found.append(int(entry.name))
     return found
 
@@ -246,34 +246,10 @@ class Dockerd:
             proc = subprocess.Popen(self.argv(cidr), stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True)
             self.pid = proc.pid
-        self._wait_ready(proc)
-
-    def _wait_ready(self, proc: subprocess.Popen) -> None:
-        import docker
-
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise BenchError(f"the second dockerd exited with status {proc.returncode}: {self.log_tail()}")
-            if self.socket.exists():
-                try:
-                    c = docker.DockerClient(base_url=self.base_url, timeout=5)
-                    try:
-                        c.ping()
-                        return
-                    finally:
-                        c.close()
-                except Exception:
-                    pass
-            time.sleep(0.3)
-        raise BenchError(f"the second dockerd did not answer within {START_TIMEOUT:.0f} s: {self.log_tail()}")
+        wait_for_api(proc, self.socket, "the second dockerd", self.log)
 
     def log_tail(self, lines: int = 3) -> str:
-        try:
-            text = self.log.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "no log"
-        return " | ".join(text[-lines:]) or "empty log"
+        return log_tail(self.log, lines)
 
     def stop(self) -> None:
         """Stop the daemon (it stops its containers and containerd), remove its bridge and its
@@ -283,6 +259,38 @@ class Dockerd:
         stop_folder(self.folder, self.pid)
         delete_bridge(self.bridge)
         self.made = False
+
+
+def wait_for_api(proc: subprocess.Popen, socket: Path, what: str, log: Path) -> None:
+    """Wait until a daemon bench started (a second dockerd, a Podman service) answers a ping of
+    the Docker API on its socket; say so from its log if it exits or stays silent."""
+    import docker
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with status {proc.returncode}: {log_tail(log)}")
+        if socket.exists():
+            try:
+                c = docker.DockerClient(base_url=f"unix://{socket}", timeout=5)
+                try:
+                    c.ping()
+                    return
+                finally:
+                    c.close()
+            except Exception:  # noqa: BLE001 -- not answering yet
+                pass
+        time.sleep(0.3)
+    raise BenchError(f"{what} did not answer within {START_TIMEOUT:.0f} s: {log_tail(log)}")
+
+
+def log_tail(log: Path, lines: int = 3) -> str:
+    """The last lines of a daemon's log, as one line of an error."""
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return " | ".join(text[-lines:]) or "empty log"
 
 
 def stop_folder(folder: Path, pid: int | None = None) -> None:
@@ -302,10 +310,10 @@ def stop_folder(folder: Path, pid: int | None = None) -> None:
                 c.close()
         except Exception:
             pass  # a daemon that does not answer is stopped by its pid below
-    _stop_pid(pid or _read_pid(folder / "docker.pid"), marker, STOP_TIMEOUT)
-    _stop_pid(_read_pid(folder / "exec" / "containerd" / "containerd.pid"), marker, 20)
+    stop_pid(pid or _read_pid(folder / "docker.pid"), marker, STOP_TIMEOUT)
+    stop_pid(_read_pid(folder / "exec" / "containerd" / "containerd.pid"), marker, 20)
     for leftover in processes_of(folder):  # shims of a daemon that was SIGKILLed
-        _stop_pid(leftover, marker, 10)
+        stop_pid(leftover, marker, 10)
     _unmount_under(folder)
     shutil.rmtree(folder, ignore_errors=True)
     if folder.exists():

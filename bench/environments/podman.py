@@ -24,9 +24,7 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,11 +32,11 @@ from pydantic import BaseModel, ConfigDict
 
 from .. import interrupts
 from ..errors import BenchError
+from . import dockerd
 from .base import Leftover
-from .docker import LABEL_ENV, LABEL_RUN, DockerEnvironment, DockerVariant
+from .docker import LABEL_ENV, LABEL_RUN, DockerEnvironment
 
 ROOT = Path(os.environ.get("BENCH_PODMAN_ROOT", "/var/lib/bench-podman"))
-START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 CONTAINER_INIT = "/usr/libexec/podman/catatonit"  # what --init runs (Debian package catatonit)
 
@@ -57,13 +55,6 @@ class PodmanVariant(BaseModel):
 
 def folder_name(run_id: str, environment: str) -> str:
     return hashlib.sha256(f"podman/{run_id}/{environment}".encode()).hexdigest()[:12]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def hard_limits(pid: int) -> dict[str, int]:
@@ -116,34 +107,10 @@ class PodmanService:
                                     cwd=self.folder, start_new_session=True)
             self.pid = proc.pid
             (self.folder / "owner.json").write_text(json.dumps({**owner, "pid": proc.pid}))
-        self._wait_ready(proc)
-
-    def _wait_ready(self, proc: subprocess.Popen) -> None:
-        import docker
-
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise BenchError(f"podman system service exited with status {proc.returncode}: {self.log_tail()}")
-            if self.socket.exists():
-                try:
-                    c = docker.DockerClient(base_url=self.base_url, timeout=5)
-                    try:
-                        c.ping()
-                        return
-                    finally:
-                        c.close()
-                except Exception:  # noqa: BLE001 -- not answering yet
-                    pass
-            time.sleep(0.2)
-        raise BenchError(f"podman system service did not answer within {START_TIMEOUT:.0f} s: {self.log_tail()}")
+        dockerd.wait_for_api(proc, self.socket, "podman system service", self.log)
 
     def log_tail(self, lines: int = 3) -> str:
-        try:
-            text = self.log.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "no log"
-        return " | ".join(text[-lines:]) or "empty log"
+        return dockerd.log_tail(self.log, lines)
 
     def stop(self) -> None:
         """The run's containers and volumes (they outlive the service: conmon holds them), then
@@ -196,17 +163,7 @@ def stop_service(folder: Path, pid: int | None = None) -> None:
             pid = int(json.loads((folder / "owner.json").read_text()).get("pid"))
         except (OSError, ValueError, TypeError, AttributeError):
             pid = None
-    marker = str(folder / "podman.sock")
-    if pid is not None and marker in _cmdline(pid):
-        try:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT
-            while marker in _cmdline(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if marker in _cmdline(pid):
-                os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    dockerd.stop_pid(pid, str(folder / "podman.sock"), STOP_TIMEOUT)  # only while it names our socket
     shutil.rmtree(folder, ignore_errors=True)
     if folder.exists():
         raise BenchError(f"could not remove {folder}")
@@ -230,7 +187,7 @@ class PodmanEnvironment(DockerEnvironment):
 
     @classmethod
     def leftovers(cls, run_id: str | None) -> list[Leftover]:
-        return [Leftover(*found) for found in leftovers(run_id)]
+        return leftovers(run_id)
 
     @classmethod
     def doctor_checks(cls) -> list:
@@ -275,9 +232,7 @@ class PodmanEnvironment(DockerEnvironment):
         if key == "limit.nproc":
             return ("Podman's own hard limit of processes: its service lowers it, and a container cannot "
                     "have more than the service it is started by")
-        return super().intended_difference(key, DockerVariant(**{"network": variant.get("network", "nat"),
-                                                                  "storage": variant.get("storage", "volume")})
-                                           .model_dump(), cpu_differs)
+        return super().intended_difference(key, variant, cpu_differs)  # a container's, as Docker's
 
     @classmethod
     def remote_client_refusal(cls, params: dict[str, Any]) -> str:
@@ -343,16 +298,13 @@ class PodmanEnvironment(DockerEnvironment):
         return meta
 
 
-def leftovers(run_id: str | None) -> list[tuple[str, str, str, object]]:
-    """(what, name, run id, remove) of what killed runs left in Podman: the services (stopped by
-    pid, folder removed) after the containers and volumes labelled with their run."""
-    found: list[tuple[str, str, str, object]] = []
-    seen_runs = set()
-    for what, name, who in labelled(run_id):
-        found.append((f"podman {what}", name, who,
+def leftovers(run_id: str | None) -> list[Leftover]:
+    """What killed runs left in Podman: the containers and volumes labelled with their run, then
+    the services (stopped by pid, folder removed)."""
+    found = [Leftover(f"podman {what}", name, who,
                       lambda n=name, w=what: _podman(*(["rm", "-f", "-v"] if w == "container"
-                                                       else ["volume", "rm", "-f"]), n)))
-        seen_runs.add(who)
+                                                       else ["volume", "rm", "-f"]), n))
+             for what, name, who in labelled(run_id)]
     if ROOT.is_dir():
         for folder in sorted(ROOT.iterdir()):
             try:
@@ -360,5 +312,5 @@ def leftovers(run_id: str | None) -> list[tuple[str, str, str, object]]:
             except (OSError, ValueError, AttributeError):
                 who = "?"
             if run_id is None or who == run_id:
-                found.append(("podman service", str(folder), who, lambda f=folder: stop_service(f)))
+                found.append(Leftover("podman service", str(folder), who, lambda f=folder: stop_service(f)))
     return found
