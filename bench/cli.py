@@ -20,7 +20,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from . import config, text
+from . import config, settings, text, workloads
 from .errors import BenchError
 from .store import RunStore
 
@@ -325,7 +325,8 @@ def write_run_report(folder: Path) -> None:
     """<run folder>/report.html; a report that cannot render must not cost the run: warn only."""
     # Serial figures here: worker processes forked from a run that has talked to dockerd and
     # libvirtd gain little on a small report and are not worth any risk at the end of a run.
-    os.environ.setdefault("BENCH_WORKERS", "1")
+    if not settings.current().workers:
+        settings.use(dataclasses.replace(settings.current(), workers=1))
     try:
         from .report import render_runs
 
@@ -791,7 +792,7 @@ def cmd_image(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     from . import image
     from .environments import KINDS
 
-    recipe = image.Recipe.default()
+    recipe = image.recipe()
     if args.image_verb == "build":
         refused = []
         for kind in KINDS.values():
@@ -844,7 +845,10 @@ def cmd_cleanup(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    # The user's variable, read here once; config.load makes it the data folder in use.
+    # The user's variables, read here once: bench's settings (what its image is made of, where
+    # it keeps what it makes) for every module, and the data folder, which config.load makes
+    # the one in use.
+    settings.use(settings.Settings.from_environ(os.environ, workloads.packages()))
     config_dir = args.config_dir or (Path(os.environ["BENCH_CONFIG_DIR"]) if os.environ.get("BENCH_CONFIG_DIR")
                                      else None)
     try:

@@ -19,10 +19,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from . import settings
 from .checks import FAIL, OK, WARN, Check  # noqa: F401 -- Check and FAIL are doctor's vocabulary too
 SYS, PROC = Path("/sys"), Path("/proc")
-CACHE = Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench"))
-TUNING = CACHE / "tuning.json"
 LOAD_PER_CORE = 0.5     # a 1-minute load above this per core is someone else's work on our CPUs
 BUSY_PERCENT = 10.0     # a process above this share of one CPU is named as a competitor
 
@@ -48,7 +47,7 @@ def check_environments() -> list[Check]:
 def check_image() -> list[Check]:
     from . import image
 
-    recipe = image.Recipe.default()
+    recipe = image.recipe()
     fix = "bench image build"
     checks = []
     if not recipe.rootfs.exists() and shutil.which("debootstrap") is None:
@@ -301,8 +300,13 @@ def as_json(checks: list[Check]) -> str:
 
 # -- --tune / --reset: the governor only, reversibly -------------------------------------------
 
-def tune(sysfs: Path = SYS, saved: Path = TUNING) -> str:
+def _tuning() -> Path:
+    return settings.current().cache_dir / "tuning.json"
+
+
+def tune(sysfs: Path = SYS, saved: Path | None = None) -> str:
     """Every CPU's governor to performance; the old ones are kept in `saved` for reset()."""
+    saved = saved or _tuning()
     found = governors(sysfs)
     if not found:
         return "nothing to tune: this machine exposes no CPU frequency governor (cpufreq)"
@@ -314,7 +318,8 @@ def tune(sysfs: Path = SYS, saved: Path = TUNING) -> str:
     return f"governor performance on {len(found)} CPUs (old values in {saved}; undo with --reset)"
 
 
-def reset(sysfs: Path = SYS, saved: Path = TUNING) -> str:
+def reset(sysfs: Path = SYS, saved: Path | None = None) -> str:
+    saved = saved or _tuning()
     try:
         old = json.loads(saved.read_text())["governors"]
     except (OSError, ValueError, KeyError):

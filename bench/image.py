@@ -20,14 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import settings
 from .errors import BenchError
-from .workloads import TOOLS
 
 # Bump when the way the root file system is made changes, so old caches are not reused.
 RECIPE_VERSION = 3  # 3: the release's -updates and -security suites applied after debootstrap
 IMAGE_REPOSITORY = "bench-workload"
 LABEL_RECIPE = "bench.recipe"
-CACHE = Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench"))
 # What a workload needs besides its tools: sh, coreutils' timeout, ps, ip, dpkg-query.
 BASE_PACKAGES = ("procps", "iproute2", "numactl")  # numactl: the study's memory interleave on NUMA hosts
 # What a VM needs to boot the same root file system: a Debian kernel (its initramfs is made
@@ -86,16 +85,6 @@ exec tini -s -- qemu-ga -m virtio-serial -p "$port"
 BUILD_TIMEOUT = 1800.0
 
 
-def _host_release() -> str:
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("VERSION_CODENAME="):
-                return line.split("=", 1)[1].strip('"') or "bookworm"
-    except OSError:
-        pass
-    return "bookworm"
-
-
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     release: str
@@ -105,16 +94,13 @@ class Recipe:
     security_mirror: str = "http://deb.debian.org/debian-security"
 
     @classmethod
-    def default(cls) -> "Recipe":
-        packages = set(BASE_PACKAGES) | set(VM_PACKAGES)
-        for tool in TOOLS.values():
-            packages.update(tool.packages)
-        return cls(release=os.environ.get("BENCH_IMAGE_RELEASE", _host_release()),
-                   mirror=os.environ.get("BENCH_IMAGE_MIRROR", "http://deb.debian.org/debian"),
+    def of(cls, s: settings.Settings) -> "Recipe":
+        """The recipe the settings ask for: their release and mirrors, and the workloads'
+        packages with what every image needs besides."""
+        return cls(release=s.image_release, mirror=s.image_mirror,
                    components=("main", "non-free"),  # netperf is in non-free
-                   packages=tuple(sorted(packages)),
-                   security_mirror=os.environ.get("BENCH_IMAGE_SECURITY_MIRROR",
-                                                  "http://deb.debian.org/debian-security"))
+                   packages=tuple(sorted(set(BASE_PACKAGES) | set(VM_PACKAGES) | set(s.tool_packages))),
+                   security_mirror=s.image_security_mirror)
 
     @property
     def digest(self) -> str:
@@ -128,7 +114,26 @@ class Recipe:
 
     @property
     def rootfs(self) -> Path:
-        return CACHE / f"rootfs-{self.digest}.tar"
+        return cache() / f"rootfs-{self.digest}.tar"
+
+
+def cache() -> Path:
+    """Where built images, VM disks and boot files are kept (BENCH_CACHE_DIR)."""
+    return settings.current().cache_dir
+
+
+_recipes: dict[settings.Settings, Recipe] = {}
+
+
+def recipe() -> Recipe:
+    """The workload image's recipe under the settings in use: made once, then the same object."""
+    s = settings.current()
+    if not s.tool_packages:
+        raise RuntimeError("the settings in use name no workload's packages: set them with "
+                           "settings.use(Settings.from_environ(..., tool_packages)) before using the image")
+    if s not in _recipes:
+        _recipes[s] = Recipe.of(s)
+    return _recipes[s]
 
 
 def _say(message: str) -> None:
@@ -141,9 +146,9 @@ def build_rootfs(recipe: Recipe, force: bool = False) -> Path:
         return recipe.rootfs
     if shutil.which("debootstrap") is None:
         raise BenchError("debootstrap is missing: apt-get install debootstrap (or run scripts/setup.sh)")
-    CACHE.mkdir(parents=True, exist_ok=True)
-    build = Path(tempfile.mkdtemp(prefix=f"build-{recipe.digest}-", dir=CACHE))
-    log = CACHE / f"rootfs-{recipe.digest}.log"
+    cache().mkdir(parents=True, exist_ok=True)
+    build = Path(tempfile.mkdtemp(prefix=f"build-{recipe.digest}-", dir=cache()))
+    log = cache() / f"rootfs-{recipe.digest}.log"
     _say(f"building the workload root file system {recipe.digest} with debootstrap "
          f"({recipe.release}, {len(recipe.packages)} packages; a few minutes, once); log: {log}")
     start = time.monotonic()
@@ -291,7 +296,7 @@ def vm_kernel_config(recipe: Recipe, flavour: str = "cloud") -> dict[str, str]:
 def _vm_boot_files(recipe: Recipe, flavour: str) -> tuple[Path, Path, Path]:
     if flavour not in KERNEL_FLAVOURS:
         raise BenchError(f"unknown kernel flavour {flavour!r}: one of {', '.join(KERNEL_FLAVOURS)}")
-    folder = CACHE / f"vm-{recipe.digest}"
+    folder = cache() / f"vm-{recipe.digest}"
     files = tuple(folder / f"{stem}-{flavour}" for stem in ("vmlinuz", "initrd.img", "config"))
     if all(f.exists() for f in files):
         return files
@@ -330,7 +335,7 @@ def _part(target: Path) -> Path:
 def vm_disk(recipe: Recipe, disk_format: str = "raw") -> Path:
     """The root file system as an ext4 disk image (made without mounting: mke2fs -d reads the
     tar), and a qcow2 copy of it when asked for. Runs copy it; the cached one is never booted."""
-    folder = CACHE / f"vm-{recipe.digest}"
+    folder = cache() / f"vm-{recipe.digest}"
     raw = folder / "root.raw"
     if not raw.exists():
         tar = build_rootfs(recipe)

@@ -15,13 +15,13 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import settings
+
 
 def workers() -> int:
-    """BENCH_WORKERS if set (1: no worker processes), else one per CPU this process may use."""
-    try:
-        return max(1, int(os.environ.get("BENCH_WORKERS", "0")) or len(os.sched_getaffinity(0)))
-    except ValueError:
-        return 1
+    """The settings' workers (BENCH_WORKERS; 1: no worker processes), else one per CPU this
+    process may use."""
+    return settings.current().workers or len(os.sched_getaffinity(0))
 
 
 def pmap(fn: Callable[[Any], Any], jobs: Sequence[Any]) -> list[Any]:

@@ -23,6 +23,25 @@ def bench_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60
                           timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})})
 
 
+# The settings a test runs with: the user's variables of this shell, as the command line reads
+# them (a developer's BENCH_CACHE_DIR is used by the in-process tests too). Set when the tests
+# are collected (a module's skip condition may ask a kind whether it can run), then again before
+# every test, since a test that calls the command line in this process sets its own.
+def pytest_configure(config):
+    from bench import settings, workloads
+
+    settings.use(settings.Settings.from_environ(os.environ, workloads.packages()))
+    config.bench_settings = settings.current()
+
+
+@pytest.fixture(autouse=True)
+def bench_settings(request):
+    from bench import settings
+
+    settings.use(request.config.bench_settings)
+    return request.config.bench_settings
+
+
 @pytest.fixture
 def config_copy(tmp_path: Path) -> Path:
     """A private copy of workloads/ that a test may break."""
@@ -59,6 +78,6 @@ def vm_image():
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the libvirt tests for real: {why}")
         pytest.skip(why)
-    recipe = image.Recipe.default()
+    recipe = image.recipe()
     image.build_rootfs(recipe)
     return recipe

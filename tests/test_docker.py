@@ -26,7 +26,7 @@ DOCKER_KILLED = f"docker-killed-{os.getpid()}"  # machine-wide names: unique per
 @pytest.fixture(scope="session")
 def workload_image(docker_client):
     """Built once per test session (and kept: the cache is the point)."""
-    return image.docker_image(docker_client, image.Recipe.default())
+    return image.docker_image(docker_client, image.recipe())
 
 
 def labelled(docker_client, run_id: str) -> list[str]:
@@ -44,7 +44,7 @@ def nat(workload_image, tmp_path_factory):
 
 
 def test_image_is_cached_by_recipe(docker_client, workload_image):
-    recipe = image.Recipe.default()
+    recipe = image.recipe()
     assert recipe.tag in workload_image.tags
     assert workload_image.labels[image.LABEL_RECIPE] == recipe.digest
     start = time.monotonic()

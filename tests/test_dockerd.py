@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import settings
 from bench.environments import dockerd
 from bench.environments.docker import DockerEnvironment, apparmor_enabled
 
@@ -27,7 +28,7 @@ SESSION = f"t{os.getpid()}"  # machine-wide names (folders, bridges, labels): un
 def workload_image(docker_client):
     from bench import image
 
-    return image.docker_image(docker_client, image.Recipe.default())
+    return image.docker_image(docker_client, image.recipe())
 
 
 def tiny_suite(config: Path, workloads: list[str]) -> str:
@@ -38,7 +39,7 @@ def tiny_suite(config: Path, workloads: list[str]) -> str:
 
 def nothing_left(run_id: str, environment: str) -> None:
     """No folder, no bridge, no process of the run's second daemon, no container of the run."""
-    folder = dockerd.ROOT / dockerd.folder_name(run_id, environment)
+    folder = settings.current().dockerd_root / dockerd.folder_name(run_id, environment)
     assert not folder.exists(), folder
     assert dockerd.processes_of(folder) == []
     bridge = dockerd.bridge_name(run_id, environment)
@@ -72,7 +73,7 @@ def test_vfs_second_daemon_runs_fio_and_netperf_and_leaves_nothing(docker_client
 
 def test_kill_9_mid_run_then_cleanup_removes_the_second_daemon(docker_client, workload_image, tmp_path):
     run_id = f"{SESSION}-vfs-killed"
-    folder = dockerd.ROOT / dockerd.folder_name(run_id, "docker-vfs")
+    folder = settings.current().dockerd_root / dockerd.folder_name(run_id, "docker-vfs")
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--suite", "quick", "--env", "docker-vfs",
                              "--reps", "3", "--out", str(tmp_path), "--run-id", run_id,
                              "--scratch", str(tmp_path / "scratch")],
@@ -195,7 +196,7 @@ def test_variants_this_host_cannot_run_say_why_without_raising():
         ok, why = DockerEnvironment.availability(variant)
         if variant.get("apparmor") and apparmor_enabled():
             continue
-        if variant.get("daemon_storage_driver") == "btrfs" and dockerd._fs_type(dockerd.ROOT) == "btrfs":
+        if variant.get("daemon_storage_driver") == "btrfs" and dockerd._fs_type(settings.current().dockerd_root) == "btrfs":
             continue
         assert not ok and why, variant
     assert DockerEnvironment.availability({"daemon_storage_driver": "vfs"})[0]

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 import bench
-from bench import image
+from bench import image, settings
 from bench.environments import swarm
 from bench.environments.docker import LABEL_RUN, DockerEnvironment
 from bench.environments.host import HostEnvironment
@@ -26,7 +26,7 @@ C2C = {"network": "bridge", "client": "container", "storage": "volume"}
 
 @pytest.fixture(scope="module")
 def workload_image(docker_client):
-    return image.docker_image(docker_client, image.Recipe.default())
+    return image.docker_image(docker_client, image.recipe())
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def daemon_left_as_found(docker_client, run_id: str, gwbridge_before: bool) -> N
     assert swarm.swarm_state(docker_client)[0] == "inactive"
     assert bool(swarm.gwbridges(docker_client)) == gwbridge_before
     assert made_by_run(docker_client, run_id) == []
-    assert not (swarm.MARKERS / f"{run_id}.json").exists()
+    assert not (settings.current().swarm_markers / f"{run_id}.json").exists()
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     assert f"bench run {run_id}" not in links  # the run's veth (its alias names the run)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import bench
+from bench import settings
 from bench.environments import dockerd
 from bench.environments.docker import LABEL_RUN
 
@@ -122,7 +123,7 @@ def test_a_signal_at_an_instant_of_provisioning_leaves_nothing(request, docker_c
     if environment == "tcg":
         request.getfixturevalue("vm_image")
     else:
-        image.docker_image(docker_client, image.Recipe.default())
+        image.docker_image(docker_client, image.recipe())
     run_id = f"{SESSION}-sig-{environment}-{int(delay * 1000)}"
     suite = sysbench_suite(config_copy, 2)
     if environment == "docker-compose":  # a Compose environment runs its application only
@@ -153,7 +154,7 @@ def test_the_second_dockerd_killed_mid_run_is_provisioned_anew(docker_client, co
     failure of cause "backend", the environment gets a new daemon and goes on, nothing of either
     daemon is left. (--retry-failed is proven on docker-nat, in test_docker.py.)"""
     run_id = f"{SESSION}-vfs-dies"
-    folder = dockerd.ROOT / dockerd.folder_name(run_id, "docker-vfs")
+    folder = settings.current().dockerd_root / dockerd.folder_name(run_id, "docker-vfs")
     args = [*sysbench_suite(config_copy, 4), "--env", "docker-vfs", "--out", str(tmp_path),
             "--scratch", str(tmp_path / "scratch")]
     proc = start_measuring(args, run_id, tmp_path / run_id, timeout=300)

@@ -8,7 +8,7 @@ import os
 import pytest
 
 import bench
-from bench import image
+from bench import image, settings
 from bench.environments import libvirt as lv
 from bench.environments.host import run_argv
 
@@ -104,7 +104,7 @@ def test_a_guest_kernel_of_the_users_own_and_cleanup_of_a_killed_runs_domain(vm_
     guest says it ran that kernel and the domain names the firmware. Then the guest is left
     behind as a SIGKILLed run leaves it, and `bench cleanup` removes it."""
     run_id = f"t{os.getpid()}-leftover-vm"
-    kernel, initrd = image.vm_kernel(image.Recipe.default(), "generic")
+    kernel, initrd = image.vm_kernel(image.recipe(), "generic")
     qboot = "/usr/share/qemu/qboot.rom"
     env = lv.LibvirtEnvironment("tcg", {"accel": "tcg", "guest_kernel": str(kernel), "guest_initrd": str(initrd),
                                         "firmware": qboot}, run_id)
@@ -112,7 +112,7 @@ def test_a_guest_kernel_of_the_users_own_and_cleanup_of_a_killed_runs_domain(vm_
     assert f"<kernel>{kernel}</kernel>" in env.xml and f'<loader type="rom" readonly="yes">{qboot}</loader>' in env.xml
     release = env.exec(["uname", "-r"], timeout=60).stdout.strip()
     assert release.endswith("-amd64") and "cloud" not in release  # the generic flavour, not the default cloud one
-    assert domains_of(run_id) == [f"bench-{run_id}-tcg", str(lv.IMAGES / f"bench-{run_id}-tcg")]
+    assert domains_of(run_id) == [f"bench-{run_id}-tcg", str(settings.current().vm_dir / f"bench-{run_id}-tcg")]
     assert "would remove domain" in bench_cli("cleanup", "--run-id", run_id, "--dry-run").stdout
     assert bench_cli("cleanup", "--run-id", run_id).returncode == 0
     assert domains_of(run_id) == []

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from bench import cleanup
+from bench import cleanup, settings
 from bench.environments import podman
 from bench.environments.podman import PodmanEnvironment
 
@@ -43,7 +43,7 @@ def service_processes(folder) -> list[int]:
 
 
 def nothing_left(run_id: str, environment: str) -> None:
-    folder = podman.ROOT / podman.folder_name(run_id, environment)
+    folder = settings.current().podman_root / podman.folder_name(run_id, environment)
     assert not folder.exists(), folder
     assert service_processes(folder) == []
     assert podman.labelled(run_id) == []

@@ -164,7 +164,7 @@ def test_redis_in_docker_nat(tmp_path, redis_config, docker_client):
     from bench import image
     from bench.environments.docker import LABEL_RUN
 
-    image.docker_image(docker_client, image.Recipe.default())  # built once, then cached
+    image.docker_image(docker_client, image.recipe())  # built once, then cached
     before = redis_server_pids()
     r = bench_cli("--config-dir", str(redis_config), "run", "--suite", "redis-only", "--env", "docker-nat",
                   "--out", str(tmp_path), "--run-id", "redis-nat", "--scratch", str(tmp_path / "scratch"))

@@ -216,7 +216,7 @@ def of_project(docker_client, project: str) -> list[str]:
 def workload_image(docker_client):
     from bench import image
 
-    return image.docker_image(docker_client, image.Recipe.default())
+    return image.docker_image(docker_client, image.recipe())
 
 
 TINY = {"connections": 4, "threads": 1, "duration": 2, "timeout": 10}

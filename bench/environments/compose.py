@@ -190,7 +190,7 @@ class ComposeEnvironment(Environment):
 
         self._client = client()
         self._stream = client(timeout=7 * 24 * 3600)
-        recipe = image.Recipe.default()
+        recipe = image.recipe()
         self.image = image.docker_image(self._client, recipe)
         self.ports = free_loopback_ports(n_ports)
         os.makedirs(scratch_root, exist_ok=True)
@@ -331,6 +331,6 @@ class ComposeEnvironment(Environment):
             "storage_driver": info.get("Driver", ""),
             "cgroup_driver": info.get("CgroupDriver", ""),
             "nat_path": "docker-proxy (loopback client)",
-            "image_tag": image.Recipe.default().tag,
+            "image_tag": image.recipe().tag,
             "image_id": self.image.id,
         }

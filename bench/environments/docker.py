@@ -268,7 +268,7 @@ class DockerEnvironment(ContainerEnvironment):
             own = f"; {why}"
         from .. import image
 
-        recipe = image.Recipe.default()
+        recipe = image.recipe()
         try:
             c.images.get(recipe.tag)
             built = f"image {recipe.tag} built"
@@ -294,7 +294,7 @@ class DockerEnvironment(ContainerEnvironment):
             return [Check("environments", "docker", WARN, f"docker environments unavailable: {why}",
                           "apt-get install docker.io; start dockerd")]
         checks = [Check("environments", "docker", OK, why)]
-        recipe = image.Recipe.default()
+        recipe = image.recipe()
         try:
             client().images.get(recipe.tag)
             checks.append(Check("image", "image docker", OK, f"{recipe.tag} present"))
@@ -365,7 +365,7 @@ class DockerEnvironment(ContainerEnvironment):
         base_url = self.daemon.base_url if self.daemon is not None else None
         self._client = client(base_url=base_url)
         self._stream = client(timeout=STREAM_TIMEOUT, base_url=base_url)
-        self.image = image.docker_image(self._client, image.Recipe.default(), base_url=base_url)
+        self.image = image.docker_image(self._client, image.recipe(), base_url=base_url)
         if self.daemon is not None:
             self.measurements.append(Measurement("daemon_start_and_image_import", time.monotonic() - start,
                                                  "s", "lower"))
@@ -546,7 +546,7 @@ class DockerEnvironment(ContainerEnvironment):
             "server_address": self.bridge_address or self.publish_address,
             **(self.peer.metadata() if self.peer is not None else {}),
             "storage": self.variant.storage,
-            "image_tag": image.Recipe.default().tag,
+            "image_tag": image.recipe().tag,
             "image_id": self.image.id,
             "container_id": self.container.id[:12],
             "cpus_limit": self.variant.cpus or "none",
@@ -669,7 +669,7 @@ class PeerContainer(OwnedContainer):
 
         self._client = client()
         self._stream = client(timeout=STREAM_TIMEOUT)
-        img = image.docker_image(self._client, image.Recipe.default())
+        img = image.docker_image(self._client, image.recipe())
         # Labelled with the server's environment name: cleanup and tests find the pair together.
         with interrupts.deferred():
             self.container = self._client.containers.run(

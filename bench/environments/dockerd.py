@@ -1,7 +1,6 @@
 """A second Docker daemon of one environment of one run, for the variants that are daemon-wide:
 a storage driver (vfs, btrfs, zfs, devicemapper), user-namespace remapping, or an OCI runtime
 registered with it (gVisor's runsc): the main daemon's configuration is the user's, not bench's.
-
 The main dockerd keeps overlay2 and its own containers; this one gets a folder of its own,
 /var/lib/bench-dockerd/<12 hex digits of a hash of run id and environment>/ (short, for the unix
 sockets under it), holding its data root, exec root, API socket, pid file, log and an
@@ -29,11 +28,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from .. import interrupts
+from .. import interrupts, settings
 from ..errors import BenchError
 from .netns import ip
 
-ROOT = Path(os.environ.get("BENCH_DOCKERD_ROOT", "/var/lib/bench-dockerd"))
 BRIDGE_PREFIX = "bdkr"             # + 10 hex digits: interface names are at most 15 characters
 ALIAS_PREFIX = "bench dockerd run "
 # Candidate /24s for the bridges: private, and away from docker0 (172.17/16), libvirt's default
@@ -63,13 +61,13 @@ def availability(storage_driver: str | None, userns_remap: bool,
             if shutil.which(program) is None:
                 return False, f"{program} is not on PATH (apt-get install docker.io iproute2)"
         said = []
-        if storage_driver == "btrfs" and (fs := _fs_type(ROOT)) != "btrfs":
-            return False, f"btrfs needs the daemon's data root ({ROOT}) on a btrfs file system; it is on {fs}"
+        if storage_driver == "btrfs" and (fs := _fs_type(settings.current().dockerd_root)) != "btrfs":
+            return False, f"btrfs needs the daemon's data root ({settings.current().dockerd_root}) on a btrfs file system; it is on {fs}"
         if storage_driver == "zfs":
             if shutil.which("zfs") is None:
                 return False, "zfs needs the ZFS utilities (zfsutils-linux) and a ZFS data set"
-            if (fs := _fs_type(ROOT)) != "zfs":
-                return False, f"zfs needs the daemon's data root ({ROOT}) on a ZFS data set; it is on {fs}"
+            if (fs := _fs_type(settings.current().dockerd_root)) != "zfs":
+                return False, f"zfs needs the daemon's data root ({settings.current().dockerd_root}) on a ZFS data set; it is on {fs}"
         if storage_driver == "devicemapper":
             # loop-lvm (the only mode that needs no prepared disk) is deprecated, slow, and
             # leaves loop and device-mapper devices behind a killed run.
@@ -187,7 +185,7 @@ class Dockerd:
         self.storage_driver = storage_driver
         self.userns_remap = userns_remap
         self.runtimes = runtimes or {}  # name -> {"path", "runtimeArgs"}, as daemon.json has them
-        self.folder = ROOT / folder_name(run_id, environment)
+        self.folder = settings.current().dockerd_root / folder_name(run_id, environment)
         self.bridge = bridge_name(run_id, environment)
         self.pid: int | None = None
         self.made = False
@@ -228,7 +226,7 @@ class Dockerd:
             raise BenchError(f"{self.folder} already exists: a run with this id is going on or was killed "
                              f"(`bench cleanup --run-id {self.run_id}`)")
         if len(str(self.folder / "exec" / "containerd" / "containerd.sock.ttrpc")) > SOCKET_PATH_MAX:
-            raise BenchError(f"BENCH_DOCKERD_ROOT {ROOT} is too long a path for the second dockerd's unix "
+            raise BenchError(f"BENCH_DOCKERD_ROOT {settings.current().dockerd_root} is too long a path for the second dockerd's unix "
                              f"sockets under it (at most {SOCKET_PATH_MAX - 60} characters)")
         self.made = True  # from here on, stop() has something to remove
         self.folder.mkdir(parents=True)
@@ -328,8 +326,8 @@ def delete_bridge(name: str) -> None:
 def leftovers(run_id: str | None) -> list[tuple[str, str, str, object]]:
     """(kind, name, run id, remove) of second daemons' folders and bridges a run left."""
     found: list[tuple[str, str, str, object]] = []
-    if ROOT.is_dir():
-        for folder in sorted(ROOT.iterdir()):
+    if settings.current().dockerd_root.is_dir():
+        for folder in sorted(settings.current().dockerd_root.iterdir()):
             try:
                 owner = json.loads((folder / "owner.json").read_text()).get("run_id", "?")
             except (OSError, ValueError, AttributeError):

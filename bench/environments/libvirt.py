@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .. import interrupts, owner
+from .. import interrupts, owner, settings
 from ..errors import BenchError
 from ..model import Measurement
 from .base import SERVER_SCRIPT, Environment, ExecResult, Leftover, PidFileServer, Server
@@ -49,8 +49,6 @@ from .netns import BridgeNetwork
 from .context import numa_nodes
 from .topology import HostTopology, read_topology
 
-URI = os.environ.get("BENCH_LIBVIRT_URI", "qemu:///system")
-IMAGES = Path(os.environ.get("BENCH_VM_DIR", "/var/lib/libvirt/images"))
 WORKDIR = "/bench/work"
 BOOT_TIMEOUT = 300.0          # seconds from domain start to a guest agent that answers
 # Bytes per guest-file-read/-write: a larger message can outlast the agent's timeout under TCG,
@@ -90,7 +88,7 @@ def _connect():
 
     # libvirt prints every error to stderr by default; ours are raised and handled instead.
     libvirt.registerErrorHandler(lambda ctx, err: None, None)
-    return libvirt.open(URI)
+    return libvirt.open(settings.current().libvirt_uri)
 
 
 RECONNECT_SECONDS = 60  # how long teardown waits for a restarted libvirtd to answer
@@ -114,7 +112,7 @@ def _kvm_check():
     from .. import image
     from ..checks import OK, WARN, Check
 
-    recipe = image.Recipe.default()
+    recipe = image.recipe()
     if not recipe.rootfs.exists():
         # What the host shows already (PVM, no vmx/svm) needs no boot: the image's kernel is Debian's.
         seen = kvm_host.obstacle({})
@@ -190,7 +188,7 @@ def driver_support(params: dict[str, Any]) -> tuple[bool, str]:
     variant = LibvirtVariant(**params)
     if variant.nic_model == "virtio" and variant.disk_bus == "virtio":
         return True, ""
-    recipe = image.Recipe.default()
+    recipe = image.recipe()
     if not recipe.rootfs.exists():
         return True, ""
     missing = missing_drivers(image.vm_kernel_config(recipe, variant.kernel), variant.nic_model, variant.disk_bus)
@@ -240,7 +238,7 @@ _PROBE: dict[str, tuple[bool, str]] = {}
 
 def probe_cache() -> Path:
     """Where the probe's answer is kept for the rest of the host's boot."""
-    return Path(os.environ.get("BENCH_CACHE_DIR", "/var/cache/bench")) / "kvm-probe.json"
+    return settings.current().cache_dir / "kvm-probe.json"
 
 
 def probe_kvm(kernel: Path, firmware: str | None = None,
@@ -302,7 +300,7 @@ def probe_variant(params: dict[str, Any]) -> tuple[bool, str]:
     variant = LibvirtVariant(**params)
     if variant.guest_kernel:
         return probe_kvm(Path(variant.guest_kernel), variant.firmware)
-    recipe = image.Recipe.default()
+    recipe = image.recipe()
     return probe_kvm(image.vm_kernel(recipe)[0], variant.firmware, image.vm_kernel_config(recipe))
 
 
@@ -344,7 +342,7 @@ class LibvirtEnvironment(Environment):
             version = conn.getLibVersion()
             conn.close()
         except Exception as e:
-            return False, (f"libvirtd is not reachable at {URI} ({str(e).strip().splitlines()[0]}): "
+            return False, (f"libvirtd is not reachable at {settings.current().libvirt_uri} ({str(e).strip().splitlines()[0]}): "
                            f"install libvirt-daemon-system and start it (`libvirtd -d; virtlogd -d`)")
         where = f"libvirt {_dotted(version)}"
         if params.get("network") == "bridge" and (shutil.which("ip") is None or not os.path.exists("/dev/net/tun")):
@@ -363,7 +361,7 @@ class LibvirtEnvironment(Environment):
             return False, f"{where}; QEMU TCG emulation: runs only with --allow-tcg"
         from .. import image
 
-        recipe = image.Recipe.default()
+        recipe = image.recipe()
         if not recipe.rootfs.exists():
             return False, f"{where}; KVM not probed yet: the probe boots the image's kernel, run `bench image build`"
         usable, why = probe_variant(params)
@@ -403,8 +401,8 @@ class LibvirtEnvironment(Environment):
             if run_id is None or who == run_id:
                 found.append(Leftover("domain", dom.name(), who, lambda d=dom: _remove_domain(d)))
         prefix = f"bench-{run_id}-" if run_id else "bench-"
-        if IMAGES.is_dir():
-            for folder, who in owner.owned(sorted(IMAGES.glob(f"{prefix}*")), run_id):
+        if settings.current().vm_dir.is_dir():
+            for folder, who in owner.owned(sorted(settings.current().vm_dir.glob(f"{prefix}*")), run_id):
                 found.append(Leftover("VM disk folder", str(folder), who,
                                       lambda f=folder: shutil.rmtree(f, ignore_errors=True)))
         return found
@@ -428,7 +426,7 @@ class LibvirtEnvironment(Environment):
         checks.append(Check("environments", "vm programs", WARN, f"missing: {', '.join(missing)}",
                             "apt-get install qemu-system-x86 qemu-utils e2fsprogs iproute2") if missing else
                       Check("environments", "vm programs", OK, " ".join(wanted)))
-        disk = image.CACHE / f"vm-{image.Recipe.default().digest}" / "root.raw"
+        disk = image.cache() / f"vm-{image.recipe().digest}" / "root.raw"
         checks.append(Check("image", "image VM disk", OK, str(disk)) if disk.exists() else
                       Check("image", "image VM disk", WARN, f"{disk} missing (made on first VM run)",
                             "bench image build"))
@@ -446,7 +444,7 @@ class LibvirtEnvironment(Environment):
     def image_status(cls, recipe: Any) -> list[str]:
         from .. import image
 
-        vm = image.CACHE / f"vm-{recipe.digest}"
+        vm = image.cache() / f"vm-{recipe.digest}"
         return [f"VM disk {disk}: {disk.stat().st_blocks * 512 / 2**20:.0f} MiB used"
                 for disk in (sorted(vm.glob("root.*")) if vm.is_dir() else [])]
 
@@ -483,7 +481,7 @@ class LibvirtEnvironment(Environment):
         from .. import image
         from .host import free_ports
 
-        recipe = image.Recipe.default()
+        recipe = image.recipe()
         base_disk = image.vm_disk(recipe, self.variant.disk_format)
         kernel, initrd = image.vm_kernel(recipe, self.variant.kernel)
         if self.variant.guest_kernel:
@@ -501,7 +499,7 @@ class LibvirtEnvironment(Environment):
             raise BenchError(f"{self.name}: /dev/vhost-net is missing: `modprobe vhost_net` (the study's NIC back end)")
 
         resource = f"bench-{self.run_id}-{self.name}"
-        folder = IMAGES / resource
+        folder = settings.current().vm_dir / resource
         folder.mkdir(parents=True, exist_ok=False)
         owner.mark(folder, self.run_id)
         self.folder = folder  # only once it is ours: teardown removes it
@@ -742,6 +740,6 @@ class LibvirtEnvironment(Environment):
             "guest_nic_driver": self.devices.nic_driver if self.devices else "unavailable",
             "guest_disk_driver": self.devices.data_disk_driver if self.devices else "unavailable",
             "guest_root_disk_driver": self.devices.root_disk_driver if self.devices else "unavailable",
-            "image_tag": image.Recipe.default().tag,
+            "image_tag": image.recipe().tag,
             "boot_to_ready_seconds": round(self.boot_seconds, 3),
         }

@@ -30,13 +30,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .. import interrupts
+from .. import interrupts, settings
 from ..errors import BenchError
 from . import dockerd
 from .base import Leftover
 from .docker import LABEL_ENV, LABEL_RUN, DockerEnvironment
 
-ROOT = Path(os.environ.get("BENCH_PODMAN_ROOT", "/var/lib/bench-podman"))
 STOP_TIMEOUT = 30.0
 CONTAINER_INIT = "/usr/libexec/podman/catatonit"  # what --init runs (Debian package catatonit)
 
@@ -78,7 +77,7 @@ class PodmanService:
         self.run_id = run_id
         self.environment = environment
         self.runtime = runtime   # the OCI runtime of every container made through this service
-        self.folder = ROOT / folder_name(run_id, environment)
+        self.folder = settings.current().podman_root / folder_name(run_id, environment)
         self.pid: int | None = None
 
     @property
@@ -305,8 +304,8 @@ def leftovers(run_id: str | None) -> list[Leftover]:
                       lambda n=name, w=what: _podman(*(["rm", "-f", "-v"] if w == "container"
                                                        else ["volume", "rm", "-f"]), n))
              for what, name, who in labelled(run_id)]
-    if ROOT.is_dir():
-        for folder in sorted(ROOT.iterdir()):
+    if settings.current().podman_root.is_dir():
+        for folder in sorted(settings.current().podman_root.iterdir()):
             try:
                 who = json.loads((folder / "owner.json").read_text()).get("run_id", "?")
             except (OSError, ValueError, AttributeError):

@@ -29,12 +29,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .. import settings
 from ..errors import BenchError
 from .base import Leftover
 from .docker import LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, WORKDIR, DockerEnvironment, client
 from .netns import alias_of, ip
 
-MARKERS = Path(os.environ.get("BENCH_SWARM_MARKERS", "/var/lib/bench/swarm"))
 GWBRIDGE = "docker_gwbridge"
 VETH_PREFIX = "bsw"                    # root-namespace names: at most 15 characters
 ADVERTISE_ADDRESS = "10.219.0.1"       # private, on the run's own veth only
@@ -78,10 +78,10 @@ class Marker:
 
     @property
     def path(self) -> Path:
-        return MARKERS / f"{self.run_id}.json"
+        return settings.current().swarm_markers / f"{self.run_id}.json"
 
     def save(self) -> None:
-        MARKERS.mkdir(parents=True, exist_ok=True)
+        settings.current().swarm_markers.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(dataclasses.asdict(self)))
         tmp.replace(self.path)
@@ -92,9 +92,9 @@ class Marker:
 
 
 def markers(run_id: str | None = None) -> list[Marker]:
-    if not MARKERS.is_dir():
+    if not settings.current().swarm_markers.is_dir():
         return []
-    paths = [MARKERS / f"{run_id}.json"] if run_id else sorted(MARKERS.glob("*.json"))
+    paths = [settings.current().swarm_markers / f"{run_id}.json"] if run_id else sorted(settings.current().swarm_markers.glob("*.json"))
     return [Marker.load(p) for p in paths if p.exists()]
 
 
@@ -252,7 +252,7 @@ class SwarmEnvironment(DockerEnvironment):
 
         self._client = client()
         self._stream = client(timeout=STREAM_TIMEOUT)
-        self.image = image.docker_image(self._client, image.Recipe.default())
+        self.image = image.docker_image(self._client, image.recipe())
         self._make_swarm()
         labels = {LABEL_RUN: self.run_id, LABEL_ENV: self.name}
         resource = f"bench-{self.run_id}-{self.name}"

@@ -25,4 +25,10 @@ def _discover() -> dict[str, Workload]:
 
 TOOLS: dict[str, Workload] = _discover()
 
-__all__ = ["CellContext", "Params", "RawOutput", "Workload", "TOOLS"]
+
+def packages() -> tuple[str, ...]:
+    """The Debian packages every tool needs in an environment: what the workload image holds
+    (with what every image needs besides, image.Recipe)."""
+    return tuple(sorted({p for tool in TOOLS.values() for p in tool.packages}))
+
+__all__ = ["CellContext", "Params", "RawOutput", "Workload", "TOOLS", "packages"]
