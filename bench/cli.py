@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
-    from .runner import RunOptions, Runner, plan, plan_resume
+    from . import plan
+    from .runner import Runner
 
     resume = None
     if args.resume:
@@ -274,12 +275,12 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
             given.append("--allow-mismatch")
         if given:
             raise BenchError(f"--resume runs with the interrupted run's own settings; drop {', '.join(given)}")
-        p, options, resume = plan_resume(catalogue, args.out, args.resume, retry_failed=args.retry_failed)
+        p, options, resume = plan.resume(catalogue, args.out, args.resume, retry_failed=args.retry_failed)
     else:
         if args.retry_failed:
             raise BenchError("--retry-failed measures again what a run's environments failed: give the run "
                              "with --resume RUN_ID")
-        options = RunOptions(suite="quick" if args.suite is None else args.suite, environments=args.env, repetitions=args.reps,
+        options = plan.RunOptions(suite="quick" if args.suite is None else args.suite, environments=args.env, repetitions=args.reps,
                              profile=args.profile, out=args.out, run_id=args.run_id, seed=args.seed,
                              scratch=args.scratch, allow_tcg=args.allow_tcg,
                              target_ci=args.target_ci, max_reps=args.max_reps,
@@ -287,7 +288,7 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
                              context=_passed_context(args.pass_env), allow_mismatch=args.allow_mismatch)
         if args.ssh_option and not args.client_host:
             raise BenchError("--ssh-option is for reaching --client-host; give --client-host [USER@]HOST too")
-        p = plan(catalogue, options)
+        p = plan.resolve(catalogue, options)
     for name, why in p.skipped_environments.items():   # wrapped, not cut: the reason matters whole
         print(textwrap.fill(f"skipping {name}: {why}", text.width(), subsequent_indent="  ",
                             break_on_hyphens=False), file=sys.stderr)
@@ -713,11 +714,12 @@ def _listing(catalogue: config.Catalogue, sections: list[str], profile: str,
     if "environments" in sections:
         envs = []
         for name, e in sorted(catalogue.environments.items()):
-            variant = e.variant_for(profile)
+            variant = catalogue.variant(name, profile)
             ok, why = KINDS[e.kind].availability(variant, allow_tcg=allow_tcg)
             envs.append({"name": name, "kind": e.kind, "available": ok, "reason": why,
                          "description": e.description, "baseline": e.baseline or None,
-                         "dimension": e.dimension or None, "by_default": e.by_default, "variant": variant})
+                         "dimension": e.dimension or None, "by_default": e.by_default,
+                         "variant": variant.model_dump(mode="json", exclude_unset=True)})
         listing["environments"] = envs
     return listing
 

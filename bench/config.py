@@ -147,6 +147,8 @@ class Catalogue:
     workloads: dict[str, WorkloadSpec]
     suites: dict[str, SuiteSpec]
     sources: dict[str, Path]  # workload or suite name -> the file that defined it
+    # (environment, profile) -> its variant as its kind's model validated it, once, at load
+    variants: dict[tuple[str, str], BaseModel] = dataclasses.field(default_factory=dict)
 
     # -- lookup with helpful errors -----------------------------------------------------------
 
@@ -159,6 +161,13 @@ class Catalogue:
         if name not in self.environments:
             raise unknown("environment", name, self.environments)
         return self.environments[name]
+
+    def variant(self, name: str, profile: str) -> BaseModel:
+        """An environment's variant for a profile, typed by its kind's model."""
+        self.environment(name)
+        if profile not in PROFILES:
+            raise unknown("profile", profile, PROFILES)
+        return self.variants[(name, profile)]
 
     def workload(self, name: str, profile: str) -> WorkloadConfig:
         if name not in self.workloads:
@@ -185,6 +194,7 @@ def load(root: Path | None = None) -> Catalogue:
 
     env_path = root / "environments.yaml"
     environments: dict[str, EnvironmentSpec] = {}
+    variants: dict[tuple[str, str], BaseModel] = {}
     for name, body in _mapping(env_path, _read_yaml(env_path)).items():
         spec = _validated(EnvironmentSpec, body, env_path, name)
         if spec.kind not in KINDS:
@@ -193,8 +203,8 @@ def load(root: Path | None = None) -> Catalogue:
             if profile not in PROFILES:
                 raise unknown("profile", profile, PROFILES, where=f"{env_path}: {name}.profiles")
         for profile in PROFILES:
-            _validated(KINDS[spec.kind].Variant, spec.variant_for(profile), env_path,
-                       f"{name}[{profile}]" if profile in spec.profiles else name)
+            variants[(name, profile)] = _validated(KINDS[spec.kind].Variant, spec.variant_for(profile), env_path,
+                                                   f"{name}[{profile}]" if profile in spec.profiles else name)
         environments[name] = spec
     for name, spec in environments.items():
         if spec.baseline and spec.baseline not in environments:
@@ -223,7 +233,7 @@ def load(root: Path | None = None) -> Catalogue:
             sources[name] = path
 
     # Resolve every entry for every profile now, so a bad parameter fails here, not mid-run.
-    partial = Catalogue(root, environments, workloads, {}, sources)
+    partial = Catalogue(root, environments, workloads, {}, sources, variants)
     for name in workloads:
         for profile in PROFILES:
             partial.workload(name, profile)
@@ -252,4 +262,4 @@ def load(root: Path | None = None) -> Catalogue:
         suites[name] = spec
         sources[f"suite:{name}"] = path
 
-    return Catalogue(root, environments, workloads, suites, sources)
+    return Catalogue(root, environments, workloads, suites, sources, variants)

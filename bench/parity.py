@@ -184,16 +184,9 @@ def _show(value: str | None) -> str:
     return repr(value if len(value) <= 60 else value[:57] + "...")
 
 
-def explain(key: str, kind: str, variant: dict[str, Any], cpu_differs: bool) -> str:
-    """Why a difference of `key` is intended in an environment of this kind and variant: the
-    variant that explains it, or "" when nothing does. Each kind knows its own."""
-    from .environments import KINDS
-
-    return KINDS[kind].intended_difference(key, variant, cpu_differs) if kind in KINDS else ""
-
-
-def compare(native: dict[str, str], other: dict[str, str], kind: str, variant: dict[str, Any]) -> list[Difference]:
-    """Every key whose value differs from native's, classified."""
+def compare(native: dict[str, str], other: dict[str, str], kind: Any, variant: Any) -> list[Difference]:
+    """Every key whose value differs from native's, classified: intended when the environment's
+    kind (its class) explains it by its variant as it ran (`intended_difference`)."""
     cpu_differs = native.get("cpu_flags") != other.get("cpu_flags")
     found = []
     for key in sorted(set(native) | set(other)):
@@ -202,7 +195,7 @@ def compare(native: dict[str, str], other: dict[str, str], kind: str, variant: d
         if key.startswith(("binary.", "library.")) and b is None or key == "blas_core" and not b:
             continue
         if a != b:
-            found.append(Difference(key, a, b, explain(key, kind, variant, cpu_differs),
+            found.append(Difference(key, a, b, kind.intended_difference(key, variant, cpu_differs),
                                     key.startswith(DECISIVE)))
     return found
 

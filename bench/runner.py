@@ -24,216 +24,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from . import adaptive, doctor, interrupts, metadata, parity
-from .config import Catalogue, WorkloadConfig
-from .environments import KINDS, Environment
+from .environments import Environment
 from .environments.context import ExecutionContext, memory_policy, memory_policy_record, numa_nodes
 from .environments.host import HostEnvironment
-from .environments.remote import ClientHost, RemoteHost, preflight
-from .datafile import excerpt
+from .environments.remote import RemoteHost
 from .errors import BenchError, ToolError
 from .model import Failure, RunManifest, Sample
+from .plan import Plan, RunOptions, Step, schedule
 from .progress import Progress
-from .store import RunStore, check_run_id, effective_status
+from .store import RunStore
 from .text import human
 from .workloads import TOOLS, CellContext
 
 DEFAULT_MAX_REPS = 10  # --target-ci without --max-reps: the study's n
 STDERR_TAIL = 2000  # characters of a failed tool's stderr kept in failures.jsonl
-
-
-@dataclasses.dataclass(frozen=True)
-class RunOptions:
-    suite: str
-    environments: list[str] | None = None  # None: every environment available here
-    repetitions: int | None = None         # None: the suite's
-    profile: str | None = None             # None: the suite's
-    out: Path = Path("results")
-    run_id: str | None = None
-    seed: int | None = None                # order of environments within a round
-    scratch: Path = Path("/var/tmp")       # where environments keep data files (fio's)
-    allow_tcg: bool = False                # may a VM run emulated when KVM cannot run here?
-    target_ci: float | None = None         # % half-width of the 95 % interval a cell must reach
-    max_reps: int | None = None            # the cap on a cell's repetitions under target_ci
-    client_host: str | None = None         # [USER@]HOST that runs the clients; None: this host
-    ssh_options: tuple[str, ...] = ()      # KEY=VALUE for `ssh -o` to reach client_host
-    context: ExecutionContext = ExecutionContext()  # what every tool runs under (--pass-env)
-    allow_mismatch: bool = False           # measure despite an unintended parity difference
-    retry_failed: bool = False             # --resume: measure again what failed for a backend reason
-
-
-@dataclasses.dataclass(frozen=True)
-class Plan:
-    run_id: str
-    suite: str
-    profile: str
-    repetitions: int
-    seed: int
-    workloads: list[WorkloadConfig]
-    environments: dict[str, dict[str, Any]]  # name -> {kind, description, variant}
-    skipped_environments: dict[str, str]     # name -> why it is not available here
-    # workload -> the only environments it runs in (the suite's pairs and what the kinds can run)
-    only: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    client: ClientHost | None = None         # the client host, when it is not this one
-
-    def runs(self, environment: str, workload: str) -> bool:
-        """Is (environment, workload) a cell of this plan?"""
-        return workload_runs(self.only, environment, workload)
-
-
-def _new_run_id(suite: str) -> str:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{suite}-{random.randrange(16**4):04x}"
-
-
-def check_scratch_space(workloads: list[WorkloadConfig], scratch: Path) -> None:
-    """The largest data file a workload lays out must fit in --scratch (the host's and guests'
-    files live there; a Docker volume lives under Docker's own root, which has its own disk)."""
-    need = {w.name: TOOLS[w.tool].scratch_bytes(w.params) for w in workloads}
-    name = max(need, key=need.get, default=None)
-    if not name or not need[name]:
-        return
-    where = Path(scratch)
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    free = shutil.disk_usage(where).free
-    if need[name] > free:
-        raise BenchError(f"{name} lays out a {_binary(need[name])} file in --scratch {scratch}, which has "
-                         f"{_binary(free)} free: free some space, choose another --scratch, or a smaller profile")
-
-
-def _binary(n: int) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
-
-
-def plan(catalogue: Catalogue, options: RunOptions) -> Plan:
-    """Check everything that can be checked without making anything. Raises BenchError."""
-    suite = catalogue.suite(options.suite)
-    profile = options.profile or suite.profile
-    repetitions = options.repetitions if options.repetitions is not None else suite.repetitions
-    if options.max_reps is not None and not options.target_ci:
-        raise BenchError("--max-reps caps --target-ci's extra repetitions; give --target-ci PCT too, "
-                          "or --reps N for a fixed number")
-    if options.target_ci is not None and not 0 < options.target_ci < 100:
-        raise BenchError(f"--target-ci is a percentage of the mean, between 0 and 100 (got {options.target_ci:g})")
-    if options.max_reps is not None and options.max_reps < repetitions:
-        raise BenchError(f"--max-reps {options.max_reps} is below the {repetitions} repetitions every cell runs anyway")
-    if repetitions < 1:
-        raise BenchError("--reps must be at least 1")
-    workloads = [catalogue.workload(name, profile) for name in suite.workloads]
-    check_scratch_space(workloads, options.scratch)
-
-    environments: dict[str, dict[str, Any]] = {}
-    skipped: dict[str, str] = {}
-    if options.client_host and not any(TOOLS[w.tool].client_programs for w in workloads):
-        raise BenchError(f"--client-host runs the clients of client/server workloads (netperf, redis, "
-                         f"mariadb); suite {options.suite} has none")
-    names = (options.environments or suite.environments
-             or [n for n, e in catalogue.environments.items() if e.by_default])
-    for name in names:
-        spec = catalogue.environment(name)
-        variant = spec.variant_for(profile)
-        refusal = KINDS[spec.kind].remote_client_refusal(variant) if options.client_host else ""
-        if refusal:
-            if options.environments:
-                raise BenchError(f"environment '{name}' cannot serve a client on another host: {refusal}")
-            skipped[name] = f"cannot serve a client on another host: {refusal}"
-            continue
-        ok, why = KINDS[spec.kind].availability(variant, allow_tcg=options.allow_tcg)
-        if not ok:
-            if options.environments:  # asked for by name: refuse, and say how to fix it
-                raise BenchError(f"environment '{name}' is not available here: {why}")
-            skipped[name] = why
-            continue
-        environments[name] = {"kind": spec.kind, "description": spec.description, "variant": variant}
-        if spec.dimension:  # the question the variant answers, for the report's grouping
-            environments[name].update(dimension=spec.dimension, baseline=spec.baseline, affects=spec.affects)
-    # An environment may run only some workloads (a Compose file's application): its other
-    # cells are left out of the plan, and an environment left with none is not provisioned.
-    for name in list(environments):
-        e = environments[name]
-        refusals = [KINDS[e["kind"]].refusal(e["variant"], TOOLS[w.tool]) for w in workloads]
-        if all(refusals):  # it refuses every workload
-            if options.environments:
-                raise BenchError(f"environment '{name}' runs none of suite {options.suite}'s workloads: "
-                                 f"{refusals[0]}")
-            skipped[name] = f"runs none of suite {options.suite}'s workloads: {refusals[0]}"
-            del environments[name]
-    if not environments:
-        raise BenchError("no environment is available here; see `bench list`")
-    # The cells: a workload runs in every environment unless the suite pairs it with `only`
-    # some, or the environment's kind cannot run it (above); `only` holds both, and run.json
-    # keeps it, so that a resumed run has the same cells.
-    only: dict[str, list[str]] = {}
-    for w in workloads:
-        allowed = [n for n, e in environments.items() if workload_runs(suite.only, n, w.name)
-                   and not KINDS[e["kind"]].refusal(e["variant"], TOOLS[w.tool])]
-        if w.name in suite.only or len(allowed) < len(environments):
-            only[w.name] = allowed
-    for name in list(environments):
-        if not any(workload_runs(only, name, w.name) for w in workloads):
-            del environments[name]   # provisioning it would measure nothing
-            skipped[name] = "no workload of the suite runs there"
-    if not environments:
-        raise BenchError(f"no workload of suite '{options.suite}' runs in the environments chosen")
-
-    # The host is the clients' side (unless --client-host), and the only environment whose
-    # programs can be checked before provisioning; others are checked once they exist.
-    missing = set()
-    for w in workloads:
-        tool = TOOLS[w.tool]
-        needed = [] if options.client_host else tool.client_requirements()
-        if any(e["kind"] == "host" for e in environments.values()):
-            needed += [(p, " ".join(tool.packages)) for p in tool.programs]
-        for program, package in needed:
-            if not HostEnvironment.has_program_here(program, options.context.path):
-                missing.add((program, package))
-    if missing:
-        programs = ", ".join(sorted(p for p, _ in missing))
-        packages = " ".join(sorted({pk for _, pk in missing}))
-        raise BenchError(f"missing on this host: {programs}; install with `apt-get install {packages}` "
-                         f"(netperf is in Debian's non-free component), or run scripts/setup.sh")
-
-    run_id = check_run_id(options.run_id) if options.run_id else _new_run_id(options.suite)
-    if (options.out / run_id).exists():
-        raise BenchError(f"{options.out / run_id} already exists: choose another --run-id")
-    _check_writable(options.out)
-    seed = options.seed if options.seed is not None else random.randrange(2**31)
-    client = client_preflight(workloads, options)
-    return Plan(run_id, options.suite, profile, repetitions, seed, workloads, environments, skipped,
-                only=only, client=client)
-
-
-def workload_runs(only: dict[str, list[str]], environment: str, workload: str) -> bool:
-    return workload not in only or environment in only[workload]
-
-
-def client_preflight(workloads: list[WorkloadConfig], options: RunOptions) -> ClientHost | None:
-    """With --client-host: connect once, check the client programs there, and find this host's
-    address facing it, on which every environment then publishes its servers."""
-    if not options.client_host:
-        return None
-    programs = {p: pkg for w in workloads for p, pkg in TOOLS[w.tool].client_requirements()}
-    return preflight(options.client_host, tuple(options.ssh_options), programs)
-
-
-def _check_writable(folder: Path) -> None:
-    """Fail before provisioning, not after an hour of it. Makes only folders that were asked for."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise BenchError(f"cannot write results to {folder}: {e.strerror}; choose another folder "
-                         f"with --out") from None
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    environment: str
-    workload: WorkloadConfig
-    repetition: int   # 1-based measured repetition; 0 for a warm-up
-    warmup: int = 0   # 1-based warm-up number when repetition == 0
 
 
 def guest_size(guest: dict[str, int], host_cpus: int) -> dict[str, int]:
@@ -243,30 +50,6 @@ def guest_size(guest: dict[str, int], host_cpus: int) -> dict[str, int]:
     if size.get("vcpus", 0) >= host_cpus:
         del size["vcpus"]
     return size
-
-
-def schedule(p: Plan, done: frozenset[tuple[str, str, int]] = frozenset()) -> list[Step]:
-    """Rounds of one repetition per cell; each cell's warm-ups just before its first repetition.
-
-    `done` holds the (environment, workload, repetition) a resumed run already has: they are
-    skipped, and the warm-ups move to the first repetition still to run, since the resumed
-    environment is a fresh one. The order of the rest is the original run's (same seed).
-    """
-    rng = random.Random(p.seed)
-    steps: list[Step] = []
-    warmed: set[tuple[str, str]] = set()
-    for rep in range(1, p.repetitions + 1):
-        for w in p.workloads:
-            envs = list(p.environments)
-            rng.shuffle(envs)
-            for env in envs:
-                if (env, w.name, rep) in done or not p.runs(env, w.name):
-                    continue
-                if (env, w.name) not in warmed:
-                    steps += [Step(env, w, 0, i) for i in range(1, w.warmups + 1)]
-                    warmed.add((env, w.name))
-                steps.append(Step(env, w, rep))
-    return steps
 
 
 def done_repetitions(store: RunStore, retry_failed: bool = False) -> frozenset[tuple[str, str, int]]:
@@ -303,64 +86,6 @@ def one_line(text: str, limit: int = 300) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
-def backend_failures(store: RunStore) -> int:
-    """Repetitions that failed for their environment's sake and were not measured since."""
-    measured = {(s.environment, s.workload, s.repetition) for s in store.samples()}
-    return len({(f["environment"], f["workload"], f["repetition"]) for f in store.failures()
-                if f["repetition"] > 0 and f.get("cause") == "backend"} - measured)
-
-
-def plan_resume(catalogue: Catalogue, out: Path, run_id: str,
-                retry_failed: bool = False) -> tuple[Plan, RunOptions, RunStore]:
-    """The plan of an interrupted run, from its own run.json (not today's catalogue, whose
-    parameters may have changed since), and the options it ran with. retry_failed: also the
-    repetitions that failed for a backend reason, in a complete run too."""
-    store = RunStore(Path(out) / check_run_id(run_id))
-    manifest = store.manifest()
-    status = effective_status(manifest, store.path)
-    if status == "complete":
-        pending = backend_failures(store)
-        if retry_failed and not pending:
-            raise BenchError(f"run {run_id} is complete: nothing to resume (no repetition failed for a backend reason)")
-        if not retry_failed:
-            hint = "; --retry-failed measures again what failed for a backend reason" if pending else ""
-            raise BenchError(f"run {run_id} is complete: nothing to resume{hint}")
-    if status == "running":
-        raise BenchError(f"run {run_id} is still running (pid {manifest.get('pid')}); stop it first")
-    try:
-        m = RunManifest.from_json(manifest)
-    except ValueError as e:
-        raise BenchError(f"cannot resume {run_id}: its run.json lacks or garbles {e} "
-                         f"(a run folder bench wrote has it)") from None
-    if not m.workload_order or not m.environment_order:
-        raise BenchError(f"cannot resume {run_id}: its run.json lists no workloads or no environments")
-    try:
-        workloads = [WorkloadConfig(**m.workloads[n]) for n in m.workload_order]
-        environments = {n: {k: v for k, v in m.environments[n].items()
-                            if k in ("kind", "description", "variant", "dimension", "baseline", "affects")}
-                        for n in m.environment_order}
-        options = RunOptions(suite=m.suite, out=Path(out), run_id=run_id, seed=m.order_seed,
-                             scratch=Path(m.scratch), allow_tcg=m.allow_tcg,
-                             target_ci=m.target_ci, max_reps=m.max_reps,
-                             # the run's own client: a resumed run's clients run where its first ones did
-                             client_host=m.client.get("host"),
-                             ssh_options=tuple(m.client.get("ssh_options", ())),
-                             context=ExecutionContext(tuple(sorted(m.pass_env.items()))),
-                             allow_mismatch=m.allow_mismatch, retry_failed=retry_failed)
-        for name, e in environments.items():
-            ok, why = KINDS[e["kind"]].availability(e["variant"], allow_tcg=options.allow_tcg)
-            if not ok:
-                raise BenchError(f"cannot resume: environment '{name}' is not available here: {why}")
-        client = client_preflight(workloads, options)
-        p = Plan(run_id, m.suite, m.profile, m.repetitions, m.order_seed,
-                 workloads, environments, m.skipped_environments, only=m.only, client=client)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        # a run.json edited or damaged by hand: say what is missing instead of a traceback
-        raise BenchError(f"cannot resume {run_id}: its run.json lacks or garbles {excerpt(str(e))} "
-                         f"(a run folder bench wrote has it)") from None
-    return p, options, store
-
-
 class Runner:
     def __init__(self, p: Plan, options: RunOptions, report: Callable[[str], None] | None = None,
                  resume: RunStore | None = None):
@@ -388,7 +113,7 @@ class Runner:
             if dead and dead != os.getpid():
                 self.say(f"taking over run {p.run_id} from its writer (pid {dead}), which is gone")
             self._clean_leftovers()
-            self.manifest = RunManifest.from_json(self.store.manifest())   # plan_resume has read it
+            self.manifest = RunManifest.from_json(self.store.manifest())   # plan.resume has read it
             done = done_repetitions(self.store, self.options.retry_failed)
             self.manifest.observed.setdefault("resumed_at", []).append(
                 dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat())
@@ -477,7 +202,7 @@ class Runner:
             # run.json's keys are sorted; these keep the suite's and the user's order.
             workload_order=[w.name for w in p.workloads],
             environment_order=list(p.environments),
-            environments={n: dict(e) for n, e in p.environments.items()},
+            environments={n: e.to_json() for n, e in p.environments.items()},
             skipped_environments=p.skipped_environments, only=p.only,
             scratch=str(self.options.scratch), allow_tcg=self.options.allow_tcg,
             target_ci=self.options.target_ci, max_reps=self.options.max_reps,
@@ -510,8 +235,8 @@ class Runner:
         self.n_ports = n_ports
         for name, e in self.plan.environments.items():
             interrupts.raise_if_interrupted()
-            self.say(f"provisioning {name} ({e['kind']})")
-            self._provision_one(name, e["variant"], again=self.resuming)
+            self.say(f"provisioning {name} ({e.kind.kind})")
+            self._provision_one(name, e.variant, again=self.resuming)
         versions: dict[str, dict[str, str]] = {}
         for name, env in self.envs.items():
             self.manifest.environments[name]["variant_as_run"] = env.effective_variant()
@@ -526,12 +251,12 @@ class Runner:
         self.store.write_manifest(self.manifest)
         self._check_parity()
 
-    def _provision_one(self, name: str, variant: dict[str, Any], again: bool = False) -> Environment:
+    def _provision_one(self, name: str, variant: BaseModel, again: bool = False) -> Environment:
         """Make one environment (with this variant) and record what provisioning measured.
         again: this provisioning repeats one the run already measured (a resumed run's, or a
         re-provisioning after a backend fault), rather than one an uninterrupted run makes."""
         e = self.plan.environments[name]
-        env = KINDS[e["kind"]](name, variant, self.plan.run_id, allow_tcg=self.options.allow_tcg)
+        env = e.kind(name, variant, self.plan.run_id, allow_tcg=self.options.allow_tcg)
         env.context = self.options.context
         if self.plan.client:
             env.publish_address = self.plan.client.publish_address
@@ -564,7 +289,7 @@ class Runner:
             self.store.write_manifest(self.manifest)
         else:
             self.store.append_samples([
-                Sample(self.plan.run_id, name, e["kind"], "provision", e["kind"], m.metric, m.unit, m.value,
+                Sample(self.plan.run_id, name, e.kind.kind, "provision", e.kind.kind, m.metric, m.unit, m.value,
                        m.better, 1 + len({s.repetition for s in provisioned}), variant=variant_as_run)
                 for m in env.measurements])
         if env.effective_variant().get("accel") == "tcg":
@@ -578,13 +303,15 @@ class Runner:
         size it ran at (vcpus, memory_mib). The parity probe ran on the first guest: a resized
         one differs from it in vCPUs and memory only, both intended (parity.explain)."""
         e = self.plan.environments[step.environment]
-        if e["kind"] != "libvirt":
-            return
-        want = {**e["variant"], **guest_size(step.workload.guest, os.cpu_count() or 1)}
+        if not {"vcpus", "memory_mib"} <= set(e.kind.Variant.model_fields):
+            return   # not a guest: a workload's guest size means nothing to it
+        size_asked = guest_size(step.workload.guest, os.cpu_count() or 1)
+        want = e.variant.model_copy(update=size_asked)
         env = self.envs[step.environment]
-        if env.params == want:
+        if env.variant == want:
             return
-        size = ", ".join(f"{k}={v}" for k, v in sorted(want.items()) if k in ("vcpus", "memory_mib"))
+        size = ", ".join(f"{k}={getattr(want, k)}" for k in ("memory_mib", "vcpus")
+                         if k in want.model_fields_set)
         self.say(f"{step.environment}: a guest of {size or 'its own size'} for {step.workload.name}: booting it anew")
         env.teardown()
         del self.envs[step.environment]
@@ -613,11 +340,11 @@ class Runner:
         results: dict[str, list[dict[str, Any]]] = {}
         blocking: list[tuple[str, parity.Difference]] = []
 
-        def check(name: str, env: Environment, reference: dict[str, str], kind: str, programs: list[str],
+        def check(name: str, env: Environment, reference: dict[str, str], programs: list[str],
                   owner: str) -> None:
             """Probe env, compare it with reference, and charge what differs to `owner`."""
             contexts[name] = parity.measure(env, programs)
-            found = parity.compare(reference, contexts[name], kind, env.effective_variant())
+            found = parity.compare(reference, contexts[name], type(env), env.variant_as_run())
             results[name] = [d.as_dict() for d in found]
             blocking.extend((owner, d) for d in found if d.blocking)
             self.parity_ok[owner] = self.parity_ok.get(owner, True) and not any(d.blocking for d in found)
@@ -627,12 +354,12 @@ class Runner:
             contexts["client"] = parity.measure(self.client, client_programs)
         for name, env in self.envs.items():
             mine = [t for w, t in tools.items() if p.runs(name, w)]
-            check(name, env, native, p.environments[name]["kind"], parity.programs_of(mine), name)
+            check(name, env, native, parity.programs_of(mine), name)
             client = env.client_environment(self.client)
             if client is not self.client and any(t.client_programs for t in mine):
                 # a peer container: compared with the run's client, as the clients' side
-                check(f"{name}/client", client, contexts["client"], "docker",
-                      parity.programs_of(mine, "client_programs"), name)
+                check(f"{name}/client", client, contexts["client"], parity.programs_of(mine, "client_programs"),
+                      name)
         self.manifest.observed["execution_context"] = contexts
         self.manifest.observed["parity"] = results
         self.store.write_manifest(self.manifest)
@@ -665,7 +392,7 @@ class Runner:
             self.say(f"teardown of {name} failed: {one_line(str(e))}; `bench cleanup --run-id {self.plan.run_id}` "
                       f"removes what is left")
         try:
-            new = self._provision_one(name, env.params, again=True)
+            new = self._provision_one(name, env.variant, again=True)
         except BenchError as e:
             self.envs[name] = env  # torn down already; kept so that the run's teardown is uniform
             self.lost[name] = str(e)
@@ -766,7 +493,7 @@ class Runner:
         summary = f"{head.metric}={human(head.value)} {head.unit} ({result.duration:.1f} s)"
         if step.repetition == 0:
             return f"{summary}, discarded"
-        kind = self.plan.environments[step.environment]["kind"]
+        kind = self.plan.environments[step.environment].kind.kind
         variant = env.effective_variant()
         self.store.append_samples([
             Sample(self.plan.run_id, step.environment, kind, w.name, w.tool, m.metric, m.unit, m.value,

@@ -56,7 +56,7 @@ def docker_client():
     they must run for real."""
     from bench.environments.docker import DockerEnvironment, client
 
-    ok, why = DockerEnvironment.availability({})
+    ok, why = DockerEnvironment.availability(DockerEnvironment.Variant())
     if not ok:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the Docker tests for real: {why}")
@@ -73,7 +73,7 @@ def vm_image():
     from bench import image
     from bench.environments import libvirt as lv
 
-    ok, why = lv.LibvirtEnvironment.availability({"accel": "tcg"}, allow_tcg=True)
+    ok, why = lv.LibvirtEnvironment.availability(lv.LibvirtEnvironment.Variant.model_validate({"accel": "tcg"}), allow_tcg=True)
     if not ok:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the libvirt tests for real: {why}")

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from bench.environments.base import ExecResult
+from bench.environments.base import Availability, ExecResult
 from bench.environments.host import HostEnvironment
 
 RECORDED = Path(__file__).parent / "data" / "sysbench" / "cpu-2threads.txt"
@@ -44,14 +44,14 @@ class InProcessEnvironment(HostEnvironment):
     catalogued = False   # the tests register it; bench never finds it
     Variant = InProcessVariant
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, params, run_id, allow_tcg)
+    def __init__(self, name: str, variant: Any, run_id: str, allow_tcg: bool = False):
+        super().__init__(name, variant, run_id, allow_tcg)
         self.gone = False
         self.dying = False   # killed, and gone after one more command
 
     @classmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
-        return True, "in process (tests)"
+    def availability(cls, variant: Any, allow_tcg: bool = False) -> Availability:
+        return Availability(True, "in process (tests)")
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
         super().provision(scratch_root, n_ports)

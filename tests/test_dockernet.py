@@ -212,7 +212,7 @@ def test_a_swarm_the_run_did_not_make_is_refused_and_kept(docker_client, no_swar
         subprocess.run(["ip", "addr", "add", f"{address}/30", "dev", veth], check=True)
         subprocess.run(["ip", "link", "set", veth, "up"], check=True)
         docker_client.swarm.init(advertise_addr=address, listen_addr=f"{address}:2377")
-        ok, why = swarm.SwarmEnvironment.availability({"publish": "host"})
+        ok, why = swarm.SwarmEnvironment.availability(swarm.SwarmEnvironment.Variant.model_validate({"publish": "host"}))
         assert not ok and "already part of a swarm" in why
         r = bench_cli("run", "--env", "docker-swarm-host", "--out", str(tmp_path))
         assert r.returncode == 2 and "bench did not make" in r.stderr
@@ -235,7 +235,7 @@ def test_cleanup_leaves_the_swarm_a_killed_run_made(docker_client, workload_imag
     env.put_file(f"{env.workdir}/x", b"in the task\n")
     assert env.get_file(f"{env.workdir}/x") == b"in the task\n"
     assert swarm.swarm_state(docker_client)[0] == "active"
-    ok, why = swarm.SwarmEnvironment.availability({"publish": "host"})
+    ok, why = swarm.SwarmEnvironment.availability(swarm.SwarmEnvironment.Variant.model_validate({"publish": "host"}))
     assert not ok and f"bench cleanup --run-id {run_id}" in why
     dry = bench_cli("cleanup", "--run-id", run_id, "--dry-run")
     assert dry.returncode == 0 and "would remove swarm made by the run" in dry.stdout

@@ -132,7 +132,7 @@ def test_host_run_killed_then_resumed(tiny, tmp_path, point):
 def docker_ok() -> bool:
     from bench.environments.docker import DockerEnvironment
 
-    return DockerEnvironment.availability({})[0]
+    return DockerEnvironment.availability(DockerEnvironment.Variant())[0]
 
 
 @pytest.mark.skipif(not docker_ok() and not os.environ.get("CI"), reason="dockerd is not running")
@@ -149,7 +149,7 @@ def test_docker_run_killed_then_resumed(tiny, tmp_path):
 def libvirt_ok() -> bool:
     from bench.environments.libvirt import LibvirtEnvironment
 
-    return LibvirtEnvironment.availability({"accel": "tcg"}, allow_tcg=True)[0]
+    return LibvirtEnvironment.availability(LibvirtEnvironment.Variant.model_validate({"accel": "tcg"}), allow_tcg=True)[0]
 
 
 @pytest.mark.skipif(not libvirt_ok() and not os.environ.get("CI"), reason="libvirtd is not running")

@@ -151,5 +151,5 @@ def test_a_variant_whose_kernel_lacks_the_driver_is_not_available(vm_image, tiny
     r = bench_cli("--config-dir", str(path), "run", "--suite", "vmdev", "--env", "cloud-e1000", "--allow-tcg",
                   "--out", str(path / "results"))
     assert r.returncode == 2 and "CONFIG_E1000 not set" in r.stderr
-    assert lv.LibvirtEnvironment.availability({"accel": "tcg", "nic_model": "e1000", "kernel": "generic"},
+    assert lv.LibvirtEnvironment.availability(lv.LibvirtEnvironment.Variant.model_validate({"accel": "tcg", "nic_model": "e1000", "kernel": "generic"}),
                                               allow_tcg=True)[0]

@@ -204,7 +204,7 @@ def test_udp_rr_and_stream_on_the_host(config_copy, tmp_path):
 def test_udp_rr_and_stream_through_docker_nat(config_copy, tmp_path):
     from bench.environments.docker import LABEL_RUN, DockerEnvironment, client
 
-    ok, why = DockerEnvironment.availability({})
+    ok, why = DockerEnvironment.availability(DockerEnvironment.Variant())
     if not ok:
         pytest.skip(why)
     df = run_tiny_suite(config_copy, tmp_path, "host,docker-nat", "netperf-nat")

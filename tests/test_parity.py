@@ -16,7 +16,9 @@ import pytest
 
 from bench import parity
 from bench.environments.context import LIMITS, ExecutionContext, memory_policy, numa_nodes
+from bench.environments.docker import DockerEnvironment
 from bench.environments.host import HostEnvironment
+from bench.environments.libvirt import LibvirtEnvironment
 
 from conftest import DATA, bench_cli
 
@@ -93,7 +95,7 @@ def test_probe_sees_the_blas_kernel_the_tool_would(host):
     host.context = ExecutionContext.passing(["OPENBLAS_CORETYPE"])
     passed = parity.measure(host, ["hpcc"])
     assert passed["blas_core"] == "Haswell" and passed["env.OPENBLAS_CORETYPE"] == "Haswell"
-    blocking = [d for d in parity.compare(plain, passed, "docker", {}) if d.blocking]
+    blocking = [d for d in parity.compare(plain, passed, DockerEnvironment, DockerEnvironment.Variant()) if d.blocking]
     assert {d.key for d in blocking} == {"blas_core", "env.OPENBLAS_CORETYPE"}
 
 
@@ -102,19 +104,19 @@ def test_compare_classifies_a_recorded_pair():
     unintended, a guest's own kernel and a --cpus quota intended."""
     native = RECORDED["execution_context"]["host"]
     docker = RECORDED["execution_context"]["docker-nat"]
-    assert parity.compare(native, docker, "docker", {"network": "nat"}) == []
+    assert parity.compare(native, docker, DockerEnvironment, DockerEnvironment.Variant.model_validate({"network": "nat"})) == []
     planted = {**docker, "env.MALLOC_ARENA_MAX": "2", "binary.sysbench": "0" * 64}
-    found = {d.key: d for d in parity.compare(native, planted, "docker", {"network": "nat"})}
+    found = {d.key: d for d in parity.compare(native, planted, DockerEnvironment, DockerEnvironment.Variant.model_validate({"network": "nat"}))}
     assert set(found) == {"env.MALLOC_ARENA_MAX", "binary.sysbench"} and all(d.blocking for d in found.values())
     assert "--pass-env MALLOC_ARENA_MAX" in parity.fix(found["env.MALLOC_ARENA_MAX"])
     quota = {**docker, "cgroup_cpu_quota": "50000 100000"}
-    (d,) = parity.compare(native, quota, "docker", {"cpus": 0.5})
+    (d,) = parity.compare(native, quota, DockerEnvironment, DockerEnvironment.Variant.model_validate({"cpus": 0.5}))
     assert d.intended == "--cpus 0.5" and not d.blocking
     guest = {**docker, "kernel_release": "6.1.0-cloud-amd64", "cpu_flags": "fpu sse2", "blas_core": "Prescott"}
-    found = {d.key: d for d in parity.compare(native, guest, "libvirt", {"accel": "tcg"})}
+    found = {d.key: d for d in parity.compare(native, guest, LibvirtEnvironment, LibvirtEnvironment.Variant.model_validate({"accel": "tcg"}))}
     assert not any(d.blocking for d in found.values()) and "TCG" in found["blas_core"].intended
     # The same BLAS change with the same CPU flags has no excuse.
-    (d,) = parity.compare(native, {**docker, "blas_core": "Prescott"}, "libvirt", {})
+    (d,) = parity.compare(native, {**docker, "blas_core": "Prescott"}, LibvirtEnvironment, LibvirtEnvironment.Variant())
     assert d.blocking
 
 

@@ -22,7 +22,7 @@ SESSION = f"t{os.getpid()}"
 
 @pytest.fixture(scope="module")
 def podman_here():
-    ok, why = PodmanEnvironment.availability({})
+    ok, why = PodmanEnvironment.availability(PodmanEnvironment.Variant())
     if not ok:
         if os.environ.get("CI"):
             pytest.fail(f"podman must run in CI: {why}")

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from bench.config import WorkloadConfig
 from bench.progress import Estimate, Progress, shorten
-from bench.runner import Step
+from bench.plan import Step
 
 
 def workload(name: str) -> WorkloadConfig:

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from bench import config
-from bench.runner import RunOptions, Runner, plan, plan_resume
+from bench.plan import RunOptions
+from bench.plan import resolve as plan
+from bench.plan import resume as plan_resume
+from bench.runner import Runner
 
 import inprocess
 

@@ -6,7 +6,8 @@ import pytest
 
 from bench import config
 from bench.errors import ConfigError
-from bench.runner import RunOptions, plan, schedule
+from bench.plan import RunOptions, schedule
+from bench.plan import resolve as plan
 
 
 def write_suite(root, text: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import bench
-from bench import config, runner
+from bench import config, plan
 from bench.environments.compose import (LABEL_PROJECT, ComposeEnvironment, bookkeeping, check_topology,
                                         project_name)
 from bench.environments.docker import LABEL_RUN
@@ -27,7 +27,7 @@ from conftest import ROOT, bench_cli, recorded
 
 WEBAPP = TOOLS["webapp"]
 COMPOSE_FILE = ROOT / "workloads" / "compose" / "webapp" / "compose.yaml"
-VARIANT = {"file": "compose/webapp/compose.yaml"}
+VARIANT = ComposeEnvironment.Variant(file="compose/webapp/compose.yaml")
 
 
 def metric(measurements, name):
@@ -116,10 +116,12 @@ def test_docker_compose_is_a_variant_compared_with_the_host():
 # -- which cells a plan has -----------------------------------------------------------------
 
 def test_compose_runs_only_the_workloads_whose_services_its_file_defines():
-    assert ComposeEnvironment.refusal(VARIANT, WEBAPP) == ""
-    assert "only multi-tier workloads" in ComposeEnvironment.refusal(VARIANT, TOOLS["redis"])
-    assert HostEnvironment.refusal({}, WEBAPP) == "" and HostEnvironment.refusal({}, TOOLS["fio"]) == ""
-    assert "cannot read" in ComposeEnvironment.refusal({"file": "compose/none/compose.yaml"}, WEBAPP)
+    assert ComposeEnvironment.refusal(VARIANT, WEBAPP) is None
+    assert "only multi-tier workloads" in str(ComposeEnvironment.refusal(VARIANT, TOOLS["redis"]))
+    nothing = HostEnvironment.Variant()
+    assert HostEnvironment.refusal(nothing, WEBAPP) is None and HostEnvironment.refusal(nothing, TOOLS["fio"]) is None
+    missing = ComposeEnvironment.Variant(file="compose/none/compose.yaml")
+    assert "cannot read" in str(ComposeEnvironment.refusal(missing, WEBAPP))
 
 
 def test_a_plan_leaves_out_the_cells_an_environment_does_not_run(tmp_path):
@@ -127,14 +129,14 @@ def test_a_plan_leaves_out_the_cells_an_environment_does_not_run(tmp_path):
     if not ok:
         pytest.skip(why)
     cat = config.load()
-    p = runner.plan(cat, runner.RunOptions(suite="apps", environments=["host", "docker-compose"], out=tmp_path))
-    steps = runner.schedule(p)
+    p = plan.resolve(cat, plan.RunOptions(suite="apps", environments=["host", "docker-compose"], out=tmp_path))
+    steps = plan.schedule(p)
     assert {s.workload.name for s in steps if s.environment == "docker-compose"} == {"webapp"}
     assert {s.workload.name for s in steps if s.environment == "host"} == {"redis", "mariadb-oltp", "mariadb-oltp-rw", "webapp"}
     with pytest.raises(BenchError, match="'docker-compose' runs none of suite io's workloads: it runs only "
                                          "multi-tier workloads"):
-        runner.plan(cat, runner.RunOptions(suite="io", environments=["docker-compose"], out=tmp_path))
-    p = runner.plan(cat, runner.RunOptions(suite="io", out=tmp_path))  # every environment available
+        plan.resolve(cat, plan.RunOptions(suite="io", environments=["docker-compose"], out=tmp_path))
+    p = plan.resolve(cat, plan.RunOptions(suite="io", out=tmp_path))  # every environment available
     assert "docker-compose" not in p.environments
     assert "docker-compose" not in p.skipped_environments  # by_default: false, so never considered
 

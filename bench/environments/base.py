@@ -14,7 +14,7 @@ import dataclasses
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
 
@@ -46,6 +46,23 @@ class Leftover:
     name: str
     run_id: str
     remove: Callable[[], None] = dataclasses.field(compare=False, repr=False)
+
+
+class Availability(NamedTuple):
+    """Whether a kind's variant can run on this machine, and in words either why not or what it
+    runs on (`bench list` shows both)."""
+    ok: bool
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """Why an environment will not do one thing (run a workload, serve a remote client). A
+    question of that sort answers None when it will: never a string whose truth says yes."""
+    why: str
+
+    def __str__(self) -> str:
+        return self.why
 
 
 class NoVariant(BaseModel):
@@ -107,9 +124,11 @@ class Environment(abc.ABC):
     # interleave applies to them (context.memory_policy).
     shares_host_memory: ClassVar[bool] = True
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
         self.name = name
-        self.params = dict(params)
+        # The kind's variant, as the plan validated it (a mapping is validated here: a test's,
+        # or an environment bench makes itself, such as the clients' host).
+        self.variant = variant if isinstance(variant, self.Variant) else self.Variant.model_validate(variant)
         self.run_id = run_id
         self.allow_tcg = allow_tcg  # may a VM fall back to emulation when KVM cannot run?
         # The host address servers inside are published on: loopback while clients run on this
@@ -127,8 +146,8 @@ class Environment(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
-        """(usable here?, why not or what it is). Makes nothing, never raises."""
+    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
+        """Can this variant run here, and why not or what it is. Makes nothing, never raises."""
 
     @classmethod
     def leftovers(cls, run_id: str | None) -> list[Leftover]:
@@ -196,13 +215,13 @@ class Environment(abc.ABC):
         """The (address, port) at which a client on the host reaches `port` inside."""
 
     @classmethod
-    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
-        """Why servers in this variant cannot serve clients on another host ("" when they can):
+    def remote_client_refusal(cls, variant: BaseModel) -> Refusal | None:
+        """Why servers in this variant cannot serve clients on another host (None when they can):
         checked before anything is made when the run's client is another host."""
-        return ""
+        return None
 
     @classmethod
-    def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
+    def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
         """Why the parity probe's `key` may differ from native's in this kind and variant (the
         variant or the kind that explains it), or "" when nothing does: then it is a defect of
         the run, not the environment under test (parity.py)."""
@@ -226,11 +245,11 @@ class Environment(abc.ABC):
         return "127.0.0.1", port
 
     @classmethod
-    def refusal(cls, params: dict[str, Any], workload: Any) -> str:
-        """Why this variant cannot run `workload` ("" when it can). A Compose environment runs
+    def refusal(cls, variant: BaseModel, workload: Any) -> Refusal | None:
+        """Why this variant cannot run `workload` (None when it can). A Compose environment runs
         only the workloads whose services its compose file defines; the plan leaves the other
         cells out instead of failing them."""
-        return ""
+        return None
 
     def client_command(self, argv: list[str]) -> list[str]:
         """How the host runs a client of a server inside: argv as it is, unless the server is
@@ -263,10 +282,15 @@ class Environment(abc.ABC):
         """Logs worth keeping in the run folder (a VM's console): {file name: text}."""
         return {}
 
+    def variant_as_run(self) -> BaseModel:
+        """The variant as it ran, typed (a VM's accel is only known once provisioned): what
+        the parity check explains differences by."""
+        return self.variant
+
     def effective_variant(self) -> dict[str, Any]:
         """The variant as it ran (a VM's accel is only known once provisioned); every sample
-        carries it."""
-        return dict(self.params)
+        carries it: the keys the catalogue gave, as it gave them."""
+        return self.variant.model_dump(mode="json", exclude_unset=True)
 
 
 def wait_for_port(address: str, port: int, timeout: float) -> bool:

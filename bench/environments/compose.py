@@ -36,8 +36,8 @@ from pydantic import BaseModel, ConfigDict
 
 from .. import datadir, datafile, owner
 from ..errors import BenchError, ConfigError
-from .base import Environment, ExecResult, Server
-from .docker import LABEL_ENV, LABEL_RUN, WORKDIR, DockerEnvironment, OwnedContainer, client
+from .base import Availability, Environment, ExecResult, Refusal, Server
+from .docker import LABEL_ENV, LABEL_RUN, WORKDIR, DockerEnvironment, DockerVariant, OwnedContainer, client
 from .host import free_loopback_ports, run_argv
 
 COMPOSE = "docker-compose"
@@ -131,12 +131,12 @@ class ComposeEnvironment(Environment):
     Variant = ComposeVariant
 
     @classmethod
-    def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
-        return DockerEnvironment.intended_difference(key, {}, cpu_differs)  # its services are containers
+    def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
+        # its services are plain containers
+        return DockerEnvironment.intended_difference(key, DockerVariant(), cpu_differs)
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, params, run_id, allow_tcg)
-        self.variant = ComposeVariant(**params)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
+        super().__init__(name, variant, run_id, allow_tcg)
         self.path = compose_path(self.variant.file)
         self.project = project_name(run_id, name)
         self.services: dict[str, ServiceContainer] = {}
@@ -150,38 +150,38 @@ class ComposeEnvironment(Environment):
     # -- before anything is made ------------------------------------------------------------
 
     @classmethod
-    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
-        return ("a compose file publishes on 127.0.0.1 only (bench refuses any other address in it); "
-                "run it with clients on this host (no --client-host)")
+    def remote_client_refusal(cls, variant: BaseModel) -> Refusal | None:
+        return Refusal("a compose file publishes on 127.0.0.1 only (bench refuses any other address in it); "
+                       "run it with clients on this host (no --client-host)")
 
     @classmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
-        ok, why = DockerEnvironment.availability({})
+    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
+        ok, why = DockerEnvironment.availability(DockerVariant())
         if not ok:
-            return False, why
+            return Availability(False, why)
         if shutil.which(COMPOSE) is None:
-            return False, f"{COMPOSE} is missing: apt-get install docker-compose (or run scripts/setup.sh)"
+            return Availability(False, f"{COMPOSE} is missing: apt-get install docker-compose (or run scripts/setup.sh)")
         try:
-            services = read_services(ComposeVariant(**params).file)
+            services = read_services(variant.file)
         except (ConfigError, ValueError) as e:
-            return False, str(e)
+            return Availability(False, str(e))
         version = run_argv([COMPOSE, "version", "--short"], timeout=30)
         if not version.ok:
-            return False, f"`{COMPOSE} version` failed: {(version.stderr or version.stdout).strip()[:200]}"
-        return True, f"{COMPOSE} {version.stdout.strip()}, services {', '.join(services)}; {why}"
+            return Availability(False, f"`{COMPOSE} version` failed: {(version.stderr or version.stdout).strip()[:200]}")
+        return Availability(True, f"{COMPOSE} {version.stdout.strip()}, services {', '.join(services)}; {why}")
 
     @classmethod
-    def refusal(cls, params: dict[str, Any], workload: Any) -> str:
+    def refusal(cls, variant: BaseModel, workload: Any) -> Refusal | None:
         try:
-            services = read_services(ComposeVariant(**params).file)
+            services = read_services(variant.file)
         except (ConfigError, ValueError) as e:
-            return str(e)
+            return Refusal(str(e))
         if not workload.services:
-            return f"it runs only multi-tier workloads (its compose file defines {', '.join(services)})"
+            return Refusal(f"it runs only multi-tier workloads (its compose file defines {', '.join(services)})")
         missing = [s for s in workload.services if s not in services]
         if missing:
-            return f"its compose file defines no service {', '.join(missing)}"
-        return ""
+            return Refusal(f"its compose file defines no service {', '.join(missing)}")
+        return None
 
     # -- life cycle --------------------------------------------------------------------------
 

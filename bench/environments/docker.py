@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from .. import interrupts
 from ..model import Measurement
-from .base import SERVER_SCRIPT, Environment, ExecResult, Leftover, PidFileServer, Server
+from .base import SERVER_SCRIPT, Availability, Environment, ExecResult, Leftover, PidFileServer, Refusal, Server
 
 if TYPE_CHECKING:
     from ..checks import Check
@@ -158,8 +158,8 @@ class ContainerEnvironment(Environment):
 
     catalogued = False  # a base, not a kind of environments.yaml
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, params, run_id, allow_tcg)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
+        super().__init__(name, variant, run_id, allow_tcg)
         self.container = None
         self._client = None
         self._stream = None
@@ -195,8 +195,12 @@ class OwnedContainer(ContainerEnvironment):
         super().__init__(name, {}, run_id)
 
     @classmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
-        return True, "made by the environment it belongs to"
+    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
+        return Availability(True, "made by the environment it belongs to")
+
+    @classmethod
+    def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
+        return DockerEnvironment.intended_difference(key, DockerVariant(), cpu_differs)  # a plain container
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
         """Nothing: its owner made it (a peer's owner calls make())."""
@@ -218,9 +222,9 @@ class DockerEnvironment(ContainerEnvironment):
     cleanup_order = 30  # after a swarm (its service would restart a task's container)
     catalogued = True
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, params, run_id, allow_tcg)
-        self.variant = DockerVariant(**params)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
+        super().__init__(name, variant, run_id, allow_tcg)
+        self.spec = self.container_spec(self.variant)
         self.volume = None
         self.image = None
         self.network = None   # network: bridge, the run's own
@@ -229,34 +233,37 @@ class DockerEnvironment(ContainerEnvironment):
         self.daemon = None  # a second dockerd, for daemon-wide variants
         self.client_ns = None  # client: namespace, the run's own
 
+    @classmethod
+    def container_spec(cls, variant: BaseModel) -> DockerVariant:
+        """The container (and daemon) to make, in Docker's terms: Docker's variant is one. A
+        kind that runs its tools in a container made by this code (Podman's, a Swarm task)
+        says what its own variant asks of the container; its variant stays its own."""
+        return variant
+
     @property
     def listen_address(self) -> str:  # type: ignore[override]
         # With --net=host a server listening on 0.0.0.0 would be open on every host interface.
-        return self.publish_address if self.variant.network == "host" else "0.0.0.0"
+        return self.publish_address if self.spec.network == "host" else "0.0.0.0"
 
     @classmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
+    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
         try:
             import docker  # noqa: F401
         except ImportError:
-            return False, "the docker Python package is missing: pip install 'bench[docker]'"
+            return Availability(False, "the docker Python package is missing: pip install 'bench[docker]'")
         try:
             c = client(timeout=10)
             c.ping()
             info = c.info()
         except Exception as e:
-            return False, (f"dockerd is not reachable ({type(e).__name__}): install docker.io and "
-                           f"start it (`dockerd &`), or run scripts/setup.sh")
-        try:
-            variant = DockerVariant(**params)
-        except ValueError as e:
-            return False, f"not a Docker variant: {e}"
+            return Availability(False, (f"dockerd is not reachable ({type(e).__name__}): install docker.io and "
+                           f"start it (`dockerd &`), or run scripts/setup.sh"))
         runtime = variant.runtime
         if runtime and runtime not in variant.daemon_runtimes and runtime not in info.get("Runtimes", {}):
-            return False, f"dockerd has no runtime '{runtime}' (it has {', '.join(info.get('Runtimes', {}))})"
+            return Availability(False, f"dockerd has no runtime '{runtime}' (it has {', '.join(info.get('Runtimes', {}))})")
         if variant.apparmor == "unconfined" and not apparmor_enabled():
-            return False, ("AppArmor is not enabled in this kernel (/sys/module/apparmor/parameters/enabled "
-                           "is not Y): containers have no AppArmor profile to remove")
+            return Availability(False, ("AppArmor is not enabled in this kernel (/sys/module/apparmor/parameters/enabled "
+                           "is not Y): containers have no AppArmor profile to remove"))
         own = ""
         if variant.own_daemon:
             from . import dockerd
@@ -264,7 +271,7 @@ class DockerEnvironment(ContainerEnvironment):
             ok, why = dockerd.availability(variant.daemon_storage_driver, variant.userns_remap,
                                            {n: r.path for n, r in variant.daemon_runtimes.items()})
             if not ok:
-                return False, why
+                return Availability(False, why)
             own = f"; {why}"
         from .. import image
 
@@ -274,7 +281,7 @@ class DockerEnvironment(ContainerEnvironment):
             built = f"image {recipe.tag} built"
         except Exception:
             built = f"image {recipe.tag} is built on first use (a few minutes)"
-        return True, f"dockerd {info.get('ServerVersion')}, {info.get('Driver')}; {built}{own}"
+        return Availability(True, f"dockerd {info.get('ServerVersion')}, {info.get('Driver')}; {built}{own}")
 
     @classmethod
     def leftovers(cls, run_id: str | None) -> list[Leftover]:
@@ -289,7 +296,7 @@ class DockerEnvironment(ContainerEnvironment):
         from .. import image
         from ..checks import OK, WARN, Check
 
-        ok, why = cls.availability({})
+        ok, why = cls.availability(DockerVariant())
         if not ok:
             return [Check("environments", "docker", WARN, f"docker environments unavailable: {why}",
                           "apt-get install docker.io; start dockerd")]
@@ -308,7 +315,7 @@ class DockerEnvironment(ContainerEnvironment):
         from .. import image
         from ..errors import BenchError
 
-        ok, why = DockerEnvironment.availability({})
+        ok, why = DockerEnvironment.availability(DockerVariant())
         if not ok:
             raise BenchError(f"cannot build the Docker image: {why}")
         return f"{recipe.tag} {image.docker_image(client(), recipe, force=force).id}"
@@ -317,7 +324,7 @@ class DockerEnvironment(ContainerEnvironment):
     def image_status(cls, recipe: Any) -> list[str]:
         from .. import image
 
-        ok, why = DockerEnvironment.availability({})
+        ok, why = DockerEnvironment.availability(DockerVariant())
         if not ok:
             return [f"docker: {why}"]
         lines = []
@@ -328,14 +335,15 @@ class DockerEnvironment(ContainerEnvironment):
         return lines
 
     @classmethod
-    def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
-        # Swarm tasks and Compose services are containers too, with the same keys.
-        if key == "cgroup_cpu_quota" and variant.get("cpus"):
-            return f"--cpus {variant['cpus']}"
-        if key == "cgroup_memory_limit" and variant.get("memory"):
-            return f"--memory {variant['memory']}"
-        runtime = variant.get("runtime")
-        if runtime and runtime in (variant.get("daemon_runtimes") or {}):
+    def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
+        # Swarm tasks, Podman's and Compose's containers are containers too, with the same keys.
+        spec = cls.container_spec(variant)
+        if key == "cgroup_cpu_quota" and spec.cpus:
+            return f"--cpus {spec.cpus:g}"
+        if key == "cgroup_memory_limit" and spec.memory:
+            return f"--memory {spec.memory}"
+        runtime = spec.runtime
+        if runtime and runtime in spec.daemon_runtimes:
             # A sandboxing runtime (gVisor) is a kernel of its own between the tool and the
             # host's: what it shows of the CPU, /proc and file systems is its, by design.
             sandbox = f"the OCI runtime {runtime}'s own kernel (its CPUID, /proc and file systems)"
@@ -349,7 +357,7 @@ class DockerEnvironment(ContainerEnvironment):
         if key in ("cgroup_cpu_quota", "cgroup_memory_limit"):
             return "the container's own cgroup (no limit set by the variant)"
         if key == "cwd_fs":
-            return f"storage: {variant.get('storage', 'volume')} (the scratch folder's file system)"
+            return f"storage: {spec.storage} (the scratch folder's file system)"
         return ""
 
     # -- life cycle --------------------------------------------------------------------------
@@ -374,39 +382,39 @@ class DockerEnvironment(ContainerEnvironment):
         kwargs: dict[str, Any] = dict(
             name=resource, labels=labels, detach=True, init=True,  # init reaps mpirun's children
             command=["sleep", "infinity"])
-        if self.variant.client == "namespace":
+        if self.spec.client == "namespace":
             from .netns import ClientNamespace
 
             self.client_ns = ClientNamespace(self.run_id, self.name)
             self.client_ns.create()
             self.publish_address = self.client_ns.address
         self.ports = free_ports(n_ports, self.publish_address)
-        if self.variant.network == "host":
+        if self.spec.network == "host":
             kwargs["network_mode"] = "host"
         else:
-            if self.variant.network == "bridge":
+            if self.spec.network == "bridge":
                 with interrupts.deferred():
                     self.network = create_network(self._client, self.run_id, self.name)
                 kwargs["network"] = self.network.name
             # Both protocols: a server's data connection may be UDP (netperf UDP_RR).
             kwargs["ports"] = {f"{p}/{proto}": (self.publish_address, p)
                                for p in self.ports for proto in ("tcp", "udp")}
-        if self.variant.storage == "volume":
+        if self.spec.storage == "volume":
             with interrupts.deferred():
                 self.volume = self._client.volumes.create(name=resource, labels=labels)
             kwargs["volumes"] = {self.volume.name: {"bind": WORKDIR, "mode": "rw"}}
-        if self.variant.runtime:
-            kwargs["runtime"] = self.variant.runtime
-        if self.variant.cpus:
-            kwargs["nano_cpus"] = int(self.variant.cpus * 1e9)
-        if self.variant.memory:
-            kwargs["mem_limit"] = self.variant.memory
+        if self.spec.runtime:
+            kwargs["runtime"] = self.spec.runtime
+        if self.spec.cpus:
+            kwargs["nano_cpus"] = int(self.spec.cpus * 1e9)
+        if self.spec.memory:
+            kwargs["mem_limit"] = self.spec.memory
         security = [f"{layer}=unconfined" for layer in ("seccomp", "apparmor")
-                    if getattr(self.variant, layer) == "unconfined"]
+                    if getattr(self.spec, layer) == "unconfined"]
         if security:
             kwargs["security_opt"] = security
-        if self.variant.cap_drop:
-            kwargs["cap_drop"] = list(self.variant.cap_drop)
+        if self.spec.cap_drop:
+            kwargs["cap_drop"] = list(self.spec.cap_drop)
         kwargs.update(self._engine_options())
         # Creating and starting the container is where a storage driver's cost is plainest
         # (vfs copies the whole image): measured as provisioning, like a VM's boot.
@@ -424,7 +432,7 @@ class DockerEnvironment(ContainerEnvironment):
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
         if not r.ok:
             raise RuntimeError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
-        if self.variant.client == "container":
+        if self.spec.client == "container":
             self.peer = PeerContainer(self, self.network)
             self.peer.context = self.context
             self.peer.make()
@@ -434,13 +442,13 @@ class DockerEnvironment(ContainerEnvironment):
         """The daemon of the run's own this environment talks to (not started yet), or None for
         the main dockerd: a second dockerd for daemon-wide variants. Its start() and stop() are
         called by provision and teardown; base_url names its API socket."""
-        if not self.variant.own_daemon:
+        if not self.spec.own_daemon:
             return None
         from .dockerd import Dockerd
 
-        return Dockerd(self.run_id, self.name, self.variant.daemon_storage_driver, self.variant.userns_remap,
+        return Dockerd(self.run_id, self.name, self.spec.daemon_storage_driver, self.spec.userns_remap,
                        {n: {"path": r.path, "runtimeArgs": list(r.args)}
-                        for n, r in self.variant.daemon_runtimes.items()})
+                        for n, r in self.spec.daemon_runtimes.items()})
 
     def _engine_options(self) -> dict[str, Any]:
         """Options of the container that the engine, not the variant, calls for."""
@@ -502,14 +510,15 @@ class DockerEnvironment(ContainerEnvironment):
         return self.client_ns.client_command(argv) if self.client_ns else argv
 
     @classmethod
-    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
-        if params.get("client") == "namespace":
-            return ("its clients run in a network namespace of the run's own on this host; with --client-host "
-                    "every Docker NAT variant is reached through iptables DNAT already (docker-nat)")
-        return ""
+    def remote_client_refusal(cls, variant: BaseModel) -> Refusal | None:
+        if cls.container_spec(variant).client == "namespace":
+            return Refusal("its clients run in a network namespace of the run's own on this host; with "
+                           "--client-host every Docker NAT variant is reached through iptables DNAT already "
+                           "(docker-nat)")
+        return None
 
     def _nat_path(self) -> str:
-        if self.variant.network == "host" or self.peer is not None:
+        if self.spec.network == "host" or self.peer is not None:
             return "none"
         if self.client_ns is not None:
             return (f"iptables DNAT on {self.publish_address} (PREROUTING; client in network namespace "
@@ -539,18 +548,18 @@ class DockerEnvironment(ContainerEnvironment):
             "cgroup_version": info.get("CgroupVersion", ""),
             "security_options": ",".join(info.get("SecurityOptions", []) or []) or "none",
             "runtime": host_config.get("Runtime", ""),
-            "network_mode": self.variant.network,
+            "network_mode": self.spec.network,
             "nat_path": self._nat_path(),
-            "client_placement": self.variant.client,
+            "client_placement": self.spec.client,
             "user_network": self.network.name if self.network is not None else "none",
             "server_address": self.bridge_address or self.publish_address,
             **(self.peer.metadata() if self.peer is not None else {}),
-            "storage": self.variant.storage,
+            "storage": self.spec.storage,
             "image_tag": image.recipe().tag,
             "image_id": self.image.id,
             "container_id": self.container.id[:12],
-            "cpus_limit": self.variant.cpus or "none",
-            "memory_limit": self.variant.memory or "none",
+            "cpus_limit": self.spec.cpus or "none",
+            "memory_limit": self.spec.memory or "none",
             # What the container got, as the daemon reports it (not only what was asked).
             "security_opt": ",".join(host_config.get("SecurityOpt") or []) or "default",
             "cap_drop": ",".join(host_config.get("CapDrop") or []) or "none",
@@ -562,7 +571,7 @@ class DockerEnvironment(ContainerEnvironment):
 
 
 def _main_daemon_leftovers(run_id: str | None) -> list[Leftover]:
-    ok, _ = DockerEnvironment.availability({})
+    ok, _ = DockerEnvironment.availability(DockerVariant())
     if not ok:
         return []
     c = client()

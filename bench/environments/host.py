@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from .. import owner
-from .base import Environment, ExecResult, Server
+from .base import Availability, Environment, ExecResult, Server
 from .context import PATH
 
 
@@ -157,8 +159,8 @@ class HostEnvironment(Environment):
     kind = "host"
     study_configuration = "native"
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, params, run_id, allow_tcg)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
+        super().__init__(name, variant, run_id, allow_tcg)
         self._servers: list[HostServer] = []
 
     @property
@@ -168,8 +170,8 @@ class HostEnvironment(Environment):
         return self.publish_address
 
     @classmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
-        return True, "this machine"
+    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
+        return Availability(True, "this machine")
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
         os.makedirs(scratch_root, exist_ok=True)

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict
 from .. import interrupts, owner, settings
 from ..errors import BenchError
 from ..model import Measurement
-from .base import SERVER_SCRIPT, Environment, ExecResult, Leftover, PidFileServer, Server
+from .base import SERVER_SCRIPT, Availability, Environment, ExecResult, Leftover, PidFileServer, Refusal, Server
 from .domain import Disk, DomainSpec, domain_xml
 from .guest_devices import PROBE_SCRIPT, GuestDevices, mismatches, missing_drivers, parse_probe
 from . import kvm_host
@@ -119,7 +119,7 @@ def _kvm_check():
         return Check("environments", "kvm", WARN,
                      f"KVM NOT usable: {seen}" if seen else "not probed: the probe boots the workload image's kernel",
                      "bench image build")
-    usable, why = probe_variant({})
+    usable, why = probe_variant(LibvirtVariant())
     if usable:
         return Check("environments", "kvm", OK, f"KVM usable: {why}")
     return Check("environments", "kvm", WARN, f"KVM NOT usable: {why}",
@@ -179,13 +179,12 @@ def machine_type(variant: LibvirtVariant) -> str:
     return "pc" if variant.disk_bus == "ide" else "q35"
 
 
-def driver_support(params: dict[str, Any]) -> tuple[bool, str]:
+def driver_support(variant: LibvirtVariant) -> tuple[bool, str]:
     """Can the image's kernel of the variant's flavour drive its NIC and disk bus? Reads the
     kernel's build configuration from the image (made by `bench image build`); (True, "") when
     the image is not built yet: provisioning builds it and asks again."""
     from .. import image
 
-    variant = LibvirtVariant(**params)
     if variant.nic_model == "virtio" and variant.disk_bus == "virtio":
         return True, ""
     recipe = image.recipe()
@@ -292,12 +291,11 @@ def probe_kvm(kernel: Path, firmware: str | None = None,
     return result
 
 
-def probe_variant(params: dict[str, Any]) -> tuple[bool, str]:
+def probe_variant(variant: LibvirtVariant) -> tuple[bool, str]:
     """The probe with the kernel and firmware the variant's guest would boot: the image's
     cloud kernel, or the variant's own `guest_kernel`."""
     from .. import image
 
-    variant = LibvirtVariant(**params)
     if variant.guest_kernel:
         return probe_kvm(Path(variant.guest_kernel), variant.firmware)
     recipe = image.recipe()
@@ -311,9 +309,8 @@ class LibvirtEnvironment(Environment):
     cleanup_order = 10           # domains before their disks and the namespaces of their taps
     Variant = LibvirtVariant
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, params, run_id)
-        self.variant = LibvirtVariant(**params)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
+        super().__init__(name, variant, run_id)
         self.allow_tcg = allow_tcg
         self.accel = self.variant.accel
         self.accel_reason = "asked for by name" if self.accel == "tcg" else "KVM probe passed"
@@ -332,51 +329,51 @@ class LibvirtEnvironment(Environment):
     # -- before anything is made -------------------------------------------------------------
 
     @classmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
+    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
         try:
             import libvirt  # noqa: F401
         except ImportError:
-            return False, "libvirt-python is missing: pip install 'bench[libvirt]'"
+            return Availability(False, "libvirt-python is missing: pip install 'bench[libvirt]'")
         try:
             conn = _connect()
             version = conn.getLibVersion()
             conn.close()
         except Exception as e:
-            return False, (f"libvirtd is not reachable at {settings.current().libvirt_uri} ({str(e).strip().splitlines()[0]}): "
-                           f"install libvirt-daemon-system and start it (`libvirtd -d; virtlogd -d`)")
+            return Availability(False, (f"libvirtd is not reachable at {settings.current().libvirt_uri} ({str(e).strip().splitlines()[0]}): "
+                           f"install libvirt-daemon-system and start it (`libvirtd -d; virtlogd -d`)"))
         where = f"libvirt {_dotted(version)}"
-        if params.get("network") == "bridge" and (shutil.which("ip") is None or not os.path.exists("/dev/net/tun")):
-            return False, f"{where}; a bridged guest needs iproute2's `ip` and /dev/net/tun (modprobe tun)"
+        if variant.network == "bridge" and (shutil.which("ip") is None or not os.path.exists("/dev/net/tun")):
+            return Availability(False, f"{where}; a bridged guest needs iproute2's `ip` and /dev/net/tun (modprobe tun)")
         try:
-            drivable, why = driver_support(params)
+            drivable, why = driver_support(variant)
         except BenchError as e:
             drivable, why = False, str(e)
         if not drivable:
-            return False, f"{where}; {why}"
-        if params.get("accel", "kvm") == "tcg":
+            return Availability(False, f"{where}; {why}")
+        if variant.accel == "tcg":
             # Emulation is never chosen by default, not even by name alone: its numbers are
             # not virtualization costs, and a run over "every environment" must not include it.
             if allow_tcg:
-                return True, f"{where}; QEMU TCG (binary translation, emulated)"
-            return False, f"{where}; QEMU TCG emulation: runs only with --allow-tcg"
+                return Availability(True, f"{where}; QEMU TCG (binary translation, emulated)")
+            return Availability(False, f"{where}; QEMU TCG emulation: runs only with --allow-tcg")
         from .. import image
 
         recipe = image.recipe()
         if not recipe.rootfs.exists():
-            return False, f"{where}; KVM not probed yet: the probe boots the image's kernel, run `bench image build`"
-        usable, why = probe_variant(params)
+            return Availability(False, f"{where}; KVM not probed yet: the probe boots the image's kernel, run `bench image build`")
+        usable, why = probe_variant(variant)
         if usable:
-            return True, f"{where}; KVM usable ({why})"
+            return Availability(True, f"{where}; KVM usable ({why})")
         if allow_tcg:
-            return True, f"{where}; KVM NOT usable ({why}): runs under TCG emulation (--allow-tcg)"
-        return False, f"{where}; KVM NOT usable ({why}); pass --allow-tcg to run it emulated under TCG"
+            return Availability(True, f"{where}; KVM NOT usable ({why}): runs under TCG emulation (--allow-tcg)")
+        return Availability(False, f"{where}; KVM NOT usable ({why}); pass --allow-tcg to run it emulated under TCG")
 
     @classmethod
-    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
-        if params.get("network") == "bridge":
-            return ("its bridge lives in a network namespace of the run's own, which no other host reaches; "
-                    "run kvm-bridge with clients on this host (no --client-host)")
-        return ""
+    def remote_client_refusal(cls, variant: BaseModel) -> Refusal | None:
+        if variant.network == "bridge":
+            return Refusal("its bridge lives in a network namespace of the run's own, which no other host "
+                           "reaches; run kvm-bridge with clients on this host (no --client-host)")
+        return None
 
     @classmethod
     def leftovers(cls, run_id: str | None) -> list[Leftover]:
@@ -385,7 +382,7 @@ class LibvirtEnvironment(Environment):
 
         from .domain import METADATA_NS
 
-        ok, _ = cls.availability({"accel": "tcg"}, allow_tcg=True)  # reachable? (no KVM probe)
+        ok, _ = cls.availability(LibvirtVariant(accel="tcg"), allow_tcg=True)  # reachable? (no KVM probe)
         if not ok:
             return []
         import libvirt
@@ -414,7 +411,7 @@ class LibvirtEnvironment(Environment):
 
         checks = []
         # Asked as a TCG guest so that this says only whether libvirtd answers; KVM is its own check.
-        ok, why = cls.availability({"accel": "tcg"}, allow_tcg=True)
+        ok, why = cls.availability(LibvirtVariant(accel="tcg"), allow_tcg=True)
         checks.append(Check("environments", "libvirt", OK, why.split(";")[0] + " reachable") if ok else
                       Check("environments", "libvirt", WARN, f"libvirt environments unavailable: {why}",
                             "apt-get install libvirt-daemon-system qemu-system-x86; start libvirtd and virtlogd"))
@@ -449,20 +446,21 @@ class LibvirtEnvironment(Environment):
                 for disk in (sorted(vm.glob("root.*")) if vm.is_dir() else [])]
 
     @classmethod
-    def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
-        # a guest: its own kernel, CPU model, vCPUs and cgroup tree
-        cpu = "host-passthrough" if variant.get("tuned") else "libvirt's default CPU model"
-        if variant.get("accel") == "tcg":
+    def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
+        # a guest: its own kernel, CPU model, vCPUs and cgroup tree (the variant as it ran: its
+        # accel is the one the guest booted with)
+        cpu = "host-passthrough" if variant.tuned else "libvirt's default CPU model"
+        if variant.accel == "tcg":
             cpu = "QEMU's emulated CPU (TCG, cpu mode maximum)"
         if key in ("kernel_release", "kernel_cmdline", "clocksource", "thp", "cgroup_cpu_quota",
                    "cgroup_memory_limit", "cwd_fs"):
-            return f"the guest's own kernel ({variant.get('kernel', 'cloud')} flavour) and disk"
+            return f"the guest's own kernel ({variant.kernel} flavour) and disk"
         if key in ("cpu_model", "cpu_flags"):
             return f"the VM's CPU model: {cpu}"
         if key == "blas_core" and cpu_differs:
             return f"OpenBLAS picks by the CPU flags the VM's CPU model ({cpu}) shows"
-        if key in ("affinity", "online_cpus") and variant.get("vcpus"):
-            return f"the guest's {variant['vcpus']} vCPUs"
+        if key in ("affinity", "online_cpus") and variant.vcpus:
+            return f"the guest's {variant.vcpus} vCPUs"
         if key.startswith("limit.nproc"):
             return "the guest's own memory size (the kernel sizes nproc by it)"
         return ""
@@ -486,11 +484,11 @@ class LibvirtEnvironment(Environment):
         kernel, initrd = image.vm_kernel(recipe, self.variant.kernel)
         if self.variant.guest_kernel:
             kernel, initrd = Path(self.variant.guest_kernel), Path(self.variant.guest_initrd or initrd)
-        drivable, why = driver_support(self.params)
+        drivable, why = driver_support(self.variant)
         if not drivable:
             raise BenchError(f"{self.name}: {why}")
         if self.accel == "kvm":
-            usable, why = probe_variant(self.params)
+            usable, why = probe_variant(self.variant)
             if not usable:
                 if not self.allow_tcg:
                     raise BenchError(f"{self.name}: KVM is not usable here ({why}); pass --allow-tcg")
@@ -689,10 +687,13 @@ class LibvirtEnvironment(Environment):
     def client_command(self, argv: list[str]) -> list[str]:
         return self.bridge.client_command(argv) if self.bridge else argv
 
+    def variant_as_run(self) -> BaseModel:
+        return self.variant.model_copy(update={"accel": self.accel})   # KVM, or TCG where KVM cannot run
+
     def effective_variant(self) -> dict[str, Any]:
         # Every sample says which network it crossed, whether vhost-net carried it, and which
         # devices (paravirtual or emulated) and guest kernel it went through.
-        return {**self.params, "accel": self.accel, "network": self.variant.network,
+        return {**super().effective_variant(), "accel": self.accel, "network": self.variant.network,
                 "vhost": uses_vhost(self.variant, self.accel), "nic_model": self.variant.nic_model,
                 "disk_bus": self.variant.disk_bus, "kernel": self.variant.kernel}
 

@@ -33,8 +33,8 @@ from pydantic import BaseModel, ConfigDict
 from .. import interrupts, settings
 from ..errors import BenchError
 from . import dockerd
-from .base import Leftover
-from .docker import LABEL_ENV, LABEL_RUN, DockerEnvironment
+from .base import Availability, Leftover, Refusal
+from .docker import LABEL_ENV, LABEL_RUN, DockerEnvironment, DockerVariant
 
 STOP_TIMEOUT = 30.0
 CONTAINER_INIT = "/usr/libexec/podman/catatonit"  # what --init runs (Debian package catatonit)
@@ -192,53 +192,48 @@ class PodmanEnvironment(DockerEnvironment):
     def doctor_checks(cls) -> list:
         from ..checks import OK, WARN, Check
 
-        ok, why = cls.availability({})
+        ok, why = cls.availability(PodmanVariant())
         return [Check("environments", "podman", OK if ok else WARN, why,
                       "" if ok else "apt-get install podman catatonit")]
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
-        podman = PodmanVariant(**params)
-        super().__init__(name, {"network": podman.network, "storage": podman.storage}, run_id, allow_tcg)
-        self.params = dict(params)  # as the catalogue gave it: what samples carry
-        self.podman = podman
+    @classmethod
+    def container_spec(cls, variant: BaseModel) -> DockerVariant:
+        # The container Docker's code makes through Podman's API; the runtime is the service's.
+        return DockerVariant(network=variant.network, storage=variant.storage)
 
     @classmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
+    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
         try:
             import docker  # noqa: F401
         except ImportError:
-            return False, "the docker Python package (the API client Podman is spoken to with) is missing"
+            return Availability(False, "the docker Python package (the API client Podman is spoken to with) is missing")
         if os.geteuid() != 0:
-            return False, "bench runs Podman rootful: it needs root"
+            return Availability(False, "bench runs Podman rootful: it needs root")
         if shutil.which("podman") is None:
-            return False, "podman is not on PATH (apt-get install podman catatonit)"
+            return Availability(False, "podman is not on PATH (apt-get install podman catatonit)")
         if not Path(CONTAINER_INIT).exists():
-            return False, f"{CONTAINER_INIT} is missing (apt-get install catatonit): Podman's --init"
-        try:
-            variant = PodmanVariant(**params)
-        except ValueError as e:
-            return False, f"not a Podman variant: {e}"
+            return Availability(False, f"{CONTAINER_INIT} is missing (apt-get install catatonit): Podman's --init")
         if shutil.which(variant.runtime) is None:
-            return False, f"the OCI runtime {variant.runtime} is not on PATH"
+            return Availability(False, f"the OCI runtime {variant.runtime} is not on PATH")
         r = _podman("version", "--format", "{{.Client.Version}}", timeout=30)
         if r.returncode != 0:
-            return False, f"podman does not answer: {r.stderr.strip()[:200]}"
-        return True, (f"podman {r.stdout.strip()}, rootful, OCI runtime {variant.runtime}, through a "
-                      f"`podman system service` of the run's own; the image is imported into its store on first use")
+            return Availability(False, f"podman does not answer: {r.stderr.strip()[:200]}")
+        return Availability(True, (f"podman {r.stdout.strip()}, rootful, OCI runtime {variant.runtime}, through a "
+                      f"`podman system service` of the run's own; the image is imported into its store on first use"))
 
     @classmethod
-    def intended_difference(cls, key: str, variant: dict[str, Any], cpu_differs: bool) -> str:
+    def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
         if key == "limit.nproc":
             return ("Podman's own hard limit of processes: its service lowers it, and a container cannot "
                     "have more than the service it is started by")
         return super().intended_difference(key, variant, cpu_differs)  # a container's, as Docker's
 
     @classmethod
-    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
-        return ""
+    def remote_client_refusal(cls, variant: BaseModel) -> Refusal | None:
+        return None
 
     def _own_daemon(self):
-        return PodmanService(self.run_id, self.name, self.podman.runtime)
+        return PodmanService(self.run_id, self.name, self.variant.runtime)
 
     def teardown(self) -> None:
         """As Docker's; where the service no longer answers (killed, or its run cleaned up),
@@ -270,7 +265,7 @@ class PodmanEnvironment(DockerEnvironment):
                f"{self.publish_address} (conmon holds the port; no user-space proxy)"
 
     def _host_info(self) -> dict[str, str]:
-        r = _podman("--runtime", self.podman.runtime, "info", "--format",
+        r = _podman("--runtime", self.variant.runtime, "info", "--format",
                     "{{.Host.OCIRuntime.Name}}|{{.Host.NetworkBackend}}|{{.Host.OCIRuntime.Version}}", timeout=60)
         parts = r.stdout.strip().split("|", 2) if r.returncode == 0 else []
         if len(parts) < 3:

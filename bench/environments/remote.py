@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BenchError
-from .base import SERVER_SCRIPT, Environment, ExecResult, PidFileServer, Server
+from pydantic import BaseModel, ConfigDict
+
+from .base import SERVER_SCRIPT, Availability, Environment, ExecResult, PidFileServer, Server
 from .host import _child_setup, _kill_group, run_argv
 
 CONNECT_TIMEOUT = 10       # seconds for SSH to reach the host (ConnectTimeout)
@@ -173,10 +175,16 @@ def control_folders(run_id: str | None) -> list[tuple[Path, str]]:
     return found
 
 
+class RemoteVariant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    host: str   # [USER@]HOST, as --client-host gave it
+
+
 class RemoteHost(Environment):
     """The client host: argv runs there over the run's SSH master connection."""
 
     kind = "remote"
+    Variant = RemoteVariant
     catalogued = False  # the run's --client-host, not an environment of environments.yaml
 
     def __init__(self, client: ClientHost, run_id: str, name: str = "client"):
@@ -186,10 +194,10 @@ class RemoteHost(Environment):
         self._master: subprocess.Popen | None = None
 
     @classmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
+    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
         if shutil.which("ssh") is None:
-            return False, "no ssh on this host: apt-get install openssh-client"
-        return True, "over ssh"
+            return Availability(False, "no ssh on this host: apt-get install openssh-client")
+        return Availability(True, "over ssh")
 
     @property
     def control_path(self) -> str:

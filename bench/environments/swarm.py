@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict
 
 from .. import settings
 from ..errors import BenchError
-from .base import Leftover
-from .docker import LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, WORKDIR, DockerEnvironment, client
+from .base import Availability, Leftover, Refusal
+from .docker import LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, WORKDIR, DockerEnvironment, DockerVariant, client
 from .netns import alias_of, ip
 
 GWBRIDGE = "docker_gwbridge"
@@ -192,7 +192,7 @@ class SwarmEnvironment(DockerEnvironment):
         """A swarm a killed run made (by its marker): its service, the swarm, docker_gwbridge if
         the run created it, its veth. A swarm that is not the marker's run's own is never left."""
         found = markers(run_id)
-        if not found or not DockerEnvironment.availability({})[0]:
+        if not found or not DockerEnvironment.availability(DockerVariant()).ok:
             return []
         c = client()
         return [Leftover("swarm", f"{'made by the run' if made_by(m, c) else 'marker only'} ({m.veth})",
@@ -203,44 +203,46 @@ class SwarmEnvironment(DockerEnvironment):
     def doctor_checks(cls) -> list:
         return []  # Docker's say it; the mesh's support is in `bench list`
 
-    def __init__(self, name: str, params: dict[str, Any], run_id: str, allow_tcg: bool = False):
-        # DockerEnvironment's own variant (storage only; the network is the swarm's)
-        super().__init__(name, {"storage": params.get("storage", "volume")}, run_id, allow_tcg)
-        self.params = dict(params)
-        self.swarm_variant = SwarmVariant(**params)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
+        super().__init__(name, variant, run_id, allow_tcg)
         self.swarm_service = None  # the Swarm service (Environment.service() names a tier)
         self.marker: Marker | None = None
         self.address = ""  # where the client reaches the published ports
 
     @classmethod
-    def remote_client_refusal(cls, params: dict[str, Any]) -> str:
-        return ("its ports are reached at an address of the run's own veth, which no other host reaches; "
-                "run it with clients on this host (no --client-host)")
+    def container_spec(cls, variant: BaseModel) -> DockerVariant:
+        # A task's container: the swarm's network (not Docker's variant), the variant's storage.
+        return DockerVariant(storage=variant.storage)
 
     @classmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
-        ok, why = DockerEnvironment.availability({}, allow_tcg)
+    def remote_client_refusal(cls, variant: BaseModel) -> Refusal | None:
+        return Refusal("its ports are reached at an address of the run's own veth, which no other host "
+                       "reaches; run it with clients on this host (no --client-host)")
+
+    @classmethod
+    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
+        ok, why = DockerEnvironment.availability(DockerVariant(), allow_tcg)
         if not ok:
-            return ok, why
+            return Availability(ok, why)
         mesh = "no routing mesh: ports published on the node"
-        if params.get("publish", "ingress") == "ingress":
+        if variant.publish == "ingress":
             ok, mesh = mesh_support()
             if not ok:
-                return False, mesh
+                return Availability(False, mesh)
         try:
             c = client(timeout=10)
             state, _ = swarm_state(c)
             killed = [m.run_id for m in markers() if made_by(m, c)] if state != "inactive" else []
             c.close()
         except Exception as e:
-            return False, f"cannot ask dockerd about its swarm ({type(e).__name__})"
+            return Availability(False, f"cannot ask dockerd about its swarm ({type(e).__name__})")
         if state != "inactive":
             if killed:
-                return False, (f"dockerd is in the swarm that killed run {killed[0]} made: "
-                               f"`bench cleanup --run-id {killed[0]}` leaves it")
-            return False, (f"dockerd is already part of a swarm ({state}) that bench did not make; "
-                           f"bench never leaves a swarm it did not make")
-        return True, f"{why}; a single-node swarm made for the run, left at its end ({mesh})"
+                return Availability(False, (f"dockerd is in the swarm that killed run {killed[0]} made: "
+                               f"`bench cleanup --run-id {killed[0]}` leaves it"))
+            return Availability(False, (f"dockerd is already part of a swarm ({state}) that bench did not make; "
+                           f"bench never leaves a swarm it did not make"))
+        return Availability(True, f"{why}; a single-node swarm made for the run, left at its end ({mesh})")
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -261,7 +263,7 @@ class SwarmEnvironment(DockerEnvironment):
         # netperf UDP_RR. Swarm has no host address to publish on: every interface listens.
         ports = {"Mode": "vip", "Ports": [
             {"Protocol": proto, "TargetPort": p, "PublishedPort": p,
-             "PublishMode": self.swarm_variant.publish}
+             "PublishMode": self.variant.publish}
             for p in self.ports for proto in ("tcp", "udp")]}
         mounts = []
         if self.variant.storage == "volume":
@@ -277,7 +279,7 @@ class SwarmEnvironment(DockerEnvironment):
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
         if not r.ok:
             raise RuntimeError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
-        self.address = ADVERTISE_ADDRESS if self.swarm_variant.address == "own-interface" else "127.0.0.1"
+        self.address = ADVERTISE_ADDRESS if self.variant.address == "own-interface" else "127.0.0.1"
 
     def _make_swarm(self) -> None:
         state, _ = swarm_state(self._client)
@@ -339,12 +341,12 @@ class SwarmEnvironment(DockerEnvironment):
         meta = super().metadata()
         meta.update({
             "env_kind": self.kind,
-            "network_mode": f"swarm-{self.swarm_variant.publish}",
+            "network_mode": f"swarm-{self.variant.publish}",
             "nat_path": {("ingress", "own-interface"): "swarm routing mesh: DNAT, ingress sandbox, IPVS",
                          ("ingress", "loopback"): "swarm routing mesh from loopback: DNAT, ingress sandbox, IPVS",
                          ("host", "own-interface"): "iptables DNAT to the task on docker_gwbridge",
                          ("host", "loopback"): "docker-proxy (loopback client)"}[
-                             (self.swarm_variant.publish, self.swarm_variant.address)],
+                             (self.variant.publish, self.variant.address)],
             "published_on": self.address,
             "server_address": self.address,
             "swarm_node_id": self.marker.node_id if self.marker else "",

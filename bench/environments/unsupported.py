@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import BenchError
-from .base import Environment, ExecResult, Server
+from .base import Availability, Environment, ExecResult, Server
 
 
 class UnsupportedVariant(BaseModel):
@@ -22,12 +22,12 @@ class UnsupportedEnvironment(Environment):
     Variant = UnsupportedVariant
 
     @classmethod
-    def availability(cls, params: dict[str, Any], allow_tcg: bool = False) -> tuple[bool, str]:
-        return False, f"not supported by bench: needs {params.get('requires', 'what bench does not drive')}"
+    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
+        return Availability(False, f"not supported by bench: needs {variant.requires}")
 
     def _refuse(self, *args: Any, **kwargs: Any) -> NoReturn:
         # availability() is always False, so the runner never gets here; if code does, say why.
-        raise BenchError(f"environment '{self.name}' cannot run: {self.availability(self.params)[1]}")
+        raise BenchError(f"environment '{self.name}' cannot run: {self.availability(self.variant).reason}")
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
         self._refuse()
@@ -51,4 +51,4 @@ class UnsupportedEnvironment(Environment):
         self._refuse()
 
     def metadata(self) -> dict[str, Any]:
-        return {"requires": self.params.get("requires", "")}
+        return {"requires": self.variant.requires}
