@@ -709,7 +709,7 @@ def _listing(catalogue: config.Catalogue, sections: list[str], profile: str,
     if "suites" in sections:
         listing["suites"] = [{"name": name, **s.model_dump()} for name, s in sorted(catalogue.suites.items())]
     if "workloads" in sections:
-        listing["workloads"] = [dataclasses.asdict(catalogue.workload(name, profile))
+        listing["workloads"] = [catalogue.workload(name, profile).to_json()
                                 for name in sorted(catalogue.workloads)]
     if "environments" in sections:
         envs = []

@@ -98,11 +98,24 @@ class WorkloadConfig:
     description: str
     warmups: int
     timeout: float
-    params: dict[str, Any]
+    params: BaseModel      # the tool's Params, validated once: what its run, argv and parse receive
     guest: dict[str, int] = dataclasses.field(default_factory=dict)  # vcpus, memory_mib; {}: the environment's
     # The parameters a repetition sweeps (the tool's `sweeps`): a sample's point. A run made
     # before bench recorded them has none in its run.json; the statistics then infer them.
     sweep_keys: list[str] = dataclasses.field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """As run.json keeps it (and `bench list --json` shows it): every parameter, defaults too."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "params"} | {
+            "params": self.params.model_dump()}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> "WorkloadConfig":
+        """From run.json (a resumed run): its parameters validated by its tool's model. Raises
+        KeyError (an unknown tool, a missing key), TypeError or ValueError."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in fields and k != "params"},
+                   params=TOOLS[doc["tool"]].Params.model_validate(doc["params"]))
 
 
 def _where(loc: tuple) -> str:
@@ -177,7 +190,7 @@ class Catalogue:
         spec = self.workloads[name]
         tool = TOOLS[spec.tool]
         merged = {**spec.params, **spec.profiles.get(profile, {})}
-        params = _validated(tool.Params, merged, self.sources[name], f"{name}.params[{profile}]").model_dump()
+        params = _validated(tool.Params, merged, self.sources[name], f"{name}.params[{profile}]")
         timeout = spec.timeout or tool.timeout(params)
         guest = spec.guest.get(profile)
         return WorkloadConfig(name, spec.tool, spec.description, spec.warmups, timeout, params,

@@ -315,7 +315,7 @@ def resume(catalogue: Catalogue, out: Path, run_id: str,
     if not m.workload_order or not m.environment_order:
         raise BenchError(f"cannot resume {run_id}: its run.json lists no workloads or no environments")
     try:
-        workloads = [WorkloadConfig(**m.workloads[n]) for n in m.workload_order]
+        workloads = [WorkloadConfig.from_json(m.workloads[n]) for n in m.workload_order]
         environments = {n: PlannedEnvironment.from_json(n, m.environments[n]) for n in m.environment_order}
         options = RunOptions(suite=m.suite, out=Path(out), run_id=run_id, seed=m.order_seed,
                              scratch=Path(m.scratch), allow_tcg=m.allow_tcg,

@@ -198,7 +198,7 @@ class Runner:
         p = self.plan
         return RunManifest(
             run_id=p.run_id, suite=p.suite, profile=p.profile, repetitions=p.repetitions, order_seed=p.seed,
-            workloads={w.name: dataclasses.asdict(w) for w in p.workloads},
+            workloads={w.name: w.to_json() for w in p.workloads},
             # run.json's keys are sorted; these keep the suite's and the user's order.
             workload_order=[w.name for w in p.workloads],
             environment_order=list(p.environments),
@@ -497,7 +497,7 @@ class Runner:
         variant = env.effective_variant()
         self.store.append_samples([
             Sample(self.plan.run_id, step.environment, kind, w.name, w.tool, m.metric, m.unit, m.value,
-                   m.better, step.repetition, params={**w.params, **m.params}, variant=variant,
+                   m.better, step.repetition, params={**w.params.model_dump(), **m.params}, variant=variant,
                    parity_ok=self.parity_ok.get(step.environment))
             for m in measurements
         ])

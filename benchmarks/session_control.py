@@ -11,6 +11,7 @@ import os, subprocess, sys, time, socket, statistics, tempfile, shutil
 from bench.environments.host import free_loopback_ports
 from bench.workloads.netperf import Netperf
 from bench.workloads.fio import Fio
+RANDREAD = Fio.Params(rw="randread", bs="4k", iodepth=16, size="256M", runtime=3)
 def netperf(own_session):
     control, data = free_loopback_ports(2)
     srv = subprocess.Popen(["netserver","-D","-4","-L","127.0.0.1","-p",str(control)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=own_session)
@@ -18,14 +19,15 @@ def netperf(own_session):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", control)) == 0: break
         time.sleep(0.02)
-    argv = Netperf.client_argv({"test":"TCP_RR","length":3,"request_size":1,"response_size":1}, "127.0.0.1", control, data)
+    argv = Netperf.client_argv(Netperf.Params(test="TCP_RR", length=3, request_size=1, response_size=1), "127.0.0.1",
+                               control, data)
     r = subprocess.run(argv, capture_output=True, text=True, start_new_session=own_session, timeout=60)
     srv.terminate(); srv.wait()
-    return Netperf.parse(r.stdout, {"test":"TCP_RR"})[0].value
+    return Netperf.parse(r.stdout, Netperf.Params(test="TCP_RR"))[0].value
 def fio(own_session, folder):
-    argv = Fio.argv({"rw":"randread","bs":"4k","iodepth":16,"size":"256M","runtime":3}, folder, "x")
+    argv = Fio.argv(RANDREAD, folder, "x")
     r = subprocess.run(argv, capture_output=True, text=True, start_new_session=own_session, timeout=120)
-    return Fio.parse(r.stdout, {"rw":"randread","runtime":3})[0].value
+    return Fio.parse(r.stdout, RANDREAD)[0].value
 res = {"netperf": {False: [], True: []}, "fio": {False: [], True: []}}
 folder = tempfile.mkdtemp(dir="/var/tmp", prefix="bench-autogroup-")
 fio(False, folder)

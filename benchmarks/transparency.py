@@ -38,7 +38,7 @@ FIO, NETPERF = "fio-randread-4k", "netperf-tcp-rr"
 TOLERANCE = 0.03
 
 
-def _headline(parse, text: str, params: dict) -> tuple[str, float]:
+def _headline(parse, text: str, params) -> tuple[str, float]:
     first = parse(text, params)[0]
     return first.metric, first.value
 
@@ -56,7 +56,7 @@ def _fio_detail(text: str) -> dict:
         return {}
 
 
-def direct_fio(params: dict, warmups: int) -> tuple[str, float, dict]:
+def direct_fio(params, warmups: int) -> tuple[str, float, dict]:
     """fio as bench runs it on the host, by hand: the same argv (Fio.argv), in a fresh folder
     of the same shape under the same scratch root (/var/tmp/bench-...-host-XXXX/fio/), the data
     file laid out by the first warm-up, as bench's is."""
@@ -85,7 +85,7 @@ def _wait_listening(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"netserver did not listen on 127.0.0.1:{port}")
 
 
-def direct_netperf(params: dict, warmups: int) -> tuple[str, float, dict]:
+def direct_netperf(params, warmups: int) -> tuple[str, float, dict]:
     """netserver on 127.0.0.1 started here and stopped by its pid, as bench does per repetition."""
     for _ in range(warmups + 1):
         control, data = free_loopback_ports(2)
@@ -94,7 +94,7 @@ def direct_netperf(params: dict, warmups: int) -> tuple[str, float, dict]:
         try:
             _wait_listening(control)
             argv = Netperf.client_argv(params, "127.0.0.1", control, data)
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=params["length"] + 60)
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=params.length + 60)
         finally:
             server.terminate()
             try:

@@ -17,6 +17,13 @@ def recorded(*parts: str) -> str:
     return DATA.joinpath(*parts).read_text()
 
 
+def params(tool: str, **given):
+    """A tool's parameters as the plan hands them to the tool: its own model, validated."""
+    from bench.workloads import TOOLS
+
+    return TOOLS[tool].Params(**given)
+
+
 def bench_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the real command line in a child process, as a user would."""
     return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,

@@ -21,9 +21,9 @@ def test_shipped_catalogue_loads_and_resolves_every_profile():
 
 def test_profile_overrides_common_params():
     cat = config.load()
-    assert cat.workload("fio-randread-4k", "quick").params["size"] == "256M"
-    assert cat.workload("fio-randread-4k", "lab").params["size"] == "16G"
-    assert cat.workload("fio-randread-4k", "lab").params["rw"] == "randread"
+    assert cat.workload("fio-randread-4k", "quick").params.size == "256M"
+    assert cat.workload("fio-randread-4k", "lab").params.size == "16G"
+    assert cat.workload("fio-randread-4k", "lab").params.rw == "randread"
 
 
 def test_unknown_names_suggest_the_nearest():

@@ -75,8 +75,8 @@ def test_c2c_client_runs_in_the_peer_container_on_the_run_network(docker_client,
         assert port == env.ports[0] and server_address == env.bridge_address != "127.0.0.1"
         peer_address = client.address()
 
-        ctx = CellContext(env=env, client=client, params={"test": "TCP_RR", "length": 2, "request_size": 100,
-                                                          "response_size": 200}, timeout=60, label="c2c")
+        ctx = CellContext(env=env, client=client, params=TOOLS["netperf"].Params(
+                             test="TCP_RR", length=2, request_size=100, response_size=200), timeout=60, label="c2c")
         raw = TOOLS["netperf"].run(ctx)
         assert raw.result.ok, raw.result.stderr
         assert f"to {server_address} () port {env.ports[1]}" in raw.text  # the banner names the data port
@@ -311,8 +311,8 @@ def test_nat_dnat_client_namespace_goes_through_the_kernels_dnat(docker_client, 
         namespace = env.client_ns.namespace
         assert env.publish_address == "10.214.0.1" and namespace in subprocess.run(
             ["ip", "netns", "list"], capture_output=True, text=True).stdout
-        ctx = CellContext(env=env, client=host, params={"test": "TCP_RR", "length": 2, "request_size": 100,
-                                                        "response_size": 200}, timeout=60, label="dnat")
+        ctx = CellContext(env=env, client=host, params=TOOLS["netperf"].Params(
+                             test="TCP_RR", length=2, request_size=100, response_size=200), timeout=60, label="dnat")
         before = dnat_packets(env.ports[0])
         raw = TOOLS["netperf"].run(ctx)
         assert raw.result.ok, raw.result.stderr

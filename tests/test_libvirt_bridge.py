@@ -80,12 +80,12 @@ def test_client_in_the_namespace_reaches_netserver_in_the_guest(bridged):
         assert bridged.wait_listening(control, timeout=60)
         address, port = bridged.endpoint(control)
         assert address == "10.213.0.2"
-        argv = Netperf.client_argv({"test": "TCP_RR", "length": 5}, address, port, bridged.endpoint(data)[1])
+        argv = Netperf.client_argv(Netperf.Params(test="TCP_RR", length=5), address, port, bridged.endpoint(data)[1])
         command = bridged.client_command(argv)
         assert command[:4] == ["ip", "netns", "exec", bridged.bridge.namespace]
         r = run_argv(command, timeout=60)
         assert r.ok, r.stderr
-        got = {m.metric: m.value for m in Netperf.parse(r.stdout, {})}
+        got = {m.metric: m.value for m in Netperf.parse(r.stdout, Netperf.Params(test="TCP_RR", length=5))}
         print(f"TCG bridge TCP_RR: {got['transactions_per_second']:.1f} trans/s, "
               f"mean latency {got['latency_mean']:.0f} us")
         assert got["transactions_per_second"] > 0 and got["latency_mean"] > 0

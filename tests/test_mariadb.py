@@ -15,7 +15,8 @@ from bench.workloads import TOOLS
 from conftest import bench_cli, recorded
 
 MARIADB = TOOLS["mariadb"]
-SWEEP = {"threads": [1, 4, 16]}
+MARIADB_PARAMS = MARIADB.Params
+SWEEP = MARIADB_PARAMS(threads=[1, 4, 16])
 
 
 def point(measurements, metric, threads):
@@ -40,7 +41,7 @@ def test_sweep_gives_four_metrics_per_thread_count():
 def test_a_read_only_sweep_parses_alike_and_writes_nothing():
     """The study's mode, recorded: sysbench oltp_read_only prints the same statistics, with no writes."""
     text = recorded("mariadb", "oltp-read-only-1-4-8.txt")
-    ms = MARIADB.parse(text, {"threads": [1, 4, 8]})
+    ms = MARIADB.parse(text, MARIADB_PARAMS(threads=[1, 4, 8]))
     assert [m.params["threads"] for m in ms if m.metric == "transactions_per_second"] == [1, 4, 8]
     assert point(ms, "transactions_per_second", 4).value == pytest.approx(1000.02)
     assert text.count("write:                           0") == 4  # the warm-up and the three points
@@ -56,7 +57,7 @@ def test_prepare_and_warm_up_blocks_are_not_measurements():
 def test_no_server_raises_with_sysbenchs_words():
     text = "# threads=1\n" + recorded("mariadb", "no-server.txt")
     with pytest.raises(ToolError, match=r"threads=1: FATAL: unable to connect to MySQL server"):
-        MARIADB.parse(text, {"threads": [1]})
+        MARIADB.parse(text, MARIADB_PARAMS(threads=[1]))
 
 
 def test_server_killed_mid_point_raises_for_that_point():
@@ -95,7 +96,7 @@ def test_params_reject_bad_sweeps_and_unknown_keys():
 
 
 def test_commands_carry_the_studys_settings():
-    params = MARIADB.Params(threads=[10, 290], buffer_pool="3G", table_size=2000000, time=60).model_dump()
+    params = MARIADB.Params(threads=[10, 290], buffer_pool="3G", table_size=2000000, time=60)
     server = MARIADB.server_argv(params, "/d/data", "/d/init.sql", "0.0.0.0", 3306)
     assert server[:2] == ["mariadbd", "--no-defaults"]
     assert {"--innodb-buffer-pool-size=3G", "--innodb-flush-method=O_DIRECT", "--skip-name-resolve",
@@ -105,10 +106,10 @@ def test_commands_carry_the_studys_settings():
     client = MARIADB.client_argv(params, "127.0.0.1", 3306, "run", threads=290, seconds=60)
     assert client[:2] == ["sysbench", "oltp_read_only"] and client[-1] == "run"  # the study's test
     assert {"--threads=290", "--time=60", "--table-size=2000000", "--mysql-port=3306"} <= set(client)
-    rw = MARIADB.client_argv({**params, "mode": "read-write"}, "127.0.0.1", 3306, "run", threads=1, seconds=1)
+    rw = MARIADB.client_argv(params.model_copy(update={"mode": "read-write"}), "127.0.0.1", 3306, "run", threads=1, seconds=1)
     assert rw[1] == "oltp_read_write"
     # the whole repetition's limit covers loading 2 M rows and 15 points of 60 s
-    lab = MARIADB.Params(threads=list(range(10, 291, 20)), time=60, table_size=2000000).model_dump()
+    lab = MARIADB.Params(threads=list(range(10, 291, 20)), time=60, table_size=2000000)
     assert MARIADB.timeout(lab) > 15 * 60 + 2000000 / 2000
 
 
@@ -116,11 +117,11 @@ def test_the_lab_profile_is_the_studys_server():
     """mysql/docker-single-container/mysql-opt.cnf: 3G pool, O_DIRECT, log flushed once a second;
     sysbench read-only (every study log says "Doing read-only test"), 2 M rows, 10..290 threads."""
     lab = config.load().workload("mariadb-oltp", "lab").params
-    assert (lab["mode"], lab["buffer_pool"], lab["flush_method"], lab["flush_log_at_trx_commit"]) == (
+    assert (lab.mode, lab.buffer_pool, lab.flush_method, lab.flush_log_at_trx_commit) == (
         "read-only", "3G", "O_DIRECT", 0)
-    assert lab["table_size"] == 2000000 and lab["threads"] == list(range(10, 291, 20)) and lab["time"] == 60
+    assert lab.table_size == 2000000 and lab.threads == list(range(10, 291, 20)) and lab.time == 60
     extra = config.load().workload("mariadb-oltp-rw", "lab").params
-    assert extra["mode"] == "read-write" and extra["flush_log_at_trx_commit"] == 1
+    assert extra.mode == "read-write" and extra.flush_log_at_trx_commit == 1
 
 
 # -- real runs through the CLI --------------------------------------------------------------------
@@ -145,7 +146,7 @@ def check_sweep(run, environment: str) -> None:
     rows = rows[rows.workload == "mariadb-oltp"]
     for metric in ("transactions_per_second", "queries_per_second", "latency_avg", "latency_p95"):
         by_threads = rows[rows.metric == metric].set_index("param_threads")["value"]
-        quick = config.load().workload("mariadb-oltp", "quick").params["threads"]
+        quick = config.load().workload("mariadb-oltp", "quick").params.threads
         assert sorted(by_threads.index) == sorted(quick), (environment, metric)
         assert (by_threads > 0).all(), (environment, metric, by_threads)
     assert (rows["param_table_size"] == 10000).all() and (rows["param_buffer_pool"] == "128M").all()
@@ -193,7 +194,7 @@ def test_a_server_that_aborts_fails_fast_and_leaves_nothing(tmp_path):
     try:
         taken.bind(("127.0.0.1", env.ports[0]))
         taken.listen()
-        params = MARIADB.Params(threads=[1], time=1, warmup=0).model_dump()
+        params = MARIADB.Params(threads=[1], time=1, warmup=0)
         start = time.monotonic()
         with pytest.raises(ToolError, match=r"mariadbd did not get ready .*Address already in use"):
             MARIADB.run(CellContext(env, env, params, 120, "mariadb-oltp"))

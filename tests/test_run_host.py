@@ -101,7 +101,7 @@ def test_every_sample_traces_back_to_its_raw_output(quick_run):
         tool = TOOLS[rows[0]["tool"]]
         raw = run / "raw" / env / workload / f"rep-{rep}.{tool.raw_suffix}"
         params = manifest["workloads"][workload]["params"]
-        reparsed = tool.parse(raw.read_text(), params)
+        reparsed = tool.parse(raw.read_text(), tool.Params.model_validate(params))
         assert [(m.metric, m.value, {**params, **m.params}) for m in reparsed] == [
             (s["metric"], pytest.approx(s["value"]), s["params"]) for s in rows]
     # warm-ups are kept as raw output but never as samples

@@ -248,8 +248,8 @@ def test_every_sweep_a_parser_reports_is_declared_by_its_tool():
 
     data = Path(__file__).parent / "data"
     seen = {}
-    for tool, folder, params in (("redis", "redis", {"clients": [1, 10, 50]}),
-                                 ("mariadb", "mariadb", {"threads": [1, 4, 8]})):
+    for tool, folder, params in (("redis", "redis", TOOLS["redis"].Params(clients=[1, 10, 50])),
+                                 ("mariadb", "mariadb", TOOLS["mariadb"].Params(threads=[1, 4, 8]))):
         for path in sorted((data / folder).glob("*.txt")):
             try:
                 measured = TOOLS[tool].parse(path.read_text(), params)

@@ -39,7 +39,7 @@ def metric(measurements, name):
 # -- parser, on recorded output ------------------------------------------------------------
 
 def test_throughput_and_latency_distribution():
-    ms = WEBAPP.parse(recorded("webapp", "host-c8-t1.txt"), {"connections": 8})
+    ms = WEBAPP.parse(recorded("webapp", "host-c8-t1.txt"), WEBAPP.Params(connections=8))
     assert [m.metric for m in ms] == ["requests_per_second", "latency_mean", "latency_p50", "latency_p75",
                                       "latency_p90", "latency_p99", "latency_max"]
     rps = metric(ms, "requests_per_second")
@@ -54,7 +54,7 @@ def test_throughput_and_latency_distribution():
 def test_microseconds_are_converted_to_milliseconds():
     # a copy in memory of the 502 run, as if every answer had been a 200 and Redis had counted them
     text = recorded("webapp", "no-redis.txt").replace("  Non-2xx or 3xx responses: 15640\n", "")
-    ms = WEBAPP.parse(text + "# redis_counter=15640\n", {"connections": 4})
+    ms = WEBAPP.parse(text + "# redis_counter=15640\n", WEBAPP.Params(connections=4))
     assert metric(ms, "latency_p50").value == pytest.approx(0.388)
     assert metric(ms, "latency_p75").value == pytest.approx(0.609)
     assert metric(ms, "latency_p99").value == pytest.approx(29.45)
@@ -63,27 +63,27 @@ def test_microseconds_are_converted_to_milliseconds():
 def test_redis_may_count_one_request_per_connection_that_wrk_did_not():
     text = recorded("webapp", "host-c32-t2.txt")
     assert "19474 requests" in text and "# redis_counter=19475" in text
-    assert metric(WEBAPP.parse(text, {"connections": 32}), "requests_per_second").value == pytest.approx(6404.96)
+    assert metric(WEBAPP.parse(text, WEBAPP.Params(connections=32)), "requests_per_second").value == pytest.approx(6404.96)
 
 
 def test_a_front_that_did_not_do_one_redis_round_trip_per_request_fails():
     text = recorded("webapp", "host-c8-t1.txt")
     with pytest.raises(ToolError, match="Redis counted 15000 requests, wrk 15592"):
-        WEBAPP.parse(text.replace("# redis_counter=15592", "# redis_counter=15000"), {"connections": 8})
+        WEBAPP.parse(text.replace("# redis_counter=15592", "# redis_counter=15000"), WEBAPP.Params(connections=8))
     with pytest.raises(ToolError, match="Redis counted 15601"):  # more than 8 in flight
-        WEBAPP.parse(text.replace("# redis_counter=15592", "# redis_counter=15601"), {"connections": 8})
+        WEBAPP.parse(text.replace("# redis_counter=15592", "# redis_counter=15601"), WEBAPP.Params(connections=8))
     with pytest.raises(ToolError, match="no Redis counter"):
-        WEBAPP.parse(text.replace("# redis_counter=15592\n", ""), {"connections": 8})
+        WEBAPP.parse(text.replace("# redis_counter=15592\n", ""), WEBAPP.Params(connections=8))
 
 
 def test_errors_of_the_application_fail_the_repetition():
     with pytest.raises(ToolError, match="15640 responses were not 2xx"):  # the front could not reach Redis
-        WEBAPP.parse(recorded("webapp", "no-redis.txt"), {"connections": 4})
+        WEBAPP.parse(recorded("webapp", "no-redis.txt"), WEBAPP.Params(connections=4))
     with pytest.raises(ToolError, match="socket errors: Socket errors: connect 0, read 4, write 34055"):
-        WEBAPP.parse(recorded("webapp", "front-killed.txt"), {"connections": 4})
+        WEBAPP.parse(recorded("webapp", "front-killed.txt"), WEBAPP.Params(connections=4))
     assert "Connection refused" in recorded("webapp", "no-front.stderr")
     with pytest.raises(ToolError, match="no wrk summary"):
-        WEBAPP.parse(recorded("webapp", "no-front.txt"), {"connections": 4})
+        WEBAPP.parse(recorded("webapp", "no-front.txt"), WEBAPP.Params(connections=4))
 
 
 # -- parameters and catalogue ---------------------------------------------------------------
@@ -98,8 +98,8 @@ def test_bad_params_are_refused(bad):
 def test_catalogue_entry_and_client_command():
     cat = config.load()
     quick, lab = cat.workload("webapp", "quick"), cat.workload("webapp", "lab")
-    assert quick.params["duration"] < lab.params["duration"]
-    assert quick.timeout > quick.params["duration"] + quick.params["timeout"]
+    assert quick.params.duration < lab.params.duration
+    assert quick.timeout > quick.params.duration + quick.params.timeout
     argv = WEBAPP.client_argv(lab.params, "http://127.0.0.1:8080/")
     assert argv[:2] == ["wrk", "--latency"] and argv[-1] == "http://127.0.0.1:8080/"
     assert argv[argv.index("-c") + 1] == "64" and argv[argv.index("-d") + 1] == "30s"
@@ -221,7 +221,7 @@ def workload_image(docker_client):
     return image.docker_image(docker_client, image.recipe())
 
 
-TINY = {"connections": 4, "threads": 1, "duration": 2, "timeout": 10}
+TINY = WEBAPP.Params(connections=4, threads=1, duration=2, timeout=10)
 
 
 @pytest.mark.integration
@@ -266,7 +266,7 @@ def test_two_tiers_in_two_containers_on_one_user_network(docker_client, workload
         # Redis counted the requests the front sent it, in the redis container
         counted = int(raw.text.split("# redis_counter=")[1])
         served = int(raw.text.split(" requests in ")[0].split()[-1])
-        assert served <= counted <= served + TINY["connections"]
+        assert served <= counted <= served + TINY.connections
         meta = env.metadata()
         assert meta["services"] == "front,redis" and meta["networks"] == f"{network}(bridge)"
         assert set(env.artifacts()) == {"compose.yaml", "compose.config.yaml", "bench.override.yaml"}
@@ -312,7 +312,7 @@ def test_cleanup_removes_what_a_killed_compose_run_left(docker_client, workload_
 @pytest.fixture
 def tiny_webapp(config_copy):
     (config_copy / "catalogue" / "webapp.yaml").write_text(
-        f"webapp:\n  tool: webapp\n  warmups: 0\n  params: {json.dumps(TINY)}\n")
+        f"webapp:\n  tool: webapp\n  warmups: 0\n  params: {json.dumps(TINY.model_dump())}\n")
     (config_copy / "suites" / "webapp-tiny.yaml").write_text("profile: quick\nrepetitions: 1\nworkloads: [webapp]\n")
     return config_copy
 

@@ -49,7 +49,7 @@ Bytes = _bounded(1, 1 << 30)           # a message or value size: at most 1 GiB
 class CellContext:
     env: Environment      # where the workload (or its server) runs
     client: Environment   # where clients of client/server workloads run: this host, or --client-host
-    params: dict[str, Any]
+    params: Params        # the workload's parameters, as its tool's model validated them
     timeout: float        # seconds for one repetition's measuring command
     label: str            # unique per cell, usable in file names
 
@@ -92,11 +92,11 @@ class Workload(abc.ABC):
         packages = cls.client_packages or (" ".join(cls.packages),) * len(cls.client_programs)
         return list(zip(cls.client_programs, packages, strict=True))
 
-    def timeout(self, params: dict[str, Any]) -> float:
+    def timeout(self, params: Any) -> float:
         """Default limit for one repetition; catalogue entries may override it."""
         return 300.0
 
-    def scratch_bytes(self, params: dict[str, Any]) -> int:
+    def scratch_bytes(self, params: Any) -> int:
         """The disk space the workload's data files take in the environment's scratch folder."""
         return 0
 
@@ -110,8 +110,9 @@ class Workload(abc.ABC):
 
     @staticmethod
     @abc.abstractmethod
-    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
-        """Pure: raw output -> measurements. Raises ToolError on output it cannot read."""
+    def parse(text: str, params: Any) -> list[Measurement]:
+        """Pure: raw output -> measurements. Raises ToolError on output it cannot read. params:
+        the tool's own Params, with which the output was made."""
 
 
 def first_line(text: str) -> str:

@@ -75,20 +75,19 @@ class Fio(Workload):
     raw_suffix = "json"
     Params = FioParams
 
-    def timeout(self, params: dict[str, Any]) -> float:
+    def timeout(self, params: FioParams) -> float:
         # Laying out the file is not part of runtime; allow generously for a slow disk.
-        return params["runtime"] + params["ramp_time"] + 300.0
+        return params.runtime + params.ramp_time + 300.0
 
-    def scratch_bytes(self, params: dict[str, Any]) -> int:
-        return size_bytes(params["size"])   # the one data file of this size (see run())
+    def scratch_bytes(self, params: FioParams) -> int:
+        return size_bytes(params.size)   # the one data file of this size (see run())
 
     def version(self, env: Environment) -> str:
         r = env.exec(["fio", "--version"], timeout=20)
         return first_line(r.stdout) if r.ok else ""
 
     @staticmethod
-    def argv(params: dict[str, Any], directory: str, name: str) -> list[str]:
-        p = FioParams(**params)
+    def argv(p: FioParams, directory: str, name: str) -> list[str]:
         argv = [
             "fio", f"--name={name}", f"--directory={directory}", f"--filename={DATA_FILE}-{p.size}",
             f"--rw={p.rw}", f"--bs={p.bs}", f"--iodepth={p.iodepth}", f"--numjobs={p.numjobs}",
@@ -119,7 +118,7 @@ class Fio(Workload):
         return RawOutput(result.stdout, result)
 
     @staticmethod
-    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
+    def parse(text: str, params: FioParams) -> list[Measurement]:
         # fio may print notes before the JSON document; it starts at the first "{" of a line.
         m = re.search(r"^\{", text, re.MULTILINE)
         if not m:
@@ -133,10 +132,10 @@ class Fio(Workload):
             raise ToolError(f"fio job reported error {job['error']}")
         # A signalled fio still prints a well-formed document with the I/O done so far: a run
         # that stopped early is a partial one, not a sample. job_runtime (ms) sums the jobs.
-        if params.get("time_based", True) and params.get("runtime"):
-            ran = job.get("job_runtime", 0) / max(params.get("numjobs", 1), 1) / 1000.0
-            if ran < 0.9 * params["runtime"]:
-                raise ToolError(f"fio stopped after {ran:.1f} s of the {params['runtime']} s asked (partial run)")
+        if params.time_based:
+            ran = job.get("job_runtime", 0) / params.numjobs / 1000.0
+            if ran < 0.9 * params.runtime:
+                raise ToolError(f"fio stopped after {ran:.1f} s of the {params.runtime} s asked (partial run)")
         out: list[Measurement] = []
         for direction in ("read", "write"):
             d = job.get(direction)
@@ -145,7 +144,7 @@ class Fio(Workload):
             iops = Measurement(f"{direction}_iops", float(d["iops"]), "IOPS")
             bandwidth = Measurement(f"{direction}_bandwidth", d["bw"] / 1024.0, "MiB/s")
             # The headline (first) figure: MB/s for sequential jobs, IOPS for random, as the study.
-            out += [bandwidth, iops] if params.get("rw") in ("read", "write", "rw") else [iops, bandwidth]
+            out += [bandwidth, iops] if params.rw in ("read", "write", "rw") else [iops, bandwidth]
             clat = d.get("clat_ns", {})
             if "mean" in clat:
                 out.append(Measurement(f"{direction}_clat_mean", clat["mean"] / 1000.0, "us", "lower"))
@@ -154,7 +153,7 @@ class Fio(Workload):
                                        "us", "lower"))
         if not out:
             raise ToolError("fio finished without completing any I/O")
-        if params.get("rw") in ("randrw", "rw"):
+        if params.rw in ("randrw", "rw"):
             # A mixed job's headline is all I/O together, as the study reported it.
             total = sum(m.value for m in out if m.metric.endswith("_iops"))
             out.insert(0, Measurement("total_iops", total, "IOPS"))

@@ -73,8 +73,7 @@ def process_grid(processes: int) -> tuple[int, int]:
     return p, processes // p
 
 
-def input_file(params: dict[str, Any]) -> str:
-    p = HpccParams(**params)
+def input_file(p: HpccParams) -> str:
     rows, cols = process_grid(p.processes)
     return INPUT_TEMPLATE.format(n=p.n, nb=p.nb, p=rows, q=cols)
 
@@ -86,16 +85,15 @@ class Hpcc(Workload):
     numa_interleave = True
     Params = HpccParams
 
-    def timeout(self, params: dict[str, Any]) -> float:
+    def timeout(self, params: HpccParams) -> float:
         # HPL grows with N^3; 4000 takes ~12 s on 2 cores here, 45000 hours on slow machines.
-        return 120.0 + (params["n"] / 1000.0) ** 3
+        return 120.0 + (params.n / 1000.0) ** 3
 
     def version(self, env: Environment) -> str:
         return dpkg_version(env, "hpcc")
 
     @staticmethod
-    def argv(params: dict[str, Any]) -> list[str]:
-        p = HpccParams(**params)
+    def argv(p: HpccParams) -> list[str]:
         # One BLAS thread per rank: ranks already fill the cores. mpirun passes its own
         # environment to local ranks. Open MPI's shared-memory transport copies between ranks
         # with process_vm_readv (CMA), which Docker's default seccomp profile refuses (EPERM,
@@ -108,7 +106,7 @@ class Hpcc(Workload):
     def run(self, ctx: CellContext) -> RawOutput:
         # hpcc reads hpccinf.txt from, and appends hpccoutf.txt to, its working folder.
         directory = f"{ctx.env.workdir}/{ctx.label}"
-        params = {**ctx.params, "processes": ctx.params["processes"] or cpu_count(ctx.env)}
+        params = ctx.params.model_copy(update={"processes": ctx.params.processes or cpu_count(ctx.env)})
         ctx.env.put_file(f"{directory}/hpccinf.txt", input_file(params).encode())
         ctx.env.exec(["rm", "-f", f"{directory}/hpccoutf.txt"], timeout=30)
         result = ctx.env.exec(self.argv(params), ctx.timeout, cwd=directory)
@@ -119,7 +117,7 @@ class Hpcc(Workload):
         return RawOutput(text, result, {"stdout": result.stdout})
 
     @staticmethod
-    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
+    def parse(text: str, params: HpccParams) -> list[Measurement]:
         m = re.search(r"^Begin of Summary section\.$(.*?)^End of Summary section\.$", text,
                       re.MULTILINE | re.DOTALL)
         if not m:

@@ -61,9 +61,8 @@ class Mariadb(Workload):
     server_ports = 1
     Params = MariadbParams
 
-    def timeout(self, params: dict[str, Any]) -> float:
+    def timeout(self, p: MariadbParams) -> float:
         # The whole repetition: initialise, start, load, warm up, then every point of the sweep.
-        p = MariadbParams(**params)
         load = p.table_size * p.tables * SECONDS_PER_ROW
         return 180.0 + load + p.warmup + len(p.threads) * (p.time + 30.0)
 
@@ -89,8 +88,7 @@ class Mariadb(Workload):
         return path if len(path) <= 100 else f"/tmp/bench-mariadb-{port}.sock"
 
     @classmethod
-    def server_argv(cls, params: dict[str, Any], datadir: str, init_file: str, address: str, port: int) -> list[str]:
-        p = MariadbParams(**params)
+    def server_argv(cls, p: MariadbParams, datadir: str, init_file: str, address: str, port: int) -> list[str]:
         return ["mariadbd", "--no-defaults", "--user=root", f"--datadir={datadir}",
                 f"--socket={cls.socket_path(datadir, port)}", f"--pid-file={datadir}/mysqld.pid",
                 f"--bind-address={address}", f"--port={port}", "--skip-name-resolve",
@@ -104,9 +102,8 @@ class Mariadb(Workload):
                 f"--max-connections={max(p.threads) + 20}", f"--init-file={init_file}"]
 
     @staticmethod
-    def client_argv(params: dict[str, Any], address: str, port: int, command: str,
+    def client_argv(p: MariadbParams, address: str, port: int, command: str,
                     threads: int = 1, seconds: int = 0) -> list[str]:
-        p = MariadbParams(**params)
         script = "oltp_read_only" if p.mode == "read-only" else "oltp_read_write"
         argv = ["sysbench", script, "--db-driver=mysql", f"--mysql-host={address}",
                 f"--mysql-port={port}", f"--mysql-user={USER}", f"--mysql-password={PASSWORD}",
@@ -119,7 +116,7 @@ class Mariadb(Workload):
     # -- one repetition ------------------------------------------------------------------------
 
     def run(self, ctx: CellContext) -> RawOutput:
-        p = MariadbParams(**ctx.params)
+        p = ctx.params
         deadline = time.monotonic() + ctx.timeout
         env = ctx.env
         base = f"{env.workdir}/mariadb-{ctx.label}"
@@ -204,7 +201,7 @@ class Mariadb(Workload):
     # -- parsing -------------------------------------------------------------------------------
 
     @staticmethod
-    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
+    def parse(text: str, params: MariadbParams) -> list[Measurement]:
         points = _points(text)
         if not points:
             raise ToolError("no '# threads=' point in the sysbench output")
@@ -225,7 +222,7 @@ class Mariadb(Workload):
                     Measurement("queries_per_second", qps, "queries/s", params=point),
                     Measurement("latency_avg", avg, "ms", "lower", params=point),
                     Measurement("latency_p95", p95, "ms", "lower", params=point)]
-        missing = [t for t in params.get("threads") or [] if t not in points]
+        missing = [t for t in params.threads if t not in points]
         if missing:
             raise ToolError(f"no sysbench output for threads={missing[0]} (the sweep ended early)")
         return out

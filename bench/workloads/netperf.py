@@ -85,16 +85,15 @@ class Netperf(Workload):
     server_ports = 2              # control, data
     Params = NetperfParams
 
-    def timeout(self, params: dict[str, Any]) -> float:
-        return params["length"] + 60.0
+    def timeout(self, params: NetperfParams) -> float:
+        return params.length + 60.0
 
     def version(self, env: Environment) -> str:
         r = env.exec(["netserver", "-V"], timeout=20)
         return first_line(r.stdout + r.stderr) if r.returncode is not None else ""
 
     @staticmethod
-    def client_argv(params: dict[str, Any], address: str, control: int, data: int) -> list[str]:
-        p = NetperfParams(**params)
+    def client_argv(p: NetperfParams, address: str, control: int, data: int) -> list[str]:
         argv = ["netperf", "-H", address, "-p", str(control), "-t", p.test, "-l", str(p.length), "-4", "--"]
         if p.test in RR_TESTS:
             return [*argv, "-r", f"{p.request_size},{p.response_size}", "-P", f",{data}", "-k", RR_SELECTORS]
@@ -105,7 +104,7 @@ class Netperf(Workload):
 
     def run(self, ctx: CellContext) -> RawOutput:
         control, data = ctx.env.ports[:2]
-        stream = NetperfParams(**ctx.params).test in STREAM_TESTS
+        stream = ctx.params.test in STREAM_TESTS
         server = ctx.env.start_server(
             ["netserver", "-D", "-4", "-L", ctx.env.listen_address, "-p", str(control)],
             log_name=f"netserver-{ctx.label}")
@@ -129,7 +128,8 @@ class Netperf(Workload):
         return RawOutput(text, result, {"server": log})
 
     @staticmethod
-    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
+    def parse(text: str, params: NetperfParams) -> list[Measurement]:
+        # The output says which test it was (its units); params are not needed to read it.
         kv = dict(re.findall(r"^([A-Z0-9_]+)=(.*)$", text, re.MULTILINE))
         if "THROUGHPUT" not in kv:
             raise ToolError("no THROUGHPUT in netperf's output")

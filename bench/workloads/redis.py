@@ -65,8 +65,7 @@ class Redis(Workload):
     server_ports = 1
     Params = RedisParams
 
-    def timeout(self, params: dict[str, Any]) -> float:
-        p = RedisParams(**params)
+    def timeout(self, p: RedisParams) -> float:
         per_point = 10 + len(p.tests) * p.requests / SLOWEST_REQUESTS_PER_SECOND
         return 30 + len(p.clients) * per_point
 
@@ -88,8 +87,7 @@ class Redis(Workload):
                 "--protected-mode", "no", "--daemonize", "no", "--dir", workdir]
 
     @staticmethod
-    def client_argv(params: dict[str, Any], address: str, port: int, clients: int) -> list[str]:
-        p = RedisParams(**params)
+    def client_argv(p: RedisParams, address: str, port: int, clients: int) -> list[str]:
         return ["redis-benchmark", "-h", address, "-p", str(port), "-c", str(clients), "-n", str(p.requests),
                 "-d", str(p.data_size), "-r", str(p.keyspace), "-t", ",".join(p.tests), "--csv"]
 
@@ -114,7 +112,7 @@ class Redis(Workload):
         deadline = time.monotonic() + ctx.timeout
         text, stderr, duration = [], [], 0.0
         argv: list[str] = []
-        for i, clients in enumerate(RedisParams(**ctx.params).clients):
+        for i, clients in enumerate(ctx.params.clients):
             if i and not ctx.env.wait_listening(port, timeout=5):
                 raise ToolError(f"redis-server stopped listening on port {port} before the clients={clients} point")
             argv = ctx.env.client_command(self.client_argv(ctx.params, address, public_port, clients))
@@ -129,7 +127,7 @@ class Redis(Workload):
         return ExecResult(argv, 0, "".join(text), "".join(stderr), duration)
 
     @staticmethod
-    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
+    def parse(text: str, params: RedisParams) -> list[Measurement]:
         out: list[Measurement] = []
         points = _points(text)
         if not points:
@@ -141,7 +139,7 @@ class Redis(Workload):
             header, found = rows[0], set()
             # In the order the workload names its tests, not redis-benchmark's (SET before GET):
             # the first is the headline, and the study's is GET.
-            order = list(params.get("tests") or [])
+            order = list(params.tests)
             point: dict[str, list[Measurement]] = {}
             for row in rows[1:]:
                 if "(needed to benchmark" in row[0]:
@@ -160,12 +158,12 @@ class Redis(Workload):
                     raise ToolError(f"garbled redis-benchmark value at clients={clients}: {e}") from None
             for test in sorted(point, key=lambda t: order.index(t) if t in order else len(order)):
                 out.extend(point[test])
-            missing = [t for t in params.get("tests", []) if t not in found]
+            missing = [t for t in params.tests if t not in found]
             if not found or missing:
                 raise ToolError(f"no result for {', '.join(missing) or 'any test'} at clients={clients}: "
                                 f"redis-benchmark stopped early")
         seen = [c for c, _ in points]
-        absent = [c for c in params.get("clients", []) if c not in seen]
+        absent = [c for c in params.clients if c not in seen]
         if absent:
             raise ToolError(f"no point for clients={', '.join(map(str, absent))} in the redis-benchmark output")
         return out

@@ -40,16 +40,15 @@ class Sysbench(Workload):
     numa_interleave = True
     Params = SysbenchParams
 
-    def timeout(self, params: dict[str, Any]) -> float:
-        return params["time"] + 60.0 if params.get("test", "cpu") != "mutex" else 300.0
+    def timeout(self, params: SysbenchParams) -> float:
+        return params.time + 60.0 if params.test != "mutex" else 300.0
 
     def version(self, env: Environment) -> str:
         r = env.exec(["sysbench", "--version"], timeout=20)
         return first_line(r.stdout) if r.ok else ""
 
     @staticmethod
-    def argv(params: dict[str, Any]) -> list[str]:
-        p = SysbenchParams(**params)
+    def argv(p: SysbenchParams) -> list[str]:
         argv = ["sysbench", p.test, f"--threads={p.threads}"]
         if p.test == "cpu":
             argv += [f"--time={p.time}", f"--cpu-max-prime={p.cpu_max_prime}"]
@@ -61,17 +60,17 @@ class Sysbench(Workload):
         return [*argv, "run"]
 
     def run(self, ctx: CellContext) -> RawOutput:
-        params = {**ctx.params, "threads": ctx.params["threads"] or cpu_count(ctx.env)}
+        params = ctx.params.model_copy(update={"threads": ctx.params.threads or cpu_count(ctx.env)})
         result = ctx.env.exec(self.argv(params), ctx.timeout)
         return RawOutput(result.stdout, result)
 
     @staticmethod
-    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
+    def parse(text: str, params: SysbenchParams) -> list[Measurement]:
         def number(pattern: str) -> float | None:
             m = re.search(pattern, text, re.MULTILINE)
             return float(m.group(1)) if m else None
 
-        test = params.get("test", "cpu")
+        test = params.test
         total_time = number(r"^\s*total time:\s*([\d.]+)s")
         events = number(r"^\s*total number of events:\s*(\d+)")
         if test == "cpu":

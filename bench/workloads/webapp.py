@@ -72,8 +72,7 @@ class Webapp(Workload):
     server_ports = 2  # the environment's first port is the front's, the second Redis'
     Params = WebappParams
 
-    def timeout(self, params: dict[str, Any]) -> float:
-        p = WebappParams(**params)
+    def timeout(self, p: WebappParams) -> float:
         return p.duration + p.timeout + 60  # servers start and stop outside wrk's own time
 
     def version(self, env: Environment) -> str:
@@ -100,8 +99,7 @@ class Webapp(Workload):
             raise ToolError(f"cannot read the web front {path}: {e.strerror}") from None
 
     @staticmethod
-    def client_argv(params: dict[str, Any], url: str) -> list[str]:
-        p = WebappParams(**params)
+    def client_argv(p: WebappParams, url: str) -> list[str]:
         return ["wrk", "--latency", "-t", str(p.threads), "-c", str(p.connections), "-d", f"{p.duration}s",
                 "--timeout", f"{p.timeout}s", url]
 
@@ -139,7 +137,7 @@ class Webapp(Workload):
         return RawOutput(text, out, logs)
 
     @staticmethod
-    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
+    def parse(text: str, params: WebappParams) -> list[Measurement]:
         rate, latency, served = RATE.search(text), LATENCY.search(text), REQUESTS.search(text)
         if not (rate and latency and served):
             raise ToolError("no wrk summary (Latency, requests in, Requests/sec) in the output")
@@ -165,14 +163,14 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * TO_MS[unit]
 
 
-def _check_counter(text: str, requests: int, params: dict[str, Any]) -> None:
+def _check_counter(text: str, requests: int, params: WebappParams) -> None:
     """Redis' counter against wrk's count: each answered request was one INCR, and at most one
     request per connection was in flight (answered by the front, not counted by wrk) at the end."""
     m = COUNTER.search(text)
     if m is None:
         raise ToolError("no Redis counter after the load (`# redis_counter=N`): Redis could not be read")
     counter = int(m.group(1))
-    in_flight = params.get("connections", WebappParams().connections)
+    in_flight = params.connections
     if not requests <= counter <= requests + in_flight:
         raise ToolError(f"Redis counted {counter} requests, wrk {requests} answered (with up to {in_flight} "
                         f"in flight): the front did not do one Redis round trip per request")

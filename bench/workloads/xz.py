@@ -79,24 +79,23 @@ class Xz(Workload):
     numa_interleave = True
     Params = XzParams
 
-    def timeout(self, params: dict[str, Any]) -> float:
+    def timeout(self, params: XzParams) -> float:
         # Generous: corpus generation plus compression at well under 1 MB/s (a TCG guest).
-        return 120.0 + params["corpus_mib"] * 10.0
+        return 120.0 + params.corpus_mib * 10.0
 
     def version(self, env: Environment) -> str:
         r = env.exec(["xz", "--version"], timeout=20)
         return first_line(r.stdout) if r.ok else ""
 
     @staticmethod
-    def xz_argv(params: dict[str, Any], threads: int) -> list[str]:
-        p = XzParams(**params)
+    def xz_argv(p: XzParams, threads: int) -> list[str]:
         argv = ["xz", f"-{p.level}", f"--threads={threads}", "--stdout"]
         if p.block_mib:
             argv.append(f"--block-size={p.block_mib}MiB")
         return argv
 
     def run(self, ctx: CellContext) -> RawOutput:
-        p = XzParams(**ctx.params)
+        p = ctx.params
         threads = p.threads or cpu_count(ctx.env)
         corpus = f"{ctx.env.workdir}/xz-corpus-{p.seed}-{p.corpus_mib}m.txt"
         ctx.env.put_file(f"{corpus}.awk", CORPUS_AWK.encode())
@@ -106,7 +105,7 @@ class Xz(Workload):
         return RawOutput(f"threads={threads}\n{result.stdout}", result)
 
     @staticmethod
-    def parse(text: str, params: dict[str, Any]) -> list[Measurement]:
+    def parse(text: str, params: XzParams) -> list[Measurement]:
         kv = dict(re.findall(r"^([a-z0-9_]+)=(.*)$", text, re.MULTILINE))
         missing = [k for k in ("corpus_bytes", "compressed_bytes", "nanoseconds") if k not in kv]
         if missing:
