@@ -15,20 +15,17 @@ import datetime as dt
 import json
 import os
 import random
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from . import adaptive, doctor, interrupts, metadata, parity
 from .environments import Environment
-from .environments.context import ExecutionContext, memory_policy, memory_policy_record, numa_nodes
+from .environments.context import memory_policy, memory_policy_record, numa_nodes
 from .environments.host import HostEnvironment
 from .environments.remote import RemoteHost
 from .errors import BenchError, ToolError

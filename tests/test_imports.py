@@ -94,3 +94,13 @@ def test_the_check_sees_a_circle_when_there_is_one():
     assert "bench.environments.base" in edges["bench.workloads.base"]          # contracts downward
     assert "bench.environments" not in edges["bench.workloads.base"]           # not every kind
     assert not any(m.startswith(("bench.config", "bench.runner", "bench.cli")) for m in edges["bench.image"])
+
+
+def test_the_floors_below_import_nothing_above_them():
+    """The image and the settings are below every kind and every workload: they import neither."""
+    edges = graph()
+    above = ("bench.environments", "bench.workloads", "bench.config", "bench.plan", "bench.runner", "bench.cli")
+    for module in ("bench.image", "bench.settings"):
+        assert not any(m.startswith(above) for m in edges[module]), (module, edges[module])
+    assert edges["bench.settings"] == set()
+

@@ -37,7 +37,8 @@ from pydantic import BaseModel, ConfigDict
 from .. import datadir, datafile, owner
 from ..errors import BenchError, ConfigError
 from .base import Availability, Environment, ExecResult, Refusal, Server
-from .docker import LABEL_ENV, LABEL_RUN, WORKDIR, DockerEnvironment, DockerVariant, OwnedContainer, client
+from .docker import (LABEL_ENV, LABEL_RUN, WORKDIR, ContainerHandle, DockerEnvironment, DockerVariant,
+                     OwnedContainer, client)
 from .host import free_loopback_ports, run_argv
 
 COMPOSE = "docker-compose"
@@ -119,9 +120,7 @@ class ServiceContainer(OwnedContainer):
 
     def __init__(self, name: str, run_id: str, container, api_client, stream_client, image):
         super().__init__(name, run_id)
-        self.container = container
-        self._client = api_client
-        self._stream = stream_client
+        self.handle = ContainerHandle(container, api_client, stream_client)
         self.image = image
         self.workdir = WORKDIR
 

@@ -103,14 +103,44 @@ def client(timeout: float = CONTROL_TIMEOUT, base_url: str | None = None):
 
 class ContainerHandle:
     """One running container of the workload image as bench uses it, through the Engine API
-    (dockerd's, or Podman's compatible one): a command to completion under a timeout, files in
-    and out, a server in the background. Every environment that runs tools in a container holds
-    one: a Docker environment, a Swarm task, a Compose service, docker-c2c's client peer."""
+    (dockerd's, or Podman's compatible one): made idle and labelled with its run, a command to
+    completion under a timeout, files in and out, a server in the background, and its removal.
+    Every environment that runs tools in a container holds one: a Docker or Podman environment,
+    a Swarm task (made by its service), a Compose service (made by Compose), docker-c2c's peer."""
 
     def __init__(self, container, api_client, stream_client):
         self.container = container
         self.api = api_client.api        # control calls
         self.stream = stream_client.api  # an exec's socket stays open as long as the tool runs
+
+    @classmethod
+    def create(cls, api_client, stream_client, image_id: str, name: str, labels: dict[str, str],
+               **options: Any) -> "ContainerHandle":
+        """Make and start a container of the image that idles until it is removed (its init
+        reaps mpirun's children), labelled with the run, so that `bench cleanup` finds it if
+        the run is killed. Call it where an interrupt is deferred and hold the handle at once.
+        A container the engine made but could not start (a runtime that cannot run here) is
+        removed before the error is raised: it would hold its volume."""
+        try:
+            container = api_client.containers.run(image_id, name=name, labels=labels, detach=True, init=True,
+                                                  command=["sleep", "infinity"], **options)
+        except Exception:
+            refused = _created(api_client, name)
+            if refused is not None:
+                try:
+                    refused.remove(force=True, v=True)
+                except Exception:  # noqa: BLE001 -- the engine's own error is the one to raise
+                    pass           # its label still names the run: `bench cleanup` removes it
+            raise
+        return cls(container, api_client, stream_client)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.container.labels
+
+    def remove(self) -> None:
+        """The container and its anonymous volumes (one already gone is what was wanted)."""
+        gone_is_fine(self.container.remove, force=True, v=True)
 
     def exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         # The Engine API has no exec timeout: coreutils' timeout inside the container signals
@@ -160,13 +190,14 @@ class ContainerEnvironment(Environment):
 
     def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
         super().__init__(name, variant, run_id, allow_tcg)
-        self.container = None
-        self._client = None
+        self.handle: ContainerHandle | None = None
+        self._client = None   # the engine's clients: control calls, and the long-lived execs
         self._stream = None
 
     @property
-    def handle(self) -> ContainerHandle:
-        return ContainerHandle(self.container, self._client, self._stream)
+    def container(self):
+        """The container the handle holds (the Docker SDK's object), None before it is made."""
+        return self.handle.container if self.handle is not None else None
 
     def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         return self.handle.exec(argv, timeout, cwd)
@@ -182,6 +213,33 @@ class ContainerEnvironment(Environment):
         base = f"{self.workdir}/{log_name}"
         self.handle.start_detached(["sh", "-c", SERVER_SCRIPT, base, *argv])
         return PidFileServer(self, base)
+
+    def engine_metadata(self, image_id: str) -> dict[str, Any]:
+        """What the engine says of itself and of this container: what the container got, as
+        the daemon reports it, not only what was asked for."""
+        from .. import image
+
+        info = self._client.info()
+        version = self._client.version()
+        self.container.reload()
+        host_config = self.container.attrs["HostConfig"]
+        return {
+            "docker_version": version.get("Version", ""),
+            "docker_api_version": version.get("ApiVersion", ""),
+            "storage_driver": info.get("Driver", ""),
+            "cgroup_driver": info.get("CgroupDriver", ""),
+            "cgroup_version": info.get("CgroupVersion", ""),
+            "security_options": ",".join(info.get("SecurityOptions", []) or []) or "none",
+            "runtime": host_config.get("Runtime", ""),
+            "image_tag": image.recipe().tag,
+            "image_id": image_id,
+            "container_id": self.container.id[:12],
+            "security_opt": ",".join(host_config.get("SecurityOpt") or []) or "default",
+            "cap_drop": ",".join(host_config.get("CapDrop") or []) or "none",
+            "nano_cpus": host_config.get("NanoCpus") or 0,
+            "memory_limit_bytes": host_config.get("Memory") or 0,
+            "userns_remap": "yes" if any("userns" in o for o in info.get("SecurityOptions", []) or []) else "no",
+        }
 
 
 class OwnedContainer(ContainerEnvironment):
@@ -379,9 +437,7 @@ class DockerEnvironment(ContainerEnvironment):
                                                  "s", "lower"))
         labels = {LABEL_RUN: self.run_id, LABEL_ENV: self.name}
         resource = f"bench-{self.run_id}-{self.name}"
-        kwargs: dict[str, Any] = dict(
-            name=resource, labels=labels, detach=True, init=True,  # init reaps mpirun's children
-            command=["sleep", "infinity"])
+        kwargs: dict[str, Any] = {}
         if self.spec.client == "namespace":
             from .netns import ClientNamespace
 
@@ -420,13 +476,8 @@ class DockerEnvironment(ContainerEnvironment):
         # (vfs copies the whole image): measured as provisioning, like a VM's boot.
         start = time.monotonic()
         with interrupts.deferred():  # dockerd makes it even if we stop listening: hold its handle first
-            try:
-                self.container = self._client.containers.run(self.image.id, **kwargs)
-            except Exception:
-                # Created but refused at start (a runtime that cannot run here): it holds the
-                # volume, so teardown must know it.
-                self.container = _created(self._client, resource)
-                raise
+            self.handle = ContainerHandle.create(self._client, self._stream, self.image.id, resource, labels,
+                                                 **kwargs)
         self.measurements.append(Measurement("container_start", time.monotonic() - start, "s", "lower"))
         self.workdir = WORKDIR
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
@@ -473,9 +524,9 @@ class DockerEnvironment(ContainerEnvironment):
         if self.peer is not None:
             attempt(f"peer container of {self.name}", self.peer.remove)
             self.peer = None
-        if self.container is not None:  # the server's container goes even if its peer's removal failed
-            attempt(f"container {self.container.name}", lambda: self.container.remove(force=True, v=True))
-            self.container = None
+        if self.handle is not None:  # the server's container goes even if its peer's removal failed
+            attempt(f"container {self.container.name}", self.handle.remove)
+            self.handle = None
         if self.volume is not None:
             attempt(f"volume {self.volume.name}", lambda: self.volume.remove(force=True))
             self.volume = None
@@ -533,21 +584,9 @@ class DockerEnvironment(ContainerEnvironment):
         return self.peer if self.peer is not None else client
 
     def metadata(self) -> dict[str, Any]:
-        from .. import image
-
-        info = self._client.info()
-        version = self._client.version()
-        self.container.reload()
-        host_config = self.container.attrs["HostConfig"]
         return {
             "env_kind": self.kind,
-            "docker_version": version.get("Version", ""),
-            "docker_api_version": version.get("ApiVersion", ""),
-            "storage_driver": info.get("Driver", ""),
-            "cgroup_driver": info.get("CgroupDriver", ""),
-            "cgroup_version": info.get("CgroupVersion", ""),
-            "security_options": ",".join(info.get("SecurityOptions", []) or []) or "none",
-            "runtime": host_config.get("Runtime", ""),
+            **self.engine_metadata(self.image.id),
             "network_mode": self.spec.network,
             "nat_path": self._nat_path(),
             "client_placement": self.spec.client,
@@ -555,17 +594,8 @@ class DockerEnvironment(ContainerEnvironment):
             "server_address": self.bridge_address or self.publish_address,
             **(self.peer.metadata() if self.peer is not None else {}),
             "storage": self.spec.storage,
-            "image_tag": image.recipe().tag,
-            "image_id": self.image.id,
-            "container_id": self.container.id[:12],
             "cpus_limit": self.spec.cpus or "none",
             "memory_limit": self.spec.memory or "none",
-            # What the container got, as the daemon reports it (not only what was asked).
-            "security_opt": ",".join(host_config.get("SecurityOpt") or []) or "default",
-            "cap_drop": ",".join(host_config.get("CapDrop") or []) or "none",
-            "nano_cpus": host_config.get("NanoCpus") or 0,
-            "memory_limit_bytes": host_config.get("Memory") or 0,
-            "userns_remap": "yes" if any("userns" in o for o in info.get("SecurityOptions", []) or []) else "no",
             "docker_daemon": f"second dockerd {self.daemon.folder}" if self.daemon else "main",
         }
 
@@ -681,18 +711,18 @@ class PeerContainer(OwnedContainer):
         img = image.docker_image(self._client, image.recipe())
         # Labelled with the server's environment name: cleanup and tests find the pair together.
         with interrupts.deferred():
-            self.container = self._client.containers.run(
-                img.id, name=f"bench-{self.run_id}-{self.server_name}-client",
-                labels={LABEL_RUN: self.run_id, LABEL_ENV: self.server_name, "bench.role": "client"},
-                detach=True, init=True, command=["sleep", "infinity"], network=self.bridge.name)
+            self.handle = ContainerHandle.create(
+                self._client, self._stream, img.id, f"bench-{self.run_id}-{self.server_name}-client",
+                {LABEL_RUN: self.run_id, LABEL_ENV: self.server_name, "bench.role": "client"},
+                network=self.bridge.name)
         self.workdir = "/tmp"
 
     def remove(self) -> None:
         """The container and the peer's connections to the daemon."""
         try:
-            if self.container is not None:
-                gone_is_fine(self.container.remove, force=True, v=True)
-                self.container = None
+            if self.handle is not None:
+                self.handle.remove()
+                self.handle = None
         finally:
             for c in (self._client, self._stream):
                 if c is not None:

@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict
 from .. import settings
 from ..errors import BenchError
 from .base import Availability, Leftover, Refusal
-from .docker import LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, WORKDIR, DockerEnvironment, DockerVariant, client
+from .docker import (LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, WORKDIR, ContainerEnvironment, ContainerHandle,
+                     DockerEnvironment, DockerVariant, client)
 from .netns import alias_of, ip
 
 GWBRIDGE = "docker_gwbridge"
@@ -173,11 +174,16 @@ def _wait_left(docker_client, timeout: float = 30) -> None:
         time.sleep(0.2)
 
 
-class SwarmEnvironment(DockerEnvironment):
+class SwarmEnvironment(ContainerEnvironment):
+    """The tools run in the one task of a Swarm service of the run's own, on a single-node swarm
+    made for the run: the task's container is made by the service, and held by a handle as any
+    other container is."""
+
     kind = "swarm"
     study_configuration = ""  # the study measured no such thing
-    Variant = SwarmVariant  # type: ignore[assignment]
+    Variant = SwarmVariant
     cleanup_order = 20  # before the containers: its service owns its task's and would restart it
+    catalogued = True
 
     @classmethod
     def prepare_image(cls, recipe: Any, force: bool = False) -> str:
@@ -208,11 +214,13 @@ class SwarmEnvironment(DockerEnvironment):
         self.swarm_service = None  # the Swarm service (Environment.service() names a tier)
         self.marker: Marker | None = None
         self.address = ""  # where the client reaches the published ports
+        self.image = None
+        self.volume = None
 
     @classmethod
-    def container_spec(cls, variant: BaseModel) -> DockerVariant:
-        # A task's container: the swarm's network (not Docker's variant), the variant's storage.
-        return DockerVariant(storage=variant.storage)
+    def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
+        # a task is a plain container (no limits, runc) with the variant's storage
+        return DockerEnvironment.intended_difference(key, DockerVariant(storage=variant.storage), cpu_differs)
 
     @classmethod
     def remote_client_refusal(cls, variant: BaseModel) -> Refusal | None:
@@ -274,7 +282,7 @@ class SwarmEnvironment(DockerEnvironment):
             container_labels=labels, mounts=mounts, init=True,
             restart_policy=docker.types.RestartPolicy(condition="none"),
             endpoint_spec=ports)
-        self.container = self._running_task()
+        self.handle = ContainerHandle(self._running_task(), self._client, self._stream)
         self.workdir = WORKDIR
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
         if not r.ok:
@@ -328,19 +336,27 @@ class SwarmEnvironment(DockerEnvironment):
                 pass
             _wait_gone(self._client, self.run_id)
             self.swarm_service = None
-            self.container = None  # the task's container went with the service
+            self.handle = None  # the task's container went with the service
         if self.marker is not None:
             undo(self.marker, self._client)
             self.marker = None
-        super().teardown()  # the volume, the clients
+        if self.volume is not None:
+            try:
+                self.volume.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+            self.volume = None
+        for c in (self._client, self._stream):
+            c.close()
+        self._client = self._stream = None
 
     def endpoint(self, port: int) -> tuple[str, int]:
         return self.address, port
 
     def metadata(self) -> dict[str, Any]:
-        meta = super().metadata()
-        meta.update({
+        return {
             "env_kind": self.kind,
+            **self.engine_metadata(self.image.id),
             "network_mode": f"swarm-{self.variant.publish}",
             "nat_path": {("ingress", "own-interface"): "swarm routing mesh: DNAT, ingress sandbox, IPVS",
                          ("ingress", "loopback"): "swarm routing mesh from loopback: DNAT, ingress sandbox, IPVS",
@@ -351,5 +367,6 @@ class SwarmEnvironment(DockerEnvironment):
             "server_address": self.address,
             "swarm_node_id": self.marker.node_id if self.marker else "",
             "service_id": self.swarm_service.id[:12] if self.swarm_service else "",
-        })
-        return meta
+            "storage": self.variant.storage,
+            "docker_daemon": "main",
+        }

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
 from ..environments.base import Environment
 from ..errors import ToolError

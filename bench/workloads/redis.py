@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import re
 import time
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, PositiveInt, field_validator
 

@@ -12,7 +12,6 @@ show it.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import Field
 
