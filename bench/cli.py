@@ -39,6 +39,13 @@ examples:
 """
 
 
+def _variables() -> str:
+    """The user's variables, read once when bench starts (bench/settings.py)."""
+    width = max(map(len, settings.VARIABLES))
+    lines = [f"  {name:<{width}}  {meaning}" for name, meaning in settings.VARIABLES.items()]
+    return "\nvariables (read once, when bench starts):\n" + "\n".join(lines) + "\n"
+
+
 def _csv(value: str) -> list[str]:
     names = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))  # once each
     if not names:
@@ -106,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bench",
         description="Run identical workloads on the bare host, in containers and in VMs, "
                     "and keep every result with its raw output and metadata.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES + _variables(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"bench {version()}")
     parser.add_argument("--config-dir", type=Path, default=None,
                         help="folder of suites, workloads and environments "

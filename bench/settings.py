@@ -68,6 +68,21 @@ class Settings:
                    tool_packages=tuple(sorted(set(tool_packages))))
 
 
+# The user's variables, as `bench --help` lists them (README.md says the same; a test checks).
+VARIABLES = {
+    "BENCH_CONFIG_DIR": "the data folder (suites, workloads, environments); --config-dir",
+    "BENCH_CACHE_DIR": "the image's root file system, VM disks, KVM probe (/var/cache/bench)",
+    "BENCH_IMAGE_RELEASE": "the Debian release the image is made of (the host's)",
+    "BENCH_IMAGE_MIRROR": "the Debian mirror (http://deb.debian.org/debian)",
+    "BENCH_IMAGE_SECURITY_MIRROR": "its security mirror (http://deb.debian.org/debian-security)",
+    "BENCH_DOCKERD_ROOT": "a run's second dockerds (/var/lib/bench-dockerd)",
+    "BENCH_PODMAN_ROOT": "a run's Podman services (/var/lib/bench-podman)",
+    "BENCH_SWARM_MARKERS": "which run made this host a swarm manager (/var/lib/bench/swarm)",
+    "BENCH_LIBVIRT_URI": "libvirtd's URI (qemu:///system)",
+    "BENCH_VM_DIR": "a run's guest disks (/var/lib/libvirt/images)",
+    "BENCH_WORKERS": "the report's worker processes; 1: none (default: one per CPU)",
+}
+
 _current: Settings | None = None
 
 

@@ -21,6 +21,7 @@ import os
 import sys
 import traceback
 
+from bench import settings, workloads
 from bench.metadata import host_metadata
 
 from . import images, orchestration, report_scale, transparency
@@ -36,6 +37,8 @@ def machine() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # bench's modules used in this process read the user's variables as the command line does
+    settings.use(settings.Settings.from_environ(os.environ, workloads.packages()))
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections: {', '.join(SECTIONS)}")
     ap.add_argument("--pairs", type=int, default=5, help="transparency: rounds per tool, each a direct run, a "

@@ -4,6 +4,7 @@ it recorded before the plan was typed (the main job's recorded run.json)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -79,3 +80,15 @@ def test_no_module_reads_the_process_environment_for_its_settings():
     assert set(found) <= set(allowed), set(found) - set(allowed)
     settings = (ROOT / "bench" / "settings.py").read_text()
     assert "environ" in settings and "import os" not in settings   # it is handed the mapping
+
+
+def test_readme_and_help_list_the_same_variables():
+    from bench import settings
+
+    readme = (ROOT / "README.md").read_text()
+    for name, meaning in settings.VARIABLES.items():
+        assert f"| `{name}` | {meaning} |" in readme, name
+    # every variable bench reads from an environment mapping is one of them
+    code = "".join(p.read_text() for p in (ROOT / "bench").rglob("*.py"))
+    read = set(re.findall(r'environ(?:\.get\(|\[)"(BENCH_[A-Z_]+)"', code)) | set(re.findall(r'path\("(BENCH_[A-Z_]+)"', code))
+    assert read == set(settings.VARIABLES), read ^ set(settings.VARIABLES)
