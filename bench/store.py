@@ -81,6 +81,10 @@ class RunStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.run_id = self.path.name
+        # What the files held when first read, and what this store has written since: a run's
+        # one writer knows what it wrote without reading it back (see acquire()).
+        self._samples: list[Sample] | None = None
+        self._failures: list[dict[str, Any]] | None = None
 
     @classmethod
     def create(cls, root: Path, run_id: str) -> "RunStore":
@@ -140,9 +144,13 @@ class RunStore:
         an incomplete batch, which is skipped, and resume measures that repetition again)."""
         batch = {"batch": uuid.uuid4().hex[:16], "batch_size": len(samples)}
         _append_lines(self.path / SAMPLES, ({**s.to_json(), **batch} for s in samples))
+        if self._samples is not None:
+            self._samples.extend(samples)
 
     def append_failure(self, failure: Failure) -> None:
         _append_lines(self.path / FAILURES, [failure.to_json()])
+        if self._failures is not None:
+            self._failures.append({"reason": "", "stderr": "", "raw": "", **failure.to_json()})
 
     def write_raw(self, parts: list[str], text: str) -> str:
         """Keep a raw output; returns its path relative to the run folder."""
@@ -158,16 +166,21 @@ class RunStore:
         return read_manifest(self.path)
 
     def samples(self) -> list[Sample]:
-        out = []
-        for r in read_samples(self.path / SAMPLES)[0]:
-            try:
-                out.append(Sample.from_json(r))
-            except (TypeError, ValueError):
-                continue   # not a sample (load() warns of it); resume runs that repetition again
-        return out
+        """The run's samples: read from samples.jsonl once, then kept with what this store adds."""
+        if self._samples is None:
+            self._samples = []
+            for r in read_samples(self.path / SAMPLES)[0]:
+                try:
+                    self._samples.append(Sample.from_json(r))
+                except (TypeError, ValueError):
+                    continue   # not a sample (load() warns of it); resume runs that repetition again
+        return list(self._samples)
 
     def failures(self) -> list[dict[str, Any]]:
-        return read_failures(self.path / FAILURES)[0]
+        """The run's failure records: read once, then kept with what this store adds."""
+        if self._failures is None:
+            self._failures = read_failures(self.path / FAILURES)[0]
+        return list(self._failures)
 
 
 MAX_MANIFEST = 64 << 20   # bytes: a lab run's run.json, execution contexts and all, is ~1 MB
