@@ -91,7 +91,7 @@ class Plan:
     repetitions: int
     seed: int
     workloads: list[WorkloadConfig]
-    environments: dict[str, PlannedEnvironment]  # in the user's order, native first
+    environments: dict[str, PlannedEnvironment]  # in the order --env, the suite or the catalogue gave
     skipped_environments: dict[str, str]     # name -> why it is not available here
     # workload -> the only environments it runs in (the suite's pairs and what the kinds can run)
     only: dict[str, list[str]] = dataclasses.field(default_factory=dict)
