@@ -69,3 +69,47 @@ def test_teardown_removes_the_workdir_and_servers(tmp_path):
     assert not os.path.exists(workdir)
     assert server.proc.poll() is not None
     env.teardown()  # twice is harmless
+
+
+def _interrupted_as_it_starts(monkeypatch):
+    """subprocess.Popen as the host environment calls it, with a Ctrl-C landing the moment the
+    child exists (after the fork, before Popen returns): the children it made, by pid."""
+    import signal
+    import subprocess
+
+    from bench.environments import host as host_module
+
+    made: list[int] = []
+    real = subprocess.Popen
+
+    def popen(*args, **kwargs):
+        proc = real(*args, **kwargs)
+        made.append(proc.pid)
+        os.kill(os.getpid(), signal.SIGINT)   # handled at once, in this thread: inside Popen's return
+        return proc
+
+    monkeypatch.setattr(host_module.subprocess, "Popen", popen)
+    return made
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_ctrl_c_as_a_tool_starts_leaves_no_tool_running(monkeypatch, host):
+    made = _interrupted_as_it_starts(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        host.exec(["sleep", "30"], timeout=60)
+    assert len(made) == 1 and _gone(made[0])
+
+
+def test_a_ctrl_c_as_a_server_starts_leaves_it_held_for_teardown(monkeypatch, host):
+    made = _interrupted_as_it_starts(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        host.start_server(["sleep", "30"], "server")
+    assert len(made) == 1 and not _gone(made[0])   # still running, but held:
+    host.teardown()
+    assert _gone(made[0])

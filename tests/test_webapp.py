@@ -328,7 +328,7 @@ def test_webapp_on_the_host_and_as_compose_runs_it(docker_client, workload_image
     rps = df[df.metric == "requests_per_second"]
     assert set(rps.environment) == {"host", "docker-compose"} and (rps.value > 50).all()
     assert set(df[df.environment == "docker-compose"].env_kind) == {"compose"}
-    assert set(df[df.environment == "docker-compose"].env_file) == {VARIANT["file"]}
+    assert set(df[df.environment == "docker-compose"].env_file) == {VARIANT.file}
     for env in ("host", "docker-compose"):
         text = (run / "raw" / env / "webapp" / "rep-1.txt").read_text()
         assert "Latency Distribution" in text and "# redis_counter=" in text

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .. import owner
+from .. import interrupts, owner
 from .base import Availability, Environment, ExecResult, Server
 from .context import PATH
 
@@ -124,21 +124,29 @@ def run_argv(argv: list[str], timeout: float, cwd: str | None = None,
              env: dict[str, str] | None = None) -> ExecResult:
     """Run argv on this machine in its own process group so that a timeout kills the whole tree."""
     start = time.monotonic()
+    proc = None
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                preexec_fn=_child_setup())
-    except OSError as e:  # not installed, not executable, bad cwd
-        return ExecResult(argv, 127, "", f"{argv[0]}: {e.strerror}", time.monotonic() - start)
-    try:
+        # A Ctrl-C or SIGTERM that lands while the child is being made (after the fork, before
+        # Popen returns) would leave it running unheld: it is raised once `proc` holds it.
+        with interrupts.deferred():
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    preexec_fn=_child_setup())
         out, err = proc.communicate(timeout=timeout)
         timed_out = False
+    except OSError as e:
+        if proc is not None:  # not Popen's: the tool ran, and reading its output failed
+            _kill_group(proc, grace=2.0)
+            raise
+        # not installed, not executable, bad cwd
+        return ExecResult(argv, 127, "", f"{argv[0]}: {e.strerror}", time.monotonic() - start)
     except subprocess.TimeoutExpired:
         _kill_group(proc, grace=2.0)
         out, err = proc.communicate()
         timed_out = True
     except BaseException:  # Ctrl-C while a tool runs: leave no orphan behind
-        _kill_group(proc, grace=2.0)
+        if proc is not None:
+            _kill_group(proc, grace=2.0)
         raise
     return ExecResult(argv, None if timed_out else proc.returncode,
                       out.decode(errors="replace"), err.decode(errors="replace"),
@@ -201,11 +209,12 @@ class HostEnvironment(Environment):
 
     def _start_server(self, argv: list[str], log_name: str) -> Server:
         log = Path(self.workdir) / f"{log_name}.log"
-        with open(log, "wb") as f:
+        # held (for teardown to stop) before a Ctrl-C or SIGTERM that lands meanwhile is raised
+        with open(log, "wb") as f, interrupts.deferred():
             proc = subprocess.Popen(argv, cwd=self.workdir or None, stdin=subprocess.DEVNULL, stdout=f,
                                     stderr=subprocess.STDOUT, preexec_fn=_child_setup())
-        server = HostServer(proc, log)
-        self._servers.append(server)
+            server = HostServer(proc, log)
+            self._servers.append(server)
         return server
 
     def endpoint(self, port: int) -> tuple[str, int]:
