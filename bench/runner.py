@@ -1,10 +1,10 @@
 """A run carried out as its plan says: provision -> rounds of repetitions -> teardown.
 
-Nothing is provisioned until the whole plan has been checked (bench/plan.py: suite, workloads,
-parameters, environments and their availability, the tools on the host). Cells (environment x workload)
-run in rounds, one repetition of every cell per round, with the environments of a workload in
-a shuffled order each round, so that a drift of the machine (thermal, a neighbour's load)
-spreads over every environment instead of landing on one. Every finished repetition is on
+Nothing is provisioned until the whole plan has been checked (bench/plan.py: suite,
+workloads, parameters, environments and their availability, the tools on the host). Cells
+(environment x workload) run in rounds, one repetition of every cell per round, with the
+environments of a workload in a shuffled order each round, so that a drift of the machine
+(thermal, a neighbour's load) spreads over every environment instead of landing on one. Every finished repetition is on
 disk before the next starts. Teardown runs on success, failure, Ctrl-C and SIGTERM.
 """
 

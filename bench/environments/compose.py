@@ -159,14 +159,16 @@ class ComposeEnvironment(Environment):
         if not ok:
             return Availability(False, why)
         if shutil.which(COMPOSE) is None:
-            return Availability(False, f"{COMPOSE} is missing: apt-get install docker-compose (or run scripts/setup.sh)")
+            return Availability(False, f"{COMPOSE} is missing: apt-get install docker-compose "
+                                       f"(or run scripts/setup.sh)")
         try:
             services = read_services(variant.file)
         except (ConfigError, ValueError) as e:
             return Availability(False, str(e))
         version = run_argv([COMPOSE, "version", "--short"], timeout=30)
         if not version.ok:
-            return Availability(False, f"`{COMPOSE} version` failed: {(version.stderr or version.stdout).strip()[:200]}")
+            said = (version.stderr or version.stdout).strip()[:200]
+            return Availability(False, f"`{COMPOSE} version` failed: {said}")
         return Availability(True, f"{COMPOSE} {version.stdout.strip()}, services {', '.join(services)}; {why}")
 
     @classmethod

@@ -134,10 +134,6 @@ class ContainerHandle:
             raise
         return cls(container, api_client, stream_client)
 
-    @property
-    def labels(self) -> dict[str, str]:
-        return self.container.labels
-
     def remove(self) -> None:
         """The container and its anonymous volumes (one already gone is what was wanted)."""
         gone_is_fine(self.container.remove, force=True, v=True)
@@ -294,8 +290,8 @@ class DockerEnvironment(ContainerEnvironment):
     @classmethod
     def container_spec(cls, variant: BaseModel) -> DockerVariant:
         """The container (and daemon) to make, in Docker's terms: Docker's variant is one. A
-        kind that runs its tools in a container made by this code (Podman's, a Swarm task)
-        says what its own variant asks of the container; its variant stays its own."""
+        kind that runs its tools in a container made by this code (Podman's) says what its own
+        variant asks of the container; its variant stays its own."""
         return variant
 
     @property
@@ -314,14 +310,15 @@ class DockerEnvironment(ContainerEnvironment):
             c.ping()
             info = c.info()
         except Exception as e:
-            return Availability(False, (f"dockerd is not reachable ({type(e).__name__}): install docker.io and "
-                           f"start it (`dockerd &`), or run scripts/setup.sh"))
+            return Availability(False, f"dockerd is not reachable ({type(e).__name__}): install docker.io and "
+                                       f"start it (`dockerd &`), or run scripts/setup.sh")
         runtime = variant.runtime
         if runtime and runtime not in variant.daemon_runtimes and runtime not in info.get("Runtimes", {}):
-            return Availability(False, f"dockerd has no runtime '{runtime}' (it has {', '.join(info.get('Runtimes', {}))})")
+            return Availability(False, f"dockerd has no runtime '{runtime}' "
+                                       f"(it has {', '.join(info.get('Runtimes', {}))})")
         if variant.apparmor == "unconfined" and not apparmor_enabled():
-            return Availability(False, ("AppArmor is not enabled in this kernel (/sys/module/apparmor/parameters/enabled "
-                           "is not Y): containers have no AppArmor profile to remove"))
+            return Availability(False, "AppArmor is not enabled in this kernel (/sys/module/apparmor/parameters/"
+                                       "enabled is not Y): containers have no AppArmor profile to remove")
         own = ""
         if variant.own_daemon:
             from . import dockerd

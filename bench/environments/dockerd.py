@@ -51,6 +51,11 @@ def _fs_type(path: Path) -> str:
     return r.stdout.strip() if r.returncode == 0 else "unknown"
 
 
+def root() -> Path:
+    """Where a run's second dockerds keep their folders (BENCH_DOCKERD_ROOT)."""
+    return settings.current().dockerd_root
+
+
 def availability(storage_driver: str | None, userns_remap: bool,
                  runtimes: dict[str, str] | None = None) -> tuple[bool, str]:
     """Whether a second daemon with these options can run here. Makes nothing, never raises."""
@@ -61,13 +66,13 @@ def availability(storage_driver: str | None, userns_remap: bool,
             if shutil.which(program) is None:
                 return False, f"{program} is not on PATH (apt-get install docker.io iproute2)"
         said = []
-        if storage_driver == "btrfs" and (fs := _fs_type(settings.current().dockerd_root)) != "btrfs":
-            return False, f"btrfs needs the daemon's data root ({settings.current().dockerd_root}) on a btrfs file system; it is on {fs}"
+        if storage_driver == "btrfs" and (fs := _fs_type(root())) != "btrfs":
+            return False, f"btrfs needs the daemon's data root ({root()}) on a btrfs file system; it is on {fs}"
         if storage_driver == "zfs":
             if shutil.which("zfs") is None:
                 return False, "zfs needs the ZFS utilities (zfsutils-linux) and a ZFS data set"
-            if (fs := _fs_type(settings.current().dockerd_root)) != "zfs":
-                return False, f"zfs needs the daemon's data root ({settings.current().dockerd_root}) on a ZFS data set; it is on {fs}"
+            if (fs := _fs_type(root())) != "zfs":
+                return False, f"zfs needs the daemon's data root ({root()}) on a ZFS data set; it is on {fs}"
         if storage_driver == "devicemapper":
             # loop-lvm (the only mode that needs no prepared disk) is deprecated, slow, and
             # leaves loop and device-mapper devices behind a killed run.
@@ -185,7 +190,7 @@ class Dockerd:
         self.storage_driver = storage_driver
         self.userns_remap = userns_remap
         self.runtimes = runtimes or {}  # name -> {"path", "runtimeArgs"}, as daemon.json has them
-        self.folder = settings.current().dockerd_root / folder_name(run_id, environment)
+        self.folder = root() / folder_name(run_id, environment)
         self.bridge = bridge_name(run_id, environment)
         self.pid: int | None = None
         self.made = False
@@ -226,7 +231,7 @@ class Dockerd:
             raise BenchError(f"{self.folder} already exists: a run with this id is going on or was killed "
                              f"(`bench cleanup --run-id {self.run_id}`)")
         if len(str(self.folder / "exec" / "containerd" / "containerd.sock.ttrpc")) > SOCKET_PATH_MAX:
-            raise BenchError(f"BENCH_DOCKERD_ROOT {settings.current().dockerd_root} is too long a path for the second dockerd's unix "
+            raise BenchError(f"BENCH_DOCKERD_ROOT {root()} is too long a path for the second dockerd's unix "
                              f"sockets under it (at most {SOCKET_PATH_MAX - 60} characters)")
         self.made = True  # from here on, stop() has something to remove
         self.folder.mkdir(parents=True)
@@ -326,8 +331,8 @@ def delete_bridge(name: str) -> None:
 def leftovers(run_id: str | None) -> list[tuple[str, str, str, object]]:
     """(kind, name, run id, remove) of second daemons' folders and bridges a run left."""
     found: list[tuple[str, str, str, object]] = []
-    if settings.current().dockerd_root.is_dir():
-        for folder in sorted(settings.current().dockerd_root.iterdir()):
+    if root().is_dir():
+        for folder in sorted(root().iterdir()):
             try:
                 owner = json.loads((folder / "owner.json").read_text()).get("run_id", "?")
             except (OSError, ValueError, AttributeError):

@@ -83,6 +83,11 @@ class LibvirtVariant(BaseModel):
     firmware: str | None = None            # -bios, e.g. /usr/share/qemu/qboot.rom
 
 
+def vm_dir() -> Path:
+    """Where a run's guest disks are made (BENCH_VM_DIR)."""
+    return settings.current().vm_dir
+
+
 def _connect():
     import libvirt
 
@@ -339,11 +344,13 @@ class LibvirtEnvironment(Environment):
             version = conn.getLibVersion()
             conn.close()
         except Exception as e:
-            return Availability(False, (f"libvirtd is not reachable at {settings.current().libvirt_uri} ({str(e).strip().splitlines()[0]}): "
-                           f"install libvirt-daemon-system and start it (`libvirtd -d; virtlogd -d`)"))
+            return Availability(False, f"libvirtd is not reachable at {settings.current().libvirt_uri} "
+                                       f"({str(e).strip().splitlines()[0]}): install libvirt-daemon-system and "
+                                       f"start it (`libvirtd -d; virtlogd -d`)")
         where = f"libvirt {_dotted(version)}"
         if variant.network == "bridge" and (shutil.which("ip") is None or not os.path.exists("/dev/net/tun")):
-            return Availability(False, f"{where}; a bridged guest needs iproute2's `ip` and /dev/net/tun (modprobe tun)")
+            return Availability(False, f"{where}; a bridged guest needs iproute2's `ip` and /dev/net/tun "
+                                       f"(modprobe tun)")
         try:
             drivable, why = driver_support(variant)
         except BenchError as e:
@@ -360,7 +367,8 @@ class LibvirtEnvironment(Environment):
 
         recipe = image.recipe()
         if not recipe.rootfs.exists():
-            return Availability(False, f"{where}; KVM not probed yet: the probe boots the image's kernel, run `bench image build`")
+            return Availability(False, f"{where}; KVM not probed yet: the probe boots the image's kernel, "
+                                       f"run `bench image build`")
         usable, why = probe_variant(variant)
         if usable:
             return Availability(True, f"{where}; KVM usable ({why})")
@@ -398,8 +406,8 @@ class LibvirtEnvironment(Environment):
             if run_id is None or who == run_id:
                 found.append(Leftover("domain", dom.name(), who, lambda d=dom: _remove_domain(d)))
         prefix = f"bench-{run_id}-" if run_id else "bench-"
-        if settings.current().vm_dir.is_dir():
-            for folder, who in owner.owned(sorted(settings.current().vm_dir.glob(f"{prefix}*")), run_id):
+        if vm_dir().is_dir():
+            for folder, who in owner.owned(sorted(vm_dir().glob(f"{prefix}*")), run_id):
                 found.append(Leftover("VM disk folder", str(folder), who,
                                       lambda f=folder: shutil.rmtree(f, ignore_errors=True)))
         return found
@@ -497,7 +505,7 @@ class LibvirtEnvironment(Environment):
             raise BenchError(f"{self.name}: /dev/vhost-net is missing: `modprobe vhost_net` (the study's NIC back end)")
 
         resource = f"bench-{self.run_id}-{self.name}"
-        folder = settings.current().vm_dir / resource
+        folder = vm_dir() / resource
         folder.mkdir(parents=True, exist_ok=False)
         owner.mark(folder, self.run_id)
         self.folder = folder  # only once it is ours: teardown removes it

@@ -52,6 +52,11 @@ class PodmanVariant(BaseModel):
     runtime: str = "runc"
 
 
+def root() -> Path:
+    """Where a run's Podman services keep their folders (BENCH_PODMAN_ROOT)."""
+    return settings.current().podman_root
+
+
 def folder_name(run_id: str, environment: str) -> str:
     return hashlib.sha256(f"podman/{run_id}/{environment}".encode()).hexdigest()[:12]
 
@@ -77,7 +82,7 @@ class PodmanService:
         self.run_id = run_id
         self.environment = environment
         self.runtime = runtime   # the OCI runtime of every container made through this service
-        self.folder = settings.current().podman_root / folder_name(run_id, environment)
+        self.folder = root() / folder_name(run_id, environment)
         self.pid: int | None = None
 
     @property
@@ -218,8 +223,9 @@ class PodmanEnvironment(DockerEnvironment):
         r = _podman("version", "--format", "{{.Client.Version}}", timeout=30)
         if r.returncode != 0:
             return Availability(False, f"podman does not answer: {r.stderr.strip()[:200]}")
-        return Availability(True, (f"podman {r.stdout.strip()}, rootful, OCI runtime {variant.runtime}, through a "
-                      f"`podman system service` of the run's own; the image is imported into its store on first use"))
+        return Availability(True, f"podman {r.stdout.strip()}, rootful, OCI runtime {variant.runtime}, through "
+                                  f"a `podman system service` of the run's own; the image is imported into its "
+                                  f"store on first use")
 
     @classmethod
     def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
@@ -299,8 +305,8 @@ def leftovers(run_id: str | None) -> list[Leftover]:
                       lambda n=name, w=what: _podman(*(["rm", "-f", "-v"] if w == "container"
                                                        else ["volume", "rm", "-f"]), n))
              for what, name, who in labelled(run_id)]
-    if settings.current().podman_root.is_dir():
-        for folder in sorted(settings.current().podman_root.iterdir()):
+    if root().is_dir():
+        for folder in sorted(root().iterdir()):
             try:
                 who = json.loads((folder / "owner.json").read_text()).get("run_id", "?")
             except (OSError, ValueError, AttributeError):

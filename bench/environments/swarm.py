@@ -68,6 +68,11 @@ def mesh_support() -> tuple[bool, str]:
                    f"mesh needs to forward a published port to the service")
 
 
+def markers_folder() -> Path:
+    """Where the runs that made this host a swarm manager say so (BENCH_SWARM_MARKERS)."""
+    return settings.current().swarm_markers
+
+
 @dataclasses.dataclass
 class Marker:
     """What a run made to have a swarm: read by teardown and by `bench cleanup` after a kill."""
@@ -79,10 +84,10 @@ class Marker:
 
     @property
     def path(self) -> Path:
-        return settings.current().swarm_markers / f"{self.run_id}.json"
+        return markers_folder() / f"{self.run_id}.json"
 
     def save(self) -> None:
-        settings.current().swarm_markers.mkdir(parents=True, exist_ok=True)
+        markers_folder().mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(dataclasses.asdict(self)))
         tmp.replace(self.path)
@@ -93,9 +98,9 @@ class Marker:
 
 
 def markers(run_id: str | None = None) -> list[Marker]:
-    if not settings.current().swarm_markers.is_dir():
+    if not markers_folder().is_dir():
         return []
-    paths = [settings.current().swarm_markers / f"{run_id}.json"] if run_id else sorted(settings.current().swarm_markers.glob("*.json"))
+    paths = [markers_folder() / f"{run_id}.json"] if run_id else sorted(markers_folder().glob("*.json"))
     return [Marker.load(p) for p in paths if p.exists()]
 
 
@@ -246,10 +251,10 @@ class SwarmEnvironment(ContainerEnvironment):
             return Availability(False, f"cannot ask dockerd about its swarm ({type(e).__name__})")
         if state != "inactive":
             if killed:
-                return Availability(False, (f"dockerd is in the swarm that killed run {killed[0]} made: "
-                               f"`bench cleanup --run-id {killed[0]}` leaves it"))
-            return Availability(False, (f"dockerd is already part of a swarm ({state}) that bench did not make; "
-                           f"bench never leaves a swarm it did not make"))
+                return Availability(False, f"dockerd is in the swarm that killed run {killed[0]} made: "
+                                           f"`bench cleanup --run-id {killed[0]}` leaves it")
+            return Availability(False, f"dockerd is already part of a swarm ({state}) that bench did not make; "
+                                       f"bench never leaves a swarm it did not make")
         return Availability(True, f"{why}; a single-node swarm made for the run, left at its end ({mesh})")
 
     # -- life cycle --------------------------------------------------------------------------
