@@ -142,6 +142,10 @@ def resolve(catalogue: Catalogue, options: RunOptions) -> Plan:
     if repetitions < 1:
         raise BenchError("--reps must be at least 1")
     workloads = [catalogue.workload(name, profile) for name in suite.workloads]
+    for w in workloads:
+        why = TOOLS[w.tool].refusal_here(w.params)
+        if why:
+            raise BenchError(f"workload '{w.name}' cannot run on this host: {why}")
     check_scratch_space(workloads, options.scratch)
 
     environments: dict[str, PlannedEnvironment] = {}

@@ -102,6 +102,44 @@ class PidFileServer(Server):
         return self.env.exec(["cat", f"{self.base}.log"], timeout=30).stdout
 
 
+class Instance(abc.ABC):
+    """One more instance of an environment, made with the environment's own machinery (the
+    same container handle and options, the same domain code, the same image), for the density
+    suite: what an instance costs to start, to stop and to keep idle.
+
+    `env` is the instance as an environment (exec, servers, endpoints), usable once started.
+    start() returns when the instance is ready: a first exec of `true` inside it has returned
+    (a container's, a guest agent's, a forked process's), so every kind is ready by one rule."""
+
+    def __init__(self, env: "Environment"):
+        self.env = env
+
+    def prepare(self) -> None:
+        """What must exist before a start and is not part of it (a VM's disks): not timed."""
+
+    @abc.abstractmethod
+    def _start(self) -> None:
+        """Make it run (container create+start, domain create): timed with the first exec."""
+
+    def start(self) -> None:
+        self._start()
+        r = self.env.exec(["true"], timeout=300, cwd="/")
+        if not r.ok:
+            raise RuntimeError(f"{self.env.name}: a first `true` failed: {r.stderr.strip()[-300:] or r.returncode}")
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop and remove it (timed: a stop's latency); safe to call twice."""
+
+    def discard(self) -> None:
+        """What stop() leaves that is not part of a stop (a VM's disk folder): not timed."""
+
+    @abc.abstractmethod
+    def host_pids(self) -> list[int]:
+        """The host processes this instance adds (a container's processes and its shim or
+        conmon, QEMU, gVisor's sandbox and gofer), for their proportional set size."""
+
+
 class Environment(abc.ABC):
     kind: ClassVar[str]
     # Where a server inside should listen. Ports a server uses are published under the same
@@ -123,6 +161,9 @@ class Environment(abc.ABC):
     # Whether tools share the host's memory directly (not a guest's): the study's NUMA
     # interleave applies to them (context.memory_policy).
     shares_host_memory: ClassVar[bool] = True
+    # The most instances of this kind the density suite starts at once: a larger point of its
+    # sweep is left out, and said so (a VM holds its guest's memory and boots for seconds).
+    instance_cap: ClassVar[int] = 64
 
     def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
         self.name = name
@@ -249,6 +290,8 @@ class Environment(abc.ABC):
         """Why this variant cannot run `workload` (None when it can). A Compose environment runs
         only the workloads whose services its compose file defines; the plan leaves the other
         cells out instead of failing them."""
+        if getattr(workload, "needs_instances", False) and not cls.makes_instances():
+            return Refusal(f"{cls.kind} environments cannot start further instances of themselves")
         return None
 
     def client_command(self, argv: list[str]) -> list[str]:
@@ -277,6 +320,21 @@ class Environment(abc.ABC):
                 return True
             time.sleep(0.2)
         return False
+
+    def instance(self, index: int, n_ports: int = 0) -> Instance:
+        """Another instance of this environment, not started (the density suite's), with
+        n_ports ports for a server of its own. A kind that cannot make one raises
+        NotImplementedError; the suite then refuses it before anything is provisioned."""
+        raise NotImplementedError(f"{self.kind} environments cannot start further instances")
+
+    def instance_memory_bound_mib(self) -> float:
+        """What one instance may take at most, for the density suite's memory floor until one
+        has been measured: a container's processes take a few MiB; a VM overrides it."""
+        return 64.0
+
+    @classmethod
+    def makes_instances(cls) -> bool:
+        return cls.instance is not Environment.instance
 
     def artifacts(self) -> dict[str, str]:
         """Logs worth keeping in the run folder (a VM's console): {file name: text}."""

@@ -37,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from .. import interrupts
 from ..model import Measurement
-from .base import SERVER_SCRIPT, Availability, Environment, ExecResult, Leftover, PidFileServer, Refusal, Server
+from .base import (SERVER_SCRIPT, Availability, Environment, ExecResult, Instance, Leftover, PidFileServer, Refusal,
+                   Server)
 
 if TYPE_CHECKING:
     from ..checks import Check
@@ -286,6 +287,7 @@ class DockerEnvironment(ContainerEnvironment):
         self.bridge_address = ""  # the server's address on the run's network, for the peer
         self.daemon = None  # a second dockerd, for daemon-wide variants
         self.client_ns = None  # client: namespace, the run's own
+        self.instances: list[DockerInstance] = []  # the density suite's, while they live
 
     @classmethod
     def container_spec(cls, variant: BaseModel) -> DockerVariant:
@@ -456,19 +458,7 @@ class DockerEnvironment(ContainerEnvironment):
             with interrupts.deferred():
                 self.volume = self._client.volumes.create(name=resource, labels=labels)
             kwargs["volumes"] = {self.volume.name: {"bind": WORKDIR, "mode": "rw"}}
-        if self.spec.runtime:
-            kwargs["runtime"] = self.spec.runtime
-        if self.spec.cpus:
-            kwargs["nano_cpus"] = int(self.spec.cpus * 1e9)
-        if self.spec.memory:
-            kwargs["mem_limit"] = self.spec.memory
-        security = [f"{layer}=unconfined" for layer in ("seccomp", "apparmor")
-                    if getattr(self.spec, layer) == "unconfined"]
-        if security:
-            kwargs["security_opt"] = security
-        if self.spec.cap_drop:
-            kwargs["cap_drop"] = list(self.spec.cap_drop)
-        kwargs.update(self._engine_options())
+        kwargs.update(self._container_options())
         # Creating and starting the container is where a storage driver's cost is plainest
         # (vfs copies the whole image): measured as provisioning, like a VM's boot.
         start = time.monotonic()
@@ -485,6 +475,29 @@ class DockerEnvironment(ContainerEnvironment):
             self.peer.context = self.context
             self.peer.make()
             self.bridge_address = address_on(self.container, self.network)
+
+    def _container_options(self) -> dict[str, Any]:
+        """What the variant asks of a container besides its network and storage: its runtime,
+        limits and security profile, and what the engine calls for. Every container of the
+        environment gets them: its own, and the density suite's further instances."""
+        kwargs: dict[str, Any] = {}
+        if self.spec.runtime:
+            kwargs["runtime"] = self.spec.runtime
+        if self.spec.cpus:
+            kwargs["nano_cpus"] = int(self.spec.cpus * 1e9)
+        if self.spec.memory:
+            kwargs["mem_limit"] = self.spec.memory
+        security = [f"{layer}=unconfined" for layer in ("seccomp", "apparmor")
+                    if getattr(self.spec, layer) == "unconfined"]
+        if security:
+            kwargs["security_opt"] = security
+        if self.spec.cap_drop:
+            kwargs["cap_drop"] = list(self.spec.cap_drop)
+        kwargs.update(self._engine_options())
+        return kwargs
+
+    def instance(self, index: int, n_ports: int = 0) -> "DockerInstance":
+        return DockerInstance(self, index, n_ports)
 
     def _own_daemon(self):
         """The daemon of the run's own this environment talks to (not started yet), or None for
@@ -518,6 +531,10 @@ class DockerEnvironment(ContainerEnvironment):
             except Exception as e:  # noqa: BLE001 -- collected, raised below
                 left.append(f"{what} ({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})")
 
+        for extra in self.instances:  # the density suite's, if a stop was cut short
+            attempt(f"instance container {extra.env.name}", extra.stop)
+            extra.discard()
+        self.instances.clear()
         if self.peer is not None:
             attempt(f"peer container of {self.name}", self.peer.remove)
             self.peer = None
@@ -731,3 +748,78 @@ class PeerContainer(OwnedContainer):
 
     def metadata(self) -> dict[str, Any]:
         return {"client_container_id": self.container.id[:12], "client_address": self.address()}
+
+
+# -- further instances (the density suite) -------------------------------------------------
+
+# The process that holds a container for its engine: containerd's shim (runc, and gVisor's
+# runsc with its sandbox and gofer below it), or Podman's conmon.
+CONTAINER_HOLDERS = ("containerd-shim", "conmon")
+
+
+class DockerInstance(Instance):
+    """One more container of the environment's variant on the same engine: the same image,
+    runtime, limits, security profile and network mode through the same container handle, its
+    ports (if it serves) published as the environment's. Its workdir is in its own file system:
+    a volume per instance would time the volume's creation too, which `docker run` does not."""
+
+    def __init__(self, parent: DockerEnvironment, index: int, n_ports: int):
+        env = OwnedContainer(f"{parent.name}-i{index}", parent.run_id)
+        env.context = parent.context
+        env.publish_address = parent.publish_address
+        env.listen_address = parent.listen_address  # type: ignore[misc]
+        super().__init__(env)
+        self.parent = parent
+        self.n_ports = n_ports
+        self.options: dict[str, Any] = {}
+
+    def prepare(self) -> None:
+        from .host import free_ports
+
+        parent = self.parent
+        # Clients of its own: many instances start at once, and one client's connection pool
+        # would queue them. Made before the clock starts (a `docker run` has its client).
+        base_url = parent.daemon.base_url if parent.daemon is not None else None
+        self.env._client = client(base_url=base_url)
+        self.env._stream = client(timeout=STREAM_TIMEOUT, base_url=base_url)
+        self.options = parent._container_options()
+        if parent.spec.network == "host":
+            self.options["network_mode"] = "host"
+        elif parent.network is not None:
+            self.options["network"] = parent.network.name
+        if self.n_ports:
+            self.env.ports = free_ports(self.n_ports, parent.publish_address)
+            if parent.spec.network != "host":
+                self.options["ports"] = {f"{p}/tcp": (parent.publish_address, p) for p in self.env.ports}
+        parent.instances.append(self)
+
+    def _start(self) -> None:
+        with interrupts.deferred():  # held before a signal that lands meanwhile is raised
+            self.env.handle = ContainerHandle.create(
+                self.env._client, self.env._stream, self.parent.image.id, f"bench-{self.env.run_id}-{self.env.name}",
+                {LABEL_RUN: self.env.run_id, LABEL_ENV: self.parent.name, "bench.role": "instance"},
+                **self.options)
+        self.env.workdir = "/tmp"
+
+    def stop(self) -> None:
+        if self.env.handle is not None:
+            self.env.handle.remove()
+            self.env.handle = None
+
+    def discard(self) -> None:
+        for c in (self.env._client, self.env._stream):
+            if c is not None:
+                c.close()
+        self.env._client = self.env._stream = None
+        if self in self.parent.instances:
+            self.parent.instances.remove(self)
+
+    def host_pids(self) -> list[int]:
+        from .. import hostmem
+
+        self.env.container.reload()
+        pid = self.env.container.attrs["State"]["Pid"]
+        if not pid:
+            return []
+        holder = hostmem.ancestor_named(pid, CONTAINER_HOLDERS)
+        return hostmem.tree(holder if holder is not None else pid)

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import interrupts, owner
-from .base import Availability, Environment, ExecResult, Server
+from .base import Availability, Environment, ExecResult, Instance, Server
 from .context import PATH
 
 
@@ -220,6 +220,9 @@ class HostEnvironment(Environment):
     def endpoint(self, port: int) -> tuple[str, int]:
         return self.publish_address, port
 
+    def instance(self, index: int, n_ports: int = 0) -> Instance:
+        return HostInstance(self, index, n_ports)
+
     @staticmethod
     def has_program_here(program: str, path: str = PATH) -> bool:
         """On this machine, without an instance: the runner checks clients before provisioning.
@@ -233,3 +236,26 @@ class HostEnvironment(Environment):
     def metadata(self) -> dict[str, Any]:
         # The host's own description is the run's host metadata; nothing differs here.
         return {"env_kind": self.kind}
+
+
+class HostInstance(Instance):
+    """The host's "instance": a scratch folder and a forked process, nothing that stays. It is
+    the floor the other kinds' start-up is read against; it holds no memory while idle, so the
+    density suite reports none for it."""
+
+    def __init__(self, parent: HostEnvironment, index: int, n_ports: int):
+        env = HostEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id)
+        env.context = parent.context
+        env.publish_address = parent.publish_address
+        super().__init__(env)
+        self.scratch_root = str(Path(parent.workdir).parent)
+        self.n_ports = n_ports
+
+    def _start(self) -> None:
+        self.env.provision(self.scratch_root, self.n_ports)
+
+    def stop(self) -> None:
+        self.env.teardown()
+
+    def host_pids(self) -> list[int]:
+        return []

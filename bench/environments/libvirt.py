@@ -41,7 +41,8 @@ from pydantic import BaseModel, ConfigDict
 from .. import interrupts, owner, settings
 from ..errors import BenchError
 from ..model import Measurement
-from .base import SERVER_SCRIPT, Availability, Environment, ExecResult, Leftover, PidFileServer, Refusal, Server
+from .base import (SERVER_SCRIPT, Availability, Environment, ExecResult, Instance, Leftover, PidFileServer, Refusal,
+                   Server)
 from .domain import Disk, DomainSpec, domain_xml
 from .guest_devices import PROBE_SCRIPT, GuestDevices, mismatches, missing_drivers, parse_probe
 from . import kvm_host
@@ -330,6 +331,7 @@ class LibvirtEnvironment(Environment):
         self.devices: GuestDevices | None = None  # what the guest's sysfs says, once booted
         self.device_probe = ""                    # its raw words, kept with the console log
         self.bridge = BridgeNetwork(run_id, name) if self.variant.network == "bridge" else None
+        self.instances: list[LibvirtInstance] = []  # the density suite's, while they live
 
     # -- before anything is made -------------------------------------------------------------
 
@@ -483,7 +485,9 @@ class LibvirtEnvironment(Environment):
             self.teardown()  # a half-made guest leaves no domain, disk folder or namespace behind
             raise
 
-    def _provision(self, n_ports: int) -> None:
+    def _provision(self, n_ports: int, boot: bool = True) -> None:
+        """Make the guest's disks and domain, then (boot) start it; without boot, only the
+        disks and the domain's XML: the density suite times the start alone."""
         from .. import image
         from .host import free_ports
 
@@ -501,6 +505,8 @@ class LibvirtEnvironment(Environment):
                 if not self.allow_tcg:
                     raise BenchError(f"{self.name}: KVM is not usable here ({why}); pass --allow-tcg")
                 self.accel, self.accel_reason = "tcg", f"KVM not usable: {why}"
+        if self.accel == "tcg":
+            self.instance_cap = self.TCG_INSTANCE_CAP
         if uses_vhost(self.variant, self.accel) and not os.path.exists("/dev/vhost-net"):
             raise BenchError(f"{self.name}: /dev/vhost-net is missing: `modprobe vhost_net` (the study's NIC back end)")
 
@@ -538,6 +544,14 @@ class LibvirtEnvironment(Environment):
         self.pinning = spec.pinning
         self.xml = domain_xml(spec)
         self.conn = _connect()
+        if not boot:
+            return
+        self._boot()
+        self._check_guest_devices()  # not part of the boot: kept out of boot_to_ready
+        self.measurements.append(Measurement("boot_to_ready", self.boot_seconds, "s", "lower"))
+
+    def _boot(self) -> None:
+        """Start the domain made by _provision's first part and wait for its agent."""
         with interrupts.deferred():  # libvirt starts QEMU whether or not we wait: hold the handle first
             self.domain = self.conn.createXML(self.xml, 0)  # transient: gone when destroyed
         start = time.monotonic()  # from a running QEMU (libvirt's own start-up excluded)
@@ -547,8 +561,6 @@ class LibvirtEnvironment(Environment):
         if self.bridge:
             self._check_guest_address()
         self.boot_seconds = time.monotonic() - start
-        self._check_guest_devices()  # not part of the boot: kept out of boot_to_ready
-        self.measurements.append(Measurement("boot_to_ready", self.boot_seconds, "s", "lower"))
         self.workdir = WORKDIR
 
     def _wait_for_agent(self, start: float) -> None:
@@ -591,6 +603,9 @@ class LibvirtEnvironment(Environment):
         was restarted) is opened anew and the domain looked up by name; a guest that cannot be
         destroyed keeps its disk folder (QEMU still has the disks open) and is named in the
         error, with the command that removes both."""
+        for extra in list(self.instances):  # the density suite's, if a stop was cut short
+            extra.stop()
+            extra.discard()
         if self.domain is not None:
             name = f"bench-{self.run_id}-{self.name}"  # the domain's name, known without libvirtd
             try:
@@ -687,6 +702,16 @@ class LibvirtEnvironment(Environment):
             "path": "sh", "arg": ["-c", SERVER_SCRIPT, base, *argv], "capture-output": False}})
         return PidFileServer(self, base)
 
+    # A guest holds its memory and boots for seconds: few at once (fewer still emulated, below).
+    instance_cap = 8
+    TCG_INSTANCE_CAP = 2  # under TCG every guest's boot is the host's CPU work: two at once
+
+    def instance(self, index: int, n_ports: int = 0) -> Instance:
+        return LibvirtInstance(self, index, n_ports)
+
+    def instance_memory_bound_mib(self) -> float:
+        return self.variant.memory_mib + 256.0  # the guest's RAM, once touched, and QEMU's own
+
     def endpoint(self, port: int) -> tuple[str, int]:
         if self.bridge:
             return self.bridge.guest_address, port  # reachable from inside the namespace only
@@ -752,3 +777,50 @@ class LibvirtEnvironment(Environment):
             "image_tag": image.recipe().tag,
             "boot_to_ready_seconds": round(self.boot_seconds, 3),
         }
+
+
+class LibvirtInstance(Instance):
+    """One more guest of the environment's variant, made by the same domain code from the same
+    image: its disks are made before the clock starts (prepare), the start is the domain's
+    creation until its agent answers a first exec, the stop its destruction. Under TCG it
+    boots emulated, as the environment did, and says so."""
+
+    def __init__(self, parent: LibvirtEnvironment, index: int, n_ports: int):
+        env = LibvirtEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id, parent.allow_tcg)
+        # The acceleration the environment booted with: probed once, not again per instance.
+        env.accel, env.accel_reason = parent.accel, parent.accel_reason
+        env.context = parent.context
+        env.publish_address = parent.publish_address
+        super().__init__(env)
+        self.parent = parent
+        self.n_ports = n_ports
+
+    def prepare(self) -> None:
+        self.parent.instances.append(self)
+        try:
+            self.env._provision(self.n_ports, boot=False)
+        except BaseException:
+            self.env.teardown()
+            raise
+
+    def _start(self) -> None:
+        self.env._boot()
+
+    def stop(self) -> None:
+        if self.env.domain is not None:
+            _destroy_by_name(self.env.conn, f"bench-{self.env.run_id}-{self.env.name}")
+            self.env.domain = None
+
+    def discard(self) -> None:
+        self.env.teardown()  # its connection, namespace and disk folder
+        if self in self.parent.instances:
+            self.parent.instances.remove(self)
+
+    def host_pids(self) -> list[int]:
+        import psutil
+
+        marker = f"guest=bench-{self.env.run_id}-{self.env.name},"
+        for p in psutil.process_iter(["name", "cmdline"]):
+            if (p.info["name"] or "").startswith("qemu-system") and any(marker in a for a in p.info["cmdline"] or []):
+                return [p.pid]
+        return []

@@ -167,15 +167,20 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
                           "setup_notes": _setup_notes(manifests, tool, envs)})
 
     first = _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests)
+    from . import instances as instance_costs
+    costs = instance_costs.section(df, envs, emulated, options) if not df.empty else None
 
     # Figures are drawn last, all together, in parallel: matplotlib's layout and drawing are most
     # of a large report's time, and each figure is independent of the others.
     overview_jobs = first.pop("jobs")
-    jobs = [job for wl in workloads for job in wl["figures"]] + overview_jobs
+    cost_jobs = costs["jobs"] if costs else []
+    jobs = [job for wl in workloads for job in wl["figures"]] + overview_jobs + cost_jobs
     uris = iter(figures.draw_all([(name, args) for name, args, _ in jobs]))
     for wl in workloads:
         wl["figures"] = _shown(wl["figures"], uris)
     first["figures"] = _shown(overview_jobs, uris)
+    if costs:
+        costs["figures"] = _shown(cost_jobs, uris)
 
     headlines = {wl["name"]: wl["headline"] for wl in workloads}
     groups = variants.build(df, manifests, [wl["name"] for wl in workloads], headlines, emulated, options)
@@ -186,7 +191,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         mismatched |= set(df.loc[df["parity_ok"].eq(False), "environment"].unique())
     p_floor = _p_floor(records, options)
     return {
-        "first": first, "p_floor": p_floor,
+        "first": first, "p_floor": p_floor, "instances": costs,
         "parity": parity, "mismatched": sorted(mismatched),
         "variants": groups,
         "title": "bench report: " + ", ".join(m.get("run_id", "?") for m in manifests),

@@ -304,3 +304,53 @@ def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], ti
     if math.isfinite(ax.get_ylim()[0]):
         ax.set_ylim(bottom=0)
     return _uri(fig)
+
+
+def start_cdf(rows: list[dict], emulated: set[str], title: str) -> str | None:
+    """Start latency as a distribution per environment (the study's latency-CDF figure): every
+    serial start, sorted, against its cumulative fraction; a log time axis, since a fork, a
+    container and a VM are orders of magnitude apart. Markers and dash styles keep a series
+    visible where another lies over it."""
+    rows = [r for r in rows if r["start_values"]]
+    if not rows:
+        return None
+    colours = palette.colours([r["environment"] for r in rows])
+    markers = "os^vDP*X"
+    fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
+    for i, r in enumerate(rows):
+        xs = np.sort(np.asarray(r["start_values"], float))
+        ys = np.arange(1, len(xs) + 1) / len(xs)
+        ax.step(xs, ys, where="post", color=colours[r["environment"]], linestyle="--" if r["emulated"] else "-",
+                marker=markers[i % len(markers)], markersize=3, label=env_label(r["environment"], emulated))
+    ax.set_xscale("log")
+    _plain_log_axis(ax.xaxis)
+    ax.set_xlabel("seconds from the request to a first exec returning (log)", fontsize=8)
+    ax.set_ylabel("fraction of starts", fontsize=8)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=10)
+    return _uri(fig)
+
+
+def instance_memory(rows: list[dict], emulated: set[str], title: str) -> str | None:
+    """Host memory per idle instance in absolute MiB (not normalised: the host has no instance),
+    horizontal bars with the 95 % interval over repetitions, each labelled with its number."""
+    if not rows:
+        return None
+    colours = palette.colours([r["environment"] for r in rows])
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(rows) + 1.2))
+    for i, r in enumerate(rows):
+        low, high = r["memory_low"], r["memory_high"]
+        err = [[max(r["memory_mean"] - low, 0)], [max(high - r["memory_mean"], 0)]] if math.isfinite(low) else None
+        ax.barh(i, r["memory_mean"], color=colours[r["environment"]], xerr=err, capsize=3,
+                hatch="//" if r["emulated"] else None)
+        ax.text(r["memory_mean"], i, f"  {r['memory_mean']:.3g} MiB (at {r['memory_n']})", va="center", fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([env_label(r["environment"], emulated) for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("MiB per idle instance (PSS of its host processes; right is more memory)", fontsize=8)
+    ax.set_xlim(0, max(r["memory_high"] if math.isfinite(r["memory_high"]) else r["memory_mean"] for r in rows) * 1.35)
+    ax.grid(alpha=0.3, axis="x")
+    ax.set_title(title, fontsize=10)
+    return _uri(fig)

@@ -83,7 +83,15 @@ class Workload(abc.ABC):
     # A CPU or memory test: on a host of several NUMA nodes it runs under numactl
     # --interleave=all on the host and in containers, as the study's (context.memory_policy).
     numa_interleave: ClassVar[bool] = False
+    # It starts further instances of its environment (the density suite): a kind that cannot
+    # make them (Environment.instance) is left out of its cells before anything is provisioned.
+    needs_instances: ClassVar[bool] = False
     Params: ClassVar[type[Params]]
+
+    def refusal_here(self, params: Any) -> str | None:
+        """Why these parameters cannot run on this host at all (a memory floor above its
+        memory), or None: asked once, before anything is provisioned."""
+        return None
 
     @classmethod
     def client_requirements(cls) -> list[tuple[str, str]]:
