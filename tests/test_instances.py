@@ -214,6 +214,22 @@ def test_density_runs_end_to_end_on_host_and_docker_and_reports(tmp_path, config
     assert "docker-nat: an instance starts in" in page and "per GiB of host memory" in page
     assert instance_containers(docker_client, run_id) == []
     assert docker_client.containers.list(all=True, filters={"label": f"{LABEL_RUN}={run_id}"}) == []
+    # the notebook's density cell, on this run: a slope per environment that holds memory
+    import contextlib
+    import io
+
+    import matplotlib
+    import nbformat
+
+    matplotlib.use("Agg")
+    cell = nbformat.read(ROOT / "notebooks" / "analysis.ipynb", as_version=4).cells[-1]
+    assert "memory_pss_per_instance" in cell.source
+    printed = io.StringIO()
+    from bench import palette
+
+    with contextlib.redirect_stdout(printed):
+        exec(cell.source, {"df": df, "plt": __import__("matplotlib.pyplot").pyplot, "palette": palette})
+    assert "docker-nat: " in printed.getvalue() and "MiB per extra instance" in printed.getvalue()
 
 
 @pytest.mark.integration

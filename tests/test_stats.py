@@ -249,12 +249,13 @@ def test_every_sweep_a_parser_reports_is_declared_by_its_tool():
     data = Path(__file__).parent / "data"
     seen = {}
     for tool, folder, params in (("redis", "redis", TOOLS["redis"].Params(clients=[1, 10, 50])),
-                                 ("mariadb", "mariadb", TOOLS["mariadb"].Params(threads=[1, 4, 8]))):
-        for path in sorted((data / folder).glob("*.txt")):
+                                 ("mariadb", "mariadb", TOOLS["mariadb"].Params(threads=[1, 4, 8])),
+                                 ("instances", "instances", TOOLS["instances"].Params(measure="density"))):
+        for path in sorted((data / folder).glob("*.*")):
             try:
                 measured = TOOLS[tool].parse(path.read_text(), params)
             except Exception:  # noqa: BLE001 -- the recorded failures of the tool
                 continue
             seen.setdefault(tool, set()).update(k for m in measured for k in m.params)
-    assert seen["redis"] == set(TOOLS["redis"].sweeps) and seen["mariadb"] == set(TOOLS["mariadb"].sweeps)
-    assert all(not TOOLS[t].sweeps for t in TOOLS if t not in ("redis", "mariadb"))
+    assert all(seen[t] == set(TOOLS[t].sweeps) for t in ("redis", "mariadb", "instances"))
+    assert all(not TOOLS[t].sweeps for t in TOOLS if t not in ("redis", "mariadb", "instances"))
