@@ -168,7 +168,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
 
     first = _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests)
     from . import instances as instance_costs
-    costs = instance_costs.section(df, envs, emulated, options) if not df.empty else None
+    costs = instance_costs.section(df, envs, emulated, options, summary) if not df.empty else None
 
     # Figures are drawn last, all together, in parallel: matplotlib's layout and drawing are most
     # of a large report's time, and each figure is independent of the others.

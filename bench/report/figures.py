@@ -270,9 +270,11 @@ def latency_cdf(rows, envs: list[str], emulated: set[str], title: str) -> str | 
     return _uri(fig)
 
 
-def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], title: str) -> str | None:
+def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], title: str,
+          log_y: bool = False) -> str | None:
     """A metric against its sweep parameter (Redis clients, MariaDB threads): mean with its 95 %
-    confidence interval per environment; a log x axis when the points span a factor of 10."""
+    confidence interval per environment; a log x axis when the points span a factor of 10, and
+    a log y axis when asked (instance costs: a fork, a container and a VM are orders apart)."""
     column = f"sweep_{key}"
     if column not in rows or rows[column].nunique() < 2:
         return None
@@ -301,7 +303,10 @@ def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], ti
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title, fontsize=10)
-    if math.isfinite(ax.get_ylim()[0]):
+    if log_y:
+        ax.set_yscale("log")
+        _plain_log_axis(ax.yaxis)
+    elif math.isfinite(ax.get_ylim()[0]):
         ax.set_ylim(bottom=0)
     return _uri(fig)
 

@@ -45,7 +45,8 @@ def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else math.nan
 
 
-def section(df, envs: list[str], emulated: set[str], options: stats.Options = stats.Options()) -> dict[str, Any] | None:
+def section(df, envs: list[str], emulated: set[str], options: stats.Options = stats.Options(),
+            summary=None) -> dict[str, Any] | None:
     """Rows per environment, the figures' jobs and the first screen's sentences; None when the
     run measured no instance."""
     if df.empty or not df["metric"].isin([START, MEMORY_PER_INSTANCE]).any():
@@ -92,6 +93,15 @@ def section(df, envs: list[str], emulated: set[str], options: stats.Options = st
             ("instance_memory", ([r for r in rows if "memory_mean" in r], emulated,
                                  "host memory one idle instance holds (PSS, MiB; 95 % interval over repetitions)"),
              "memory per idle instance, absolute MiB")]
+    if summary is not None and "sweep_instances" in summary:
+        for metric, what in ((MEMORY_PER_INSTANCE, "MiB per idle instance (PSS)"),
+                             (START, "start latency of each instance")):
+            cells = summary[(summary["metric"] == metric) & summary["workload"].isin(df.loc[df["metric"] == MAKESPAN,
+                                                                                          "workload"].unique())]
+            if not cells.empty:
+                jobs.append(("sweep", (cells, "instances", envs, None, emulated, f"{what} against instances started at once",
+                                       True),
+                             f"{what} against the number started at once: mean and 95 % interval over repetitions (log axis)"))
     return {"rows": rows, "points": points, "jobs": jobs, "published": PUBLISHED,
             "sentences": [sentence(r) for r in rows]}
 
