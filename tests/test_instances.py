@@ -268,3 +268,34 @@ def test_a_tcg_guest_instance_boots_from_the_same_domain_code(vm_image, tmp_path
         instance.stop()
         instance.discard()
     assert [l for l in lv.LibvirtEnvironment.leftovers(env.run_id)] == []
+
+
+def test_the_sweep_leaves_out_a_point_beyond_the_cap_or_below_the_memory_floor(tmp_path, monkeypatch):
+    """Real host instances; the host's MemAvailable held at 4 GiB so that the floor decides."""
+    from bench.workloads.base import CellContext
+
+    env = HostEnvironment("host", {}, f"t{os.getpid()}-floor")
+    env.provision(str(tmp_path), n_ports=0)
+    env.instance_cap = 4
+    monkeypatch.setattr(hostmem, "mem_available_kib", lambda: 4096 * 1024)
+    p = params("instances", measure="density", instances=[1, 2, 8, 40], settle=0, memory_floor_mib=1024)
+    try:
+        raw = Instances().run(CellContext(env, env, p, timeout=60, label="floor"))
+    finally:
+        env.teardown()
+    points = {pt["instances"]: pt for pt in json.loads(raw.text)["points"]}
+    assert "skipped" not in points[1] and "skipped" not in points[2]
+    assert points[8]["skipped"] == "beyond the host kind's cap of 4 instances at once"
+    # 40 is under the cap of 64, but 40 x 64 MiB (the bound while nothing is measured) > 4096 - 2048
+    env.instance_cap = 64
+    env.provision(str(tmp_path), n_ports=0)
+    p = params("instances", measure="density", instances=[40, 48], settle=0, memory_floor_mib=2048)
+    try:
+        raw = Instances().run(CellContext(env, env, p, timeout=60, label="floor"))
+    finally:
+        env.teardown()
+    skipped = [pt["skipped"] for pt in json.loads(raw.text)["points"]]
+    assert skipped == ["40 x ~64 MiB would take MemAvailable (4096 MiB) below the floor of 2048 MiB",
+                       "48 x ~64 MiB would take MemAvailable (4096 MiB) below the floor of 2048 MiB"]
+    with pytest.raises(ToolError, match="left out"):
+        Instances.parse(raw.text, p)
