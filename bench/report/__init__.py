@@ -159,6 +159,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
             config = (ref.config_for(r["environment"], r["env_kind"], study)
                       if study and r["environment"] not in emulated else None)
             r["study_overhead"] = ref.ratio(study, config, r["better"]) if study else None
+            r["study_config"] = ref.labels.get(config, config) if study and config else None
             r["study_paper_only"] = bool(study) and any(study["values"].get(c, {}).get("origin") == "paper"
                                                         for c in (config, "native"))
         workloads.append({"name": w, "tool": tool, "headline": headline, "sweep_keys": sweep_keys,
@@ -210,31 +211,68 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
 
 
 def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests) -> dict[str, Any]:
-    """The review's answer: a sentence per environment, the overview figure, what was not
-    measured and why, and the machine's warnings."""
-    from . import figures, verdict
+    """The review's answer: one bottom-line sentence, the matrix of environment × resource, the
+    study's five conclusions tested here, the overview figure, what was not measured and why,
+    and the machine's warnings. All of it from the cells' one verdict."""
+    from . import conclusions, verdict
 
     cells = verdict.overview_cells(workloads, records, baseline) if baseline else []
+    # The study's number for a cell, where it has one, to set beside it in the conclusions.
+    study = {(r["environment"], wl["name"], r["metric"], r["point"]): r for wl in workloads for r in wl["summary"]
+             if r.get("study_overhead") is not None}
+    for c in cells:
+        for e, r in c["by_env"].items():
+            found = study.get((e, c["workload"], c["metric"], c["point"]))
+            if found:
+                r["study_overhead"], r["study_config"] = found["study_overhead"], found.get("study_config")
     others = [e for e in envs if e != baseline]
-    sentences = [verdict.sentence(e, cells, PLAUSIBILITY_TOOLS) for e in others]
-    items = [(c["label"], {e: stats.performance(r["ratio"], r["ratio_low"], r["ratio_high"], r["better"])
+    networks, proxied = _networks(manifests, envs)
+    grid = verdict.matrix(cells, others)
+    notes = {**{e: PROXY_WORDS for e in proxied}, **{e: "emulated under TCG, which says nothing of KVM" for e in emulated}}
+    items = [(c["label"], {e: (*stats.performance(r["ratio"], r["ratio_low"], r["ratio_high"], r["better"]),
+                               verdict.classify(r))
                            for e, r in c["by_env"].items()}) for c in cells]
     jobs = []
     if items and others:
         jobs.append(("overview", (items, envs, baseline, emulated, f"Each workload against {baseline}: "
                                   "performance relative to native, 95 % interval of the ratio"),
                      "Overview: each workload's headline metric (and hpcc's memory results) as performance relative "
-                     f"to {baseline}, log axis, up is better (a latency's ratio inverted); error bars: the 95 % "
-                     "Fieller interval; hatched: emulated (TCG)."))
+                     f"to {baseline} (×1), log axis, right is better (a latency's ratio inverted); error bars: the 95 % "
+                     "interval of the ratio; grey band: ±5 %, equivalent; solid bar: a cost or a gain; pale: "
+                     "equivalent; pale and cross-hatched: unresolved" + ("; hatched: emulated (TCG)" if emulated else "") + "."))
     skipped = {k: v for m in manifests for k, v in (m.get("skipped_environments") or {}).items() if k not in envs}
     warnings_seen: dict[str, dict[str, str]] = {}
     for m in manifests:
         for w in m.get("machine_warnings") or []:
             warnings_seen.setdefault(f"{w.get('name')}: {w.get('detail')}", w)
-    return {"sentences": sentences, "not_measured": verdict.not_measured(skipped, envs, kinds, emulated),
+    return {"bottom_line": verdict.bottom_line(grid, notes), "matrix": grid, "proxied": sorted(proxied),
+            "conclusions": conclusions.conclusions(cells, envs, kinds, emulated, networks, proxied, baseline)
+            if baseline else [],
+            "unresolved": [u for u in (verdict.unresolved_note(e, cells) for e in others) if u],
+            "not_measured": verdict.not_measured(skipped, envs, kinds, emulated),
             "machine_warnings": list(warnings_seen.values()),
             "machine_checked": any("machine_warnings" in m for m in manifests),
             "jobs": jobs}
+
+
+# What docker-proxy on loopback is, wherever a number measured through it appears.
+PROXY_WORDS = "through docker-proxy on loopback, not the study's kernel NAT"
+
+
+def _networks(manifests, envs) -> tuple[dict[str, str], set[str]]:
+    """Each environment's network mode as it ran, and those whose client reached the published
+    port through docker-proxy (run.json's nat_path)."""
+    networks: dict[str, str] = {}
+    proxied: set[str] = set()
+    for m in manifests:
+        for name, e in (m.get("environments") or {}).items():
+            if name not in envs:
+                continue
+            variant = e.get("variant_as_run") or e.get("variant") or {}
+            networks.setdefault(name, str(variant.get("network", "")))
+            if str((e.get("metadata") or {}).get("nat_path", "")).startswith("docker-proxy"):
+                proxied.add(name)
+    return networks, proxied
 
 
 def _shown(jobs, uris) -> list[dict[str, Any]]:
@@ -392,8 +430,12 @@ def render(context: dict[str, Any]) -> str:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    from .verdict import cell_id
+
     env.filters.update(num=numbers.num, pct=numbers.pct, pval=numbers.pval, spread=numbers.spread,
-                       unit=numbers.unit_label, finite=_finite, short=_short)
+                       unit=numbers.unit_label, finite=_finite, short=_short, change=numbers.change,
+                       interval_words=numbers.interval_words)
+    env.globals.update(cell_id=cell_id)
     return env.get_template("report.html.j2").render(**context)
 
 

@@ -123,21 +123,31 @@ def _ratio_axis(ax, limits, baseline: str, vertical: bool = True) -> None:
     label = f"performance relative to {baseline} (×1 = native; up is better)"
     (ax.set_ylabel if vertical else ax.set_xlabel)(label if vertical else label.replace("up", "right"), fontsize=8)
     (ax.axhline if vertical else ax.axvline)(1.0, color="black", linewidth=0.8)
+    # the equivalence band (bench.stats.Options.band): an interval inside it is "equivalent"
+    (ax.axhspan if vertical else ax.axvspan)(1 / 1.05, 1.05, color="0.85", zorder=0, linewidth=0)
+
+
+# How a bar shows its cell's verdict (bench.stats.verdict): the figure says what the words say.
+VERDICT_STYLE = {"cost": {"alpha": 1.0}, "gain": {"alpha": 1.0},
+                 "equivalent": {"alpha": 0.45}, "unresolved": {"alpha": 0.3, "hatch": "xx"}}
 
 
 def _bars(ax, items, envs, baseline, emulated, limits, vertical=True):
-    """Grouped bars of performance relative to native: items = [(label, {env: (perf, low, high)})]."""
+    """Grouped bars of performance relative to native: items = [(label, {env: (perf, low, high)})],
+    or (perf, low, high, verdict): a verdict other than cost or gain draws its bar pale
+    (equivalent) or pale and cross-hatched (unresolved)."""
     others = [e for e in envs if e != baseline]
     width = 0.8 / max(1, len(others))
     colours = palette.colours(envs)
     clipped = False
     for i, env in enumerate(others):
-        pos, val, err_lo, err_hi, open_ends = [], [], [], [], []
+        pos, val, err_lo, err_hi, open_ends, verdicts = [], [], [], [], [], []
         for j, (_, by_env) in enumerate(items):
             if env not in by_env or not math.isfinite(by_env[env][0]):
                 continue
-            perf, lo, hi = by_env[env]
+            perf, lo, hi = by_env[env][:3]
             at = j - 0.4 + width * (i + 0.5)
+            verdicts.append(by_env[env][3] if len(by_env[env]) > 3 else "cost")
             pos.append(at)
             val.append(perf)
             # an end with no bound is drawn to the axis's edge, and marked with an arrow there
@@ -153,7 +163,15 @@ def _bars(ax, items, envs, baseline, emulated, limits, vertical=True):
         # bars grow from ×1 (native), up or down, as the study's normalized figures do
         bottoms = [1.0] * len(pos)
         heights = [v - 1.0 for v in val]
-        if vertical:
+        if any(v in ("equivalent", "unresolved") for v in verdicts):
+            for k, (at, h, b) in enumerate(zip(pos, heights, bottoms)):
+                style = VERDICT_STYLE.get(verdicts[k], {})
+                one = {**kw, "label": kw["label"] if k == 0 else None,
+                       "alpha": style.get("alpha", 1.0), "hatch": style.get("hatch", kw["hatch"])}
+                (ax.bar(at, h, width, bottom=b, **one) if vertical else ax.barh(at, h, width, left=b, **one))
+            ax.errorbar(*((pos, val) if vertical else (val, pos)), **({"yerr": [err_lo, err_hi]} if vertical else {"xerr": [err_lo, err_hi]}),
+                        fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+        elif vertical:
             ax.bar(pos, heights, width, bottom=bottoms, **kw)
             ax.errorbar(pos, val, yerr=[err_lo, err_hi], fmt="none", ecolor="black", capsize=2, linewidth=0.8)
         else:
@@ -178,7 +196,7 @@ def normalized_bars(rows, envs: list[str], baseline: str, emulated: set[str], ti
         sub = rows[rows["metric"] == m]
         items.append((m, {r.environment: stats.performance(r.ratio, r.ratio_low, r.ratio_high, r.better)
                           for r in sub.itertuples() if r.environment != baseline}))
-    limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t])
+    limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t[:3]])
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     clipped = _bars(ax, items, envs, baseline, emulated, limits)
     _ratio_axis(ax, limits, baseline)
@@ -196,7 +214,7 @@ def overview(items, envs: list[str], baseline: str, emulated: set[str], title: s
     relative to native, one row per (workload, metric), one bar per environment."""
     if not items or len(envs) < 2:
         return None
-    limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t])
+    limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t[:3]])
     others = [e for e in envs if e != baseline]
     fig, ax = plt.subplots(figsize=(WIDTH, 0.28 * len(items) * max(1, len(others)) ** 0.5 + 1.3))
     clipped = _bars(ax, items, envs, baseline, emulated, limits, vertical=False)

@@ -45,6 +45,10 @@ Count = _bounded(1, 10**9)             # requests, rows, loops: positive, and sh
 Bytes = _bounded(1, 1 << 30)           # a message or value size: at most 1 GiB
 
 
+# The resources of the report's matrix, in its order; a workload's `resource` is one of them.
+RESOURCES = ("CPU", "memory", "disk", "network latency", "network throughput", "applications")
+
+
 @dataclasses.dataclass(frozen=True)
 class CellContext:
     env: Environment      # where the workload (or its server) runs
@@ -83,7 +87,19 @@ class Workload(abc.ABC):
     # A CPU or memory test: on a host of several NUMA nodes it runs under numactl
     # --interleave=all on the host and in containers, as the study's (context.memory_policy).
     numa_interleave: ClassVar[bool] = False
+    # What the tool's numbers measure, in the resources the report's first screen sets side by
+    # side (RESOURCES): the tool's, and any metric of it that measures another (a prefix of the
+    # metric's name: hpcc's stream_* are memory, its hpl_gflops CPU).
+    resource: ClassVar[str] = "applications"
+    metric_resources: ClassVar[dict[str, str]] = {}
     Params: ClassVar[type[Params]]
+
+    @classmethod
+    def resource_of(cls, metric: str) -> str:
+        for prefix, resource in cls.metric_resources.items():
+            if metric.startswith(prefix):
+                return resource
+        return cls.resource
 
     @classmethod
     def client_requirements(cls) -> list[tuple[str, str]]:
