@@ -22,7 +22,8 @@ import pytest
 from bench.report import render_runs
 
 from conftest import ROOT
-from test_report import assert_plain_numbers, chromium, tables_wider_than_a_page, visible_text
+from test_report import (assert_plain_numbers, chromium, tables_wider_than_a_page, tables_wider_than_the_screen,
+                         visible_text)
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +66,7 @@ def check_reads_well(html_file: Path, tmp_path: Path, envs: list[str]) -> str:
     assert images and all(complete and w > 600 for complete, w, _ in images[:1]), images[:1]
     assert_plain_numbers(html)
     assert tables_wider_than_a_page(html_file, tmp_path) == []
+    assert tables_wider_than_the_screen(html_file, tmp_path) == []
     return first
 
 

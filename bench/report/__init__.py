@@ -138,14 +138,15 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
             bars = rows[rows["metric"].isin(shown[:MAX_TABLE_METRICS])]
             figs.append(("normalized_bars", (bars, envs, baseline, emulated, f"{w}: mean relative to {baseline}, "
                                                                             f"95 % interval of the ratio"),
-                         f"{w}: each metric relative to {baseline}"))
+                         f"{w}: each metric relative to {baseline}, 95 % interval of the ratio; grey band: ±5 %; pale bar: "
+                          "equivalent; pale and cross-hatched: unresolved"))
         figs.append(("latency_cdf", (rows, envs, emulated, f"{w}: completion-latency distribution ({tool} percentiles)"),
                      f"{w}: latency CDF from the percentile metrics (mean over repetitions)"))
         for key in sweep_keys:
             unit = rows.loc[rows["metric"] == headline, "unit"].iloc[0]
             for m in [m for m in shown if rows.loc[rows["metric"] == m, "unit"].iloc[0] == unit][:MAX_SWEEP_FIGURES]:
                 figs.append(("sweep", (rows[rows["metric"] == m], key, envs, baseline, emulated, f"{w}: {m} against {key}"),
-                             f"{w}: {m} against {key}, 95 % CI; dotted: % change vs {baseline}"))
+                             f"{w}: {m} against {key}: each environment's mean with its 95 % CI, each its own marker and dash"))
         summary_rows = [dict(r) for r in recs if r["metric"] == headline and r["environment"] != baseline
                         and "ratio" in r and _finite(r.get("ratio"))]
         for r in summary_rows:
@@ -202,6 +203,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
                     if k not in envs},
         "workloads": workloads,
         "all_cells": records,
+        "csv": _statistics_csv(summary, manifests),
         "failures": failures, "notes": notes, "options": options,
         "reference_source": ref.source if ref else None,
         "reference_labels": ref.labels if ref else {},
@@ -273,6 +275,17 @@ def _networks(manifests, envs) -> tuple[dict[str, str], set[str]]:
             if str((e.get("metadata") or {}).get("nat_path", "")).startswith("docker-proxy"):
                 proxied.add(name)
     return networks, proxied
+
+
+def _statistics_csv(summary, manifests) -> dict[str, Any]:
+    """Every cell's statistics as a CSV inside the report (a data: link): the file stays one
+    self-contained file, and the numbers a printed page has no room for are one click away."""
+    import base64
+
+    name = "-".join(m.get("run_id", "run") for m in manifests)[:80] + "-statistics.csv"
+    text = summary.to_csv(index=False) if summary is not None else ""
+    return {"name": name, "rows": 0 if summary is None else len(summary),
+            "uri": "data:text/csv;base64," + base64.b64encode(text.encode()).decode()}
 
 
 def _shown(jobs, uris) -> list[dict[str, Any]]:
@@ -425,6 +438,14 @@ def _short(v: Any, width: int = 48) -> str:
     return repr(text if len(text) <= width else text[:width - 1] + "…")
 
 
+def _breakable(v: Any):
+    """A name of underscored words (get_requests_per_second) that a narrow column may wrap after
+    its underscores, never inside a word."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(v)).replace("_", "_<wbr>"))
+
+
 def render(context: dict[str, Any]) -> str:
     import jinja2
 
@@ -434,7 +455,7 @@ def render(context: dict[str, Any]) -> str:
 
     env.filters.update(num=numbers.num, pct=numbers.pct, pval=numbers.pval, spread=numbers.spread,
                        unit=numbers.unit_label, finite=_finite, short=_short, change=numbers.change,
-                       interval_words=numbers.interval_words)
+                       interval_words=numbers.interval_words, breakable=_breakable)
     env.globals.update(cell_id=cell_id)
     return env.get_template("report.html.j2").render(**context)
 

@@ -127,6 +127,8 @@ def _size(p: float, overhead: float, as_factor: bool, word: bool = True) -> str:
     direction = (" slower" if p < 1 else " faster") if word else ""
     if as_factor:
         return f"{times(p)}{direction}"
+    if pct(abs(overhead)) == "0 %":
+        return "no change" if word else "0 %"
     return f"{pct(abs(overhead), signed=False)}{direction}"
 
 
