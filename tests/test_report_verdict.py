@@ -79,3 +79,15 @@ def test_not_measured_says_only_what_is_true_of_this_run():
     # where KVM did run, the clause is true and stays
     out = verdict.not_measured(skipped, ["host", "kvm"], {"host": "host", "kvm": "libvirt"}, set())
     assert "measured here" in [g for g in out if g["names"] == ["hyper-v"]][0]["why"]
+
+
+def test_hpl_beside_a_generic_blas_kernel_says_so():
+    from bench.report import _setup_notes
+
+    manifest = {"execution_context": {"native": {"blas_core": "Prescott"}},
+                "host": {"cpu_model_name": "Intel(R) Xeon(R) Processor"}}
+    [note] = _setup_notes([manifest], "hpcc", ["host"])
+    assert "generic Prescott kernel" in note and "fraction of the CPU's peak" in note
+    # the example run's own (SkylakeX): nothing to say; a tool that does not use BLAS: nothing
+    assert _setup_notes([{"execution_context": {"native": {"blas_core": "SkylakeX"}}}], "hpcc", ["host"]) == []
+    assert _setup_notes([manifest], "sysbench", ["host"]) == []

@@ -91,6 +91,7 @@ class Workload(abc.ABC):
     # side (RESOURCES): the tool's, and any metric of it that measures another (a prefix of the
     # metric's name: hpcc's stream_* are memory, its hpl_gflops CPU).
     resource: ClassVar[str] = "applications"
+    uses_blas: ClassVar[bool] = False   # its speed is OpenBLAS's kernel's (HPL): the report notes a fallback
     metric_resources: ClassVar[dict[str, str]] = {}
     Params: ClassVar[type[Params]]
 

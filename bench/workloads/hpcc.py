@@ -81,6 +81,7 @@ class Hpcc(Workload):
     tool = "hpcc"
     resource = "CPU"
     metric_resources = {"stream": "memory", "randomaccess": "memory"}   # HPL is CPU; STREAM, GUPS memory
+    uses_blas = True
     programs = ("hpcc", "mpirun")
     packages = ("hpcc", "openmpi-bin", "libopenblas0-serial")
     numa_interleave = True
