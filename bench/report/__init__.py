@@ -471,7 +471,8 @@ def render(context: dict[str, Any]) -> str:
 
     env.filters.update(num=numbers.num, pct=numbers.pct, pval=numbers.pval, spread=numbers.spread,
                        unit=numbers.unit_label, finite=_finite, short=_short, change=numbers.change,
-                       interval_words=numbers.interval_words, breakable=_breakable)
+                       interval_words=numbers.interval_words, breakable=_breakable,
+                       overhead_words=numbers.overhead_words)
     env.globals.update(cell_id=cell_id)
     return env.get_template("report.html.j2").render(**context)
 
