@@ -92,6 +92,33 @@ PRINT_PROBE = ("<script>window.addEventListener('load', () => {"
                "document.body.setAttribute('data-wide', JSON.stringify(wide)); });</script></body>" % (PRINT_WIDTH, PRINT_WIDTH))
 
 
+PRINT_RULES_PROBE = ("<script>window.addEventListener('load', () => {"
+                     "const rules = [];"
+                     "for (const sheet of document.styleSheets) for (const r of sheet.cssRules)"
+                     "  if (r.media && r.media.mediaText.includes('print')) for (const x of r.cssRules) rules.push(x.cssText);"
+                     "const st = document.createElement('style'); st.textContent = rules.join('\\n'); document.head.appendChild(st);"
+                     "const cells = [...document.querySelectorAll('th, td')];"
+                     "const breaking = cells.filter(c => { const s = getComputedStyle(c);"
+                     "  return s.overflowWrap === 'anywhere' || s.wordBreak === 'break-all' || s.wordBreak === 'break-word'; }).length;"
+                     "const heads = [...document.querySelectorAll('table')]"
+                     "  .filter(t => t.rows.length && [...t.rows[0].cells].every(c => c.tagName === 'TH'))"
+                     "  .map(t => t.tHead ? getComputedStyle(t.tHead).display : 'none');"
+                     "document.body.setAttribute('data-print', JSON.stringify({breaking, heads})); });</script></body>")
+
+
+def print_rules(html: Path, tmp_path: Path) -> dict:
+    """Under the print stylesheet: how many table cells may break a word anywhere, and the header
+    display of each table that has a header row (table-header-group: repeated on every printed
+    page; a table of key and value rows has none to repeat)."""
+    probed = tmp_path / "print-rules.html"
+    probed.write_text(html.read_text().replace("</body>", PRINT_RULES_PROBE))
+    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                        "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r'data-print="([^"]*)"', r.stdout)
+    assert found, r.stderr[-2000:]
+    return json.loads(found.group(1).replace("&quot;", '"'))
+
+
 def tables_wider_than_a_page(html: Path, tmp_path: Path) -> list[int]:
     """The widths of the tables wider than a printed A4 page, under the report's print stylesheet."""
     probed = tmp_path / "print.html"

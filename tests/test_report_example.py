@@ -22,8 +22,8 @@ import pytest
 from bench.report import render_runs
 
 from conftest import ROOT
-from test_report import (assert_plain_numbers, chromium, tables_wider_than_a_page, tables_wider_than_the_screen,
-                         visible_text)
+from test_report import (assert_plain_numbers, chromium, print_rules, tables_wider_than_a_page,
+                         tables_wider_than_the_screen, visible_text)
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +67,9 @@ def check_reads_well(html_file: Path, tmp_path: Path, envs: list[str]) -> str:
     assert_plain_numbers(html)
     assert tables_wider_than_a_page(html_file, tmp_path) == []
     assert tables_wider_than_the_screen(html_file, tmp_path) == []
+    printed = print_rules(html_file, tmp_path)
+    # printed: no cell breaks a word mid-way, and every table's column names repeat on each page
+    assert printed["breaking"] == 0 and set(printed["heads"]) == {"table-header-group"}, printed
     return first
 
 
