@@ -153,6 +153,10 @@ def bottom_line(grid: dict[str, Any], notes: dict[str, str]) -> str:
         clauses.append(f"{_join(matching)} {'match' if len(matching) > 1 else 'matches'} native within ±5 % on every resource")
     if unsure:
         clauses.append(f"{_join(unsure)} {'show' if len(unsure) > 1 else 'shows'} no cost that the repetitions resolve")
+    cells = [c for row in grid["rows"] for c in row["cells"].values() if c]
+    total, open_ = sum(c["total"] for c in cells), sum(c["counts"]["unresolved"] for c in cells)
+    if open_:   # what the sentence cannot speak of, said in it
+        clauses.append(f"{open_} of {total} cells unresolved")
     return ("; ".join(clauses) + ".") if clauses else ""
 
 
