@@ -202,6 +202,22 @@ def check_caller_variables(environ: dict[str, str] | None = None) -> Check:
                  "to measure with one, pass it to every environment alike: bench run --pass-env NAME")
 
 
+def check_blas(core: str | None = None, cpuinfo: str | None = None) -> Check:
+    """OpenBLAS's kernel on this CPU: a generic fallback makes HPL slow everywhere alike."""
+    from . import blas
+
+    name = blas.core() if core is None else core
+    if not name:
+        return Check("noise", "BLAS kernel", OK, "no OpenBLAS here")
+    info = blas.cpu(cpuinfo)
+    text = blas.note(name, info)
+    if text:
+        return Check("noise", "BLAS kernel", WARN, text,
+                     "a newer OpenBLAS that knows this CPU, or OPENBLAS_CORETYPE=SkylakeX passed to every "
+                     "environment alike (--pass-env)")
+    return Check("noise", "BLAS kernel", OK, f"{name} on {info.get('name') or 'this CPU'}")
+
+
 def check_hugepages(sysfs: Path = SYS) -> Check:
     text = _read(sysfs / "kernel/mm/transparent_hugepage/enabled")
     if text is None:
@@ -259,6 +275,7 @@ def run_checks() -> list[Check]:
                                ("noise", "turbo", check_turbo), ("noise", "swap", check_swap),
                                ("noise", "other load", check_load), ("noise", "transparent hugepages", check_hugepages),
                                ("noise", "caller's variables", check_caller_variables),
+                               ("noise", "BLAS kernel", check_blas),
                                ("noise", "bare metal", check_virtualization)):
         try:
             found = check()
@@ -274,7 +291,8 @@ def run_checks() -> list[Check]:
 # What makes a machine's numbers less trustworthy, recorded in run.json at a run's start and
 # shown on the report's first screen (the caller's variables are not among them: bench never
 # passes them on, so they spoil nothing).
-MACHINE_CHECKS = (check_governor, check_turbo, check_swap, check_load, check_hugepages, check_virtualization)
+MACHINE_CHECKS = (check_governor, check_turbo, check_swap, check_load, check_hugepages, check_virtualization,
+                  check_blas)
 
 
 def machine_warnings() -> list[dict[str, str]]:

@@ -4,15 +4,24 @@ A *cell* is (environment, workload, metric, sweep point): the repetitions of one
 For each cell: n, mean, SD, median, coefficient of variation and the 95 % confidence interval of
 the mean (Student's t). For each cell of an environment other than the native baseline:
 
-- the ratio of its mean to the baseline's, with a 95 % interval by **Fieller's theorem** (two
-  independent samples, t quantile at Welch-Satterthwaite degrees of freedom). Fieller rather
-  than the bootstrap because runs have 3 to 10 repetitions: with n = 3 a bootstrap has only 10
-  distinct resamples per group and its percentile interval is far too narrow.
+- the ratio of its mean to the baseline's, with a 95 % interval on the **log-ratio scale**: the
+  delta method's standard error of log(mean_a / mean_b), sqrt(CoV_a^2 / n_a + CoV_b^2 / n_b), times
+  t at Welch-Satterthwaite degrees of freedom. A 3x slowdown is as easy to bound as a 3 % one
+  (an interval on the ratio's own scale, as Fieller's, stretches with the ratio and can be
+  unbounded); its ends are always positive. Fieller's interval (`fieller_ratio`) remains for a
+  mean that is not positive, where a logarithm has no meaning.
+- the **verdict** (`verdict`), the one classification the words, the tables and the figures
+  all show: `cost` or `gain` when the interval lies wholly beyond the equivalence band (+-5 %
+  by default, symmetric on the log scale), `equivalent` when it lies wholly inside it, and
+  `unresolved` only when it straddles an edge of the band. Repetitions that are completely
+  apart (every one of the environment's beyond every one of native's, 3 or more each, where the
+  chance of that order under no difference is 1 in C(6, 3) = 20 per side) decide the direction
+  themselves: such a cell is a cost or a gain, never unresolved.
 - an exact **permutation test** (scipy.stats.permutation_test) of the difference of the means:
   distribution-free, but its p cannot go below 2 / C(n1+n2, n1): 0.1 with 3 and 3 repetitions,
   0.029 with 4 and 4, 0.0079 with 5 and 5. Where that minimum is above alpha the test cannot
-  say "significant" at all, so `significant` then falls back to the Fieller interval excluding
-  1 (an assumption of normal means), and `basis` says which of the two decided.
+  say "significant" at all, so `significant` then falls back to the ratio's interval excluding
+  1 (an assumption of log-normal means), and `basis` says which of the two decided.
 - flags: `few` (n < 3) and `noisy` (CoV above a threshold, 5 % by default) in either cell.
 
 `better` says which direction is the improvement; `overhead_pct` is the change in the worse
@@ -52,6 +61,7 @@ class Options:
     min_n: int = 3                # fewer repetitions than this flags the cell "few"
     n_resamples: int = 9999       # permutations; exact when there are fewer distinct ones
     seed: int = 20140721          # the permutation test's, when it samples (recorded in the report)
+    band: float = 0.05            # the equivalence band: a ratio within x(1 +- band) is "no change"
 
 
 # -- one sample ------------------------------------------------------------------------------
@@ -103,6 +113,63 @@ def fieller_ratio(a: Sequence[float], b: Sequence[float], confidence: float = 0.
     disc = t**2 * (va * mb**2 + vb * ma**2 - t**2 * va * vb)
     root = math.sqrt(max(disc, 0.0))
     return float(ratio), float((ma * mb - root) / q), float((ma * mb + root) / q)
+
+
+def log_ratio(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """mean(a) / mean(b) and its interval on the log scale: exp(log ratio -+ t * se), se the
+    delta method's sqrt(CoV_a^2 / n_a + CoV_b^2 / n_b) (CoV with n - 1), t at the
+    Welch-Satterthwaite degrees of freedom of the two terms. Where a mean is not positive the
+    logarithm means nothing: Fieller's interval instead."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    na, nb = len(a), len(b)
+    if na == 0 or nb == 0:
+        return math.nan, math.nan, math.nan
+    ma, mb = a.mean(), b.mean()
+    if not (ma > 0 and mb > 0):
+        return fieller_ratio(a, b, confidence)
+    ratio = float(ma / mb)
+    if na < 2 or nb < 2:
+        return ratio, math.nan, math.nan
+    va, vb = a.var(ddof=1) / na / ma**2, b.var(ddof=1) / nb / mb**2
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return ratio, ratio, ratio
+    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    half = _t(confidence, round(float(df), 3)) * se
+    return ratio, ratio * math.exp(-half), ratio * math.exp(half)
+
+
+def apart(a: Sequence[float], b: Sequence[float]) -> int:
+    """+1 when every value of a is above every value of b, -1 when every one is below, else 0."""
+    if len(a) == 0 or len(b) == 0:
+        return 0
+    if min(a) > max(b):
+        return 1
+    if max(a) < min(b):
+        return -1
+    return 0
+
+
+MIN_APART_N = 3   # repetitions per side for an order alone to decide (1 in 20 per side at 3 + 3)
+
+
+def verdict(ratio_low: float, ratio_high: float, better: str, side: int = 0, n: tuple[int, int] = (0, 0),
+            band: float = 0.05) -> str:
+    """cost, gain, equivalent or unresolved: the ratio's interval against the band
+    [1 / (1 + band), 1 + band]; `side` is apart(a, b), which decides the direction by itself
+    with MIN_APART_N repetitions or more on each side, when the interval does not."""
+    up = 1.0 if better == "higher" else -1.0   # a ratio above 1 is a gain for a higher-is-better metric
+    edge = 1.0 + band
+    if math.isfinite(ratio_low) and math.isfinite(ratio_high) and ratio_low > 0:
+        if 1 / edge <= ratio_low and ratio_high <= edge:
+            return "equivalent"
+        if ratio_high < 1 / edge:
+            return "cost" if up > 0 else "gain"
+        if ratio_low > edge:
+            return "gain" if up > 0 else "cost"
+    if side and min(n) >= MIN_APART_N:
+        return "gain" if side * up > 0 else "cost"
+    return "unresolved"
 
 
 def _mean_difference(x, y, axis):
@@ -247,7 +314,7 @@ def compare(a: Sequence[float], b: Sequence[float], better: str, options: Option
             p: float | None = None) -> dict[str, Any]:
     """Sample a against reference b: ratio a/b with its interval, overhead, test, flags.
     `p` is the permutation test's p when the caller computed it already (in a batch)."""
-    ratio, low, high = fieller_ratio(a, b, options.confidence)
+    ratio, low, high = log_ratio(a, b, options.confidence)
     sign = -1.0 if better == "higher" else 1.0
     # Overhead: the worse-direction change in percent; its interval maps from the ratio's.
     ends = sorted([sign * (low - 1) * 100, sign * (high - 1) * 100])
@@ -257,11 +324,13 @@ def compare(a: Sequence[float], b: Sequence[float], better: str, options: Option
     if p_min <= options.alpha:
         basis, significant = "permutation", bool(p < options.alpha)
     else:  # the permutation test cannot decide at this n: the parametric interval does
-        basis = "fieller"
+        basis = "interval"
         significant = bool(not math.isnan(low) and not (low <= 1 <= high))
+    side = apart(a, b)
     return {"ratio": ratio, "ratio_low": low, "ratio_high": high,
             "overhead_pct": sign * (ratio - 1) * 100, "overhead_low": ends[0], "overhead_high": ends[1],
-            "p": p, "p_min": p_min, "significant": significant, "basis": basis}
+            "p": p, "p_min": p_min, "significant": significant, "basis": basis, "apart": side,
+            "verdict": verdict(low, high, better, side, (len(a), len(b)), options.band)}
 
 
 def performance(ratio: float, low: float, high: float, better: str) -> tuple[float, float, float]:
@@ -391,19 +460,9 @@ def summarize(df, baseline: str | None = None, options: Options = Options()):
             native_cov[id(ref)] = describe(ref)["cov"]
         row["noisy"] = row["noisy"] or bool(native_cov[id(ref)] > options.noisy_cov)
         row["native_n"], row["native_cov"] = len(ref), native_cov[id(ref)]
-        row["resolved"] = resolved(row["ratio_low"], row["ratio_high"])
+        row["resolved"] = row["verdict"] != "unresolved"
         row["resolve_n"] = repetitions_to_resolve(row["cov"], row["native_cov"], confidence=options.confidence)
     return pd.DataFrame(rows)
-
-
-# A ratio interval whose ends are further apart than this factor says nothing a review can use.
-MAX_RESOLVED_SPAN = 2.0
-
-
-def resolved(low: float, high: float) -> bool:
-    """Does the ratio's interval bound it usefully: finite, positive, and its ends within a factor
-    MAX_RESOLVED_SPAN of each other? ([0.9, 1.1] is; [-inf, inf] and [0.1, 9.4] are not.)"""
-    return bool(math.isfinite(low) and math.isfinite(high) and low > 0 and high / low <= MAX_RESOLVED_SPAN)
 
 
 def compare_runs(before, after, options: Options = Options()):

@@ -211,3 +211,23 @@ def test_kvm_obstacles_from_the_hosts_own_signs(tmp_path):
     dev.chmod(0)
     if os.geteuid() != 0:  # root opens it regardless of the mode
         assert "not readable" in obstacle(modules=modules, dev_kvm=str(dev), flags={"vmx"})
+
+
+# /proc/cpuinfo's first CPU on the Intel Xeon kind where Debian's OpenBLAS falls back (family 6
+# model 207), and on this AMD EPYC (shortened to the fields read).
+XEON_207 = "processor\t: 0\ncpu family\t: 6\nmodel\t\t: 207\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu sse3 avx avx2 avx512f\n"
+EPYC = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse3 avx avx2\n"
+
+
+def test_a_generic_blas_kernel_on_a_cpu_with_avx2_is_a_warning():
+    from bench import doctor
+
+    c = doctor.check_blas("Prescott", XEON_207)
+    assert c.status == "WARN" and "generic Prescott kernel" in c.detail and "family 6 model 207" in c.detail
+    assert doctor.check_blas("SkylakeX", XEON_207).status == "OK"
+    assert doctor.check_blas("Cooperlake", EPYC).status == "OK"
+    assert doctor.check_blas("", EPYC).status == "OK"
+    # this machine's own: whatever OpenBLAS it has, the check reads it
+    from bench import blas
+    real = doctor.check_blas()
+    assert real.status in ("OK", "WARN") and (blas.core() in real.detail or not blas.core())

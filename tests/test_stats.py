@@ -143,7 +143,7 @@ def test_compare_direction_overhead_and_basis():
     assert slower["ratio"] == pytest.approx(0.9) and slower["overhead_pct"] == pytest.approx(10)
     assert slower["overhead_low"] < 10 < slower["overhead_high"]
     # n = 3: the permutation test cannot reach 0.05, so the interval decides
-    assert slower["basis"] == "fieller" and slower["significant"] and slower["p"] == pytest.approx(0.1)
+    assert slower["basis"] == "interval" and slower["significant"] and slower["p"] == pytest.approx(0.1)
     # the same numbers as a latency (lower is better) are an improvement: negative overhead
     faster = stats.compare([90, 90.5, 89.5], [100, 100.5, 99.5], "lower")
     assert faster["overhead_pct"] == pytest.approx(-10) and faster["significant"]
@@ -259,3 +259,103 @@ def test_every_sweep_a_parser_reports_is_declared_by_its_tool():
             seen.setdefault(tool, set()).update(k for m in measured for k in m.params)
     assert all(seen[t] == set(TOOLS[t].sweeps) for t in ("redis", "mariadb", "instances"))
     assert all(not TOOLS[t].sweeps for t in TOOLS if t not in ("redis", "mariadb", "instances"))
+
+
+# -- the verdict: cost, gain, equivalent or unresolved ---------------------------------------
+
+# Cells recorded on this project's machines (issue #26): netperf TCP_RR transactions/s, host and
+# docker-nat (docker-proxy on loopback), and Redis GET at 10 clients (the run's mean ± SD, as three
+# repetitions mean - SD, mean, mean + SD); and the example run's Redis GET at 10 clients
+# (reports/20261203-113710-quick-18c4).
+TCP_RR_HOST, TCP_RR_NAT = [27903, 16181, 16887], [4944, 7377, 6741]
+REDIS_HOST, REDIS_NAT = [83750, 85750, 87750], [23590, 29090, 34590]
+EXAMPLE_REDIS_HOST, EXAMPLE_REDIS_NAT = [134228.2, 135135.1, 130718.9], [51813.5, 49504.9, 50505.1]
+
+
+@pytest.mark.parametrize("nat, host, factor", [(TCP_RR_NAT, TCP_RR_HOST, "3.2×"), (REDIS_NAT, REDIS_HOST, "2.9×"),
+                                               (EXAMPLE_REDIS_NAT, EXAMPLE_REDIS_HOST, "2.6×")])
+def test_the_large_losses_recorded_here_are_costs_with_their_sizes(nat, host, factor):
+    from bench.report.numbers import change
+
+    r = stats.compare(nat, host, "higher")
+    assert r["verdict"] == "cost", r
+    assert 0 < r["ratio_low"] < r["ratio"] < r["ratio_high"] < 1 / 1.05
+    assert change({**r, "better": "higher"}, interval=False) == f"{factor} slower"
+    # the same cell as a latency (lower is better, the inverse ratio) is the same cost
+    latency = stats.compare([1e6 / v for v in nat], [1e6 / v for v in host], "lower")
+    assert latency["verdict"] == "cost"
+
+
+def test_the_log_interval_is_the_ratio_times_a_symmetric_factor():
+    ratio, low, high = stats.log_ratio(TCP_RR_NAT, TCP_RR_HOST)
+    assert ratio == pytest.approx(np.mean(TCP_RR_NAT) / np.mean(TCP_RR_HOST))
+    assert ratio / low == pytest.approx(high / ratio)
+    # the delta method's relative SE with Welch's degrees of freedom, worked by hand
+    a, b = np.array(TCP_RR_NAT, float), np.array(TCP_RR_HOST, float)
+    va, vb = a.var(ddof=1) / 3 / a.mean() ** 2, b.var(ddof=1) / 3 / b.mean() ** 2
+    df = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 2)
+    assert math.log(high / ratio) == pytest.approx(st.t.ppf(0.975, df) * math.sqrt(va + vb), rel=1e-3)
+
+
+def test_the_log_interval_covers_the_true_ratio_about_95_percent_of_the_time():
+    rng = np.random.default_rng(26)
+    hits = 0
+    for _ in range(2000):
+        a, b = rng.normal(50, 5, 5), rng.normal(100, 10, 5)
+        _, low, high = stats.log_ratio(a, b)
+        hits += low <= 0.5 <= high
+    assert 0.93 <= hits / 2000 <= 0.975
+
+
+@pytest.mark.parametrize("a, b, better, expected", [
+    ([100, 101, 99], [100, 100.5, 99.5], "higher", "equivalent"),       # inside ±5 %
+    ([80, 81, 79], [100, 100.5, 99.5], "higher", "cost"),               # wholly below ×1/1.05
+    ([80, 81, 79], [100, 100.5, 99.5], "lower", "gain"),                # the same as a latency
+    ([125, 120, 130], [100, 100.5, 99.5], "higher", "gain"),
+    ([60, 100, 140], [100, 70, 130], "higher", "unresolved"),           # straddles both edges
+])
+def test_the_verdict_sets_the_interval_against_the_band(a, b, better, expected):
+    assert stats.compare(a, b, better)["verdict"] == expected
+
+
+def test_a_cell_whose_repetitions_are_completely_apart_is_never_unresolved():
+    """Every environment value beyond every native one (3 or more each): a cost or a gain in
+    that direction, whatever the spread, the scale, the sizes or the metric's direction."""
+    rng = np.random.default_rng(2026)
+    seen = {"interval": 0, "order": 0}
+    for _ in range(1500):
+        n1, n2 = rng.integers(3, 11, 2)
+        scale = 10 ** rng.uniform(-3, 6)
+        native = scale * rng.lognormal(0, rng.uniform(0.001, 0.6), n2)
+        gap = rng.uniform(1e-9, 3) * (native.max() - native.min() + scale * 1e-6)
+        up = rng.random() < 0.5
+        spread = rng.uniform(0, 2) * (native.max() - native.min() + scale * 1e-6)
+        if up:
+            env = native.max() + gap + rng.uniform(0, 1, n1) * spread
+        else:
+            env = native.min() - gap - rng.uniform(0, 1, n1) * spread
+            if env.min() <= 0:
+                env = native.min() * rng.uniform(0.01, 0.99, n1)
+        assert stats.apart(env, native) == (1 if up else -1)
+        for better in ("higher", "lower"):
+            r = stats.compare(env, native, better, p=1.0)   # the verdict does not read the permutation p
+            assert r["verdict"] != "unresolved", (env, native, better, r)
+            if r["verdict"] != "equivalent":
+                assert r["verdict"] == ("gain" if up == (better == "higher") else "cost"), (env, native, better, r)
+            band = 1 / 1.05 <= r["ratio_low"] and r["ratio_high"] <= 1.05 or r["ratio_high"] < 1 / 1.05 or r["ratio_low"] > 1.05
+            seen["interval" if band else "order"] += 1
+    assert seen["order"] > 100 and seen["interval"] > 100   # both rules were exercised
+
+
+def test_two_repetitions_apart_are_not_enough_to_decide_alone():
+    r = stats.compare([110, 140], [100, 101], "higher")   # 1 in 6 by chance alone
+    assert r["apart"] == 1 and r["verdict"] == "unresolved"
+
+
+def test_summarize_gives_every_compared_cell_its_verdict():
+    rows = [{"environment": env, "env_kind": kind, "workload": "netperf-tcp-rr", "metric": "tps", "value": v,
+             "repetition": i} for env, kind, values in (("host", "host", TCP_RR_HOST), ("docker-nat", "docker", TCP_RR_NAT))
+            for i, v in enumerate(values, start=1)]
+    s = stats.summarize(frame(rows)).set_index("environment")
+    assert s.loc["docker-nat", "verdict"] == "cost" and s.loc["docker-nat", "resolved"]
+    assert not isinstance(s.loc["host", "verdict"], str)   # native is not compared with itself

@@ -138,14 +138,15 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
             bars = rows[rows["metric"].isin(shown[:MAX_TABLE_METRICS])]
             figs.append(("normalized_bars", (bars, envs, baseline, emulated, f"{w}: mean relative to {baseline}, "
                                                                             f"95 % interval of the ratio"),
-                         f"{w}: each metric relative to {baseline}"))
+                         f"{w}: each metric relative to {baseline}, 95 % interval of the ratio; grey band: ±5 %; pale bar: "
+                          "equivalent; pale and cross-hatched: unresolved"))
         figs.append(("latency_cdf", (rows, envs, emulated, f"{w}: completion-latency distribution ({tool} percentiles)"),
                      f"{w}: latency CDF from the percentile metrics (mean over repetitions)"))
         for key in sweep_keys:
             unit = rows.loc[rows["metric"] == headline, "unit"].iloc[0]
             for m in [m for m in shown if rows.loc[rows["metric"] == m, "unit"].iloc[0] == unit][:MAX_SWEEP_FIGURES]:
                 figs.append(("sweep", (rows[rows["metric"] == m], key, envs, baseline, emulated, f"{w}: {m} against {key}"),
-                             f"{w}: {m} against {key}, 95 % CI; dotted: % change vs {baseline}"))
+                             f"{w}: {m} against {key}: each environment's mean with its 95 % CI, each its own marker and dash"))
         summary_rows = [dict(r) for r in recs if r["metric"] == headline and r["environment"] != baseline
                         and "ratio" in r and _finite(r.get("ratio"))]
         for r in summary_rows:
@@ -159,6 +160,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
             config = (ref.config_for(r["environment"], r["env_kind"], study)
                       if study and r["environment"] not in emulated else None)
             r["study_overhead"] = ref.ratio(study, config, r["better"]) if study else None
+            r["study_config"] = ref.labels.get(config, config) if study and config else None
             r["study_paper_only"] = bool(study) and any(study["values"].get(c, {}).get("origin") == "paper"
                                                         for c in (config, "native"))
         workloads.append({"name": w, "tool": tool, "headline": headline, "sweep_keys": sweep_keys,
@@ -206,6 +208,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
                     if k not in envs},
         "workloads": workloads,
         "all_cells": records,
+        "csv": _statistics_csv(summary, manifests),
         "failures": failures, "notes": notes, "options": options,
         "reference_source": ref.source if ref else None,
         "reference_labels": ref.labels if ref else {},
@@ -215,31 +218,79 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
 
 
 def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests) -> dict[str, Any]:
-    """The review's answer: a sentence per environment, the overview figure, what was not
-    measured and why, and the machine's warnings."""
-    from . import figures, verdict
+    """The review's answer: one bottom-line sentence, the matrix of environment × resource, the
+    study's five conclusions tested here, the overview figure, what was not measured and why,
+    and the machine's warnings. All of it from the cells' one verdict."""
+    from . import conclusions, verdict
 
     cells = verdict.overview_cells(workloads, records, baseline) if baseline else []
+    # The study's number for a cell, where it has one, to set beside it in the conclusions.
+    study = {(r["environment"], wl["name"], r["metric"], r["point"]): r for wl in workloads for r in wl["summary"]
+             if r.get("study_overhead") is not None}
+    for c in cells:
+        for e, r in c["by_env"].items():
+            found = study.get((e, c["workload"], c["metric"], c["point"]))
+            if found:
+                r["study_overhead"], r["study_config"] = found["study_overhead"], found.get("study_config")
     others = [e for e in envs if e != baseline]
-    sentences = [verdict.sentence(e, cells, PLAUSIBILITY_TOOLS) for e in others]
-    items = [(c["label"], {e: stats.performance(r["ratio"], r["ratio_low"], r["ratio_high"], r["better"])
+    networks, proxied = _networks(manifests, envs)
+    grid = verdict.matrix(cells, others)
+    notes = {**{e: PROXY_WORDS for e in proxied}, **{e: "emulated under TCG, which says nothing of KVM" for e in emulated}}
+    items = [(c["label"], {e: (*stats.performance(r["ratio"], r["ratio_low"], r["ratio_high"], r["better"]),
+                               verdict.classify(r))
                            for e, r in c["by_env"].items()}) for c in cells]
     jobs = []
     if items and others:
         jobs.append(("overview", (items, envs, baseline, emulated, f"Each workload against {baseline}: "
                                   "performance relative to native, 95 % interval of the ratio"),
                      "Overview: each workload's headline metric (and hpcc's memory results) as performance relative "
-                     f"to {baseline}, log axis, up is better (a latency's ratio inverted); error bars: the 95 % "
-                     "Fieller interval; hatched: emulated (TCG)."))
+                     f"to {baseline} (×1), log axis, right is better (a latency's ratio inverted); error bars: the 95 % "
+                     "interval of the ratio; grey band: ±5 %, equivalent; solid bar: a cost or a gain; pale: "
+                     "equivalent; pale and cross-hatched: unresolved" + ("; hatched: emulated (TCG)" if emulated else "") + "."))
     skipped = {k: v for m in manifests for k, v in (m.get("skipped_environments") or {}).items() if k not in envs}
     warnings_seen: dict[str, dict[str, str]] = {}
     for m in manifests:
         for w in m.get("machine_warnings") or []:
             warnings_seen.setdefault(f"{w.get('name')}: {w.get('detail')}", w)
-    return {"sentences": sentences, "not_measured": verdict.not_measured(skipped, envs, kinds, emulated),
+    return {"bottom_line": verdict.bottom_line(grid, notes), "matrix": grid, "proxied": sorted(proxied),
+            "conclusions": conclusions.conclusions(cells, envs, kinds, emulated, networks, proxied, baseline)
+            if baseline else [],
+            "unresolved": [u for u in (verdict.unresolved_note(e, cells) for e in others) if u],
+            "not_measured": verdict.not_measured(skipped, envs, kinds, emulated),
             "machine_warnings": list(warnings_seen.values()),
             "machine_checked": any("machine_warnings" in m for m in manifests),
             "jobs": jobs}
+
+
+# What docker-proxy on loopback is, wherever a number measured through it appears.
+PROXY_WORDS = "through docker-proxy on loopback, not the study's kernel NAT"
+
+
+def _networks(manifests, envs) -> tuple[dict[str, str], set[str]]:
+    """Each environment's network mode as it ran, and those whose client reached the published
+    port through docker-proxy (run.json's nat_path)."""
+    networks: dict[str, str] = {}
+    proxied: set[str] = set()
+    for m in manifests:
+        for name, e in (m.get("environments") or {}).items():
+            if name not in envs:
+                continue
+            variant = e.get("variant_as_run") or e.get("variant") or {}
+            networks.setdefault(name, str(variant.get("network", "")))
+            if str((e.get("metadata") or {}).get("nat_path", "")).startswith("docker-proxy"):
+                proxied.add(name)
+    return networks, proxied
+
+
+def _statistics_csv(summary, manifests) -> dict[str, Any]:
+    """Every cell's statistics as a CSV inside the report (a data: link): the file stays one
+    self-contained file, and the numbers a printed page has no room for are one click away."""
+    import base64
+
+    name = "-".join(m.get("run_id", "run") for m in manifests)[:80] + "-statistics.csv"
+    text = summary.to_csv(index=False) if summary is not None else ""
+    return {"name": name, "rows": 0 if summary is None else len(summary),
+            "uri": "data:text/csv;base64," + base64.b64encode(text.encode()).decode()}
 
 
 def _shown(jobs, uris) -> list[dict[str, Any]]:
@@ -334,10 +385,26 @@ def _run_info(m: dict[str, Any]) -> dict[str, Any]:
 CLIENT_SERVER_TOOLS = ("netperf", "redis", "mariadb", "webapp")
 
 
+def _blas_notes(manifests, tool: str) -> list[str]:
+    """A tool whose speed is OpenBLAS's: a note where native ran a generic fallback kernel."""
+    from .. import blas
+    from ..workloads import TOOLS
+
+    if not getattr(TOOLS.get(tool), "uses_blas", False):
+        return []
+    for m in manifests:
+        core = str(((m.get("execution_context") or {}).get("native") or {}).get("blas_core", ""))
+        if core in blas.GENERIC:
+            return [f"OpenBLAS ran its generic {core} kernel (it did not recognise this CPU, "
+                    f"{(m.get('host') or {}).get('cpu_model_name', 'unnamed')}): HPL runs at a fraction of the CPU's peak "
+                    "in every environment alike; its ratios to native hold, its GFLOPS are the library's (bench doctor says so too)."]
+    return []
+
+
 def _setup_notes(manifests, tool: str, envs: list[str]) -> list[str]:
     """Where the set-up of this run differs from the study's in a way that moves these numbers."""
     if tool not in CLIENT_SERVER_TOOLS:
-        return []
+        return _blas_notes(manifests, tool)
     notes = []
     if not any((m.get("client") or {}).get("kind") == "remote" for m in manifests):
         notes.append("Client and server on the same host (loopback): every transaction costs this host's CPU "
@@ -392,13 +459,26 @@ def _short(v: Any, width: int = 48) -> str:
     return repr(text if len(text) <= width else text[:width - 1] + "…")
 
 
+def _breakable(v: Any):
+    """A name of underscored words (get_requests_per_second) that a narrow column may wrap after
+    its underscores, never inside a word."""
+    from markupsafe import Markup, escape
+
+    return Markup(str(escape(v)).replace("_", "_<wbr>"))
+
+
 def render(context: dict[str, Any]) -> str:
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    from .verdict import cell_id
+
     env.filters.update(num=numbers.num, pct=numbers.pct, pval=numbers.pval, spread=numbers.spread,
-                       unit=numbers.unit_label, finite=_finite, short=_short)
+                       unit=numbers.unit_label, finite=_finite, short=_short, change=numbers.change,
+                       interval_words=numbers.interval_words, breakable=_breakable,
+                       overhead_words=numbers.overhead_words)
+    env.globals.update(cell_id=cell_id)
     return env.get_template("report.html.j2").render(**context)
 
 

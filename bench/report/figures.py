@@ -123,21 +123,31 @@ def _ratio_axis(ax, limits, baseline: str, vertical: bool = True) -> None:
     label = f"performance relative to {baseline} (×1 = native; up is better)"
     (ax.set_ylabel if vertical else ax.set_xlabel)(label if vertical else label.replace("up", "right"), fontsize=8)
     (ax.axhline if vertical else ax.axvline)(1.0, color="black", linewidth=0.8)
+    # the equivalence band (bench.stats.Options.band): an interval inside it is "equivalent"
+    (ax.axhspan if vertical else ax.axvspan)(1 / 1.05, 1.05, color="0.85", zorder=0, linewidth=0)
+
+
+# How a bar shows its cell's verdict (bench.stats.verdict): the figure says what the words say.
+VERDICT_STYLE = {"cost": {"alpha": 1.0}, "gain": {"alpha": 1.0},
+                 "equivalent": {"alpha": 0.45}, "unresolved": {"alpha": 0.3, "hatch": "xx"}}
 
 
 def _bars(ax, items, envs, baseline, emulated, limits, vertical=True):
-    """Grouped bars of performance relative to native: items = [(label, {env: (perf, low, high)})]."""
+    """Grouped bars of performance relative to native: items = [(label, {env: (perf, low, high)})],
+    or (perf, low, high, verdict): a verdict other than cost or gain draws its bar pale
+    (equivalent) or pale and cross-hatched (unresolved)."""
     others = [e for e in envs if e != baseline]
     width = 0.8 / max(1, len(others))
     colours = palette.colours(envs)
     clipped = False
     for i, env in enumerate(others):
-        pos, val, err_lo, err_hi, open_ends = [], [], [], [], []
+        pos, val, err_lo, err_hi, open_ends, verdicts = [], [], [], [], [], []
         for j, (_, by_env) in enumerate(items):
             if env not in by_env or not math.isfinite(by_env[env][0]):
                 continue
-            perf, lo, hi = by_env[env]
+            perf, lo, hi = by_env[env][:3]
             at = j - 0.4 + width * (i + 0.5)
+            verdicts.append(by_env[env][3] if len(by_env[env]) > 3 else "cost")
             pos.append(at)
             val.append(perf)
             # an end with no bound is drawn to the axis's edge, and marked with an arrow there
@@ -153,7 +163,15 @@ def _bars(ax, items, envs, baseline, emulated, limits, vertical=True):
         # bars grow from ×1 (native), up or down, as the study's normalized figures do
         bottoms = [1.0] * len(pos)
         heights = [v - 1.0 for v in val]
-        if vertical:
+        if any(v in ("equivalent", "unresolved") for v in verdicts):
+            ax.bar([], [], color=kw["color"], label=kw["label"], hatch=kw["hatch"], edgecolor="black", linewidth=0.4)
+            for k, (at, h, b) in enumerate(zip(pos, heights, bottoms)):
+                style = VERDICT_STYLE.get(verdicts[k], {})
+                one = {**kw, "label": None, "alpha": style.get("alpha", 1.0), "hatch": style.get("hatch", kw["hatch"])}
+                (ax.bar(at, h, width, bottom=b, **one) if vertical else ax.barh(at, h, width, left=b, **one))
+            ax.errorbar(*((pos, val) if vertical else (val, pos)), **({"yerr": [err_lo, err_hi]} if vertical else {"xerr": [err_lo, err_hi]}),
+                        fmt="none", ecolor="black", capsize=2, linewidth=0.8)
+        elif vertical:
             ax.bar(pos, heights, width, bottom=bottoms, **kw)
             ax.errorbar(pos, val, yerr=[err_lo, err_hi], fmt="none", ecolor="black", capsize=2, linewidth=0.8)
         else:
@@ -168,7 +186,8 @@ def _bars(ax, items, envs, baseline, emulated, limits, vertical=True):
 
 def normalized_bars(rows, envs: list[str], baseline: str, emulated: set[str], title: str) -> str | None:
     """Each metric's performance relative to native (×1), one bar per environment, with the 95 %
-    Fieller interval of the ratio as error bars; hatched bars are emulated (TCG)."""
+    interval of the ratio as error bars; pale bars equivalent, pale cross-hatched unresolved (the
+    cells' verdict), hatched bars emulated (TCG)."""
     others = [e for e in envs if e != baseline]
     metrics = list(dict.fromkeys(rows["metric"]))
     if not others or not metrics or "ratio" not in rows or not np.isfinite(rows["ratio"].astype(float)).any():
@@ -176,9 +195,10 @@ def normalized_bars(rows, envs: list[str], baseline: str, emulated: set[str], ti
     items = []
     for m in metrics:
         sub = rows[rows["metric"] == m]
-        items.append((m, {r.environment: stats.performance(r.ratio, r.ratio_low, r.ratio_high, r.better)
+        items.append((m, {r.environment: (*stats.performance(r.ratio, r.ratio_low, r.ratio_high, r.better),
+                                          r.verdict if isinstance(getattr(r, "verdict", None), str) else "unresolved")
                           for r in sub.itertuples() if r.environment != baseline}))
-    limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t])
+    limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t[:3]])
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     clipped = _bars(ax, items, envs, baseline, emulated, limits)
     _ratio_axis(ax, limits, baseline)
@@ -196,7 +216,7 @@ def overview(items, envs: list[str], baseline: str, emulated: set[str], title: s
     relative to native, one row per (workload, metric), one bar per environment."""
     if not items or len(envs) < 2:
         return None
-    limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t])
+    limits = _log_limits([v for _, by_env in items for t in by_env.values() for v in t[:3]])
     others = [e for e in envs if e != baseline]
     fig, ax = plt.subplots(figsize=(WIDTH, 0.28 * len(items) * max(1, len(others)) ** 0.5 + 1.3))
     clipped = _bars(ax, items, envs, baseline, emulated, limits, vertical=False)
@@ -270,6 +290,10 @@ def latency_cdf(rows, envs: list[str], emulated: set[str], title: str) -> str | 
     return _uri(fig)
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+DASHES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)))
+
+
 def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], title: str,
           log_y: bool = False) -> str | None:
     """A metric against its sweep parameter (Redis clients, MariaDB threads): mean with its 95 %
@@ -282,7 +306,7 @@ def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], ti
     fig, ax = plt.subplots(figsize=(WIDTH, HEIGHT))
     unit = rows["unit"].iloc[0]
     xs_all = rows[column].astype(float)
-    for env in envs:
+    for i, env in enumerate(envs):
         sub = rows[rows["environment"] == env].copy()
         sub["_x"] = sub[column].astype(float)
         sub = sub.sort_values("_x")
@@ -290,8 +314,10 @@ def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], ti
             continue
         err = [sub["mean"] - sub["ci_low"], sub["ci_high"] - sub["mean"]]
         err = [np.nan_to_num(e.to_numpy(float)) for e in err]
-        ax.errorbar(sub["_x"], sub["mean"], yerr=err, marker="o", capsize=3, color=colours[env],
-                    label=env_label(env, emulated), linestyle="--" if env in emulated else "-")
+        # each environment its own marker and dash: two that measure alike stay told apart
+        ax.errorbar(sub["_x"], sub["mean"], yerr=err, marker=MARKERS[i % len(MARKERS)], capsize=3, color=colours[env],
+                    label=env_label(env, emulated), linestyle=DASHES[i % len(DASHES)], markerfacecolor="none"
+                    if i % 2 else colours[env], markersize=6 + (i % 3))
     if xs_all.min() > 0 and xs_all.max() / xs_all.min() >= 10:
         ax.set_xscale("log")
     ticks = sorted(xs_all.unique())
@@ -300,6 +326,8 @@ def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], ti
     ax.minorticks_off()
     ax.set_xlabel(key)
     ax.set_ylabel(f"{rows['metric'].iloc[0]} ({unit_label(unit)})", fontsize=8)
+    from matplotlib.ticker import FuncFormatter
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:g}"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.set_title(title, fontsize=10)

@@ -82,7 +82,7 @@ def build(df, manifests: list[dict[str, Any]], workload_order: list[str], headli
     ps = stats.permutation_p_many([(v, r) for _, v, r in pending], options.n_resamples, options.seed)
     for (row, values, ref), p in zip(pending, ps):
         row.update(stats.compare(values, ref, row["better"], options, p=p))
-        row["resolved"] = stats.resolved(row["ratio_low"], row["ratio_high"])
+        row["resolved"] = row["verdict"] != "unresolved"
         row["resolve_n"] = stats.repetitions_to_resolve(stats.describe(values)["cov"], stats.describe(ref)["cov"],
                                                         confidence=options.confidence)
     return out

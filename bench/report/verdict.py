@@ -1,33 +1,42 @@
-"""The report's first screen: what each environment costs against native, in words.
+"""The report's first screen: what each environment costs against native, as a matrix and in one sentence.
 
-Every sentence is made from the summary's own cells (bench.stats.summarize), one claim per
-cell class, each backed by the ratio's 95 % interval:
-- within: the interval lies within ±BAND % (or the wider bound it has): "CPU within ±5 % of native";
-- worse / better: significant and beyond BAND %: named with its change and interval;
-- not resolved: an interval too wide to say anything (bench.stats.resolved): named with the
-  coefficients of variation that made it so and about how many repetitions would resolve ±5 %.
+Every cell's class is the summary's own `verdict` (bench.stats.verdict): cost, gain, equivalent
+or unresolved, from the ratio's 95 % interval against the ±5 % band. The matrix, the bottom
+line, the conclusions (.conclusions), the summary table and the overview figure all read that
+one column, so no two of them can disagree about a cell.
+
+The matrix is environment × resource (the workload modules' `resource`: CPU, memory, disk,
+network latency, network throughput, applications). A resource's verdict is its worst resolved
+cell's: a cost anywhere is a cost, with the largest one's size and a link to it; equivalent only
+when every cell is; unresolved when nothing beyond the band was resolved and some cell straddles
+an edge of it.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
-from .numbers import pct
+from ..workloads import TOOLS
+from ..workloads.base import RESOURCES
+from .numbers import change, perf_interval, times
 
-BAND = 5.0   # percent: a change within this is what the study calls "negligible"
 # Besides each workload's headline metric, the ones that answer a question of their own: the
 # study's memory results (STREAM, RandomAccess) are hpcc's other metrics.
 EXTRA_METRICS = {"hpcc": ("stream_triad", "randomaccess_gups_single")}
 MAX_POINTS = 3   # sweep points of one metric on the first screen (the lowest, middle, highest)
-WORDS_FOR = {"sysbench": "CPU", "xz": "CPU", "fio": "disk", "netperf": "network",
-             "redis": "applications", "mariadb": "applications", "webapp": "applications"}
+CLASSES = ("cost", "gain", "equivalent", "unresolved")
 
 
 def resource(tool: str, metric: str) -> str:
-    if tool == "hpcc":
-        return "memory" if metric.startswith(("stream", "randomaccess")) else "CPU"
-    return WORDS_FOR.get(tool, tool)
+    workload = TOOLS.get(tool)
+    return workload.resource_of(metric) if workload else "applications"
+
+
+def cell_id(env: str, workload: str, metric: str, point: str) -> str:
+    """The anchor of a cell in the summary table, which the matrix and the conclusions link to."""
+    return "c-" + re.sub(r"[^A-Za-z0-9_-]+", "-", f"{env}--{workload}--{metric}--{point}").strip("-")
 
 
 def overview_cells(workloads: list[dict[str, Any]], records: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
@@ -54,124 +63,122 @@ def overview_cells(workloads: list[dict[str, Any]], records: list[dict[str, Any]
 
 
 def classify(r: dict[str, Any]) -> str:
-    if not r.get("resolved", True) or not _finite(r.get("overhead_low")) or not _finite(r.get("overhead_high")):
-        return "unresolved"
-    if r.get("significant") and r["overhead_pct"] > BAND:
-        return "worse"
-    if r.get("significant") and r["overhead_pct"] < -BAND:
-        return "better"
-    return "within"
+    """The cell's verdict as bench.stats gave it (a cell of one repetition has none: unresolved)."""
+    v = r.get("verdict")
+    return v if v in CLASSES else "unresolved"
 
 
 def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def _bound(r: dict[str, Any]) -> float:
-    """The half-width of the band around native the interval lies in, rounded up to a whole %."""
-    return max(BAND, math.ceil(max(abs(r["overhead_low"]), abs(r["overhead_high"]))))
+def _slowdown(r: dict[str, Any]) -> float:
+    """How far the cell is from native in the worse direction, as a log factor (for ranking)."""
+    p = perf_interval(r)[0]
+    return -math.log(p) if _finite(p) and p > 0 else 0.0
+
+
+def _span(rs: list[dict[str, Any]]) -> str:
+    """The range the unresolved cells' intervals cover, as performance relative to native."""
+    lows = [perf_interval(r)[1] for r in rs]
+    highs = [perf_interval(r)[2] for r in rs]
+    lows, highs = [v for v in lows if _finite(v)], [v for v in highs if _finite(v)]
+    if not lows or not highs:
+        return "no interval"
+    return f"×{min(lows):.2g} to ×{max(highs):.2g} of native"
+
+
+def matrix_cell(env: str, mine: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """One environment's verdict on one resource, from its cells there."""
+    by: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {k: [] for k in CLASSES}
+    for c, r in mine:
+        by[classify(r)].append((c, r))
+    counts = {k: len(v) for k, v in by.items()}
+    total = len(mine)
+    if by["cost"]:
+        c, r = max(by["cost"], key=lambda cr: _slowdown(cr[1]))
+        verdict, size = "cost", change(r, interval=False)
+    elif by["gain"]:
+        c, r = min(by["gain"], key=lambda cr: _slowdown(cr[1]))
+        verdict, size = "gain", change(r, interval=False)
+    elif by["unresolved"]:
+        c, r = by["unresolved"][0]
+        verdict, size = "unresolved", _span([r for _, r in by["unresolved"]])
+    else:
+        c, r = mine[0]
+        verdict, size = "equivalent", "within ±5 %"
+    parts = [f"{counts[k]} {k}" for k in CLASSES if counts[k]]
+    return {"verdict": verdict, "size": size, "label": c["label"], "href": "#" + cell_id(env, c["workload"], c["metric"], c["point"]),
+            "counts": counts, "total": total, "tally": ", ".join(parts), "environment": env,
+            "slowdown": _slowdown(r)}
+
+
+def matrix(cells: list[dict[str, Any]], envs: list[str]) -> dict[str, Any]:
+    """environment × resource: each a matrix_cell, or None where nothing of it was measured."""
+    resources = [res for res in RESOURCES if any(c["resource"] == res for c in cells)]
+    resources += list(dict.fromkeys(c["resource"] for c in cells if c["resource"] not in resources))
+    rows = []
+    for env in envs:
+        row = {}
+        for res in resources:
+            mine = [(c, c["by_env"][env]) for c in cells if c["resource"] == res and env in c["by_env"]]
+            row[res] = matrix_cell(env, mine) if mine else None
+        rows.append({"environment": env, "cells": row})
+    return {"resources": resources, "rows": rows}
 
 
 def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
-def _interval(r: dict[str, Any]) -> str:
-    return f"95 % CI {pct(r['overhead_low'])} to {pct(r['overhead_high'])}"
-
-
-def _gain_interval(r: dict[str, Any]) -> str:
-    """The interval of a gain in the gain's own words: an overhead of -87 % to -2.1 % is
-    "95 % CI 2.1 % to 87 % better" (one sign convention: the clause says which way)."""
-    return f"95 % CI {pct(-r['overhead_high'], signed=False)} to {pct(-r['overhead_low'], signed=False)}"
-
-
-def _bare_interval(r: dict[str, Any]) -> str:
-    return f"{pct(r['overhead_low'])} to {pct(r['overhead_high'])}"
-
-
-def _points(points: list[str]) -> str:
-    """clients=1, clients=10, clients=50 -> clients=1, 10 and 50 (one parameter swept)."""
-    keys = {p.split("=", 1)[0] for p in points if "=" in p}
-    if len(keys) == 1 and all("," not in p for p in points):
-        key = keys.pop()
-        return f"{key}={_join([p.split('=', 1)[1] for p in points])}"
-    return _join(points)
-
-
-def _unresolved(label: str, r: dict[str, Any]) -> str:
-    n = r.get("resolve_n")
-    n = int(n) if _finite(n) else None
-    need = f"about {n} repetitions would resolve ±5 %" if n else "more than 1000 repetitions would be needed for ±5 %"
-    cov, native_cov = r.get("cov"), r.get("native_cov")
-    spread = (f"CoV {pct(cov * 100, signed=False)} here, {pct(native_cov * 100, signed=False)} native"
-              if _finite(cov) and _finite(native_cov) else "spread unknown")
-    return f"{label} not resolved ({spread} at n = {r['n']}; {need})"
-
-
-def sentence(env: str, cells: list[dict[str, Any]], implausible_tools: dict[str, str]) -> dict[str, Any]:
-    """One environment's verdict: its parts in words, and the counts of each class."""
-    mine = [(c, c["by_env"][env]) for c in cells if env in c["by_env"]]
-    classes = {id(r): classify(r) for _, r in mine}
-    parts: list[str] = []
-    # Resources whose every cell is within the band: said once, with the widest bound.
-    by_resource: dict[str, list[dict[str, Any]]] = {}
-    for c, r in mine:
-        by_resource.setdefault(c["resource"], []).append(r)
-    whole = {res: rs for res, rs in by_resource.items() if all(classes[id(r)] == "within" for r in rs)}
-    bands: dict[float, list[str]] = {}
-    for res, rs in whole.items():
-        bands.setdefault(max(_bound(r) for r in rs), []).append(res)
-    for bound, names in sorted(bands.items()):
-        parts.append(f"{_join(names)} within ±{bound:g} % of native")
-    # The points of one sweep in one class make one clause: "redis costs +44 % (95 % CI ...) at
-    # clients=1, +62 % (...) at clients=10", not a clause per point.
-    runs: list[tuple[str, str, list[tuple[dict[str, Any], dict[str, Any]]]]] = []
-    for c, r in mine:
-        kind = classes[id(r)]
-        if kind == "unresolved" or (kind == "within" and c["resource"] in whole):
+def bottom_line(grid: dict[str, Any], notes: dict[str, str]) -> str:
+    """One sentence: which environments cost what, where, and which match native.
+    `notes`: a few words to say beside an environment's name (docker-proxy on loopback)."""
+    costly, matching, unsure = [], [], []
+    for row in grid["rows"]:
+        env, cells = row["environment"], [c for c in row["cells"].values() if c]
+        if not cells:
             continue
-        base = c["label"][: -len(f" @ {c['point']}")] if c["point"] else c["label"]
-        if runs and runs[-1][0] == base and runs[-1][1] == kind and c["point"]:
-            runs[-1][2].append((c, r))
+        costs = [(res, c) for res, c in row["cells"].items() if c and c["verdict"] == "cost"]
+        name = env + (f" ({notes[env]})" if env in notes else "")
+        if costs:
+            worst = max(costs, key=lambda rc: rc[1]["slowdown"])
+            costly.append(f"{name} costs on {_join([res for res, _ in costs])} (worst {worst[1]['size']})")
+        elif all(c["verdict"] == "equivalent" for c in cells):
+            matching.append(name)
         else:
-            runs.append((base, kind, [(c, r)]))
-    for base, kind, members in runs:
-        points = [c["point"] for c, _ in members]
-        swept = len(members) > 1
-        if kind == "within":
-            where = f" at {_points(points)}" if swept else (f" @ {points[0]}" if points[0] else "")
-            parts.append(f"{base}{where} within ±{max(_bound(r) for _, r in members):g} %")
-        elif kind == "worse":
-            each = [f"{pct(r['overhead_pct'])} ({_interval(r) if i == 0 else _bare_interval(r)})"
-                    + (f" at {c['point']}" if swept else "") for i, (c, r) in enumerate(members)]
-            parts.append(f"{base}{'' if swept or not points[0] else ' @ ' + points[0]} costs {', '.join(each)}")
-        else:
-            for c, r in members:
-                odd = implausible_tools.get(c["tool"], "")   # what such a win means instead
-                parts.append(f"{c['label']} {pct(-r['overhead_pct'], signed=False)} better than native "
-                             f"({_gain_interval(r)})" + (f"; {odd}" if odd else ""))
-    # Not resolved: named together, with the widest need; each cell's own spread is in the Summary.
-    open_cells = [(c, r) for c, r in mine if classes[id(r)] == "unresolved"]
-    unresolved = []
-    if len(open_cells) == 1:
-        unresolved = [_unresolved(open_cells[0][0]["label"], open_cells[0][1])]
-    elif open_cells:
-        needs = [int(r["resolve_n"]) for _, r in open_cells if _finite(r.get("resolve_n"))]
-        unresolved = [f"not resolved: {', '.join(c['label'] for c, _ in open_cells)} (repetitions too spread at "
-                      f"n = {open_cells[0][1]['n']}; {'about ' + str(min(needs)) + '-' + str(max(needs)) if needs else 'more than 1000'}"
-                      " repetitions would resolve ±5 %; each cell's spread is in the summary table)"]
-    counts = {k: sum(1 for v in classes.values() if v == k) for k in ("within", "worse", "better", "unresolved")}
-    ns = sorted({(r["n"], r.get("native_n", r["n"])) for _, r in mine})
-    return {"environment": env, "parts": parts, "unresolved": unresolved, "counts": counts,
-            "n": ", ".join(f"{a} vs {b}" if a != b else f"{a} each" for a, b in ns)}
+            unsure.append(name)
+    clauses = costly[:]
+    if matching:
+        clauses.append(f"{_join(matching)} {'match' if len(matching) > 1 else 'matches'} native within ±5 % on every resource")
+    if unsure:
+        clauses.append(f"{_join(unsure)} {'show' if len(unsure) > 1 else 'shows'} no cost that the repetitions resolve")
+    cells = [c for row in grid["rows"] for c in row["cells"].values() if c]
+    total, open_ = sum(c["total"] for c in cells), sum(c["counts"]["unresolved"] for c in cells)
+    if open_:   # what the sentence cannot speak of, said in it
+        clauses.append(f"{open_} of {total} cells unresolved")
+    return ("; ".join(clauses) + ".") if clauses else ""
+
+
+def unresolved_note(env: str, cells: list[dict[str, Any]]) -> str:
+    """The cells of an environment left unresolved, and about how many repetitions would resolve them."""
+    open_cells = [(c, c["by_env"][env]) for c in cells if env in c["by_env"] and classify(c["by_env"][env]) == "unresolved"]
+    if not open_cells:
+        return ""
+    needs = [int(r["resolve_n"]) for _, r in open_cells if _finite(r.get("resolve_n"))]
+    need = (f"about {min(needs)}{'-' + str(max(needs)) if max(needs) != min(needs) else ''} repetitions would resolve ±5 %"
+            if needs else "more than 1000 repetitions would be needed for ±5 %")
+    return (f"{env}: {len(open_cells)} unresolved ({', '.join(c['label'] for c, _ in open_cells)}; "
+            f"n = {open_cells[0][1]['n']}; {need})")
 
 
 def not_measured(skipped: dict[str, str], envs: list[str], kinds: dict[str, str], emulated: set[str]) -> list[dict[str, Any]]:
-    """Environments that were not run, grouped by their reason (four KVM variants share one)."""
+    """Environments that were not run, grouped by their reason (four KVM variants share one).
+    Only what is true of this run: an environment the reason names that did not run is not
+    called "measured here", and a reason is said whole (its first sentence), never cut."""
     groups: dict[str, list[str]] = {}
     for name, why in skipped.items():
-        groups.setdefault(why, []).append(name)
+        groups.setdefault(_true_of_this_run(why, envs, emulated), []).append(name)
     out = [{"names": names, "why": why, "headline": False} for why, names in groups.items()]
     measured_vm = [e for e in envs if kinds.get(e) == "libvirt" and e not in emulated]
     if not measured_vm:
@@ -180,3 +187,31 @@ def not_measured(skipped: dict[str, str], envs: list[str], kinds: dict[str, str]
                           "which says nothing of KVM's cost)" if emulated else "")
                        + ": the containers-against-VMs question is not answered by this report.", "headline": True})
     return out
+
+
+def _clauses(text: str) -> list[str]:
+    """text split at its semicolons outside parentheses."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == ";" and depth == 0:
+            out.append(text[start:i].strip())
+            start = i + 1
+    return [*out, text[start:].strip()]
+
+
+ENV_NAME = re.compile(r"\b(?:kvm|docker|podman|tcg|gvisor)(?:-[a-z0-9]+)*\b")
+
+
+def _true_of_this_run(why: str, envs: list[str], emulated: set[str]) -> str:
+    """A skip reason as this run can say it. A reason is written before the run knows what else
+    ran: a clause naming other environments as what is "measured here" is dropped when none of
+    them was (measured, not emulated). Reasons are said whole, never cut mid-sentence."""
+    kept = []
+    for clause in _clauses(why):
+        named = ENV_NAME.findall(clause)
+        if kept and "measure" in clause and named and not any(n in envs and n not in emulated for n in named):
+            continue
+        kept.append(clause)
+    return "; ".join(kept).rstrip(" ;,")

@@ -45,6 +45,10 @@ Count = _bounded(1, 10**9)             # requests, rows, loops: positive, and sh
 Bytes = _bounded(1, 1 << 30)           # a message or value size: at most 1 GiB
 
 
+# The resources of the report's matrix, in its order; a workload's `resource` is one of them.
+RESOURCES = ("CPU", "memory", "disk", "network latency", "network throughput", "applications")
+
+
 @dataclasses.dataclass(frozen=True)
 class CellContext:
     env: Environment      # where the workload (or its server) runs
@@ -86,12 +90,25 @@ class Workload(abc.ABC):
     # It starts further instances of its environment (the density suite): a kind that cannot
     # make them (Environment.instance) is left out of its cells before anything is provisioned.
     needs_instances: ClassVar[bool] = False
+    # What the tool's numbers measure, in the resources the report's first screen sets side by
+    # side (RESOURCES): the tool's, and any metric of it that measures another (a prefix of the
+    # metric's name: hpcc's stream_* are memory, its hpl_gflops CPU).
+    resource: ClassVar[str] = "applications"
+    uses_blas: ClassVar[bool] = False   # its speed is OpenBLAS's kernel's (HPL): the report notes a fallback
+    metric_resources: ClassVar[dict[str, str]] = {}
     Params: ClassVar[type[Params]]
 
     def refusal_here(self, params: Any) -> str | None:
         """Why these parameters cannot run on this host at all (a memory floor above its
         memory), or None: asked once, before anything is provisioned."""
         return None
+
+    @classmethod
+    def resource_of(cls, metric: str) -> str:
+        for prefix, resource in cls.metric_resources.items():
+            if metric.startswith(prefix):
+                return resource
+        return cls.resource
 
     @classmethod
     def client_requirements(cls) -> list[tuple[str, str]]:

@@ -70,6 +70,7 @@ def _percentile_name(key: str) -> str:
 
 class Fio(Workload):
     tool = "fio"
+    resource = "disk"
     programs = ("fio",)
     packages = ("fio",)
     raw_suffix = "json"

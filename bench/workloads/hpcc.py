@@ -79,6 +79,9 @@ def input_file(p: HpccParams) -> str:
 
 class Hpcc(Workload):
     tool = "hpcc"
+    resource = "CPU"
+    metric_resources = {"stream": "memory", "randomaccess": "memory"}   # HPL is CPU; STREAM, GUPS memory
+    uses_blas = True
     programs = ("hpcc", "mpirun")
     packages = ("hpcc", "openmpi-bin", "libopenblas0-serial")
     numa_interleave = True

@@ -78,6 +78,11 @@ class NetperfParams(Params):
 
 class Netperf(Workload):
     tool = "netperf"
+    # A request/response test's rate is one round trip after another: latency. A stream's bits
+    # per second and the CPU it costs per byte: throughput.
+    resource = "network latency"
+    metric_resources = {"throughput": "network throughput", "cpu_ns_per_byte": "network throughput",
+                        "cycles_per_byte": "network throughput"}
     programs = ("netserver",)
     packages = ("netperf",)
     client_programs = ("netperf",)

@@ -38,6 +38,7 @@ class Sysbench(Workload):
     programs = ("sysbench",)
     packages = ("sysbench",)
     numa_interleave = True
+    resource = "CPU"
     Params = SysbenchParams
 
     def timeout(self, params: SysbenchParams) -> float:

@@ -73,6 +73,7 @@ class XzParams(Params):
 
 class Xz(Workload):
     tool = "xz"
+    resource = "CPU"
     programs = ("xz", "mawk", "bash")
     packages = ("xz-utils",)
     numa_interleave = True
