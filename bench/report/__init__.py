@@ -19,12 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import stats
+from ..workloads import TOOLS
 from . import numbers
 from ..errors import BenchError
 from ..output import output_file
 from ..store import FAILURES, effective_status, load, read_failures, read_manifest, run_folders, warn_skipped
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+# What stats.summarize adds to a cell beside native (stats.compare, and the native side's spread).
+COMPARISON_KEYS = ("ratio", "ratio_low", "ratio_high", "overhead_pct", "overhead_low", "overhead_high", "p", "p_min",
+                   "significant", "basis", "apart", "verdict", "native_n", "native_cov", "resolved", "resolve_n")
 # Percentiles shown in the tables; the others only in the CDF and the full statistics.
 TABLE_PERCENTILES = {"p50", "p90", "p95", "p99"}
 MAX_TABLE_METRICS = 12   # per workload in the bar chart: the first ones (the tool's headline first)
@@ -106,6 +110,12 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
 
     # The summary as plain dicts once (a DataFrame row per table cell costs a millisecond each).
     records = summary.to_dict("records") if summary is not None else []
+    # A tool whose numbers are absolute (an instance's own costs) keeps its statistics and loses
+    # the comparison: no ratio, verdict or first-screen cell of it is set against native.
+    for r in records:
+        if r.get("tool") in TOOLS and not TOOLS[r["tool"]].against_native:
+            for key in COMPARISON_KEYS:
+                r.pop(key, None)
     records_of: dict[str, list[dict[str, Any]]] = {}
     for r in records:
         records_of.setdefault(r["workload"], []).append(r)
@@ -253,8 +263,9 @@ def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests
         for w in m.get("machine_warnings") or []:
             warnings_seen.setdefault(f"{w.get('name')}: {w.get('detail')}", w)
     return {"bottom_line": verdict.bottom_line(grid, notes), "matrix": grid, "proxied": sorted(proxied),
+            # none where nothing was set against native (a run of instance costs alone)
             "conclusions": conclusions.conclusions(cells, envs, kinds, emulated, networks, proxied, baseline)
-            if baseline else [],
+            if baseline and cells else [],
             "unresolved": [u for u in (verdict.unresolved_note(e, cells) for e in others) if u],
             "not_measured": verdict.not_measured(skipped, envs, kinds, emulated),
             "machine_warnings": list(warnings_seen.values()),

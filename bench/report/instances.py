@@ -114,6 +114,10 @@ def _s(seconds: float) -> str:
     return f"{seconds:.3g} s" if seconds < 100 else f"{seconds:.0f} s"
 
 
+def _mib(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.2g}"
+
+
 def sentence(r: dict[str, Any]) -> str:
     """One line of the first screen: how fast an instance is ready, what it holds, how many fit."""
     mark = " (TCG, emulated: not a KVM figure)" if r["emulated"] else ""
@@ -124,10 +128,10 @@ def sentence(r: dict[str, Any]) -> str:
     if r.get("served_n"):
         parts.append(f"answers a first Redis PING {_s(r['served_p50'])} after the request")
     if "memory_mean" in r:
-        slope_text = (f", +{r['memory_slope']:.2g} MiB per extra instance" if math.isfinite(r["memory_slope"])
+        slope_text = (f", +{_mib(r['memory_slope'])} MiB per extra instance" if math.isfinite(r["memory_slope"])
                       and r["memory_slope"] > 0 else "")
         per = f": about {r['per_gib']:,.0f} per GiB of host memory" if math.isfinite(r["per_gib"]) else ""
-        parts.append(f"and holds {r['memory_mean']:.3g} MiB idle (PSS at {r['memory_n']} at once{slope_text}){per}")
+        parts.append(f"and holds {_mib(r['memory_mean'])} MiB idle (PSS at {r['memory_n']} at once{slope_text}){per}")
     elif r["density_measured"]:  # started many at once, and no host process stayed to hold memory
         parts.append("and holds no memory idle (no process stays)")
     return ", ".join(p for p in parts if p) + "."

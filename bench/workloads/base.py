@@ -95,6 +95,10 @@ class Workload(abc.ABC):
     # metric's name: hpcc's stream_* are memory, its hpl_gflops CPU).
     resource: ClassVar[str] = "applications"
     uses_blas: ClassVar[bool] = False   # its speed is OpenBLAS's kernel's (HPL): the report notes a fallback
+    # Whether its numbers are set against native's (a ratio, a verdict). False: they are an
+    # instance's own costs in absolute units (the density suite): the host has no instance to
+    # divide by, and a container's start against a fork says nothing a reviewer can use.
+    against_native: ClassVar[bool] = True
     metric_resources: ClassVar[dict[str, str]] = {}
     Params: ClassVar[type[Params]]
 

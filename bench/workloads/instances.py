@@ -76,6 +76,8 @@ class Instances(Workload):
     packages = ("redis-server",)
     raw_suffix = "json"
     needs_instances = True
+    resource = "instance costs"
+    against_native = False   # absolute: start-up and idle memory have no native to divide by
     Params = InstanceParams
 
     def timeout(self, p: InstanceParams) -> float:
