@@ -190,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "labelled containers, volumes and service), the run's network "
                                          "namespaces, host scratch folders named after a run and the tools "
                                          "still running in them, and remove them. "
-                                         "Without --run-id this takes every run's leftovers: do not "
-                                         "use it while a run is in progress.")
+                                         "A run in progress (its writer holds <run>/.lock) is left "
+                                         "alone: named, never touched; --run-id of one is refused.")
     clean.add_argument("--run-id", default=None, help="only this run's leftovers")
     clean.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
     clean.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
@@ -834,12 +834,18 @@ def cmd_image(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
-    from . import cleanup
+    from . import cleanup, live
     from .store import check_run_id
 
     if args.run_id:
         check_run_id(args.run_id)
-    leftovers = cleanup.find(args.run_id, args.scratch)
+        alive = live.holder(args.run_id)
+        if alive is not None:
+            raise BenchError(f"{alive}: cleanup leaves a live run alone (its own teardown removes what "
+                             f"it made); stop it first if it must go")
+    leftovers, spared = cleanup.spare_live(cleanup.find(args.run_id, args.scratch))
+    for alive in spared.values():
+        print(f"leaving run {alive.run_id} alone: it is in progress (pid {alive.pid}, {alive.folder})")
     if not leftovers:
         print("nothing to clean up")
         return 0

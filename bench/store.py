@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from . import live
 from .datafile import excerpt
 from .errors import BenchError
 from .output import output_file
@@ -33,7 +34,8 @@ PARAM = "param_"   # the prefix of a workload parameter's column in load()
 SAMPLES = "samples.jsonl"
 FAILURES = "failures.jsonl"
 RAW = "raw"
-LOCK = ".lock"      # the writer's flock (see RunStore.acquire)
+LOCK = live.LOCK    # the writer's flock (see RunStore.acquire)
+lock_held = live.lock_held
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -89,6 +91,9 @@ class RunStore:
     @classmethod
     def create(cls, root: Path, run_id: str) -> "RunStore":
         check_run_id(run_id)
+        alive = live.holder(run_id)
+        if alive is not None:   # the same id under another --out: its resources carry this id too
+            raise BenchError(f"{alive}: choose another --run-id")
         root = Path(root)
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -119,15 +124,21 @@ class RunStore:
             os.close(fd)
             raise BenchError(f"run {self.run_id} is being written by another bench (pid {holder or '?'}): "
                              f"wait for it to end, or stop it first") from None
+        other = live.holder(self.run_id)
+        if other is not None and other.folder != self.path.resolve():
+            os.close(fd)   # the same id alive under another --out: its resources carry this id too
+            raise BenchError(f"{other}: wait for it to end, or stop it first")
         previous = os.pread(fd, 32, 0).decode(errors="replace").strip()
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock = fd   # kept open: closing it (or dying) releases the lock
+        live.register(self.run_id, self.path)   # so that cleanup, by run id, can tell it is alive
         return int(previous) if previous.isdigit() else None
 
     def release(self) -> None:
         fd = getattr(self, "_lock", None)
         if fd is not None:
+            live.unregister(self.run_id, self.path)
             os.close(fd)
             self._lock = None
 
@@ -311,22 +322,6 @@ def effective_status(manifest: dict[str, Any], folder: Path | None = None) -> st
     except (psutil.Error, ValueError, TypeError):
         alive = False
     return "running" if alive else "incomplete"
-
-
-def lock_held(folder: Path) -> bool:
-    """Does a live process hold the run's writer lock? (flock: released when its holder dies,
-    however it dies, so a lock is never stale and a reused pid never passes for the run.)"""
-    try:
-        fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)   # closing releases our shared lock, if we got it
 
 
 def run_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:
