@@ -47,9 +47,12 @@ def _variables() -> str:
 
 
 def _csv(value: str) -> list[str]:
-    names = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))  # once each
+    names = [part.strip() for part in value.split(",") if part.strip()]
     if not names:
         raise argparse.ArgumentTypeError("expected one or more names separated by commas")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:   # a slip, not a wish to run it twice: say so rather than guess
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} given twice")
     return names
 
 
@@ -863,7 +866,11 @@ def main(argv: list[str] | None = None) -> int:
     # The user's variables, read here once: bench's settings (what its image is made of, where
     # it keeps what it makes) for every module, and the data folder, which config.load makes
     # the one in use.
-    settings.use(settings.Settings.from_environ(os.environ, workloads.packages()))
+    try:
+        settings.use(settings.Settings.from_environ(os.environ, workloads.packages()))
+    except settings.SettingsError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
     config_dir = args.config_dir or (Path(os.environ["BENCH_CONFIG_DIR"]) if os.environ.get("BENCH_CONFIG_DIR")
                                      else None)
     try:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import live
-from .datafile import excerpt
+from .datafile import excerpt, shown
 from .errors import BenchError
 from .output import output_file
 from .model import FORMAT_VERSION, SAMPLE_FIELDS, Failure, RunManifest, Sample
@@ -42,7 +42,7 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 def check_run_id(run_id: str) -> str:
     """A run id becomes a folder name: it must not be able to escape the results folder."""
-    if not _RUN_ID.match(run_id) or ".." in run_id:
+    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:   # fullmatch: `$` matches before a final newline
         raise BenchError(f"invalid run id {excerpt(run_id)}: at most 128 letters, digits, '.', '-' and '_', "
                          f"beginning with a letter or digit")
     return run_id
@@ -285,7 +285,21 @@ def read_samples(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     if len(whole) < len(rows):
         torn = {str(r.get("batch")) for r in rows if not committed(r)}
         skipped.append(f"{len(rows) - len(whole)} record(s) of {len(torn)} repetition(s) not wholly written")
-    return whole, skipped
+    wrong = [r for r in whole if impossible(r.get("value"))]
+    if wrong:
+        first = wrong[0]
+        skipped.append(f"{len(wrong)} record(s) with a value no measurement can have (first: "
+                       f"{shown(first.get('metric'))} = {first.get('value')} {shown(first.get('unit'))})")
+    return [r for r in whole if not impossible(r.get("value"))], skipped
+
+
+def impossible(value: Any) -> bool:
+    """A number no metric of bench can take: every one is a time, a count, a rate, a size or a
+    ratio of them (latencies, durations, IOPS, bandwidths, GFLOPS), never negative or endless.
+    (A value that is not a number at all is a record without the fields of a sample.)"""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return not math.isfinite(value) or value < 0
 
 
 def read_failures(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
