@@ -2,7 +2,7 @@
 `bench doctor`.
 
 Every error a user can cause is one line on stderr and exit status 2; an interrupted run exits
-130 after tearing down what it made.
+130 (Ctrl-C) or 143 (SIGTERM) after tearing down what it made. EXIT_STATUS is the whole list.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import json
 import math
 import os
 import re
+import signal
 import statistics
 import sys
 import textwrap
 from pathlib import Path
 
-from . import config, settings, text, workloads
+from . import config, interrupts, settings, text, workloads
 from .errors import BenchError
 from .store import RunStore
 
@@ -37,6 +38,26 @@ examples:
   bench export RUN_ID --format parquet    the samples as a file for pandas, R, DuckDB...
   bench doctor                            what this host can run, and what would spoil measurements
 """
+
+
+# What each exit status means, as `bench --help` and README say it (a test holds them together).
+EXIT_STATUS = {
+    0: "done: every repetition measured (compare: no significant regression; doctor: no check failed)",
+    1: "ran, but not everything was measured: repetitions failed (listed), or the run had to stop "
+       "(its results' disk full), with the command that finishes it (compare: a significant "
+       "regression; doctor: a check failed)",
+    2: "refused before anything was measured: bad input, a missing tool, an environment that "
+       "cannot run, a run in progress",
+    130: "interrupted by Ctrl-C (143: by SIGTERM), after tearing down; the line says how to resume "
+         "the run or render its report",
+    70: "an internal error (the traceback is in the file named)",
+}
+
+
+def _exit_status() -> str:
+    lines = [textwrap.fill(meaning, 96, initial_indent=f"  {code:<5}", subsequent_indent=" " * 7)
+             for code, meaning in EXIT_STATUS.items()]
+    return "\nexit status:\n" + "\n".join(lines) + "\n"
 
 
 def _variables() -> str:
@@ -116,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bench",
         description="Run identical workloads on the bare host, in containers and in VMs, "
                     "and keep every result with its raw output and metadata.",
-        epilog=EXAMPLES + _variables(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES + _variables() + _exit_status(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"bench {version()}")
     parser.add_argument("--config-dir", type=Path, default=None,
                         help="folder of suites, workloads and environments "
@@ -308,15 +329,35 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
                         + (f"; clients on {p.client.destination}" if p.client else ""), text.width(),
                         subsequent_indent="  ", break_long_words=False, break_on_hyphens=False), file=sys.stderr)
     runner = Runner(p, options, resume=resume)
+    finish = f"bench run --out {args.out} --resume {p.run_id}"
     try:
         store = runner.execute()
     except KeyboardInterrupt:
         print(f"interrupted: everything torn down; finished repetitions are in {runner.store.path}; "
-              f"finish it with: bench run --out {args.out} --resume {p.run_id}", file=sys.stderr)
-        return 130
-    print_summary(store)
-    write_run_report(store.path)
+              f"finish it with: {finish}", file=sys.stderr)
+        return interrupted_status()
+    except BenchError as e:
+        if not runner.measuring:
+            raise   # refused before anything was measured: exit status 2
+        # It ran, and then could not go on (its results' disk full): not "nothing was run".
+        print(f"bench: error: {e}\nthe run stopped: everything torn down; finished repetitions are in "
+              f"{runner.store.path}; once that is fixed, finish it with: {finish}", file=sys.stderr)
+        return 1
+    try:
+        with interrupts.as_interrupt():
+            print_summary(store)
+            write_run_report(store.path)
+    except KeyboardInterrupt:
+        print(f"interrupted while writing the report: the run is {store.manifest().get('status')} in "
+              f"{store.path}; render it with: bench report {store.path} -o {store.path / 'report.html'}",
+              file=sys.stderr)
+        return interrupted_status()
     return 0 if runner.failures == 0 else 1
+
+
+def interrupted_status() -> int:
+    """128 + the signal that stopped bench, as a shell says it: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + (interrupts.received[0] if interrupts.received else signal.SIGINT)
 
 
 def _passed_context(groups: list[str] | None):
@@ -878,15 +919,16 @@ def main(argv: list[str] | None = None) -> int:
         verbs = {"run": cmd_run, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,
                  "report": cmd_report, "compare": cmd_compare, "export": cmd_export,
                  "doctor": cmd_doctor}
-        return verbs[args.verb](args, catalogue)
+        with interrupts.as_interrupt():   # SIGTERM too: said, and whatever was started stopped
+            return verbs[args.verb](args, catalogue)
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # Ctrl-C outside a run's measuring (its own handler tears down and says more): during
-        # the KVM probe, a report, a cleanup. Whatever was started is stopped with us.
+        # Ctrl-C or SIGTERM outside a run's measuring (its own handler tears down and says
+        # more): during the KVM probe, a report, a cleanup. Whatever was started is stopped with us.
         print("bench: interrupted", file=sys.stderr)
-        return 130
+        return interrupted_status()
     except BrokenPipeError:
         # `bench list | head`: the reader has gone; say nothing more (and not at exit either).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -77,6 +77,15 @@ def _environment_gone(env: Environment, settle: float = 1.0) -> Exception | None
     return None
 
 
+def last_words(stderr: str, limit: int = 200) -> str:
+    """': ' and the last line a failed tool wrote on stderr, cut; '' when it wrote none."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    return ": " + (last if len(last) <= limit else last[: limit - 1] + "…")
+
+
 def one_line(text: str, limit: int = 300) -> str:
     """A daemon's error as one line of a failure record or a message (its first line, cut)."""
     first = (text.strip().splitlines() or [""])[0]
@@ -100,6 +109,7 @@ class Runner:
         self.resuming = resume is not None
         self.reprovisioned: set[str] = set()  # environments provisioned anew after a backend fault
         self.lost: dict[str, str] = {}        # environments given up on, and why
+        self.measuring = False                # past provisioning: an error now stops a run that ran
 
     def execute(self) -> RunStore:
         p = self.plan
@@ -127,6 +137,7 @@ class Runner:
         try:
             with interrupts.as_interrupt():
                 self._provision()
+                self.measuring = True
                 steps = schedule(p, done)
                 with Progress(steps) as progress:
                     for step in steps:
@@ -479,8 +490,8 @@ class Runner:
                 return backend_failed(gone, f"exit status {result.returncode}, and then ", raw_path)
         if result.timed_out:
             return fail(f"timed out after {w.timeout:.0f} s", result.stderr, raw_path)
-        if result.returncode != 0:
-            return fail(f"exit status {result.returncode}", result.stderr, raw_path)
+        if result.returncode != 0:   # the tool's own last words say why ("No space left on device")
+            return fail(f"exit status {result.returncode}{last_words(result.stderr)}", result.stderr, raw_path)
         try:
             measurements = tool.parse(raw.text, w.params)
         except ToolError as e:

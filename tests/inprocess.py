@@ -79,7 +79,7 @@ class InProcessEnvironment(HostEnvironment):
             self.dying = True
             return ExecResult(argv, 137, "", "killed", 0.01)
         if action == "tool":
-            return ExecResult(argv, 1, "", "FATAL: a failure of the tool itself", 0.01)
+            return ExecResult(argv, 1, "", "sysbench 1.0.20\nFATAL: a failure of the tool itself\n\n", 0.01)
         text = RECORDED.read_text()
         text = re.sub(r"(events per second:\s*)([\d.]+)",
                       lambda m: f"{m.group(1)}{float(m.group(2)) * float(action):.2f}", text)

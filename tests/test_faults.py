@@ -64,7 +64,8 @@ def small_tmpfs(tmp_path):
 
 
 def test_out_on_a_file_system_that_fills_mid_run_then_resume(config_copy, tmp_path, small_tmpfs):
-    """The results folder's file system full in the middle of a run: one line, exit 2, no
+    """The results folder's file system full in the middle of a run: the error in one line, exit
+    1 (it ran: not 2, which says nothing was run) with the command that finishes it, no
     traceback, no temporary file left; once space is freed, --resume completes every
     repetition with all its metrics, none twice."""
     run_id = f"{SESSION}-full"
@@ -81,8 +82,9 @@ def test_out_on_a_file_system_that_fills_mid_run_then_resume(config_copy, tmp_pa
     finally:
         os.close(fd)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2, err[-2000:]
+    assert proc.returncode == 1, err[-2000:]
     assert "No space left on device" in err and "Traceback" not in err, err[-2000:]
+    assert f"finish it with: bench run --out {small_tmpfs} --resume {run_id}" in err, err[-2000:]
     assert [p.name for p in (small_tmpfs / run_id).iterdir() if p.name.startswith(".run.")] == []
     filler.unlink()
 
@@ -332,3 +334,25 @@ def test_a_tool_behind_a_shell_outlives_a_killed_run_and_cleanup_stops_it(config
         for pid in xz:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_while_the_report_is_written_says_how_to_render_it(config_copy, tmp_path):
+    """The run is complete when its report is being written: SIGTERM then exits 143 with the
+    line that renders the report, not silently without one."""
+    run_id = f"{SESSION}-report"
+    args = [*sysbench_suite(config_copy, 1), "--env", "host", "--out", str(tmp_path),
+            "--scratch", str(tmp_path / "scratch"), "--run-id", run_id]
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # The summary's last line is printed just before the report is rendered.
+    for line in proc.stdout:
+        if line.startswith("pandas: bench.load("):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    run = tmp_path / run_id
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    assert f"render it with: bench report {run} -o {run / 'report.html'}" in err, err[-2000:]
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    assert not (run / "report.html").exists()

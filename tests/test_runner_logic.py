@@ -62,6 +62,21 @@ def test_a_failing_tool_is_recorded_and_the_run_goes_on(setup):
     assert runner.failures == 1 and inprocess.PROVISIONED == {"proc-a": 1, "proc-b": 1}
 
 
+def test_a_failed_tool_says_its_cause_on_the_terminal_and_in_the_summary(setup, capfd):
+    from bench.cli import print_summary
+
+    inprocess.SCRIPTS["proc-a"] = [1, "tool"]
+    said: list[str] = []
+    opts = RunOptions(suite="t", environments=["proc-a"], out=setup.out, run_id="r", seed=7,
+                      scratch=setup.out.parent / "scratch")
+    store = Runner(plan(setup.catalogue, opts), opts, report=said.append).execute()
+    cause = "exit status 1: FATAL: a failure of the tool itself"   # the last line of its stderr
+    assert [f["reason"] for f in store.failures()] == [cause]
+    capfd.readouterr()   # the progress line says FAILED (reason), the same reason
+    print_summary(store)
+    assert f"proc-a · sysbench-cpu · rep 1: {cause}" in capfd.readouterr().out
+
+
 def test_a_backend_fault_provisions_the_environment_anew_once(setup):
     inprocess.SCRIPTS["proc-a"] = [1, 1, "gone", 1]
     runner, store = setup()
