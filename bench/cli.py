@@ -901,7 +901,16 @@ def cmd_cleanup(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     return 0
 
 
+def _say_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one plain line, as every other word of bench: not Python's `file:line:
+    UserWarning:` with the source line under it."""
+    print(f"bench: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.showwarning = _say_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     # The user's variables, read here once: bench's settings (what its image is made of, where

@@ -120,6 +120,9 @@ class Runner:
             if dead and dead != os.getpid():
                 self.say(f"taking over run {p.run_id} from its writer (pid {dead}), which is gone")
             self._clean_leftovers()
+            dropped = self.store.drop_incomplete()
+            if dropped:
+                self.say(f"dropping {dropped} half-written line(s) of samples.jsonl: that repetition runs again")
             self.manifest = RunManifest.from_json(self.store.manifest())   # plan.resume has read it
             done = done_repetitions(self.store, self.options.retry_failed)
             self.manifest.observed.setdefault("resumed_at", []).append(

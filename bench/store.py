@@ -158,6 +158,29 @@ class RunStore:
         if self._samples is not None:
             self._samples.extend(samples)
 
+    def drop_incomplete(self) -> int:
+        """Rewrite samples.jsonl without what a killed writer left half-written (the lines of a
+        batch not wholly there, a torn last line): the repetition is measured again, and the
+        file a resumed run leaves is whole, with nothing for every later reader to warn of.
+        Only the run's one writer calls this (it holds the lock). Returns the lines dropped."""
+        path = self.path / SAMPLES
+        if not path.exists():
+            return 0
+        rows, _ = read_records(path)   # an impossible value stays: a reader flags it, not this
+        sizes: dict[str, int] = {}
+        for r in rows:
+            if isinstance(r.get("batch"), str):
+                sizes[r["batch"]] = sizes.get(r["batch"], 0) + 1
+        keep = [r for r in rows if "batch" not in r
+                or (isinstance(r["batch"], str) and sizes[r["batch"]] == r.get("batch_size"))]
+        torn = not path.read_bytes().endswith(b"\n") and path.stat().st_size > 0
+        if len(keep) == len(rows) and not torn:
+            return 0
+        with output_file(path) as f:   # atomic: the old file or the new one, never half of one
+            f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in keep)
+        self._samples = None
+        return len(rows) - len(keep) + torn
+
     def append_failure(self, failure: Failure) -> None:
         _append_lines(self.path / FAILURES, [failure.to_json()])
         if self._failures is not None:

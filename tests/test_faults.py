@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -356,3 +357,35 @@ def test_sigterm_while_the_report_is_written_says_how_to_render_it(config_copy, 
     assert f"render it with: bench report {run} -o {run / 'report.html'}" in err, err[-2000:]
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
     assert not (run / "report.html").exists()
+
+
+def test_resume_rewrites_a_torn_batch_away_and_warns_in_plain_lines(config_copy, tmp_path):
+    """A killed writer's half-written repetition (two lines of a batch of three, and a torn
+    line): --resume measures it again and leaves a file every reader reads without a warning,
+    and no warning of its own reaches the terminal as Python's `UserWarning` with its source."""
+    run_id = f"{SESSION}-torn"
+    args = [*sysbench_suite(config_copy, 2), "--env", "host", "--out", str(tmp_path),
+            "--scratch", str(tmp_path / "scratch")]
+    r = bench_cli(*args, "--run-id", run_id)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / run_id
+    lines = (run / "samples.jsonl").read_text().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    assert last["repetition"] == 2 and last["batch_size"] == 3
+    (run / "samples.jsonl").write_text("".join(lines[:-1]) + '{"run_id": "' + run_id + '", "env')
+    manifest = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    with pytest.warns(UserWarning, match="not wholly written"):
+        bench.load(run)
+
+    r = bench_cli(args[0], args[1], "run", "--out", str(tmp_path), "--scratch", str(tmp_path / "scratch"),
+                  "--resume", run_id)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "UserWarning" not in r.stderr and "warnings.warn" not in r.stderr, r.stderr[-2000:]
+    assert "dropping 3 half-written line(s)" in r.stderr, r.stderr[-2000:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a complete run's file is whole: nothing to warn of
+        counts = repetitions(run)
+    assert counts == {("host", 1): 3, ("host", 2): 3}, counts
+    assert (run / "samples.jsonl").read_text().endswith("\n")
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
