@@ -323,6 +323,9 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     for name, why in p.skipped_environments.items():   # wrapped, not cut: the reason matters whole
         print(textwrap.fill(f"skipping {name}: {why}", text.width(), subsequent_indent="  ",
                             break_on_hyphens=False), file=sys.stderr)
+    for (name, workload), why in p.left_out.items():
+        print(textwrap.fill(f"not running {workload} in {name}: {why}", text.width(), subsequent_indent="  ",
+                            break_on_hyphens=False), file=sys.stderr)
     print(textwrap.fill(f"{'resuming' if resume else 'run'} {p.run_id}: suite {p.suite} ({p.profile}), "
                         f"{len(p.workloads)} workloads x {len(p.environments)} environments "
                         f"({', '.join(p.environments)}), {p.repetitions} repetitions"
@@ -755,6 +758,7 @@ def _listing(catalogue: config.Catalogue, sections: list[str], profile: str,
     """What `bench list` shows, as plain data: the JSON document, and what the text is made from.
     Availability is probed only when environments are asked for (it talks to the daemons)."""
     from .environments import KINDS
+    from .workloads import TOOLS
 
     listing: dict[str, list[dict]] = {}
     if "suites" in sections:
@@ -767,7 +771,9 @@ def _listing(catalogue: config.Catalogue, sections: list[str], profile: str,
         for name, e in sorted(catalogue.environments.items()):
             variant = catalogue.variant(name, profile)
             ok, why = KINDS[e.kind].availability(variant, allow_tcg=allow_tcg)
+            refusals = {tool: KINDS[e.kind].refusal(variant, workload) for tool, workload in sorted(TOOLS.items())}
             envs.append({"name": name, "kind": e.kind, "available": ok, "reason": why,
+                         "refuses": {tool: str(r) for tool, r in refusals.items() if r is not None},
                          "description": e.description, "baseline": e.baseline or None,
                          "dimension": e.dimension or None, "by_default": e.by_default,
                          "variant": variant.model_dump(mode="json", exclude_unset=True)})
@@ -833,7 +839,11 @@ def _environment_lines(every: list[dict], args: argparse.Namespace, columns: int
         variant = e["baseline"] and (f"variant of {e['baseline']} ({e['dimension']})"
                                      + ("" if e["by_default"] else "; runs only when named (--env or a suite)"))
         lines.append(f"  {e['name']:<{nw}}  {e['kind']}")
-        lines += _details([f"{state}: {e['reason']}", e["description"], variant], columns)
+        reasons: dict[str, list[str]] = {}   # one line per reason: Compose refuses most tools alike
+        for tool, why in e["refuses"].items():
+            reasons.setdefault(why, []).append(tool)
+        refused = [f"does not run {', '.join(tools)}: {why}" for why, tools in reasons.items()]
+        lines += _details([f"{state}: {e['reason']}", e["description"], variant, *refused], columns)
     if not args.long:
         ready = sum(e["available"] for e in every)
         lines.append(f"\n{ready} of {len(every)} available here; --long says why the others are not")

@@ -96,6 +96,8 @@ class Plan:
     # workload -> the only environments it runs in (the suite's pairs and what the kinds can run)
     only: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     client: ClientHost | None = None         # the client host, when it is not this one
+    # (environment, workload) cells an environment's kind refuses, and why (said before anything is made)
+    left_out: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
 
     def runs(self, environment: str, workload: str) -> bool:
         """Is (environment, workload) a cell of this plan?"""
@@ -186,7 +188,12 @@ def resolve(catalogue: Catalogue, options: RunOptions) -> Plan:
     # some, or the environment's kind cannot run it (above); `only` holds both, and run.json
     # keeps it, so that a resumed run has the same cells.
     only: dict[str, list[str]] = {}
+    left_out: dict[tuple[str, str], str] = {}
     for w in workloads:
+        for n, e in environments.items():
+            refusal = e.kind.refusal(e.variant, TOOLS[w.tool])
+            if refusal is not None and workload_runs(suite.only, n, w.name):
+                left_out[(n, w.name)] = str(refusal)
         allowed = [n for n, e in environments.items() if workload_runs(suite.only, n, w.name)
                    and e.kind.refusal(e.variant, TOOLS[w.tool]) is None]
         if w.name in suite.only or len(allowed) < len(environments):
@@ -222,7 +229,8 @@ def resolve(catalogue: Catalogue, options: RunOptions) -> Plan:
     seed = options.seed if options.seed is not None else random.randrange(2**31)
     client = client_preflight(workloads, options)
     return Plan(run_id, options.suite, profile, repetitions, seed, workloads, environments, skipped,
-                only=only, client=client)
+                only=only, client=client,
+                left_out={cell: why for cell, why in left_out.items() if cell[0] in environments})
 
 
 def workload_runs(only: dict[str, list[str]], environment: str, workload: str) -> bool:

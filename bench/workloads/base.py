@@ -84,6 +84,9 @@ class Workload(abc.ABC):
     # --interleave=all on the host and in containers, as the study's (context.memory_policy).
     numa_interleave: ClassVar[bool] = False
     Params: ClassVar[type[Params]]
+    # OCI runtimes this tool cannot run under, and why: known before anything is made, so a
+    # container environment of that runtime leaves the tool's cells out with the reason.
+    runtime_refusals: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def client_requirements(cls) -> list[tuple[str, str]]:
