@@ -38,6 +38,10 @@ from .workloads import TOOLS, CellContext
 
 DEFAULT_MAX_REPS = 10  # --target-ci without --max-reps: the study's n
 STDERR_TAIL = 2000  # characters of a failed tool's stderr kept in failures.jsonl
+# After a backend fault, how long re-provisioning waits for the backend to answer again (a
+# daemon restarted by systemd or by hand), and how often it asks.
+BACKEND_WINDOW = 120.0
+BACKEND_POLL = 2.0
 
 
 def guest_size(guest: dict[str, int], host_cpus: int) -> dict[str, int]:
@@ -402,6 +406,11 @@ class Runner:
         except Exception as e:  # what is left is named; the new one gets its own resources
             self.say(f"teardown of {name} failed: {one_line(str(e))}; `bench cleanup --run-id {self.plan.run_id}` "
                       f"removes what is left")
+        down = self._wait_for_backend(name, env.variant)
+        if down is not None:
+            self.envs[name] = env  # torn down already; kept so that the run's teardown is uniform
+            self.lost[name] = down
+            return f"{name} given up: {down}; its remaining repetitions are recorded failures"
         try:
             new = self._provision_one(name, env.variant, again=True)
         except BenchError as e:
@@ -413,6 +422,26 @@ class Runner:
             "metadata": new.metadata()})
         self.store.write_manifest(self.manifest)
         return f"{name} provisioned anew"
+
+    def _wait_for_backend(self, name: str, variant: BaseModel) -> str | None:
+        """Until the environment's kind says its backend is there again (dockerd restarted by
+        its supervisor, libvirtd back): at most BACKEND_WINDOW seconds, asked every few seconds.
+        Provisioning at once, while the daemon is still down, would always fail. Returns why it
+        did not come back, or None when it did."""
+        kind = self.plan.environments[name].kind
+        deadline = time.monotonic() + BACKEND_WINDOW
+        ok, why = kind.availability(variant, allow_tcg=self.options.allow_tcg)
+        if ok:
+            return None
+        self.say(f"{name}: waiting up to {BACKEND_WINDOW:.0f} s for its backend to come back ({one_line(why, 120)})")
+        while time.monotonic() < deadline:
+            time.sleep(min(BACKEND_POLL, max(deadline - time.monotonic(), 0)))
+            interrupts.raise_if_interrupted()
+            ok, why = kind.availability(variant, allow_tcg=self.options.allow_tcg)
+            if ok:
+                self.say(f"{name}: its backend is back")
+                return None
+        return f"its backend did not come back within {BACKEND_WINDOW:.0f} s ({one_line(why, 120)})"
 
     def _teardown(self) -> None:
         for env in [*self.envs.values(), self.client]:
