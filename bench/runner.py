@@ -62,22 +62,27 @@ def done_repetitions(store: RunStore, retry_failed: bool = False) -> frozenset[t
     return frozenset(done)
 
 
-def _environment_gone(env: Environment, settle: float = 1.0) -> Exception | None:
+def _environment_gone(env: Environment, client: Environment, settle: float = 1.0) -> Exception | None:
     """Why env's backend is gone, asked with a trivial command, else None. Asked twice, `settle`
     seconds apart: a container removed under a running tool kills the tool first and is gone a
-    moment later, and in between a command may still start there (or start and fail)."""
+    moment later, and in between a command may still start there (or start and fail). The
+    client's side of it too, run as the tools' clients are (env.client_command): a client
+    network namespace of the run's own deleted under it is the environment's fault, not the
+    tool's ("Cannot open network namespace"), and provisioning makes it anew."""
     for attempt in range(2):
         if attempt:
             time.sleep(settle)
-        try:
-            r = env.exec(["true"], timeout=30)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 -- whatever the backend raises is the answer
-            return e
-        if not r.ok:
-            return RuntimeError(f"a trivial command (true) failed there too: exit status {r.returncode}"
-                                f"{': ' + one_line(r.stderr) if r.stderr.strip() else ''}")
+        for where, run in (("there", env), ("on the client's side", client)):
+            argv = ["true"] if run is env else env.client_command(["true"])
+            try:
+                r = run.exec(argv, timeout=30)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # noqa: BLE001 -- whatever the backend raises is the answer
+                return e
+            if not r.ok:
+                return RuntimeError(f"a trivial command (true) failed {where} too: exit status {r.returncode}"
+                                    f"{': ' + one_line(r.stderr) if r.stderr.strip() else ''}")
     return None
 
 
@@ -517,7 +522,7 @@ class Runner:
         if result.timed_out or result.returncode != 0:
             # A tool killed with its environment (its container removed under it) ends with an
             # exit status like any failed tool: ask the environment whether it is still there.
-            gone = _environment_gone(env)
+            gone = _environment_gone(env, ctx.client)
             if gone is not None:
                 return backend_failed(gone, f"exit status {result.returncode}, and then ", raw_path)
         if result.timed_out:

@@ -389,3 +389,52 @@ def test_resume_rewrites_a_torn_batch_away_and_warns_in_plain_lines(config_copy,
     assert counts == {("host", 1): 3, ("host", 2): 3}, counts
     assert (run / "samples.jsonl").read_text().endswith("\n")
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.integration
+def test_a_client_namespace_deleted_under_a_run_is_a_backend_fault(docker_client, config_copy, tmp_path):
+    """docker-nat-dnat's clients run in a network namespace of the run's own: deleted under the
+    run, the next repetition's failure is the environment's (cause backend, with netperf's own
+    words), the environment is provisioned anew with a new namespace, and the run goes on."""
+    from bench import cleanup
+    from bench.environments import netns
+
+    run_id = f"{SESSION}-netns"
+    (config_copy / "catalogue" / "np.yaml").write_text(
+        "np-rr:\n  tool: netperf\n  warmups: 0\n  params: {test: TCP_RR, length: 2}\n")
+    (config_copy / "suites" / "np.yaml").write_text("repetitions: 4\nworkloads: [np-rr]\n")
+    args = ["--config-dir", str(config_copy), "run", "--suite", "np", "--env", "docker-nat-dnat",
+            "--out", str(tmp_path), "--scratch", str(tmp_path / "scratch")]
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--run-id", run_id], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / run_id
+    try:
+        deadline = time.monotonic() + 300
+        while not ((run / "samples.jsonl").exists() and '"np-rr"' in (run / "samples.jsonl").read_text()):
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "no repetition measured"
+            time.sleep(0.1)
+        mine = [n for n in netns.namespaces() if netns.owner(n) == run_id]
+        assert len(mine) == 1, mine
+        subprocess.run(["ip", "netns", "delete", mine[0]], check=True)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=120)
+        for leftover in cleanup.find(run_id, tmp_path / "scratch"):
+            leftover.remove()
+    assert proc.returncode == 1, err[-2000:]   # ran, with a failed repetition
+    failures = [json.loads(line) for line in (run / "failures.jsonl").read_text().splitlines()]
+    assert [f["cause"] for f in failures] == ["backend"], failures
+    assert "network namespace" in failures[0]["reason"], failures[0]["reason"]
+    manifest = json.loads((run / "run.json").read_text())
+    assert [r["environment"] for r in manifest["reprovisioned"]] == ["docker-nat-dnat"]
+    measured = {rep for (_, rep) in repetitions_of(run, "np-rr")}
+    assert len(measured) == 3 and failures[0]["repetition"] not in measured
+
+
+def repetitions_of(run: Path, workload: str) -> set[tuple[str, int]]:
+    df = bench.load(run)
+    df = df[df.workload == workload]
+    return set(zip(df.environment, df.repetition))
