@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from . import live
 from .config import Catalogue, WorkloadConfig
 from .datafile import excerpt
 from .environments import KINDS, Environment
@@ -223,6 +224,9 @@ def resolve(catalogue: Catalogue, options: RunOptions) -> Plan:
                          f"(netperf is in Debian's non-free component), or run scripts/setup.sh")
 
     run_id = check_run_id(options.run_id) if options.run_id else new_run_id(options.suite)
+    alive = live.holder(run_id)
+    if alive is not None:   # under this --out or another: its resources carry this id too
+        raise BenchError(f"{alive}: choose another --run-id")
     if (options.out / run_id).exists():
         raise BenchError(f"{options.out / run_id} already exists: choose another --run-id")
     _check_writable(options.out)

@@ -69,6 +69,10 @@ def test_cleanup_resume_and_a_second_run_leave_a_live_run_alone(long_suite, tmp_
         r = bench_cli("--config-dir", str(long_suite), "run", "--out", str(tmp_path), "--resume", LIVE)
         assert r.returncode == 2 and f"pid {pid}" in r.stderr, r.stderr
 
+        r = bench_cli("--config-dir", str(long_suite), "run", "--suite", "long", "--env", "host",
+                      "--out", str(tmp_path), "--run-id", LIVE, "--scratch", str(scratch))
+        assert r.returncode == 2 and f"pid {pid}" in r.stderr, r.stderr   # the same --out: whose it is
+
         other = tmp_path / "other"
         r = bench_cli("--config-dir", str(long_suite), "run", "--suite", "long", "--env", "host",
                       "--out", str(other), "--run-id", LIVE, "--scratch", str(scratch))
