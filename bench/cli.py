@@ -908,6 +908,8 @@ def cmd_cleanup(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
               f"(run {leftover.run_id})")
         if not args.dry_run:
             leftover.remove()
+    if not args.dry_run:
+        live.prune()   # the registry's links of killed runs
     return 0
 
 

@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import fcntl
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -89,10 +90,13 @@ def alive() -> dict[str, Holder]:
 
 def register(run_id: str, folder: Path) -> None:
     """Name this (locked) run's folder in the registry, in place of a dead run's link. The
-    caller holds the folder's lock already; another live run of the same id is refused by the
-    caller before (see refuse_if_alive)."""
+    caller holds the folder's lock already, and has refused another live run of the same id."""
     where = registry()
-    where.mkdir(parents=True, exist_ok=True, mode=0o755)
+    where.mkdir(parents=True, exist_ok=True, mode=0o755 if os.geteuid() == 0 else 0o700)
+    found = where.lstat()
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid():
+        # in a shared temporary folder, a path anyone could have made first: not trusted
+        raise OSError(f"{where} is not a folder of this user's")
     link = where / run_id
     temporary = where / f".{run_id}.{os.getpid()}"
     with contextlib.suppress(FileNotFoundError):
@@ -107,3 +111,22 @@ def unregister(run_id: str, folder: Path) -> None:
     with contextlib.suppress(OSError):
         if Path(os.readlink(link)) == Path(folder).resolve():
             link.unlink()
+
+
+def prune() -> list[str]:
+    """Remove the links of runs that are not alive (killed: their lock is free); the run ids."""
+    gone = []
+    try:
+        entries = list(registry().iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        with contextlib.suppress(OSError):
+            target = os.readlink(entry)
+            # the same link still, dead: a run of the same id may have just put its own there
+            if not lock_held(Path(target)) and os.readlink(entry) == target:
+                entry.unlink()
+                gone.append(entry.name)
+    return gone

@@ -132,7 +132,11 @@ class RunStore:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock = fd   # kept open: closing it (or dying) releases the lock
-        live.register(self.run_id, self.path)   # so that cleanup, by run id, can tell it is alive
+        try:
+            live.register(self.run_id, self.path)   # so that cleanup, by run id, can tell it is alive
+        except OSError as e:
+            os.close(fd)
+            raise BenchError(f"cannot register run {self.run_id} as alive: {e.strerror or e}") from None
         return int(previous) if previous.isdigit() else None
 
     def release(self) -> None:

@@ -92,3 +92,25 @@ def test_cleanup_resume_and_a_second_run_leave_a_live_run_alone(long_suite, tmp_
             proc.wait(timeout=120)
         for leftover in cleanup.find(LIVE, scratch):
             leftover.remove()
+
+
+def test_the_registry_tells_a_live_run_from_a_dead_one_and_prunes_the_dead(tmp_path):
+    from bench import live
+    from bench.store import RunStore
+
+    alive_store = RunStore.create(tmp_path, f"{LIVE}-alive")
+    alive_store.acquire()
+    dead_store = RunStore.create(tmp_path, f"{LIVE}-dead")
+    dead_store.acquire()
+    dead_link = live.registry() / dead_store.run_id
+    try:
+        # a writer killed: its lock goes with it, its link stays
+        os.close(dead_store._lock)
+        assert live.holder(alive_store.run_id).pid == str(os.getpid())
+        assert live.holder(dead_store.run_id) is None and dead_link.is_symlink()
+        assert dead_store.run_id in live.prune() and not dead_link.is_symlink()
+        assert live.holder(alive_store.run_id) is not None   # pruning spares the live
+    finally:
+        alive_store.release()
+        dead_link.unlink(missing_ok=True)
+    assert not (live.registry() / alive_store.run_id).is_symlink()   # released: unregistered
