@@ -367,7 +367,13 @@ def _passed_context(groups: list[str] | None):
     """The declared context with the variables --pass-env names, as this shell has them."""
     from .environments.context import ExecutionContext
 
-    names = [n for group in groups or () for n in _csv(group)]
+    try:
+        names = [n for group in groups or () for n in _csv(group)]
+    except argparse.ArgumentTypeError as e:
+        raise BenchError(f"--pass-env: {e}") from None
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BenchError(f"--pass-env: {', '.join(twice)} given twice")
     for name in names:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise BenchError(f"--pass-env {name!r}: not a variable name")

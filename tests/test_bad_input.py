@@ -329,6 +329,14 @@ def test_an_environment_given_twice_is_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("passed", [["PATH,PATH"], ["PATH", "PATH"], [","]])
+def test_a_variable_passed_twice_or_none_is_one_line(tmp_path, passed):
+    args = [arg for group in passed for arg in ("--pass-env", group)]
+    r = bench_cli("run", "--suite", "quick", "--env", "host", "--out", str(tmp_path / "out"), *args)
+    one_line_error(r, "--pass-env")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_run_id_ending_in_a_newline_is_refused_before_anything_is_made(tmp_path):
     # `$` matches before a final newline: the id passed, a folder "x\n" was made, the host provisioned.
     r = bench_cli("run", "--suite", "quick", "--env", "host", "--out", str(tmp_path / "out"), "--run-id", "x\n")
