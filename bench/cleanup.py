@@ -10,8 +10,8 @@ bench-<run-id>-<environment>-* (a host tool that outlived its run is found by it
 such a folder), which hold a marker naming their run (bench/owner.py) that must name it exactly:
 a prefix is not enough, and an unmarked folder is nobody's; the SSH control folder of a
 --client-host run, bench-<run-id>-ssh-* in the temporary folder.
-A run that is still going has the same marks, so run
-`bench cleanup` without --run-id only when no run is in progress.
+A run that is still going has the same marks: `bench cleanup` spares every run that is alive
+(its writer holds its lock, bench/live.py), whatever it finds of it, and refuses --run-id of one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from . import owner
+from . import live, owner
 from .environments import KINDS
 from .environments.base import Leftover
 
@@ -111,3 +111,10 @@ def find(run_id: str | None = None, scratch: Path = Path("/var/tmp")) -> list[Le
     late = [leftover for kind in kinds if kind.cleanup_order >= BEFORE_NAMESPACES
             for leftover in kind.leftovers(run_id)]
     return early + _netns_leftovers(run_id) + late + _scratch_leftovers(run_id, scratch) + _ssh_leftovers(run_id)
+
+
+def spare_live(leftovers: list[Leftover]) -> tuple[list[Leftover], dict[str, live.Holder]]:
+    """What is truly left (of runs that are not alive), and the live runs spared, by run id."""
+    running = live.alive()
+    return ([leftover for leftover in leftovers if leftover.run_id not in running],
+            {run_id: running[run_id] for run_id in sorted({l.run_id for l in leftovers} & running.keys())})

@@ -2,7 +2,7 @@
 `bench doctor`.
 
 Every error a user can cause is one line on stderr and exit status 2; an interrupted run exits
-130 after tearing down what it made.
+130 (Ctrl-C) or 143 (SIGTERM) after tearing down what it made. EXIT_STATUS is the whole list.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ import json
 import math
 import os
 import re
+import signal
 import statistics
 import sys
 import textwrap
 from pathlib import Path
 
-from . import config, settings, text, workloads
+from . import config, interrupts, settings, text, workloads
 from .errors import BenchError
 from .store import RunStore
 
@@ -39,6 +40,26 @@ examples:
 """
 
 
+# What each exit status means, as `bench --help` and README say it (a test holds them together).
+EXIT_STATUS = {
+    0: "done: every repetition measured (compare: no significant regression; doctor: no check failed)",
+    1: "ran, but not everything was measured: repetitions failed (listed), or the run had to stop "
+       "(its results' disk full), with the command that finishes it (compare: a significant "
+       "regression; doctor: a check failed)",
+    2: "refused before anything was measured: bad input, a missing tool, an environment that "
+       "cannot run, a run in progress",
+    130: "interrupted by Ctrl-C (143: by SIGTERM), after tearing down; the line says how to resume "
+         "the run or render its report",
+    70: "an internal error (the traceback is in the file named)",
+}
+
+
+def _exit_status() -> str:
+    lines = [textwrap.fill(meaning, 96, initial_indent=f"  {code:<5}", subsequent_indent=" " * 7)
+             for code, meaning in EXIT_STATUS.items()]
+    return "\nexit status:\n" + "\n".join(lines) + "\n"
+
+
 def _variables() -> str:
     """The user's variables, read once when bench starts (bench/settings.py)."""
     width = max(map(len, settings.VARIABLES))
@@ -47,9 +68,12 @@ def _variables() -> str:
 
 
 def _csv(value: str) -> list[str]:
-    names = list(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))  # once each
+    names = [part.strip() for part in value.split(",") if part.strip()]
     if not names:
         raise argparse.ArgumentTypeError("expected one or more names separated by commas")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:   # a slip, not a wish to run it twice: say so rather than guess
+        raise argparse.ArgumentTypeError(f"{', '.join(twice)} given twice")
     return names
 
 
@@ -113,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bench",
         description="Run identical workloads on the bare host, in containers and in VMs, "
                     "and keep every result with its raw output and metadata.",
-        epilog=EXAMPLES + _variables(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES + _variables() + _exit_status(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"bench {version()}")
     parser.add_argument("--config-dir", type=Path, default=None,
                         help="folder of suites, workloads and environments "
@@ -190,8 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "labelled containers, volumes and service), the run's network "
                                          "namespaces, host scratch folders named after a run and the tools "
                                          "still running in them, and remove them. "
-                                         "Without --run-id this takes every run's leftovers: do not "
-                                         "use it while a run is in progress.")
+                                         "A run in progress (its writer holds <run>/.lock) is left "
+                                         "alone: named, never touched; --run-id of one is refused.")
     clean.add_argument("--run-id", default=None, help="only this run's leftovers")
     clean.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
     clean.add_argument("--scratch", type=Path, default=Path("/var/tmp"),
@@ -299,28 +323,57 @@ def cmd_run(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
     for name, why in p.skipped_environments.items():   # wrapped, not cut: the reason matters whole
         print(textwrap.fill(f"skipping {name}: {why}", text.width(), subsequent_indent="  ",
                             break_on_hyphens=False), file=sys.stderr)
+    for (name, workload), why in p.left_out.items():
+        print(textwrap.fill(f"not running {workload} in {name}: {why}", text.width(), subsequent_indent="  ",
+                            break_on_hyphens=False), file=sys.stderr)
     print(textwrap.fill(f"{'resuming' if resume else 'run'} {p.run_id}: suite {p.suite} ({p.profile}), "
                         f"{len(p.workloads)} workloads x {len(p.environments)} environments "
                         f"({', '.join(p.environments)}), {p.repetitions} repetitions"
                         + (f"; clients on {p.client.destination}" if p.client else ""), text.width(),
                         subsequent_indent="  ", break_long_words=False, break_on_hyphens=False), file=sys.stderr)
     runner = Runner(p, options, resume=resume)
+    finish = f"bench run --out {args.out} --resume {p.run_id}"
     try:
         store = runner.execute()
     except KeyboardInterrupt:
         print(f"interrupted: everything torn down; finished repetitions are in {runner.store.path}; "
-              f"finish it with: bench run --out {args.out} --resume {p.run_id}", file=sys.stderr)
-        return 130
-    print_summary(store)
-    write_run_report(store.path)
+              f"finish it with: {finish}", file=sys.stderr)
+        return interrupted_status()
+    except BenchError as e:
+        if not runner.measuring:
+            raise   # refused before anything was measured: exit status 2
+        # It ran, and then could not go on (its results' disk full): not "nothing was run".
+        print(f"bench: error: {e}\nthe run stopped: everything torn down; finished repetitions are in "
+              f"{runner.store.path}; once that is fixed, finish it with: {finish}", file=sys.stderr)
+        return 1
+    try:
+        with interrupts.as_interrupt():
+            print_summary(store)
+            write_run_report(store.path)
+    except KeyboardInterrupt:
+        print(f"interrupted while writing the report: the run is {store.manifest().get('status')} in "
+              f"{store.path}; render it with: bench report {store.path} -o {store.path / 'report.html'}",
+              file=sys.stderr)
+        return interrupted_status()
     return 0 if runner.failures == 0 else 1
+
+
+def interrupted_status() -> int:
+    """128 + the signal that stopped bench, as a shell says it: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + (interrupts.received[0] if interrupts.received else signal.SIGINT)
 
 
 def _passed_context(groups: list[str] | None):
     """The declared context with the variables --pass-env names, as this shell has them."""
     from .environments.context import ExecutionContext
 
-    names = [n for group in groups or () for n in _csv(group)]
+    try:
+        names = [n for group in groups or () for n in _csv(group)]
+    except argparse.ArgumentTypeError as e:
+        raise BenchError(f"--pass-env: {e}") from None
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise BenchError(f"--pass-env: {', '.join(twice)} given twice")
     for name in names:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise BenchError(f"--pass-env {name!r}: not a variable name")
@@ -711,6 +764,7 @@ def _listing(catalogue: config.Catalogue, sections: list[str], profile: str,
     """What `bench list` shows, as plain data: the JSON document, and what the text is made from.
     Availability is probed only when environments are asked for (it talks to the daemons)."""
     from .environments import KINDS
+    from .workloads import TOOLS
 
     listing: dict[str, list[dict]] = {}
     if "suites" in sections:
@@ -723,7 +777,9 @@ def _listing(catalogue: config.Catalogue, sections: list[str], profile: str,
         for name, e in sorted(catalogue.environments.items()):
             variant = catalogue.variant(name, profile)
             ok, why = KINDS[e.kind].availability(variant, allow_tcg=allow_tcg)
+            refusals = {tool: KINDS[e.kind].refusal(variant, workload) for tool, workload in sorted(TOOLS.items())}
             envs.append({"name": name, "kind": e.kind, "available": ok, "reason": why,
+                         "refuses": {tool: str(r) for tool, r in refusals.items() if r is not None},
                          "description": e.description, "baseline": e.baseline or None,
                          "dimension": e.dimension or None, "by_default": e.by_default,
                          "variant": variant.model_dump(mode="json", exclude_unset=True)})
@@ -789,7 +845,11 @@ def _environment_lines(every: list[dict], args: argparse.Namespace, columns: int
         variant = e["baseline"] and (f"variant of {e['baseline']} ({e['dimension']})"
                                      + ("" if e["by_default"] else "; runs only when named (--env or a suite)"))
         lines.append(f"  {e['name']:<{nw}}  {e['kind']}")
-        lines += _details([f"{state}: {e['reason']}", e["description"], variant], columns)
+        reasons: dict[str, list[str]] = {}   # one line per reason: Compose refuses most tools alike
+        for tool, why in e["refuses"].items():
+            reasons.setdefault(why, []).append(tool)
+        refused = [f"does not run {', '.join(tools)}: {why}" for why, tools in reasons.items()]
+        lines += _details([f"{state}: {e['reason']}", e["description"], variant, *refused], columns)
     if not args.long:
         ready = sum(e["available"] for e in every)
         lines.append(f"\n{ready} of {len(every)} available here; --long says why the others are not")
@@ -834,12 +894,18 @@ def cmd_image(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
-    from . import cleanup
+    from . import cleanup, live
     from .store import check_run_id
 
     if args.run_id:
         check_run_id(args.run_id)
-    leftovers = cleanup.find(args.run_id, args.scratch)
+        alive = live.holder(args.run_id)
+        if alive is not None:
+            raise BenchError(f"{alive}: cleanup leaves a live run alone (its own teardown removes what "
+                             f"it made); stop it first if it must go")
+    leftovers, spared = cleanup.spare_live(cleanup.find(args.run_id, args.scratch))
+    for alive in spared.values():
+        print(f"leaving run {alive.run_id} alone: it is in progress (pid {alive.pid}, {alive.folder})")
     if not leftovers:
         print("nothing to clean up")
         return 0
@@ -848,16 +914,31 @@ def cmd_cleanup(args: argparse.Namespace, catalogue: config.Catalogue) -> int:
               f"(run {leftover.run_id})")
         if not args.dry_run:
             leftover.remove()
+    if not args.dry_run:
+        live.prune()   # the registry's links of killed runs
     return 0
 
 
+def _say_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one plain line, as every other word of bench: not Python's `file:line:
+    UserWarning:` with the source line under it."""
+    print(f"bench: warning: {' '.join(str(message).split())}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.showwarning = _say_warning
     parser = build_parser()
     args = parser.parse_args(argv)
     # The user's variables, read here once: bench's settings (what its image is made of, where
     # it keeps what it makes) for every module, and the data folder, which config.load makes
     # the one in use.
-    settings.use(settings.Settings.from_environ(os.environ, workloads.packages()))
+    try:
+        settings.use(settings.Settings.from_environ(os.environ, workloads.packages()))
+    except settings.SettingsError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 2
     config_dir = args.config_dir or (Path(os.environ["BENCH_CONFIG_DIR"]) if os.environ.get("BENCH_CONFIG_DIR")
                                      else None)
     try:
@@ -865,15 +946,16 @@ def main(argv: list[str] | None = None) -> int:
         verbs = {"run": cmd_run, "list": cmd_list, "image": cmd_image, "cleanup": cmd_cleanup,
                  "report": cmd_report, "compare": cmd_compare, "export": cmd_export,
                  "doctor": cmd_doctor}
-        return verbs[args.verb](args, catalogue)
+        with interrupts.as_interrupt():   # SIGTERM too: said, and whatever was started stopped
+            return verbs[args.verb](args, catalogue)
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        # Ctrl-C outside a run's measuring (its own handler tears down and says more): during
-        # the KVM probe, a report, a cleanup. Whatever was started is stopped with us.
+        # Ctrl-C or SIGTERM outside a run's measuring (its own handler tears down and says
+        # more): during the KVM probe, a report, a cleanup. Whatever was started is stopped with us.
         print("bench: interrupted", file=sys.stderr)
-        return 130
+        return interrupted_status()
     except BrokenPipeError:
         # `bench list | head`: the reader has gone; say nothing more (and not at exit either).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import datadir, datafile
 from .datafile import excerpt, shown
@@ -87,6 +87,16 @@ class SuiteSpec(_Strict):
     # variants suite pairs each question's workload with its dimension's environments only.
     environments: list[str] = []
     only: dict[str, list[str]] = {}
+
+    @field_validator("workloads", "environments")
+    @classmethod
+    def once_each(cls, names: list[str]) -> list[str]:
+        """A workload named twice would run twice as the same repetitions (its samples
+        duplicated, n counted once): a slip in the file, refused."""
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} named twice; each may appear once")
+        return names
 
 
 @dataclasses.dataclass(frozen=True)

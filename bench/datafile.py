@@ -5,7 +5,8 @@ traceback, a hang or a giant message.
 - a size limit before anything is parsed (a data file here is a few KB);
 - UTF-8 only, with the offset of the first bad byte (and a hint for UTF-16, which editors on
   other systems write);
-- YAML's safe loader, then a budget on the document's size *as expanded*: aliases share one
+- YAML's safe loader refusing a key given twice in one mapping (YAML says keys are unique;
+  PyYAML keeps the last silently, so a suite's second `repetitions:` would win unseen), then a budget on the document's size *as expanded*: aliases share one
   object, so a 400-byte "billion laughs" loads at once and explodes later in whatever walks it
   (validation, json.dumps); counting the values an alias stands for catches it here;
 - every quotation of the input in an error cut to a short excerpt.
@@ -46,11 +47,36 @@ def read_text(path: Path, max_bytes: int = MAX_BYTES) -> str:
     return text.removeprefix("\ufeff")   # a UTF-8 byte order mark is harmless
 
 
+class DuplicateKey(yaml.MarkedYAMLError):
+    pass
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, with a mapping's key given twice an error at that key's line."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):   # before merges are flattened: `<<: *alias` may override
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:   # an unhashable key: the base class says so
+                    break
+                if duplicate:
+                    raise DuplicateKey(None, None, f"key {shown(str(key), 60)!s} given twice in one mapping",
+                                       key_node.start_mark)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: Path, max_bytes: int = MAX_BYTES) -> Any:
     """The document of a YAML file, checked as the module says."""
     text = read_text(path, max_bytes)
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=UniqueKeyLoader)   # noqa: S506 -- a SafeLoader
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

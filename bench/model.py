@@ -34,7 +34,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 def valid_name(name: str) -> bool:
     """Names of suites, workloads, environments and run ids: also safe as path components."""
-    return bool(_NAME.match(name)) and len(name) <= 64
+    return bool(_NAME.fullmatch(name)) and len(name) <= 64   # fullmatch: `$` matches before a final newline
 
 
 @dataclasses.dataclass(frozen=True)

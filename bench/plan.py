@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from . import live
 from .config import Catalogue, WorkloadConfig
 from .datafile import excerpt
 from .environments import KINDS, Environment
@@ -96,6 +97,8 @@ class Plan:
     # workload -> the only environments it runs in (the suite's pairs and what the kinds can run)
     only: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     client: ClientHost | None = None         # the client host, when it is not this one
+    # (environment, workload) cells an environment's kind refuses, and why (said before anything is made)
+    left_out: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
 
     def runs(self, environment: str, workload: str) -> bool:
         """Is (environment, workload) a cell of this plan?"""
@@ -190,7 +193,12 @@ def resolve(catalogue: Catalogue, options: RunOptions) -> Plan:
     # some, or the environment's kind cannot run it (above); `only` holds both, and run.json
     # keeps it, so that a resumed run has the same cells.
     only: dict[str, list[str]] = {}
+    left_out: dict[tuple[str, str], str] = {}
     for w in workloads:
+        for n, e in environments.items():
+            refusal = e.kind.refusal(e.variant, TOOLS[w.tool])
+            if refusal is not None and workload_runs(suite.only, n, w.name):
+                left_out[(n, w.name)] = str(refusal)
         allowed = [n for n, e in environments.items() if workload_runs(suite.only, n, w.name)
                    and e.kind.refusal(e.variant, TOOLS[w.tool]) is None]
         if w.name in suite.only or len(allowed) < len(environments):
@@ -220,13 +228,17 @@ def resolve(catalogue: Catalogue, options: RunOptions) -> Plan:
                          f"(netperf is in Debian's non-free component), or run scripts/setup.sh")
 
     run_id = check_run_id(options.run_id) if options.run_id else new_run_id(options.suite)
+    alive = live.holder(run_id)
+    if alive is not None:   # under this --out or another: its resources carry this id too
+        raise BenchError(f"{alive}: choose another --run-id")
     if (options.out / run_id).exists():
         raise BenchError(f"{options.out / run_id} already exists: choose another --run-id")
     _check_writable(options.out)
     seed = options.seed if options.seed is not None else random.randrange(2**31)
     client = client_preflight(workloads, options)
     return Plan(run_id, options.suite, profile, repetitions, seed, workloads, environments, skipped,
-                only=only, client=client)
+                only=only, client=client,
+                left_out={cell: why for cell, why in left_out.items() if cell[0] in environments})
 
 
 def workload_runs(only: dict[str, list[str]], environment: str, workload: str) -> bool:

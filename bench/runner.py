@@ -38,6 +38,10 @@ from .workloads import TOOLS, CellContext
 
 DEFAULT_MAX_REPS = 10  # --target-ci without --max-reps: the study's n
 STDERR_TAIL = 2000  # characters of a failed tool's stderr kept in failures.jsonl
+# After a backend fault, how long re-provisioning waits for the backend to answer again (a
+# daemon restarted by systemd or by hand), and how often it asks.
+BACKEND_WINDOW = 120.0
+BACKEND_POLL = 2.0
 
 
 def guest_size(guest: dict[str, int], host_cpus: int) -> dict[str, int]:
@@ -58,23 +62,37 @@ def done_repetitions(store: RunStore, retry_failed: bool = False) -> frozenset[t
     return frozenset(done)
 
 
-def _environment_gone(env: Environment, settle: float = 1.0) -> Exception | None:
+def _environment_gone(env: Environment, client: Environment, settle: float = 1.0) -> Exception | None:
     """Why env's backend is gone, asked with a trivial command, else None. Asked twice, `settle`
     seconds apart: a container removed under a running tool kills the tool first and is gone a
-    moment later, and in between a command may still start there (or start and fail)."""
+    moment later, and in between a command may still start there (or start and fail). The
+    client's side of it too, run as the tools' clients are (env.client_command): a client
+    network namespace of the run's own deleted under it is the environment's fault, not the
+    tool's ("Cannot open network namespace"), and provisioning makes it anew."""
     for attempt in range(2):
         if attempt:
             time.sleep(settle)
-        try:
-            r = env.exec(["true"], timeout=30)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 -- whatever the backend raises is the answer
-            return e
-        if not r.ok:
-            return RuntimeError(f"a trivial command (true) failed there too: exit status {r.returncode}"
-                                f"{': ' + one_line(r.stderr) if r.stderr.strip() else ''}")
+        for where, run in (("there", env), ("on the client's side", client)):
+            argv = ["true"] if run is env else env.client_command(["true"])
+            try:
+                r = run.exec(argv, timeout=30)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # noqa: BLE001 -- whatever the backend raises is the answer
+                return e
+            if not r.ok:
+                return RuntimeError(f"a trivial command (true) failed {where} too: exit status {r.returncode}"
+                                    f"{': ' + one_line(r.stderr) if r.stderr.strip() else ''}")
     return None
+
+
+def last_words(stderr: str, limit: int = 200) -> str:
+    """': ' and the last line a failed tool wrote on stderr, cut; '' when it wrote none."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    return ": " + (last if len(last) <= limit else last[: limit - 1] + "…")
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -100,6 +118,7 @@ class Runner:
         self.resuming = resume is not None
         self.reprovisioned: set[str] = set()  # environments provisioned anew after a backend fault
         self.lost: dict[str, str] = {}        # environments given up on, and why
+        self.measuring = False                # past provisioning: an error now stops a run that ran
 
     def execute(self) -> RunStore:
         p = self.plan
@@ -110,6 +129,9 @@ class Runner:
             if dead and dead != os.getpid():
                 self.say(f"taking over run {p.run_id} from its writer (pid {dead}), which is gone")
             self._clean_leftovers()
+            dropped = self.store.drop_incomplete()
+            if dropped:
+                self.say(f"dropping {dropped} half-written line(s) of samples.jsonl: that repetition runs again")
             self.manifest = RunManifest.from_json(self.store.manifest())   # plan.resume has read it
             done = done_repetitions(self.store, self.options.retry_failed)
             self.manifest.observed.setdefault("resumed_at", []).append(
@@ -127,6 +149,7 @@ class Runner:
         try:
             with interrupts.as_interrupt():
                 self._provision()
+                self.measuring = True
                 steps = schedule(p, done)
                 with Progress(steps) as progress:
                     for step in steps:
@@ -388,6 +411,11 @@ class Runner:
         except Exception as e:  # what is left is named; the new one gets its own resources
             self.say(f"teardown of {name} failed: {one_line(str(e))}; `bench cleanup --run-id {self.plan.run_id}` "
                       f"removes what is left")
+        down = self._wait_for_backend(name, env.variant)
+        if down is not None:
+            self.envs[name] = env  # torn down already; kept so that the run's teardown is uniform
+            self.lost[name] = down
+            return f"{name} given up: {down}; its remaining repetitions are recorded failures"
         try:
             new = self._provision_one(name, env.variant, again=True)
         except BenchError as e:
@@ -399,6 +427,26 @@ class Runner:
             "metadata": new.metadata()})
         self.store.write_manifest(self.manifest)
         return f"{name} provisioned anew"
+
+    def _wait_for_backend(self, name: str, variant: BaseModel) -> str | None:
+        """Until the environment's kind says its backend is there again (dockerd restarted by
+        its supervisor, libvirtd back): at most BACKEND_WINDOW seconds, asked every few seconds.
+        Provisioning at once, while the daemon is still down, would always fail. Returns why it
+        did not come back, or None when it did."""
+        kind = self.plan.environments[name].kind
+        deadline = time.monotonic() + BACKEND_WINDOW
+        ok, why = kind.availability(variant, allow_tcg=self.options.allow_tcg)
+        if ok:
+            return None
+        self.say(f"{name}: waiting up to {BACKEND_WINDOW:.0f} s for its backend to come back ({one_line(why, 120)})")
+        while time.monotonic() < deadline:
+            time.sleep(min(BACKEND_POLL, max(deadline - time.monotonic(), 0)))
+            interrupts.raise_if_interrupted()
+            ok, why = kind.availability(variant, allow_tcg=self.options.allow_tcg)
+            if ok:
+                self.say(f"{name}: its backend is back")
+                return None
+        return f"its backend did not come back within {BACKEND_WINDOW:.0f} s ({one_line(why, 120)})"
 
     def _teardown(self) -> None:
         for env in [*self.envs.values(), self.client]:
@@ -474,13 +522,13 @@ class Runner:
         if result.timed_out or result.returncode != 0:
             # A tool killed with its environment (its container removed under it) ends with an
             # exit status like any failed tool: ask the environment whether it is still there.
-            gone = _environment_gone(env)
+            gone = _environment_gone(env, ctx.client)
             if gone is not None:
                 return backend_failed(gone, f"exit status {result.returncode}, and then ", raw_path)
         if result.timed_out:
             return fail(f"timed out after {w.timeout:.0f} s", result.stderr, raw_path)
-        if result.returncode != 0:
-            return fail(f"exit status {result.returncode}", result.stderr, raw_path)
+        if result.returncode != 0:   # the tool's own last words say why ("No space left on device")
+            return fail(f"exit status {result.returncode}{last_words(result.stderr)}", result.stderr, raw_path)
         try:
             measurements = tool.parse(raw.text, w.params)
         except ToolError as e:

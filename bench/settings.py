@@ -14,6 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
+class SettingsError(ValueError):
+    """A user's variable that cannot mean anything: one line, before anything is done."""
+
+
 def _host_release() -> str:
     try:
         for line in Path("/etc/os-release").read_text().splitlines():
@@ -48,20 +52,31 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str], tool_packages: tuple[str, ...]) -> "Settings":
         """The settings a user's variables ask for; unset or empty ones keep their defaults."""
         def path(name: str, default: Path) -> Path:
-            return Path(environ[name]) if environ.get(name) else default
+            if not environ.get(name):
+                return default
+            found = Path(environ[name])
+            if found.exists() and not found.is_dir():
+                raise SettingsError(f"{name}={environ[name]!r}: not a folder; name a folder (or unset it: "
+                                    f"{default})")
+            return found
 
         d = cls()
-        try:
-            workers = int(environ.get("BENCH_WORKERS") or 0)
-        except ValueError:
-            workers = 1   # a value that is not a number: no worker processes, the safe choice
+        given = (environ.get("BENCH_WORKERS") or "").strip()
+        if given and not (given.isdigit() and int(given) <= 1024):
+            raise SettingsError(f"BENCH_WORKERS={environ['BENCH_WORKERS']!r}: a number of worker processes "
+                                f"from 0 to 1024 (1: none; unset or 0: one per CPU)")
+        workers = int(given or 0)
+        for name in ("BENCH_IMAGE_MIRROR", "BENCH_IMAGE_SECURITY_MIRROR"):
+            if environ.get(name) and not environ[name].startswith(("http://", "https://", "file:/")):
+                raise SettingsError(f"{name}={environ[name]!r}: a Debian mirror's URL (http://, https:// "
+                                    f"or file:/)")
         return cls(cache_dir=path("BENCH_CACHE_DIR", d.cache_dir),
                    dockerd_root=path("BENCH_DOCKERD_ROOT", d.dockerd_root),
                    podman_root=path("BENCH_PODMAN_ROOT", d.podman_root),
                    swarm_markers=path("BENCH_SWARM_MARKERS", d.swarm_markers),
                    libvirt_uri=environ.get("BENCH_LIBVIRT_URI") or d.libvirt_uri,
                    vm_dir=path("BENCH_VM_DIR", d.vm_dir),
-                   workers=max(workers, 0),
+                   workers=workers,
                    image_release=environ.get("BENCH_IMAGE_RELEASE") or d.image_release,
                    image_mirror=environ.get("BENCH_IMAGE_MIRROR") or d.image_mirror,
                    image_security_mirror=environ.get("BENCH_IMAGE_SECURITY_MIRROR") or d.image_security_mirror,

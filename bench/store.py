@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .datafile import excerpt
+from . import live
+from .datafile import excerpt, shown
 from .errors import BenchError
 from .output import output_file
 from .model import FORMAT_VERSION, SAMPLE_FIELDS, Failure, RunManifest, Sample
@@ -33,14 +34,15 @@ PARAM = "param_"   # the prefix of a workload parameter's column in load()
 SAMPLES = "samples.jsonl"
 FAILURES = "failures.jsonl"
 RAW = "raw"
-LOCK = ".lock"      # the writer's flock (see RunStore.acquire)
+LOCK = live.LOCK    # the writer's flock (see RunStore.acquire)
+lock_held = live.lock_held
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def check_run_id(run_id: str) -> str:
     """A run id becomes a folder name: it must not be able to escape the results folder."""
-    if not _RUN_ID.match(run_id) or ".." in run_id:
+    if not _RUN_ID.fullmatch(run_id) or ".." in run_id:   # fullmatch: `$` matches before a final newline
         raise BenchError(f"invalid run id {excerpt(run_id)}: at most 128 letters, digits, '.', '-' and '_', "
                          f"beginning with a letter or digit")
     return run_id
@@ -89,6 +91,9 @@ class RunStore:
     @classmethod
     def create(cls, root: Path, run_id: str) -> "RunStore":
         check_run_id(run_id)
+        alive = live.holder(run_id)
+        if alive is not None:   # the same id under another --out: its resources carry this id too
+            raise BenchError(f"{alive}: choose another --run-id")
         root = Path(root)
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -119,15 +124,25 @@ class RunStore:
             os.close(fd)
             raise BenchError(f"run {self.run_id} is being written by another bench (pid {holder or '?'}): "
                              f"wait for it to end, or stop it first") from None
+        other = live.holder(self.run_id)
+        if other is not None and other.folder != self.path.resolve():
+            os.close(fd)   # the same id alive under another --out: its resources carry this id too
+            raise BenchError(f"{other}: wait for it to end, or stop it first")
         previous = os.pread(fd, 32, 0).decode(errors="replace").strip()
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock = fd   # kept open: closing it (or dying) releases the lock
+        try:
+            live.register(self.run_id, self.path)   # so that cleanup, by run id, can tell it is alive
+        except OSError as e:
+            os.close(fd)
+            raise BenchError(f"cannot register run {self.run_id} as alive: {e.strerror or e}") from None
         return int(previous) if previous.isdigit() else None
 
     def release(self) -> None:
         fd = getattr(self, "_lock", None)
         if fd is not None:
+            live.unregister(self.run_id, self.path)
             os.close(fd)
             self._lock = None
 
@@ -146,6 +161,29 @@ class RunStore:
         _append_lines(self.path / SAMPLES, ({**s.to_json(), **batch} for s in samples))
         if self._samples is not None:
             self._samples.extend(samples)
+
+    def drop_incomplete(self) -> int:
+        """Rewrite samples.jsonl without what a killed writer left half-written (the lines of a
+        batch not wholly there, a torn last line): the repetition is measured again, and the
+        file a resumed run leaves is whole, with nothing for every later reader to warn of.
+        Only the run's one writer calls this (it holds the lock). Returns the lines dropped."""
+        path = self.path / SAMPLES
+        if not path.exists():
+            return 0
+        rows, _ = read_records(path)   # an impossible value stays: a reader flags it, not this
+        sizes: dict[str, int] = {}
+        for r in rows:
+            if isinstance(r.get("batch"), str):
+                sizes[r["batch"]] = sizes.get(r["batch"], 0) + 1
+        keep = [r for r in rows if "batch" not in r
+                or (isinstance(r["batch"], str) and sizes[r["batch"]] == r.get("batch_size"))]
+        torn = not path.read_bytes().endswith(b"\n") and path.stat().st_size > 0
+        if len(keep) == len(rows) and not torn:
+            return 0
+        with output_file(path) as f:   # atomic: the old file or the new one, never half of one
+            f.writelines(json.dumps(r, sort_keys=True) + "\n" for r in keep)
+        self._samples = None
+        return len(rows) - len(keep) + torn
 
     def append_failure(self, failure: Failure) -> None:
         _append_lines(self.path / FAILURES, [failure.to_json()])
@@ -274,7 +312,21 @@ def read_samples(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     if len(whole) < len(rows):
         torn = {str(r.get("batch")) for r in rows if not committed(r)}
         skipped.append(f"{len(rows) - len(whole)} record(s) of {len(torn)} repetition(s) not wholly written")
-    return whole, skipped
+    wrong = [r for r in whole if impossible(r.get("value"))]
+    if wrong:
+        first = wrong[0]
+        skipped.append(f"{len(wrong)} record(s) with a value no measurement can have (first: "
+                       f"{shown(first.get('metric'))} = {first.get('value')} {shown(first.get('unit'))})")
+    return [r for r in whole if not impossible(r.get("value"))], skipped
+
+
+def impossible(value: Any) -> bool:
+    """A number no metric of bench can take: every one is a time, a count, a rate, a size or a
+    ratio of them (latencies, durations, IOPS, bandwidths, GFLOPS), never negative or endless.
+    (A value that is not a number at all is a record without the fields of a sample.)"""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return not math.isfinite(value) or value < 0
 
 
 def read_failures(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
@@ -311,22 +363,6 @@ def effective_status(manifest: dict[str, Any], folder: Path | None = None) -> st
     except (psutil.Error, ValueError, TypeError):
         alive = False
     return "running" if alive else "incomplete"
-
-
-def lock_held(folder: Path) -> bool:
-    """Does a live process hold the run's writer lock? (flock: released when its holder dies,
-    however it dies, so a lock is never stale and a reused pid never passes for the run.)"""
-    try:
-        fd = os.open(Path(folder) / LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)   # closing releases our shared lock, if we got it
 
 
 def run_folders(paths: Iterable[str | os.PathLike]) -> list[Path]:

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# shellcheck source=scripts/daemon.sh
+. scripts/daemon.sh
 
 # The Debian packages: one list, scripts/packages.txt, which the Ansible roles read too
 # ('#' starts a comment; names are separated by spaces or lines).
@@ -88,7 +90,7 @@ fi
 # On a host where systemd manages docker.io, it is already up and this does nothing.
 if ! timeout 10 docker info >/dev/null 2>&1; then
     echo "setup: starting dockerd (log: /var/log/bench-dockerd.log)"
-    $SUDO sh -c 'nohup dockerd >/var/log/bench-dockerd.log 2>&1 &'
+    start_daemon /var/log/bench-dockerd.log dockerd
     for _ in $(seq 60); do timeout 5 docker info >/dev/null 2>&1 && break; sleep 0.5; done
     timeout 10 docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start; see /var/log/bench-dockerd.log" >&2; exit 1; }
 fi
@@ -105,8 +107,8 @@ fi
 # libvirtd and virtlogd: started here when they are not running (no systemd, or CI).
 if ! timeout 10 virsh -c qemu:///system version >/dev/null 2>&1; then
     echo "setup: starting libvirtd and virtlogd"
-    pgrep -x virtlogd >/dev/null || $SUDO virtlogd -d
-    pgrep -x libvirtd >/dev/null || $SUDO libvirtd -d
+    pgrep -x virtlogd >/dev/null || start_daemon /var/log/bench-virtlogd.log virtlogd -d
+    pgrep -x libvirtd >/dev/null || start_daemon /var/log/bench-libvirtd.log libvirtd -d
     # A fresh libvirtd probes QEMU's capabilities before it answers: up to a minute here.
     for _ in $(seq 240); do timeout 5 virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.5; done
     timeout 10 virsh -c qemu:///system version >/dev/null 2>&1 || { echo "setup: libvirtd did not start" >&2; exit 1; }

@@ -29,7 +29,11 @@ RECORDED = Path(__file__).parent / "data" / "sysbench" / "cpu-2threads.txt"
 # number scales the recorded result; "tool" fails the tool; "gone" makes the environment vanish
 # (until it is provisioned anew); "dying" is the same, but one more command succeeds first (a
 # container being removed); "interrupt" raises KeyboardInterrupt, as a Ctrl-C would.
+# "down" is "gone", and the backend then answers nothing (availability, provisioning) for
+# DOWN_SECONDS, as a daemon killed and restarted by its supervisor.
 SCRIPTS: dict[str, list[Any]] = {}
+DOWN_SECONDS = 3.0
+BACK_AT: list[float] = [0.0]        # time.monotonic() at which the backend answers again
 CALLS: dict[str, int] = {}          # measured calls so far, per environment
 PROVISIONED: dict[str, int] = {}    # provisionings, per environment
 
@@ -51,9 +55,13 @@ class InProcessEnvironment(HostEnvironment):
 
     @classmethod
     def availability(cls, variant: Any, allow_tcg: bool = False) -> Availability:
+        if time.monotonic() < BACK_AT[0]:
+            return Availability(False, "its daemon does not answer (tests)")
         return Availability(True, "in process (tests)")
 
     def provision(self, scratch_root: str, n_ports: int) -> None:
+        if time.monotonic() < BACK_AT[0]:
+            raise ConnectionError("its daemon does not answer (tests)")
         super().provision(scratch_root, n_ports)
         PROVISIONED[self.name] = PROVISIONED.get(self.name, 0) + 1
 
@@ -72,14 +80,16 @@ class InProcessEnvironment(HostEnvironment):
         action = script[n] if n < len(script) else 1.0
         if action == "interrupt":
             raise KeyboardInterrupt
-        if action == "gone":  # removed under the running tool: it ends, killed, and then nothing answers
+        if action in ("gone", "down"):  # removed under the running tool: it ends, killed, and then nothing answers
             self.gone = True
+            if action == "down":
+                BACK_AT[0] = time.monotonic() + DOWN_SECONDS
             return ExecResult(argv, 137, "", "the container was removed", 0.01)
         if action == "dying":  # removed under the tool, but not yet gone when asked at once
             self.dying = True
             return ExecResult(argv, 137, "", "killed", 0.01)
         if action == "tool":
-            return ExecResult(argv, 1, "", "FATAL: a failure of the tool itself", 0.01)
+            return ExecResult(argv, 1, "", "sysbench 1.0.20\nFATAL: a failure of the tool itself\n\n", 0.01)
         text = RECORDED.read_text()
         text = re.sub(r"(events per second:\s*)([\d.]+)",
                       lambda m: f"{m.group(1)}{float(m.group(2)) * float(action):.2f}", text)
@@ -95,6 +105,7 @@ def register(monkeypatch, config: Path, environments: dict[str, dict[str, Any]])
 
     monkeypatch.setitem(KINDS, InProcessEnvironment.kind, InProcessEnvironment)
     SCRIPTS.clear()
+    BACK_AT[0] = 0.0
     CALLS.clear()
     PROVISIONED.clear()
     path = config / "environments.yaml"

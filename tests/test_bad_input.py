@@ -167,7 +167,18 @@ def break_samples_long_line(run):
         f.write('{"x": "' + "y" * (3 << 20) + '"}\n')
 
 
+def break_samples_negative_latency(run):
+    # A latency below zero (a clock that stepped back, a hand-edited file): no metric can have it.
+    line = json.loads((run / "samples.jsonl").read_text().splitlines()[0])
+    line.update(metric="latency_mean", unit="us", better="lower", value=-3057.0, batch="negative", batch_size=1)
+    with open(run / "samples.jsonl", "a") as f:
+        f.write(json.dumps(line) + "\n")
+
+
 WARNED = {  # a run folder with unreadable records: each verb reads the rest and says what it skipped
+    "a negative latency in samples.jsonl": (break_samples_negative_latency,
+                                            "1 record(s) with a value no measurement can have (first: "
+                                            "latency_mean = -3057.0 us)"),
     "samples.jsonl lines that are not objects": (break_samples_not_objects, "skipped 5 unreadable record(s)"),
     "non-UTF-8 bytes in samples.jsonl": (break_samples_bytes, "skipped 2 unreadable record(s)"),
     "a 3 MB line in samples.jsonl": (break_samples_long_line, "longer than 1 MB"),
@@ -282,3 +293,63 @@ def test_output_onto_a_fifo_a_link_and_a_folder(tmp_path):
     assert link.is_symlink() and "<html" in real.read_text()
     one_line_error(bench_cli("export", str(run), "-o", str(tmp_path), timeout=120), "is a folder")
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")], "no temporary file left"
+
+
+# -- checked once, at load -----------------------------------------------------------------------
+
+DUPLICATES = {  # what YAML's loader and the command line used to take silently, the last one winning
+    "a key given twice in a suite": ("suites/twice.yaml", "repetitions: 1\nrepetitions: 5\nworkloads: [sysbench-cpu]\n",
+                                     ["suites/twice.yaml", "line 2", "key repetitions given twice"]),
+    "a workload defined twice in one catalogue file": (
+        "catalogue/twice.yaml", "w-twice:\n  tool: sysbench\n  params: {threads: 1}\n"
+                                "w-twice:\n  tool: sysbench\n  params: {threads: 2}\n",
+        ["catalogue/twice.yaml", "line 4", "key w-twice given twice"]),
+    "a suite naming a workload twice": ("suites/twice.yaml", "workloads: [sysbench-cpu, xz-compress, sysbench-cpu]\n",
+                                        ["suites/twice.yaml", "sysbench-cpu named twice"]),
+}
+
+
+@pytest.mark.parametrize("case", list(DUPLICATES), ids=list(DUPLICATES))
+def test_something_given_twice_in_a_data_file_is_refused_at_load(config_copy, case):
+    where, text, fragments = DUPLICATES[case]
+    (config_copy / where).write_text(text)
+    one_line_error(bench_cli("--config-dir", str(config_copy), "list"), *fragments)
+
+
+def test_a_merge_key_may_still_override_what_it_merges(tmp_path):
+    from bench import datafile
+
+    (tmp_path / "m.yaml").write_text("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 3\n")
+    assert datafile.read_yaml(tmp_path / "m.yaml")["d"] == {"x": 3, "y": 2}
+
+
+def test_an_environment_given_twice_is_refused(tmp_path):
+    r = bench_cli("run", "--suite", "quick", "--env", "host,host", "--out", str(tmp_path / "out"))
+    one_line_error(r, "--env: host given twice")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("passed", [["PATH,PATH"], ["PATH", "PATH"], [","]])
+def test_a_variable_passed_twice_or_none_is_one_line(tmp_path, passed):
+    args = [arg for group in passed for arg in ("--pass-env", group)]
+    r = bench_cli("run", "--suite", "quick", "--env", "host", "--out", str(tmp_path / "out"), *args)
+    one_line_error(r, "--pass-env")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_id_ending_in_a_newline_is_refused_before_anything_is_made(tmp_path):
+    # `$` matches before a final newline: the id passed, a folder "x\n" was made, the host provisioned.
+    r = bench_cli("run", "--suite", "quick", "--env", "host", "--out", str(tmp_path / "out"), "--run-id", "x\n")
+    one_line_error(r, "invalid run id")
+    assert not (tmp_path / "out").exists()
+    one_line_error(bench_cli("cleanup", "--run-id", "x\n", "--dry-run"), "invalid run id")
+
+
+@pytest.mark.parametrize("variable,value,message", [
+    ("BENCH_WORKERS", "-1", "BENCH_WORKERS='-1': a number of worker processes"),
+    ("BENCH_WORKERS", "abc", "BENCH_WORKERS='abc': a number of worker processes"),
+    ("BENCH_CACHE_DIR", "/etc/hostname", "BENCH_CACHE_DIR='/etc/hostname': not a folder"),
+    ("BENCH_IMAGE_MIRROR", "deb.debian.org", "BENCH_IMAGE_MIRROR='deb.debian.org': a Debian mirror's URL"),
+])
+def test_a_variable_that_means_nothing_is_one_line(variable, value, message):
+    one_line_error(bench_cli("list", "suites", env={variable: value}), message)

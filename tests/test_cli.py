@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import bench_cli
+from conftest import ROOT, bench_cli
 
 NARROW = {"COLUMNS": "100"}
 
@@ -205,3 +205,13 @@ def test_malformed_command_lines(tmp_path, argv, message):
     assert "Traceback" not in r.stderr and message in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("bench: error: "), r.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_readme_and_help_give_each_exit_status_one_meaning():
+    from bench.cli import EXIT_STATUS
+
+    readme = (ROOT / "README.md").read_text()
+    shown = " ".join(bench_cli("--help").stdout.split())
+    for code, meaning in EXIT_STATUS.items():
+        assert f"| {code} | {meaning} |" in readme, code
+        assert f"{code} {meaning}" in shown, code

@@ -195,7 +195,7 @@ def test_sigterm_removes_containers_and_volumes(docker_client, workload_image, t
     assert labelled(docker_client, DOCKER_KILLED), "the run should have a container by now"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == 143, err[-2000:]   # 128 + SIGTERM
     assert labelled(docker_client, DOCKER_KILLED) == []
     with pytest.warns(UserWarning, match="run is interrupted"):
         assert len(bench.load(tmp_path / DOCKER_KILLED)) > 0

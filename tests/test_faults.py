@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,8 @@ def small_tmpfs(tmp_path):
 
 
 def test_out_on_a_file_system_that_fills_mid_run_then_resume(config_copy, tmp_path, small_tmpfs):
-    """The results folder's file system full in the middle of a run: one line, exit 2, no
+    """The results folder's file system full in the middle of a run: the error in one line, exit
+    1 (it ran: not 2, which says nothing was run) with the command that finishes it, no
     traceback, no temporary file left; once space is freed, --resume completes every
     repetition with all its metrics, none twice."""
     run_id = f"{SESSION}-full"
@@ -81,8 +83,9 @@ def test_out_on_a_file_system_that_fills_mid_run_then_resume(config_copy, tmp_pa
     finally:
         os.close(fd)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2, err[-2000:]
+    assert proc.returncode == 1, err[-2000:]
     assert "No space left on device" in err and "Traceback" not in err, err[-2000:]
+    assert f"finish it with: bench run --out {small_tmpfs} --resume {run_id}" in err, err[-2000:]
     assert [p.name for p in (small_tmpfs / run_id).iterdir() if p.name.startswith(".run.")] == []
     filler.unlink()
 
@@ -114,7 +117,7 @@ def test_a_signal_at_an_instant_of_provisioning_leaves_nothing(request, docker_c
                                                                 environment, delay):
     """SIGTERM or Ctrl-C (alternately) `delay` s after provisioning begins, of a container, a
     second dockerd (docker-vfs), a TCG guest or a Compose project (during `docker-compose up`):
-    exit 130, no traceback, and nothing of the run
+    exit 130 or 143, no traceback, and nothing of the run
     left: no container, volume,
     network, daemon folder or bridge, domain, disk folder or scratch folder (the requests that
     make them finish before the signal is acted on, and teardown removes them)."""
@@ -139,10 +142,11 @@ def test_a_signal_at_an_instant_of_provisioning_leaves_nothing(request, docker_c
         if line.startswith(f"provisioning {environment}"):
             break
     time.sleep(delay)
-    proc.send_signal(signal.SIGINT if INSTANTS.index((environment, delay)) % 2 else signal.SIGTERM)
+    sent = signal.SIGINT if INSTANTS.index((environment, delay)) % 2 else signal.SIGTERM
+    proc.send_signal(sent)
     out, rest = proc.communicate(timeout=180)
     err += rest
-    assert proc.returncode == 130 and "interrupted" in err, err[-2000:]
+    assert proc.returncode == 128 + sent and "interrupted" in err, err[-2000:]   # 130 or 143
     assert "Traceback" not in err, err[-3000:]
     assert labelled(docker_client, run_id) == []
     assert cleanup.find(run_id, tmp_path / "scratch") == []
@@ -220,8 +224,9 @@ def interrupt_the_probe(how: str) -> None:
         pytest.skip("the probe ended before it could be interrupted (KVM answered at once?)")
     proc.send_signal(getattr(signal, how))
     _, err = proc.communicate(timeout=60)
-    if how == "SIGINT":
-        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err[-2000:]
+    if how in ("SIGINT", "SIGTERM"):   # said, 130 or 143; SIGKILL says nothing
+        assert proc.returncode == 128 + getattr(signal, how) and "interrupted" in err, err[-2000:]
+        assert "Traceback" not in err, err[-2000:]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(alive(pid) for pid in mine):
         time.sleep(0.1)
@@ -332,3 +337,106 @@ def test_a_tool_behind_a_shell_outlives_a_killed_run_and_cleanup_stops_it(config
         for pid in xz:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_sigterm_while_the_report_is_written_says_how_to_render_it(config_copy, tmp_path):
+    """The run is complete when its report is being written: SIGTERM then exits 143 with the
+    line that renders the report, not silently without one."""
+    run_id = f"{SESSION}-report"
+    args = [*sysbench_suite(config_copy, 1), "--env", "host", "--out", str(tmp_path),
+            "--scratch", str(tmp_path / "scratch"), "--run-id", run_id]
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    # The summary's last line is printed just before the report is rendered.
+    for line in proc.stdout:
+        if line.startswith("pandas: bench.load("):
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    run = tmp_path / run_id
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err, err[-2000:]
+    assert f"render it with: bench report {run} -o {run / 'report.html'}" in err, err[-2000:]
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    assert not (run / "report.html").exists()
+
+
+def test_resume_rewrites_a_torn_batch_away_and_warns_in_plain_lines(config_copy, tmp_path):
+    """A killed writer's half-written repetition (two lines of a batch of three, and a torn
+    line): --resume measures it again and leaves a file every reader reads without a warning,
+    and no warning of its own reaches the terminal as Python's `UserWarning` with its source."""
+    run_id = f"{SESSION}-torn"
+    args = [*sysbench_suite(config_copy, 2), "--env", "host", "--out", str(tmp_path),
+            "--scratch", str(tmp_path / "scratch")]
+    r = bench_cli(*args, "--run-id", run_id)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / run_id
+    lines = (run / "samples.jsonl").read_text().splitlines(keepends=True)
+    last = json.loads(lines[-1])
+    assert last["repetition"] == 2 and last["batch_size"] == 3
+    (run / "samples.jsonl").write_text("".join(lines[:-1]) + '{"run_id": "' + run_id + '", "env')
+    manifest = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    with pytest.warns(UserWarning, match="not wholly written"):
+        bench.load(run)
+
+    r = bench_cli(args[0], args[1], "run", "--out", str(tmp_path), "--scratch", str(tmp_path / "scratch"),
+                  "--resume", run_id)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "UserWarning" not in r.stderr and "warnings.warn" not in r.stderr, r.stderr[-2000:]
+    assert "dropping 3 half-written line(s)" in r.stderr, r.stderr[-2000:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # a complete run's file is whole: nothing to warn of
+        counts = repetitions(run)
+    assert counts == {("host", 1): 3, ("host", 2): 3}, counts
+    assert (run / "samples.jsonl").read_text().endswith("\n")
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+
+@pytest.mark.integration
+def test_a_client_namespace_deleted_under_a_run_is_a_backend_fault(docker_client, config_copy, tmp_path):
+    """docker-nat-dnat's clients run in a network namespace of the run's own: deleted under the
+    run, the next repetition's failure is the environment's (cause backend, with netperf's own
+    words), the environment is provisioned anew with a new namespace, and the run goes on."""
+    from bench import cleanup
+    from bench.environments import netns
+
+    run_id = f"{SESSION}-netns"
+    (config_copy / "catalogue" / "np.yaml").write_text(
+        "np-rr:\n  tool: netperf\n  warmups: 0\n  params: {test: TCP_RR, length: 2}\n")
+    (config_copy / "suites" / "np.yaml").write_text("repetitions: 4\nworkloads: [np-rr]\n")
+    args = ["--config-dir", str(config_copy), "run", "--suite", "np", "--env", "docker-nat-dnat",
+            "--out", str(tmp_path), "--scratch", str(tmp_path / "scratch")]
+    proc = subprocess.Popen([sys.executable, "-m", "bench", *args, "--run-id", run_id], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / run_id
+    try:
+        deadline = time.monotonic() + 300
+        while not ((run / "samples.jsonl").exists() and '"np-rr"' in (run / "samples.jsonl").read_text()):
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "no repetition measured"
+            time.sleep(0.1)
+        mine = [n for n in netns.namespaces() if netns.owner(n) == run_id]
+        assert len(mine) == 1, mine
+        subprocess.run(["ip", "netns", "delete", mine[0]], check=True)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=120)
+        for leftover in cleanup.find(run_id, tmp_path / "scratch"):
+            leftover.remove()
+    assert proc.returncode == 1, err[-2000:]   # ran, with a failed repetition
+    failures = [json.loads(line) for line in (run / "failures.jsonl").read_text().splitlines()]
+    assert [f["cause"] for f in failures] == ["backend"], failures
+    assert "network namespace" in failures[0]["reason"], failures[0]["reason"]
+    manifest = json.loads((run / "run.json").read_text())
+    assert [r["environment"] for r in manifest["reprovisioned"]] == ["docker-nat-dnat"]
+    measured = {rep for (_, rep) in repetitions_of(run, "np-rr")}
+    assert len(measured) == 3 and failures[0]["repetition"] not in measured
+
+
+def repetitions_of(run: Path, workload: str) -> set[tuple[str, int]]:
+    df = bench.load(run)
+    df = df[df.workload == workload]
+    return set(zip(df.environment, df.repetition))

@@ -97,11 +97,11 @@ def test_params_reject_bad_sweeps_and_unknown_keys():
 
 def test_commands_carry_the_studys_settings():
     params = MARIADB.Params(threads=[10, 290], buffer_pool="3G", table_size=2000000, time=60)
-    server = MARIADB.server_argv(params, "/d/data", "/d/init.sql", "0.0.0.0", 3306)
+    server = MARIADB.server_argv(params, "/d/data", "/d/init.sql", "0.0.0.0", 3306, "/d/mysqld.sock")
     assert server[:2] == ["mariadbd", "--no-defaults"]
     assert {"--innodb-buffer-pool-size=3G", "--innodb-flush-method=O_DIRECT", "--skip-name-resolve",
             "--innodb-flush-log-at-trx-commit=1", "--query-cache-size=0",
-            "--bind-address=0.0.0.0", "--port=3306", "--socket=/d/data/mysqld.sock"} <= set(server)
+            "--bind-address=0.0.0.0", "--port=3306", "--socket=/d/mysqld.sock"} <= set(server)
     assert "--max-connections=310" in server  # 290 client threads must all get a connection
     client = MARIADB.client_argv(params, "127.0.0.1", 3306, "run", threads=290, seconds=60)
     assert client[:2] == ["sysbench", "oltp_read_only"] and client[-1] == "run"  # the study's test

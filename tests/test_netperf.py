@@ -99,12 +99,25 @@ def argv(**params):
 
 
 def test_command_lines():
-    assert argv(test="UDP_RR", length=5)[-6:-2] == ["-r", "100,200", "-P", ",1001"]
+    rr = argv(test="UDP_RR", length=5)
+    assert rr[rr.index("-r"):rr.index("-k")] == ["-r", "100,200", "-P", ",1001"]
     stream = argv(test="TCP_STREAM", length=5)
     assert stream[stream.index("--"):stream.index("-P")] == ["--", "-s", "4194304", "-S", "4194304", "-m", "65536"]
     # MAERTS: netserver sends, so its send size is the one set (`-m ,N`).
     maerts = argv(test="TCP_MAERTS", send_size=16384)
     assert maerts[maerts.index("-m") + 1] == ",16384" and "-t" in maerts and "TCP_MAERTS" in maerts
+
+
+def test_the_data_connection_is_bound_where_the_server_listens():
+    # netserver's -L binds its control socket only: its data socket listens where the client's
+    # test-specific -H says (else on 0.0.0.0), and a UDP client's own socket where its -L says.
+    for test in ("TCP_RR", "UDP_RR", "TCP_STREAM"):
+        bound = netperf.client_argv(NetperfParams(test=test), "127.0.0.1", 1000, 1001, server_binds=True)
+        specific = bound[bound.index("--"):]
+        assert specific[specific.index("-H") + 1] == "127.0.0.1" and specific[specific.index("-L") + 1] == "127.0.0.1"
+    # a server in a namespace of its own listens on its wildcard, reached through NAT at another address
+    nat = netperf.client_argv(NetperfParams(test="TCP_RR"), "10.1.2.3", 1000, 1001)
+    assert "-H" not in nat[nat.index("--"):] and "-L" not in nat[nat.index("--"):]
 
 
 def test_each_test_gets_only_its_own_sizes():

@@ -92,3 +92,31 @@ def test_readme_and_help_list_the_same_variables():
     code = "".join(p.read_text() for p in (ROOT / "bench").rglob("*.py"))
     read = set(re.findall(r'environ(?:\.get\(|\[)"(BENCH_[A-Z_]+)"', code)) | set(re.findall(r'path\("(BENCH_[A-Z_]+)"', code))
     assert read == set(settings.VARIABLES), read ^ set(settings.VARIABLES)
+
+
+def docker_ok() -> bool:
+    from bench.environments.docker import DockerEnvironment
+
+    return DockerEnvironment.availability(DockerEnvironment.Variant())[0]
+
+
+@pytest.mark.skipif(not docker_ok(), reason="dockerd is not running")
+def test_tools_that_cannot_run_under_gvisor_are_refused_before_anything_is_made(tmp_path, config_copy):
+    from conftest import bench_cli
+
+    # The cpu suite in gVisor: hpcc's cells are left out with the reason, the others planned.
+    p = plan.resolve(config.load(), plan.RunOptions(suite="cpu", environments=["docker-gvisor"], out=tmp_path))
+    assert set(p.left_out) == {("docker-gvisor", "hpcc")}
+    assert "Open MPI finds no CPU topology" in p.left_out[("docker-gvisor", "hpcc")]
+    assert not p.runs("docker-gvisor", "hpcc") and p.runs("docker-gvisor", "sysbench-cpu")
+    # A suite of nothing else: one line, exit 2, nothing made (it used to fail each repetition, exit 1).
+    (config_copy / "suites" / "db.yaml").write_text("repetitions: 1\nworkloads: [mariadb-oltp]\n")
+    r = bench_cli("--config-dir", str(config_copy), "run", "--suite", "db", "--env", "docker-gvisor",
+                  "--out", str(tmp_path / "out"))
+    assert r.returncode == 2 and "under runsc, mariadbd's InnoDB fails to start" in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+    # and `bench list` says so
+    listed = json.loads(bench_cli("list", "environments", "--json").stdout)["environments"]
+    gvisor = next(e for e in listed if e["name"] == "docker-gvisor")
+    assert set(gvisor["refuses"]) == {"hpcc", "mariadb"}
+    assert next(e for e in listed if e["name"] == "docker-nat")["refuses"] == {}

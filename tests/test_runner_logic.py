@@ -62,6 +62,21 @@ def test_a_failing_tool_is_recorded_and_the_run_goes_on(setup):
     assert runner.failures == 1 and inprocess.PROVISIONED == {"proc-a": 1, "proc-b": 1}
 
 
+def test_a_failed_tool_says_its_cause_on_the_terminal_and_in_the_summary(setup, capfd):
+    from bench.cli import print_summary
+
+    inprocess.SCRIPTS["proc-a"] = [1, "tool"]
+    said: list[str] = []
+    opts = RunOptions(suite="t", environments=["proc-a"], out=setup.out, run_id="r", seed=7,
+                      scratch=setup.out.parent / "scratch")
+    store = Runner(plan(setup.catalogue, opts), opts, report=said.append).execute()
+    cause = "exit status 1: FATAL: a failure of the tool itself"   # the last line of its stderr
+    assert [f["reason"] for f in store.failures()] == [cause]
+    capfd.readouterr()   # the progress line says FAILED (reason), the same reason
+    print_summary(store)
+    assert f"proc-a · sysbench-cpu · rep 1: {cause}" in capfd.readouterr().out
+
+
 def test_a_backend_fault_provisions_the_environment_anew_once(setup):
     inprocess.SCRIPTS["proc-a"] = [1, 1, "gone", 1]
     runner, store = setup()
@@ -69,6 +84,35 @@ def test_a_backend_fault_provisions_the_environment_anew_once(setup):
     assert inprocess.PROVISIONED["proc-a"] == 2
     assert sorted(rep for env, rep, _ in rates(store) if env == "proc-a") == [1, 3]
     assert [r["environment"] for r in store.manifest()["reprovisioned"]] == ["proc-a"]
+
+
+def test_re_provisioning_waits_for_a_backend_that_comes_back(setup):
+    """A daemon killed and restarted a few seconds later: provisioning at once would fail while
+    it is down; the runner says it waits, and uses it once it answers."""
+    inprocess.SCRIPTS["proc-a"] = [1, 1, "down", 1]
+    said: list[str] = []
+    opts = RunOptions(suite="t", environments=["proc-a"], out=setup.out, run_id="r", seed=7,
+                      scratch=setup.out.parent / "scratch")
+    runner = Runner(plan(setup.catalogue, opts), opts, report=said.append)
+    store = runner.execute()
+    assert any(line.startswith("proc-a: waiting up to 120 s for its backend to come back") for line in said), said
+    assert inprocess.PROVISIONED["proc-a"] == 2 and "proc-a" not in runner.lost
+    assert sorted(rep for env, rep, _ in rates(store) if env == "proc-a") == [1, 3]
+
+
+def test_a_backend_that_stays_down_is_given_up_after_the_window(setup, monkeypatch):
+    from bench import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "BACKEND_WINDOW", 1.0)
+    monkeypatch.setattr(runner_module, "BACKEND_POLL", 0.2)
+    monkeypatch.setattr(inprocess, "DOWN_SECONDS", 60.0)
+    inprocess.SCRIPTS["proc-a"] = [1, "down"]
+    runner, store = setup()
+    assert "did not come back within 1 s" in runner.lost["proc-a"]
+    assert [(f["environment"], f["repetition"], f["cause"]) for f in store.failures()] == [
+        ("proc-a", rep, "backend") for rep in (1, 2, 3)]
+    assert sorted(rep for env, rep, _ in rates(store) if env == "proc-b") == [1, 2, 3]
+    assert store.manifest()["status"] == "complete"
 
 
 def test_an_environment_removed_under_its_tool_is_a_backend_fault_though_it_answered_once(setup):

@@ -296,6 +296,13 @@ class DockerEnvironment(ContainerEnvironment):
         variant asks of the container; its variant stays its own."""
         return variant
 
+    @classmethod
+    def refusal(cls, variant: BaseModel, workload: Any) -> Refusal | None:
+        """A tool that cannot run under the variant's OCI runtime (a fact of the tool's module)."""
+        runtime = cls.container_spec(variant).runtime
+        why = getattr(workload, "runtime_refusals", {}).get(runtime) if runtime else None
+        return Refusal(f"under {runtime}, {why}") if why else None
+
     @property
     def listen_address(self) -> str:  # type: ignore[override]
         # With --net=host a server listening on 0.0.0.0 would be open on every host interface.

@@ -44,7 +44,7 @@ OPTION = re.compile(r"^([A-Za-z][A-Za-z0-9]*)=(.+)$", re.DOTALL)
 
 def check_destination(destination: str) -> str:
     """[USER@]HOST as ssh takes it; nothing that ssh could read as an option."""
-    if not DESTINATION.match(destination) or destination.startswith("-"):
+    if not DESTINATION.fullmatch(destination) or destination.startswith("-"):
         raise BenchError(f"--client-host {destination!r} is not [USER@]HOST")
     return destination
 

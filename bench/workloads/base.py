@@ -101,6 +101,9 @@ class Workload(abc.ABC):
     against_native: ClassVar[bool] = True
     metric_resources: ClassVar[dict[str, str]] = {}
     Params: ClassVar[type[Params]]
+    # OCI runtimes this tool cannot run under, and why: known before anything is made, so a
+    # container environment of that runtime leaves the tool's cells out with the reason.
+    runtime_refusals: ClassVar[dict[str, str]] = {}
 
     def refusal_here(self, params: Any) -> str | None:
         """Why these parameters cannot run on this host at all (a memory floor above its

@@ -22,7 +22,7 @@ UNIT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
 def size_bytes(text: str) -> int:
-    m = SIZE.match(text)
+    m = SIZE.fullmatch(text)
     if not m:
         raise ValueError(f"a size in fio's syntax: a whole number and k, M, G or T (4k, 256M), not {text[:30]!r}")
     return int(m[1]) * UNIT[m[2].lower()]

@@ -31,6 +31,8 @@ DATABASE = USER = PASSWORD = "sbtest"  # a throwaway server, for the run's own c
 INIT_SQL = (f"CREATE DATABASE {DATABASE};\n"
             f"CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';\n"
             f"GRANT ALL PRIVILEGES ON {DATABASE}.* TO '{USER}'@'%';\n")
+SOCKET = "mysqld.sock"   # in the repetition's own 0700 folder (see Mariadb.socket_folder)
+SOCKET_MAX = 100         # bytes of a unix socket's path that mariadbd takes (107), with room
 POINT = re.compile(r"^# threads=(\d+)\s*$")
 # Seconds allowed for sysbench prepare per row: a TCG guest loads a few thousand rows/s.
 SECONDS_PER_ROW = 1 / 2000
@@ -60,6 +62,8 @@ class Mariadb(Workload):
     packages = ("mariadb-server",)
     server_ports = 1
     Params = MariadbParams
+    runtime_refusals = {"runsc": "mariadbd's InnoDB fails to start under gVisor (its io_uring/native AIO "
+                                 "setup fails)"}
 
     def timeout(self, p: MariadbParams) -> float:
         # The whole repetition: initialise, start, load, warm up, then every point of the sweep.
@@ -81,16 +85,24 @@ class Mariadb(Workload):
                 "--skip-name-resolve", "--skip-test-db", "--force"]
 
     @staticmethod
-    def socket_path(datadir: str, port: int) -> str:
-        # A unix socket's path holds at most 107 bytes and mariadbd refuses to start with a
-        # longer one; a deep scratch folder (pytest's) falls back to /tmp, unique by port.
-        path = f"{datadir}/mysqld.sock"
-        return path if len(path) <= 100 else f"/tmp/bench-mariadb-{port}.sock"
+    def socket_folder(env: Environment, base: str) -> str:
+        """Where mariadbd's unix socket goes: the repetition's own folder, inside the run's
+        scratch folder. A unix socket's path holds at most 107 bytes and mariadbd refuses to
+        start with a longer one; under a deep scratch folder (pytest's) the socket goes to a
+        private folder of its own, made by mktemp (mode 0700, a name nobody can guess in
+        advance), never to a fixed path in /tmp that another local user could make first."""
+        if len(f"{base}/{SOCKET}") <= SOCKET_MAX:
+            return base
+        made = env.exec(["mktemp", "-d", "/tmp/bench-mariadb-XXXXXXXXXX"], timeout=30)
+        if not made.ok or not made.stdout.strip():
+            raise ToolError(f"cannot make a private folder for mariadbd's socket: {made.stderr.strip()}")
+        return made.stdout.strip()
 
     @classmethod
-    def server_argv(cls, p: MariadbParams, datadir: str, init_file: str, address: str, port: int) -> list[str]:
+    def server_argv(cls, p: MariadbParams, datadir: str, init_file: str, address: str, port: int,
+                    socket: str) -> list[str]:
         return ["mariadbd", "--no-defaults", "--user=root", f"--datadir={datadir}",
-                f"--socket={cls.socket_path(datadir, port)}", f"--pid-file={datadir}/mysqld.pid",
+                f"--socket={socket}", f"--pid-file={datadir}/mysqld.pid",
                 f"--bind-address={address}", f"--port={port}", "--skip-name-resolve",
                 f"--innodb-buffer-pool-size={p.buffer_pool}", f"--innodb-flush-method={p.flush_method}",
                 f"--innodb-flush-log-at-trx-commit={p.flush_log_at_trx_commit}",
@@ -128,8 +140,12 @@ class Mariadb(Workload):
             return max(deadline - time.monotonic(), 1.0)
 
         port = env.ports[0]
-        leftovers = ["rm", "-rf", base, self.socket_path(datadir, port)]
+        leftovers = ["rm", "-rf", base]
         env.exec(leftovers, timeout=120)  # a killed earlier repetition's
+        env.exec(["mkdir", "-m", "0700", "-p", base], timeout=30)
+        socket_folder = self.socket_folder(env, base)
+        if socket_folder != base:
+            leftovers.append(socket_folder)
         try:
             install = env.exec(self.install_argv(datadir), timeout=left())
             steps.append(install)
@@ -139,7 +155,8 @@ class Mariadb(Workload):
             init_file = f"{base}/init.sql"
             env.put_file(init_file, INIT_SQL.encode())
             log_name = f"mariadbd-{ctx.label}"
-            server = env.start_server(self.server_argv(ctx.params, datadir, init_file, env.listen_address, port),
+            server = env.start_server(self.server_argv(ctx.params, datadir, init_file, env.listen_address, port,
+                                                    f"{socket_folder}/{SOCKET}"),
                                       log_name=log_name)
             try:
                 ready = self._wait_ready(env, port, log_name, timeout=min(left(), 180.0))

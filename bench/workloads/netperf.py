@@ -4,6 +4,11 @@ The client crosses the environment's network path (loopback for the host, NAT or
 stack for Docker, virtio-net for a VM), which is the point of the measurement. netperf opens a
 second (data) connection besides its TCP control connection: TCP, or UDP for UDP_RR. Its port
 is fixed with `-P ,PORT` so that an environment can publish it under the same number.
+netserver's `-L` binds only its control socket: the data socket's listen address follows the
+client's test-specific `-H` (without it, netserver listens on 0.0.0.0, open to the lab's network
+where the server shares the host's stack). So the client names the data connection's address
+(`-- -H`) wherever the server listens on a given address, and its own local address (`-- -L`)
+when it reaches the server on loopback: a UDP_RR client's socket is otherwise bound to 0.0.0.0.
 
 Two kinds of test:
 - request/response (TCP_RR, UDP_RR, the study's `-r 100,200`): transactions/s and latency;
@@ -18,6 +23,7 @@ Two kinds of test:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import time
@@ -98,14 +104,18 @@ class Netperf(Workload):
         return first_line(r.stdout + r.stderr) if r.returncode is not None else ""
 
     @staticmethod
-    def client_argv(p: NetperfParams, address: str, control: int, data: int) -> list[str]:
+    def client_argv(p: NetperfParams, address: str, control: int, data: int,
+                    server_binds: bool = False) -> list[str]:
+        """server_binds: the server listens on `address` itself (not on a wildcard of a
+        namespace of its own), so its data socket must be bound there too."""
         argv = ["netperf", "-H", address, "-p", str(control), "-t", p.test, "-l", str(p.length), "-4", "--"]
+        bind = (["-H", address] if server_binds else []) + (["-L", address] if _loopback(address) else [])
         if p.test in RR_TESTS:
-            return [*argv, "-r", f"{p.request_size},{p.response_size}", "-P", f",{data}", "-k", RR_SELECTORS]
+            return [*argv, "-r", f"{p.request_size},{p.response_size}", "-P", f",{data}", "-k", RR_SELECTORS, *bind]
         # -m sets netperf's send size, `-m ,N` netserver's: the sender's, whichever way data flows.
         send = str(p.send_size) if p.test == "TCP_STREAM" else f",{p.send_size}"
         return [*argv, "-s", str(p.socket_buffer), "-S", str(p.socket_buffer), "-m", send,
-                "-P", f",{data}", "-k", STREAM_SELECTORS]
+                "-P", f",{data}", "-k", STREAM_SELECTORS, *bind]
 
     def run(self, ctx: CellContext) -> RawOutput:
         control, data = ctx.env.ports[:2]
@@ -117,7 +127,12 @@ class Netperf(Workload):
             if not ctx.env.wait_listening(control, timeout=30):
                 raise ToolError(f"netserver did not listen on port {control}: {server.stop().strip()}")
             address, port = ctx.env.endpoint(control)
-            argv = ctx.env.client_command(self.client_argv(ctx.params, address, port, ctx.env.endpoint(data)[1]))
+            binds = ctx.env.listen_address != "0.0.0.0"
+            if binds and address != ctx.env.listen_address:
+                raise ToolError(f"netserver listens on {ctx.env.listen_address} but is reached at {address}: "
+                                f"its data socket cannot be bound to both")
+            argv = ctx.env.client_command(self.client_argv(ctx.params, address, port, ctx.env.endpoint(data)[1],
+                                                           server_binds=binds))
             # Counted right around the client: netserver forks its test child only when the
             # client asks, so the transfer (with netperf's setup and teardown, a few ms) is what
             # this window holds, plus whatever else the host runs: measure on a quiet host.
@@ -147,6 +162,13 @@ class Netperf(Workload):
         except ValueError as e:
             raise ToolError(f"garbled netperf value: {e}") from None
         raise ToolError(f"unexpected netperf throughput unit {units!r}")
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:   # a name, not an address: netperf resolves it
+        return False
 
 
 def host_cpu_lines(busy_seconds: float, wall_seconds: float, mhz: float) -> str:
