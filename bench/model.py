@@ -32,6 +32,12 @@ SAMPLE_FIELDS = (
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
+def is_difference(metric: str) -> bool:
+    """A metric that is the difference of two readings (named `..._drop...`: MemAvailable before
+    and after instances start): the one kind of value that may be negative."""
+    return "_drop" in metric
+
+
 def valid_name(name: str) -> bool:
     """Names of suites, workloads, environments and run ids: also safe as path components."""
     return bool(_NAME.fullmatch(name)) and len(name) <= 64   # fullmatch: `$` matches before a final newline

@@ -27,7 +27,7 @@ from . import live
 from .datafile import excerpt, shown
 from .errors import BenchError
 from .output import output_file
-from .model import FORMAT_VERSION, SAMPLE_FIELDS, Failure, RunManifest, Sample
+from .model import FORMAT_VERSION, SAMPLE_FIELDS, Failure, RunManifest, Sample, is_difference
 
 MANIFEST = "run.json"
 PARAM = "param_"   # the prefix of a workload parameter's column in load()
@@ -312,21 +312,23 @@ def read_samples(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     if len(whole) < len(rows):
         torn = {str(r.get("batch")) for r in rows if not committed(r)}
         skipped.append(f"{len(rows) - len(whole)} record(s) of {len(torn)} repetition(s) not wholly written")
-    wrong = [r for r in whole if impossible(r.get("value"))]
+    wrong = [r for r in whole if impossible(r.get("value"), r.get("metric"))]
     if wrong:
         first = wrong[0]
         skipped.append(f"{len(wrong)} record(s) with a value no measurement can have (first: "
                        f"{shown(first.get('metric'))} = {first.get('value')} {shown(first.get('unit'))})")
-    return [r for r in whole if not impossible(r.get("value"))], skipped
+    return [r for r in whole if not impossible(r.get("value"), r.get("metric"))], skipped
 
 
-def impossible(value: Any) -> bool:
+def impossible(value: Any, metric: Any = None) -> bool:
     """A number no metric of bench can take: every one is a time, a count, a rate, a size or a
-    ratio of them (latencies, durations, IOPS, bandwidths, GFLOPS), never negative or endless.
+    ratio of them (latencies, durations, IOPS, bandwidths, GFLOPS), never negative or endless;
+    only a difference of two readings (model.is_difference: MemAvailable's drop while instances
+    idle, which other processes can turn negative) may be below zero.
     (A value that is not a number at all is a record without the fields of a sample.)"""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
-    return not math.isfinite(value) or value < 0
+    return not math.isfinite(value) or (value < 0 and not (isinstance(metric, str) and is_difference(metric)))
 
 
 def read_failures(path: Path) -> tuple[list[dict[str, Any]], list[str]]:

@@ -299,3 +299,13 @@ def test_the_sweep_leaves_out_a_point_beyond_the_cap_or_below_the_memory_floor(t
                        "48 x ~64 MiB would take MemAvailable (4096 MiB) below the floor of 2048 MiB"]
     with pytest.raises(ToolError, match="left out"):
         Instances.parse(raw.text, p)
+
+
+def test_only_a_difference_of_two_readings_may_be_negative():
+    """MemAvailable's drop is a difference (another process may free memory meanwhile); a
+    negative start latency is no measurement, and is flagged where samples are read."""
+    from bench import store
+
+    assert not store.impossible(-3.1, "memory_available_drop_per_instance")
+    assert store.impossible(-3.1, "start_latency") and store.impossible(-3.1, "memory_pss_per_instance")
+    assert store.impossible(float("inf"), "memory_available_drop_per_instance")
