@@ -157,13 +157,17 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
             for m in [m for m in shown if rows.loc[rows["metric"] == m, "unit"].iloc[0] == unit][:MAX_SWEEP_FIGURES]:
                 figs.append(("sweep", (rows[rows["metric"] == m], key, envs, baseline, emulated, f"{w}: {m} against {key}"),
                              f"{w}: {m} against {key}: each environment's mean with its 95 % CI, each its own marker and dash"))
-        summary_rows = [dict(r) for r in recs if r["metric"] == headline and r["environment"] != baseline
-                        and "ratio" in r and _finite(r.get("ratio"))]
-        for r in summary_rows:
+        compared = [r for r in recs if r["metric"] == headline and r["environment"] != baseline
+                    and "ratio" in r and _finite(r.get("ratio"))]
+        for r in compared:
             # Faster than the bare host on CPU or memory work is what a leaked variable or another
-            # binary looks like (a false "HPL +44 % in Docker"), not a win: said so in words.
-            r["implausible"] = (tool in PLAUSIBILITY_TOOLS and bool(r.get("significant"))
-                                and r.get("overhead_pct", 0) < -PLAUSIBILITY_PCT)
+            # binary looks like (a false "HPL +44 % in Docker"), not a win: said so in words, on
+            # the cell itself, so the first screen's matrix says it too.
+            implausible = (tool in PLAUSIBILITY_TOOLS and bool(r.get("significant"))
+                           and r.get("overhead_pct", 0) < -PLAUSIBILITY_PCT)
+            r["implausible"] = PLAUSIBILITY_TOOLS[tool] if implausible else ""
+        summary_rows = [dict(r) for r in compared]
+        for r in summary_rows:
             study = ref.for_metric(w, headline, {k: r.get(f"sweep_{k}") for k in sweep_keys}) if ref else None
             if study and study.get("point") == "peak" and not _is_peak(rows, headline, r["point"], baseline):
                 study = None

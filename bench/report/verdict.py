@@ -95,12 +95,15 @@ def matrix_cell(env: str, mine: list[tuple[dict[str, Any], dict[str, Any]]]) -> 
         by[classify(r)].append((c, r))
     counts = {k: len(v) for k, v in by.items()}
     total = len(mine)
+    implausible = ""
     if by["cost"]:
         c, r = max(by["cost"], key=lambda cr: _slowdown(cr[1]))
         verdict, size = "cost", change(r, interval=False)
     elif by["gain"]:
         c, r = min(by["gain"], key=lambda cr: _slowdown(cr[1]))
         verdict, size = "gain", change(r, interval=False)
+        # a gain no environment can have on this work (report.PLAUSIBILITY_TOOLS) is named for what it is
+        implausible = next((r2.get("implausible") for _, r2 in by["gain"] if r2.get("implausible")), "")
     elif by["unresolved"]:
         c, r = by["unresolved"][0]
         verdict, size = "unresolved", _span([r for _, r in by["unresolved"]])
@@ -110,7 +113,7 @@ def matrix_cell(env: str, mine: list[tuple[dict[str, Any], dict[str, Any]]]) -> 
     parts = [f"{counts[k]} {k}" for k in CLASSES if counts[k]]
     return {"verdict": verdict, "size": size, "label": c["label"], "href": "#" + cell_id(env, c["workload"], c["metric"], c["point"]),
             "counts": counts, "total": total, "tally": ", ".join(parts), "environment": env,
-            "slowdown": _slowdown(r)}
+            "slowdown": _slowdown(r), "implausible": implausible or ""}
 
 
 def matrix(cells: list[dict[str, Any]], envs: list[str]) -> dict[str, Any]:
@@ -141,6 +144,9 @@ def bottom_line(grid: dict[str, Any], notes: dict[str, str]) -> str:
             continue
         costs = [(res, c) for res, c in row["cells"].items() if c and c["verdict"] == "cost"]
         name = env + (f" ({notes[env]})" if env in notes else "")
+        for res, c in row["cells"].items():   # a win that cannot be one is said first, for what it is
+            if c and c.get("implausible"):
+                costly.append(f"{env} beats native on {res} ({c['size']}, {c['label']}): {c['implausible']}")
         if costs:
             worst = max(costs, key=lambda rc: rc[1]["slowdown"])
             costly.append(f"{name} costs on {_join([res for res, _ in costs])} (worst {worst[1]['size']})")
