@@ -301,7 +301,7 @@ class DockerEnvironment(ContainerEnvironment):
         """A tool that cannot run under the variant's OCI runtime (a fact of the tool's module)."""
         runtime = cls.container_spec(variant).runtime
         why = getattr(workload, "runtime_refusals", {}).get(runtime) if runtime else None
-        return Refusal(f"under {runtime}, {why}") if why else None
+        return Refusal(f"under {runtime}, {why}") if why else super().refusal(variant, workload)
 
     @property
     def listen_address(self) -> str:  # type: ignore[override]
