@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "provision again, run only its missing repetitions, with its own settings")
     run.add_argument("--retry-failed", action="store_true",
                      help="with --resume: also measure again the repetitions that failed for a backend "
-                          "reason (a daemon gone, a container removed, a guest lost), in a complete run too")
+                          "reason (a daemon gone, a container removed, a guest lost) or because their tool "
+                          "was paused (SIGSTOP), in a complete run too")
     run.add_argument("--allow-tcg", action="store_true",
                      help="where KVM cannot run a guest, run the kvm environments under QEMU's TCG "
                           "emulation instead of refusing them; every such sample says accel=tcg")

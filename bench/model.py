@@ -32,6 +32,10 @@ SAMPLE_FIELDS = (
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
+# The failures `--resume --retry-failed` measures again: not the tool's own, but what happened to it.
+RETRIED_CAUSES = ("backend", "paused")
+
+
 def is_difference(metric: str) -> bool:
     """A metric that is the difference of two readings (named `..._drop...`: MemAvailable before
     and after instances start): the one kind of value that may be negative."""
@@ -104,7 +108,8 @@ class Failure:
     raw: str = ""         # path of the raw output under the run folder, if any was kept
     timestamp: float = dataclasses.field(default_factory=time.time)
     # "tool": the tool failed or its output did not parse; "backend": the environment did (a
-    # daemon gone, a container removed, a guest lost), which `--resume --retry-failed` re-runs.
+    # daemon gone, a container removed, a guest lost); "paused": the tool was stopped mid-run
+    # (SIGSTOP), so its numbers measure the pause. `--resume --retry-failed` re-runs the last two.
     cause: str = "tool"
 
     def to_json(self) -> dict[str, Any]:

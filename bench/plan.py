@@ -29,7 +29,7 @@ from .environments.context import ExecutionContext
 from .environments.host import HostEnvironment
 from .environments.remote import ClientHost, preflight
 from .errors import BenchError
-from .model import RunManifest
+from .model import RETRIED_CAUSES, RunManifest
 from .store import RunStore, check_run_id, effective_status
 from .workloads import TOOLS
 
@@ -303,7 +303,7 @@ def backend_failures(store: RunStore) -> int:
     """Repetitions that failed for their environment's sake and were not measured since."""
     measured = {(s.environment, s.workload, s.repetition) for s in store.samples()}
     return len({(f["environment"], f["workload"], f["repetition"]) for f in store.failures()
-                if f["repetition"] > 0 and f.get("cause") == "backend"} - measured)
+                if f["repetition"] > 0 and f.get("cause") in RETRIED_CAUSES} - measured)
 
 
 def resume(catalogue: Catalogue, out: Path, run_id: str,

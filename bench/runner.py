@@ -29,7 +29,7 @@ from .environments.context import memory_policy, memory_policy_record, numa_node
 from .environments.host import HostEnvironment
 from .environments.remote import RemoteHost
 from .errors import BenchError, ToolError
-from .model import Failure, RunManifest, Sample
+from .model import RETRIED_CAUSES, Failure, RunManifest, Sample
 from .plan import Plan, RunOptions, Step, schedule
 from .progress import Progress
 from .store import RunStore
@@ -58,7 +58,7 @@ def done_repetitions(store: RunStore, retry_failed: bool = False) -> frozenset[t
     retry_failed, a failure of the environment rather than the tool is not finished)."""
     done = {(s.environment, s.workload, s.repetition) for s in store.samples() if s.workload != "provision"}
     done |= {(f["environment"], f["workload"], f["repetition"]) for f in store.failures()
-             if f["repetition"] > 0 and not (retry_failed and f.get("cause") == "backend")}
+             if f["repetition"] > 0 and not (retry_failed and f.get("cause") in RETRIED_CAUSES)}
     return frozenset(done)
 
 
@@ -525,6 +525,9 @@ class Runner:
             gone = _environment_gone(env, ctx.client)
             if gone is not None:
                 return backend_failed(gone, f"exit status {result.returncode}, and then ", raw_path)
+        if result.paused:   # its numbers measure the pause: no sample, and --retry-failed runs it again
+            return fail(f"the tool was stopped for about {result.paused:.0f} s of its {result.duration:.1f} s "
+                        f"(SIGSTOP?): a paused repetition measures the pause", result.stderr, raw_path, cause="paused")
         if result.timed_out:
             return fail(f"timed out after {w.timeout:.0f} s", result.stderr, raw_path)
         if result.returncode != 0:   # the tool's own last words say why ("No space left on device")

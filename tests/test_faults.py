@@ -440,3 +440,40 @@ def repetitions_of(run: Path, workload: str) -> set[tuple[str, int]]:
     df = bench.load(run)
     df = df[df.workload == workload]
     return set(zip(df.environment, df.repetition))
+
+
+@pytest.mark.integration
+def test_a_tool_paused_mid_repetition_fails_it_and_retry_failed_measures_it_again(config_copy, tmp_path):
+    """SIGSTOP to sysbench for 3 s of a 2 s repetition: no sample of the pause (its events per
+    second would be a fraction), a failure of cause `paused` that says so, and --retry-failed
+    measures that repetition again. Fails where a paused repetition was stored with its wall time."""
+    import psutil
+
+    suite = sysbench_suite(config_copy, reps=3)
+    catalogue = config_copy / "catalogue" / "sysbench.yaml"
+    catalogue.write_text(catalogue.read_text().replace("quick: {time: 1}", "quick: {time: 2}"))
+    run_id = f"{SESSION}-paused"
+    proc = start_measuring(suite + ["--env", "host", "--out", str(tmp_path), "--scratch", str(tmp_path / "s")],
+                           run_id, tmp_path / run_id, timeout=120)   # repetition 1 is stored
+
+    def measuring() -> psutil.Process | None:   # the next repetition's sysbench, under this bench
+        return next((p for p in psutil.process_iter(["name"]) if p.info["name"] == "sysbench"
+                     and proc.pid in [a.pid for a in p.parents()]), None)
+
+    deadline = time.monotonic() + 60
+    while (tool := measuring()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tool is not None, "a second repetition of sysbench should run by now"
+    tool.send_signal(signal.SIGSTOP)
+    time.sleep(3)
+    tool.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err[-2000:]
+    (failure,) = [json.loads(line) for line in (tmp_path / run_id / "failures.jsonl").read_text().splitlines()]
+    assert failure["cause"] == "paused" and "the tool was stopped for about" in failure["reason"], failure
+    assert "stopped for about" in err
+    done = repetitions(tmp_path / run_id)
+    assert ("host", failure["repetition"]) not in done and len(done) == 2
+    r = bench_cli(*suite[:2], "run", "--out", str(tmp_path), "--resume", run_id, "--retry-failed")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(repetitions(tmp_path / run_id)) == 3

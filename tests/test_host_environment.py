@@ -113,3 +113,29 @@ def test_a_ctrl_c_as_a_server_starts_leaves_it_held_for_teardown(monkeypatch, ho
     assert len(made) == 1 and not _gone(made[0])   # still running, but held:
     host.teardown()
     assert _gone(made[0])
+
+
+def test_a_tool_stopped_mid_run_says_how_long_it_was_paused(tmp_path):
+    """SIGSTOP to the tool, or to a process under it, for about 2 s: the result says so, where its
+    wall time alone would pass the pause off as the tool's own time."""
+    import signal
+    import threading
+
+    from bench.environments.host import run_argv
+
+    def pause(find, seconds: float) -> None:
+        time.sleep(0.7)
+        pid = find()
+        os.kill(pid, signal.SIGSTOP)
+        time.sleep(seconds)
+        os.kill(pid, signal.SIGCONT)
+
+    # the stopped process is under the tool (a shell's child), as a tool's workers are
+    marker = tmp_path / "pid"
+    t = threading.Thread(target=pause, args=(lambda: int(marker.read_text()), 2.0))
+    t.start()
+    r = run_argv(["sh", "-c", f'sleep 3 & echo $! > {marker}; wait'], timeout=30)
+    t.join()
+    assert r.ok and 1.0 <= r.paused <= 3.0, r
+    calm = run_argv(["sleep", "1"], timeout=30)
+    assert calm.ok and calm.paused == 0.0

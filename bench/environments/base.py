@@ -33,6 +33,9 @@ class ExecResult:
     stderr: str
     duration: float         # wall seconds, as seen by the harness
     timed_out: bool = False
+    # About how many of those seconds the tool (or a process under it) was stopped (SIGSTOP, a
+    # debugger): seen only where bench holds the process (the host's tools); 0 elsewhere.
+    paused: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -132,7 +132,7 @@ def run_argv(argv: list[str], timeout: float, cwd: str | None = None,
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     preexec_fn=_child_setup())
-        out, err = proc.communicate(timeout=timeout)
+        out, err, paused = _communicate(proc, start + timeout)
         timed_out = False
     except OSError as e:
         if proc is not None:  # not Popen's: the tool ran, and reading its output failed
@@ -150,7 +150,39 @@ def run_argv(argv: list[str], timeout: float, cwd: str | None = None,
         raise
     return ExecResult(argv, None if timed_out else proc.returncode,
                       out.decode(errors="replace"), err.decode(errors="replace"),
-                      time.monotonic() - start, timed_out)
+                      time.monotonic() - start, timed_out, paused if not timed_out else 0.0)
+
+
+PAUSE_POLL = 0.5  # seconds between looks at whether the tool is stopped: one /proc read or a few
+
+
+def _communicate(proc: subprocess.Popen, deadline: float) -> tuple[bytes, bytes, float]:
+    """proc's output once it ends, and about how long it (or a process under it) was stopped
+    meanwhile: a repetition paused by SIGSTOP would otherwise report the pause as the tool's
+    time. TimeoutExpired past the deadline, as communicate() raises it (retrying loses nothing)."""
+    paused = 0.0
+    while True:
+        wait = min(PAUSE_POLL, deadline - time.monotonic())
+        try:
+            out, err = proc.communicate(timeout=max(wait, 0.0))
+            return out, err, paused
+        except subprocess.TimeoutExpired:
+            if time.monotonic() >= deadline:
+                raise
+            if _stopped(proc.pid):
+                paused += PAUSE_POLL
+
+
+def _stopped(pid: int, depth: int = 3) -> bool:
+    """Whether pid or a process up to `depth` levels under it is stopped (state T or t)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat[stat.rindex(")") + 2] in "Tt":
+            return True
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if depth else []
+    except (OSError, ValueError):
+        return False
+    return any(_stopped(int(c), depth - 1) for c in children)
 
 
 class HostServer(Server):
