@@ -124,7 +124,7 @@ def test_a_guest_kernel_of_the_users_own_and_cleanup_of_a_killed_runs_domain(vm_
 TCG_SIZES = {
     "hpcc.yaml": ("{n: 4000}", "{n: 1000}"),
     "xz.yaml": ("{corpus_mib: 8, block_mib: 2}", "{corpus_mib: 1, block_mib: 1}"),
-    "redis.yaml": ("{requests: 40000, scale_clients: 10, clients: [1, 10, 50]}", "{requests: 1000, clients: [1, 10]}"),
+    "redis.yaml": ("{requests: 20000, scale_clients: 10, clients: [1, 10, 50]}", "{requests: 1000, clients: [1, 10]}"),
     "mariadb.yaml": ("threads: [1, 4, 8], time: 3, warmup: 3", "threads: [1, 2], time: 2, warmup: 1"),
 }
 

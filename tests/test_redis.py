@@ -113,14 +113,19 @@ def test_catalogue_entry_is_the_studys_shape():
 RECORDED_RATES = {1: 14337.7, 10: 133360.7, 50: 144335.5}
 
 
-def test_the_quick_profile_measures_at_least_two_seconds_a_point():
+def test_the_quick_profile_measures_over_a_second_a_point():
     """20,000 requests at 130,000 req/s were 0.15 s: a clock tick's worth, quantised rates
-    (100,000.0, 111,111.1). The quick profile's requests grow with the clients instead."""
+    (100,000.0, 111,111.1). The quick profile's requests grow with the clients instead: over a
+    second a point at the host's recorded rates (redis-benchmark times in ms: 0.1 % at most),
+    over 2 s a repetition; a slower path (docker-proxy: 8,000 req/s at 1 client) takes longer."""
     quick = config.load().workload("redis", "quick").params
+    seconds = 0.0
     for clients, rate in RECORDED_RATES.items():
         argv = REDIS.client_argv(quick, "127.0.0.1", 6379, clients)
         n = int(argv[argv.index("-n") + 1])
-        assert n == quick.requests_at(clients) and n / rate >= 2.0, (clients, n, n / rate)
+        assert n == quick.requests_at(clients) and n / rate >= 1.0, (clients, n, n / rate)
+        seconds += len(quick.tests) * n / rate
+    assert seconds >= 2.0
     # and the whole sweep's timeout allows for every point at the slowest rate bench expects
     assert REDIS.timeout(quick) > sum(len(quick.tests) * quick.requests_at(c) / 1000 for c in quick.clients)
     # the default scales nothing: the lab profile's -n is the study's at every point
