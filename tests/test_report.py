@@ -106,28 +106,28 @@ PRINT_RULES_PROBE = ("<script>window.addEventListener('load', () => {"
                      "document.body.setAttribute('data-print', JSON.stringify({breaking, heads})); });</script></body>")
 
 
+def probed(html: Path, tmp_path: Path, probe: str, attribute: str, *chromium: str):
+    """What a probe script, added to the page, wrote into the body's `attribute` once headless
+    Chromium laid the page out (with `chromium`'s extra flags)."""
+    page = tmp_path / f"{attribute}.html"
+    page.write_text(html.read_text().replace("</body>", probe))
+    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                        *chromium, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(rf'{attribute}="([^"]*)"', r.stdout)
+    assert found, r.stderr[-2000:]
+    return json.loads(found.group(1).replace("&quot;", '"'))
+
+
 def print_rules(html: Path, tmp_path: Path) -> dict:
     """Under the print stylesheet: how many table cells may break a word anywhere, and the header
     display of each table that has a header row (table-header-group: repeated on every printed
     page; a table of key and value rows has none to repeat)."""
-    probed = tmp_path / "print-rules.html"
-    probed.write_text(html.read_text().replace("</body>", PRINT_RULES_PROBE))
-    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                        "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
-    found = re.search(r'data-print="([^"]*)"', r.stdout)
-    assert found, r.stderr[-2000:]
-    return json.loads(found.group(1).replace("&quot;", '"'))
+    return probed(html, tmp_path, PRINT_RULES_PROBE, "data-print")
 
 
 def tables_wider_than_a_page(html: Path, tmp_path: Path) -> list[int]:
     """The widths of the tables wider than a printed A4 page, under the report's print stylesheet."""
-    probed = tmp_path / "print.html"
-    probed.write_text(html.read_text().replace("</body>", PRINT_PROBE))
-    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                        "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
-    found = re.search(r'data-wide="([^"]*)"', r.stdout)
-    assert found, r.stderr[-2000:]
-    return json.loads(found.group(1).replace("&quot;", '"'))
+    return probed(html, tmp_path, PRINT_PROBE, "data-wide")
 
 
 SCREEN = (1280, 1200)   # a reviewer's browser window, and the report's page width in it (CSS pixels)
@@ -142,14 +142,7 @@ SCREEN_PROBE = ("<script>window.addEventListener('load', () => {"
 def tables_wider_than_the_screen(html: Path, tmp_path: Path) -> list[int]:
     """The widths of the tables wider than the report's 1,200 px page in a 1,280 px window (every
     <details> open), and minus the page's width if it scrolls sideways."""
-    probed = tmp_path / "screen.html"
-    probed.write_text(html.read_text().replace("</body>", SCREEN_PROBE))
-    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                        f"--window-size={SCREEN[0]},900", "--dump-dom", probed.as_uri()],
-                       capture_output=True, text=True, timeout=120)
-    found = re.search(r'data-wide="([^"]*)"', r.stdout)
-    assert found, r.stderr[-2000:]
-    return json.loads(found.group(1).replace("&quot;", '"'))
+    return probed(html, tmp_path, SCREEN_PROBE, "data-wide", f"--window-size={SCREEN[0]},900")
 
 
 def visible_text(html: str) -> str:
