@@ -4,6 +4,7 @@ routing mesh, docker-swarm-host with host-mode publishing)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import pytest
 import bench
 from bench import image, settings
 from bench.environments import swarm
+from bench.environments import netns
 from bench.environments.docker import LABEL_RUN, DockerEnvironment
 from bench.environments.host import HostEnvironment
 from bench.workloads import TOOLS, CellContext
@@ -309,7 +311,8 @@ def test_nat_dnat_client_namespace_goes_through_the_kernels_dnat(docker_client, 
     try:
         env.provision(str(tmp_path), n_ports=2)
         namespace = env.client_ns.namespace
-        assert env.publish_address == "10.214.0.1" and namespace in subprocess.run(
+        address = env.publish_address
+        assert ipaddress.ip_address(address) in netns.CLIENT_POOL and namespace in subprocess.run(
             ["ip", "netns", "list"], capture_output=True, text=True).stdout
         ctx = CellContext(env=env, client=host, params=TOOLS["netperf"].Params(
                              test="TCP_RR", length=2, request_size=100, response_size=200), timeout=60, label="dnat")
@@ -325,7 +328,7 @@ def test_nat_dnat_client_namespace_goes_through_the_kernels_dnat(docker_client, 
         env.teardown()
     assert made_by_run(docker_client, run_id) == []
     assert namespace not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert "10.214.0.1" not in subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True).stdout
+    assert f"{address}/" not in subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True).stdout
     # docker-nat's loopback client: docker-proxy carries it, the DNAT rule sees nothing
     nat = DockerEnvironment("docker-nat", {"network": "nat", "storage": "volume"}, run_id)
     try:
@@ -348,3 +351,20 @@ def test_cleanup_removes_a_killed_dnat_runs_namespace(docker_client, workload_im
     assert r.returncode == 0, r.stderr
     assert made_by_run(docker_client, run_id) == []
     assert namespace not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_two_client_namespaces_at_once_get_their_own_addresses():
+    """Two runs with a client namespace at once (a run and a test, two users) each take a free
+    pair of addresses, where a fixed one made the second fail; both go with their namespaces."""
+    first, second = (netns.ClientNamespace(f"t{os.getpid()}-pair{i}", "docker-nat-dnat") for i in (1, 2))
+    try:
+        first.create()
+        second.create()
+        assert first.address != second.address
+        shown = subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True).stdout
+        assert f"{first.address}/30" in shown and f"{second.address}/30" in shown
+    finally:
+        first.delete()
+        second.delete()
+    shown = subprocess.run(["ip", "-br", "addr"], capture_output=True, text=True).stdout
+    assert f"{first.address}/" not in shown and f"{second.address}/" not in shown

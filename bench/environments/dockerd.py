@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .. import interrupts, settings
 from ..errors import BenchError
-from .netns import ip
+from .netns import host_networks, ip
 
 BRIDGE_PREFIX = "bdkr"             # + 10 hex digits: interface names are at most 15 characters
 ALIAS_PREFIX = "bench dockerd run "
@@ -96,14 +96,7 @@ def availability(storage_driver: str | None, userns_remap: bool,
 
 def _free_subnet(seed: str) -> ipaddress.IPv4Network:
     """A /24 of SUBNETS that no interface of the host is on, starting at one the seed picks."""
-    r = ip("-j", "-4", "addr", "show", check=False)
-    used = set()
-    try:
-        for link in json.loads(r.stdout or "[]"):
-            for a in link.get("addr_info", []):
-                used.add(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
-    except ValueError:
-        pass
+    used = host_networks()
     subnets = list(SUBNETS.subnets(new_prefix=24))
     start = int(hashlib.sha256(seed.encode()).hexdigest(), 16) % len(subnets)
     for i in range(len(subnets)):

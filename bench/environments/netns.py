@@ -40,6 +40,19 @@ def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return r
 
 
+def host_networks() -> set[ipaddress.IPv4Network]:
+    """The IPv4 networks the host's interfaces are on now (what a new address must not overlap)."""
+    r = ip("-j", "-4", "addr", "show", check=False)
+    used = set()
+    try:
+        for link in json.loads(r.stdout or "[]"):
+            for a in link.get("addr_info", []):
+                used.add(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
+    except ValueError:
+        pass
+    return used
+
+
 def alias_of(run_id: str) -> str:
     return f"bench run {run_id}"
 
@@ -154,9 +167,21 @@ class BridgeNetwork(RunNamespace):
 
 
 
-CLIENT_SUBNET = ipaddress.ip_network("10.214.0.0/30")
-CLIENT_HOST_SIDE = "10.214.0.1"      # on the root namespace's end: where ports are published
-CLIENT_NS_SIDE = "10.214.0.2"        # the clients' own address, inside the namespace
+# Client namespaces take a /30 each from this pool, the first no interface is on: two runs
+# (or a run and a test) with such a namespace at once each get their own pair of addresses.
+CLIENT_POOL = ipaddress.ip_network("10.214.0.0/24")
+CLIENT_LOCK = Path("/run/bench/client-namespaces.lock")  # one choice of a pair at a time
+
+
+def free_client_pair() -> tuple[ipaddress.IPv4Network, str, str]:
+    """A /30 of CLIENT_POOL no interface is on: (subnet, host side, namespace side)."""
+    used = host_networks()
+    for subnet in CLIENT_POOL.subnets(new_prefix=30):
+        if not any(subnet.overlaps(u) for u in used):
+            host, inside = (str(a) for a in subnet.hosts())
+            return subnet, host, inside
+    raise BenchError(f"every /30 of {CLIENT_POOL} is on an interface already: too many client namespaces at "
+                     f"once (`bench cleanup` removes those of killed runs)")
 VETH_PREFIX = "bcv"
 
 
@@ -171,19 +196,24 @@ class ClientNamespace(RunNamespace):
     def __init__(self, run_id: str, environment: str):
         super().__init__(run_id, environment, VETH_PREFIX)
         self.host_end = self.root_link
-        self.address = CLIENT_HOST_SIDE
+        self.address = ""   # the host side of its pair, chosen by create()
 
     def create(self) -> None:
-        if ip("-j", "addr", "show", "to", f"{CLIENT_HOST_SIDE}/32", check=False).stdout.strip() not in ("", "[]"):
-            raise BenchError(f"{CLIENT_HOST_SIDE} is on an interface already (another run's client "
-                             f"namespace?): one such environment at a time (`bench cleanup`)")
-        ns = self._add_namespace()
-        # Made inside the namespace at once: a kill from here on leaves nothing in the root one
-        # that the namespace's deletion does not take with it.
-        ip("link", "add", self.host_end, "type", "veth", "peer", "name", "client0", "netns", self.namespace)
-        ip("link", "set", self.host_end, "alias", alias_of(self.run_id))
-        ip(*ns, "link", "set", "client0", "alias", alias_of(self.run_id))
-        ip("addr", "add", f"{CLIENT_HOST_SIDE}/{CLIENT_SUBNET.prefixlen}", "dev", self.host_end)
-        ip(*ns, "addr", "add", f"{CLIENT_NS_SIDE}/{CLIENT_SUBNET.prefixlen}", "dev", "client0")
+        import fcntl
+
+        CLIENT_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        with open(CLIENT_LOCK, "a") as lock:
+            # Chosen and taken under the lock: another run's choice waits until this pair is on
+            # its interface, where free_client_pair sees it.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            subnet, self.address, inside = free_client_pair()
+            ns = self._add_namespace()
+            # Made inside the namespace at once: a kill from here on leaves nothing in the root
+            # one that the namespace's deletion does not take with it.
+            ip("link", "add", self.host_end, "type", "veth", "peer", "name", "client0", "netns", self.namespace)
+            ip("link", "set", self.host_end, "alias", alias_of(self.run_id))
+            ip(*ns, "link", "set", "client0", "alias", alias_of(self.run_id))
+            ip("addr", "add", f"{self.address}/{subnet.prefixlen}", "dev", self.host_end)
+            ip(*ns, "addr", "add", f"{inside}/{subnet.prefixlen}", "dev", "client0")
         ip("link", "set", self.host_end, "up")
         ip(*ns, "link", "set", "client0", "up")
