@@ -114,7 +114,11 @@ class Instance(abc.ABC):
     start() returns when the instance is ready: a first exec of `true` inside it has returned
     (a container's, a guest agent's, a forked process's), so every kind is ready by one rule."""
 
-    def __init__(self, env: "Environment"):
+    def __init__(self, env: "Environment", parent: "Environment"):
+        # Every instance runs its commands under its environment's declared context and is
+        # reached where its environment is published: the same as every tool of the run.
+        env.context = parent.context
+        env.publish_address = parent.publish_address
         self.env = env
 
     def prepare(self) -> None:

@@ -772,10 +772,8 @@ class DockerInstance(Instance):
 
     def __init__(self, parent: DockerEnvironment, index: int, n_ports: int):
         env = OwnedContainer(f"{parent.name}-i{index}", parent.run_id)
-        env.context = parent.context
-        env.publish_address = parent.publish_address
         env.listen_address = parent.listen_address  # type: ignore[misc]
-        super().__init__(env)
+        super().__init__(env, parent)
         self.parent = parent
         self.n_ports = n_ports
         self.options: dict[str, Any] = {}

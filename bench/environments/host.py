@@ -276,10 +276,7 @@ class HostInstance(Instance):
     density suite reports none for it."""
 
     def __init__(self, parent: HostEnvironment, index: int, n_ports: int):
-        env = HostEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id)
-        env.context = parent.context
-        env.publish_address = parent.publish_address
-        super().__init__(env)
+        super().__init__(HostEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id), parent)
         self.scratch_root = str(Path(parent.workdir).parent)
         self.n_ports = n_ports
 

@@ -789,9 +789,7 @@ class LibvirtInstance(Instance):
         env = LibvirtEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id, parent.allow_tcg)
         # The acceleration the environment booted with: probed once, not again per instance.
         env.accel, env.accel_reason = parent.accel, parent.accel_reason
-        env.context = parent.context
-        env.publish_address = parent.publish_address
-        super().__init__(env)
+        super().__init__(env, parent)
         self.parent = parent
         self.n_ports = n_ports
 
