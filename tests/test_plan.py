@@ -90,12 +90,12 @@ def test_no_module_reads_the_process_environment_for_its_settings():
     assert "environ" in settings and "import os" not in settings   # it is handed the mapping
 
 
-def test_readme_and_help_list_the_same_variables():
+def test_the_guide_and_help_list_the_same_variables():
     from bench import settings
 
-    readme = (ROOT / "README.md").read_text()
+    guide = (ROOT / "docs" / "configuration.md").read_text()
     for name, meaning in settings.VARIABLES.items():
-        assert f"| `{name}` | {meaning} |" in readme, name
+        assert f"| `{name}` | {meaning} |" in guide, name
     # every variable bench reads from an environment mapping is one of them
     code = "".join(p.read_text() for p in (ROOT / "bench").rglob("*.py"))
     read = set(re.findall(r'environ(?:\.get\(|\[)"(BENCH_[A-Z_]+)"', code)) | set(re.findall(r'path\("(BENCH_[A-Z_]+)"', code))
