@@ -23,7 +23,10 @@ myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
 
 html_theme = "alabaster"
+# The catalogue tables are wide: the page as wide as the report's (1,200 px).
+html_theme_options = {"page_width": "1200px"}
 html_title = "bench: the guide"
 html_static_path: list[str] = []
 # No "view source" links to a host that may not be reachable; the pages are read offline too.
 html_show_sourcelink = False
+html_copy_source = False
