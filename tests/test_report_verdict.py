@@ -93,8 +93,8 @@ def test_hpl_beside_a_generic_blas_kernel_says_so():
 
     manifest = {"execution_context": {"native": {"blas_core": "Prescott"}},
                 "host": {"cpu_model_name": "Intel(R) Xeon(R) Processor"}}
-    [note] = _setup_notes([manifest], "hpcc", ["host"])
+    [note] = _setup_notes([manifest], facts_of("hpcc"), ["host"])
     assert "generic Prescott kernel" in note and "fraction of the CPU's peak" in note
     # the example run's own (SkylakeX): nothing to say; a tool that does not use BLAS: nothing
-    assert _setup_notes([{"execution_context": {"native": {"blas_core": "SkylakeX"}}}], "hpcc", ["host"]) == []
-    assert _setup_notes([manifest], "sysbench", ["host"]) == []
+    assert _setup_notes([{"execution_context": {"native": {"blas_core": "SkylakeX"}}}], facts_of("hpcc"), ["host"]) == []
+    assert _setup_notes([manifest], facts_of("sysbench"), ["host"]) == []
