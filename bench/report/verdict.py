@@ -5,11 +5,11 @@ or unresolved, from the ratio's 95 % interval against the ±5 % band. The matrix
 line, the conclusions (.conclusions), the summary table and the overview figure all read that
 one column, so no two of them can disagree about a cell.
 
-The matrix is environment × resource (the workloads' facts, as their run recorded them: CPU,
-memory, disk, network latency, network throughput, applications). A resource's verdict is its worst resolved
-cell's: a cost anywhere is a cost, with the largest one's size and a link to it; equivalent only
-when every cell is; unresolved when nothing beyond the band was resolved and some cell straddles
-an edge of it.
+The matrix is environment × resource (each workload's facts as its run recorded them: CPU,
+memory, disk, network latency, network throughput, applications). A resource's verdict is its
+worst resolved cell's: a cost anywhere is a cost, with the largest one's size and a link to it;
+equivalent only when every cell is; unresolved when nothing beyond the band was resolved and some
+cell straddles an edge of it.
 """
 
 from __future__ import annotations
@@ -54,11 +54,11 @@ def overview_cells(workloads: list[dict[str, Any]], records: list[dict[str, Any]
 
 
 def extras_words(workloads: list[dict[str, Any]]) -> str:
-    """The first screen's extra metrics in a caption's words: " (and hpcc's memory results)"."""
+    """The first screen's extra metrics in a caption's words: " (and <tool>'s memory results)"."""
     said: dict[str, list[str]] = {}
     for w in workloads:
         extras = w["facts"].extra_metrics
-        if extras and w["name"] != "provision":
+        if extras:
             said.setdefault(w["tool"], list(dict.fromkeys(w["facts"].resource_of(m) for m in extras)))
     if not said:
         return ""
