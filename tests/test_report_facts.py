@@ -85,7 +85,8 @@ def test_a_new_tool_is_shown_by_its_recorded_facts(tmp_path):
     assert "docker-nat beats native on disk" in first and Tally.implausible_win in first
     # its extra metric on the first screen, and the caption says whose it is
     assert "tally-count latency_avg" in first
-    assert "headline metric (and tally's network latency results)" in unescape(html)
+    assert "headline metric (and tally's network latency results)" in unescape(html)   # the overview
+    assert "headline metric, and tally's network latency results)" in unescape(html)   # the matrix
     # a client/server tool: the note on client and server sharing this host
     assert "Client and server on the same host" in html
 
@@ -98,6 +99,7 @@ def test_a_run_recorded_before_the_facts_reads_its_tools_current_ones(tmp_path):
     assert "<th>CPU</th>" in html and "<th>disk</th>" not in html
     assert "docker-nat beats native on CPU" in first and TOOLS["sysbench"].facts().implausible_win in first
     assert "Client and server on the same host" not in html and "headline metric as performance" in html
+    assert "each workload's headline metric)," in html   # no extra metric beside the matrix
 
 
 def test_a_tool_that_does_not_say_what_it_measures_is_refused_when_defined():

@@ -258,7 +258,7 @@ def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests
     if items and others:
         jobs.append(("overview", (items, envs, baseline, emulated, f"Each workload against {baseline}: "
                                   "performance relative to native, 95 % interval of the ratio"),
-                     f"Overview: each workload's headline metric{verdict.extras_words(workloads)} as performance relative "
+                     f"Overview: each workload's headline metric{_and_extras(verdict.extras(workloads))} as performance relative "
                      f"to {baseline} (×1), log axis, right is better (a latency's ratio inverted); error bars: the 95 % "
                      "interval of the ratio; grey band: ±5 %, equivalent; solid bar: a cost or a gain; pale: "
                      "equivalent; pale and cross-hatched: unresolved" + ("; hatched: emulated (TCG)" if emulated else "") + "."))
@@ -268,6 +268,7 @@ def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests
         for w in m.get("machine_warnings") or []:
             warnings_seen.setdefault(f"{w.get('name')}: {w.get('detail')}", w)
     return {"bottom_line": verdict.bottom_line(grid, notes), "matrix": grid, "proxied": sorted(proxied),
+            "extras": verdict.extras(workloads),
             # none where nothing was set against native (a run of instance costs alone)
             "conclusions": conclusions.conclusions(cells, envs, kinds, emulated, networks, proxied, baseline)
             if baseline and cells else [],
@@ -276,6 +277,11 @@ def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests
             "machine_warnings": list(warnings_seen.values()),
             "machine_checked": any("machine_warnings" in m for m in manifests),
             "jobs": jobs}
+
+
+def _and_extras(extras: list[tuple[str, str]]) -> str:
+    words = [f"{tool}'s {resources} results" for tool, resources in extras]
+    return f" (and {', '.join(words)})" if words else ""
 
 
 # What docker-proxy on loopback is, wherever a number measured through it appears.

@@ -53,16 +53,14 @@ def overview_cells(workloads: list[dict[str, Any]], records: list[dict[str, Any]
     return out
 
 
-def extras_words(workloads: list[dict[str, Any]]) -> str:
-    """The first screen's extra metrics in a caption's words: " (and <tool>'s memory results)"."""
+def extras(workloads: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Whose extra metrics the first screen shows, and what they measure: [(tool, "memory")],
+    for the words beside the matrix and the overview ("and <tool>'s memory results")."""
     said: dict[str, list[str]] = {}
     for w in workloads:
-        extras = w["facts"].extra_metrics
-        if extras:
-            said.setdefault(w["tool"], list(dict.fromkeys(w["facts"].resource_of(m) for m in extras)))
-    if not said:
-        return ""
-    return " (and " + _join([f"{tool}'s {_join(resources)} results" for tool, resources in said.items()]) + ")"
+        if w["facts"].extra_metrics:
+            said.setdefault(w["tool"], list(dict.fromkeys(w["facts"].resource_of(m) for m in w["facts"].extra_metrics)))
+    return [(tool, _join(resources)) for tool, resources in said.items()]
 
 
 def classify(r: dict[str, Any]) -> str:
