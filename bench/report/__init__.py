@@ -399,12 +399,13 @@ def _run_info(m: dict[str, Any]) -> dict[str, Any]:
 
 
 def _facts(manifests, df) -> dict[str, Facts]:
-    """Each workload's tool facts as its run recorded them (the first run that names it), or
-    for a run made before they were recorded, its tool's now (workloads.facts_of)."""
+    """Each workload's tool facts as its runs recorded them (the first that did), or for runs
+    made before they were recorded, its tool's now (workloads.facts_of)."""
     recorded: dict[str, Any] = {}
     for m in manifests:
         for name, w in (m.get("workloads") or {}).items():
-            recorded.setdefault(name, (w or {}).get("facts"))
+            if (w or {}).get("facts"):
+                recorded.setdefault(name, w["facts"])
     if df.empty:
         return {}
     pairs = df[["workload", "tool"]].drop_duplicates()
