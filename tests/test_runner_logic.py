@@ -15,6 +15,7 @@ from bench.plan import RunOptions
 from bench.plan import resolve as plan
 from bench.plan import resume as plan_resume
 from bench.runner import Runner
+from bench.workloads import TOOLS
 
 import inprocess
 
@@ -51,6 +52,9 @@ def test_repetitions_interleave_environments_and_every_sample_says_where_it_ran(
     assert {s.variant["label"] for s in store.samples() if s.environment == "proc-a"} == {"a"}
     assert all(v == pytest.approx(2536.24) for _, _, v in got)   # the recorded output, parsed
     assert runner.failures == 0 and store.manifest()["status"] == "complete"
+    # run.json's workloads carry their tool's facts: what the report reads of a tool, by no name
+    facts = store.manifest()["workloads"]["sysbench-cpu"]["facts"]
+    assert facts == TOOLS["sysbench"].facts().to_json() and facts["resource"] == "CPU"
 
 
 def test_a_failing_tool_is_recorded_and_the_run_goes_on(setup):
