@@ -37,8 +37,8 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from .. import interrupts
 from ..model import Measurement
-from .base import (SERVER_SCRIPT, Availability, Environment, ExecResult, Instance, Leftover, PidFileServer, Refusal,
-                   Server)
+from .base import (SERVER_SCRIPT, Availability, BackendError, Environment, ExecResult, Instance, Leftover,
+                   PidFileServer, Refusal, Server)
 
 if TYPE_CHECKING:
     from ..checks import Check
@@ -91,6 +91,20 @@ class DockerVariant(BaseModel):
             raise ValueError(f"runtime must name one of daemon_runtimes ({', '.join(self.daemon_runtimes)}): "
                              f"a runtime registered and never used measures nothing")
         return self
+
+
+def engine_errors() -> tuple[type[BaseException], ...]:
+    """What a client of dockerd (or of Podman's API) raises when the engine fails: its API's
+    errors, a connection refused or cut (the daemon gone), a command about it that failed."""
+    import subprocess
+
+    try:
+        import docker.errors
+        import requests.exceptions
+    except ImportError:
+        return (OSError, subprocess.SubprocessError)
+    return (docker.errors.DockerException, requests.exceptions.RequestException, OSError,
+            subprocess.SubprocessError)
 
 
 def client(timeout: float = CONTROL_TIMEOUT, base_url: str | None = None):
@@ -185,11 +199,15 @@ class ContainerEnvironment(Environment):
 
     catalogued = False  # a base, not a kind of environments.yaml
 
-    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, variant, run_id, allow_tcg)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, **given: Any):
+        super().__init__(name, variant, run_id, **given)
         self.handle: ContainerHandle | None = None
         self._client = None   # the engine's clients: control calls, and the long-lived execs
         self._stream = None
+
+    @classmethod
+    def backend_errors(cls) -> tuple[type[BaseException], ...]:
+        return engine_errors()
 
     @property
     def container(self):
@@ -199,11 +217,11 @@ class ContainerEnvironment(Environment):
     def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         return self.handle.exec(argv, timeout, cwd)
 
-    def put_file(self, path: str, data: bytes) -> None:
+    def _put_file(self, path: str, data: bytes) -> None:
         self.exec(["mkdir", "-p", str(PurePosixPath(path).parent)], timeout=30)
         self.handle.put(path, data)
 
-    def get_file(self, path: str) -> bytes:
+    def _get_file(self, path: str) -> bytes:
         return self.handle.get(path)
 
     def _start_server(self, argv: list[str], log_name: str) -> Server:
@@ -246,8 +264,8 @@ class OwnedContainer(ContainerEnvironment):
 
     kind = "docker"
 
-    def __init__(self, name: str, run_id: str):
-        super().__init__(name, {}, run_id)
+    def __init__(self, name: str, run_id: str, **given: Any):
+        super().__init__(name, {}, run_id, **given)
 
     @classmethod
     def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
@@ -257,7 +275,7 @@ class OwnedContainer(ContainerEnvironment):
     def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
         return DockerEnvironment.intended_difference(key, DockerVariant(), cpu_differs)  # a plain container
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         """Nothing: its owner made it (a peer's owner calls make())."""
 
     def teardown(self) -> None:
@@ -277,8 +295,8 @@ class DockerEnvironment(ContainerEnvironment):
     cleanup_order = 30  # after a swarm (its service would restart a task's container)
     catalogued = True
 
-    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, variant, run_id, allow_tcg)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, **given: Any):
+        super().__init__(name, variant, run_id, **given)
         self.spec = self.container_spec(self.variant)
         self.volume = None
         self.image = None
@@ -426,7 +444,7 @@ class DockerEnvironment(ContainerEnvironment):
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         from .. import image
         from .host import free_ports
 
@@ -476,10 +494,9 @@ class DockerEnvironment(ContainerEnvironment):
         self.workdir = WORKDIR
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
         if not r.ok:
-            raise RuntimeError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
+            raise BackendError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
         if self.spec.client == "container":
             self.peer = PeerContainer(self, self.network)
-            self.peer.context = self.context
             self.peer.make()
             self.bridge_address = address_on(self.container, self.network)
 
@@ -720,7 +737,7 @@ class PeerContainer(OwnedContainer):
     makes and removes it; the runner sees it only as `ctx.client`."""
 
     def __init__(self, server: DockerEnvironment, network):
-        super().__init__(f"{server.name}-client", server.run_id)
+        super().__init__(f"{server.name}-client", server.run_id, **server.passed_on())
         self.server_name = server.name
         self.bridge = network  # the server's: it removes the network, once both containers are gone
 
@@ -771,7 +788,7 @@ class DockerInstance(Instance):
     a volume per instance would time the volume's creation too, which `docker run` does not."""
 
     def __init__(self, parent: DockerEnvironment, index: int, n_ports: int):
-        env = OwnedContainer(f"{parent.name}-i{index}", parent.run_id)
+        env = OwnedContainer(f"{parent.name}-i{index}", parent.run_id, **parent.passed_on())
         env.listen_address = parent.listen_address  # type: ignore[misc]
         super().__init__(env, parent)
         self.parent = parent

@@ -315,9 +315,8 @@ class LibvirtEnvironment(Environment):
     cleanup_order = 10           # domains before their disks and the namespaces of their taps
     Variant = LibvirtVariant
 
-    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, variant, run_id)
-        self.allow_tcg = allow_tcg
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, **given: Any):
+        super().__init__(name, variant, run_id, **given)
         self.accel = self.variant.accel
         self.accel_reason = "asked for by name" if self.accel == "tcg" else "KVM probe passed"
         self.conn = None
@@ -334,6 +333,14 @@ class LibvirtEnvironment(Environment):
         self.instances: list[LibvirtInstance] = []  # the density suite's, while they live
 
     # -- before anything is made -------------------------------------------------------------
+
+    @classmethod
+    def backend_errors(cls) -> tuple[type[BaseException], ...]:
+        # libvirt's (libvirtd gone, the guest agent silent, a domain vanished), and the host's
+        # commands that make a guest's disks and namespace
+        import libvirt
+
+        return (libvirt.libvirtError, OSError, subprocess.SubprocessError)
 
     @classmethod
     def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
@@ -477,15 +484,15 @@ class LibvirtEnvironment(Environment):
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         try:
-            self._provision(n_ports)
+            self._make(n_ports)
         except BaseException:
             self.kept_artifacts = self.artifacts()  # the console log says why; teardown removes it
             self.teardown()  # a half-made guest leaves no domain, disk folder or namespace behind
             raise
 
-    def _provision(self, n_ports: int, boot: bool = True) -> None:
+    def _make(self, n_ports: int, boot: bool = True) -> None:
         """Make the guest's disks and domain, then (boot) start it; without boot, only the
         disks and the domain's XML: the density suite times the start alone."""
         from .. import image
@@ -551,7 +558,7 @@ class LibvirtEnvironment(Environment):
         self.measurements.append(Measurement("boot_to_ready", self.boot_seconds, "s", "lower"))
 
     def _boot(self) -> None:
-        """Start the domain made by _provision's first part and wait for its agent."""
+        """Start the domain made by _make's first part and wait for its agent."""
         with interrupts.deferred():  # libvirt starts QEMU whether or not we wait: hold the handle first
             self.domain = self.conn.createXML(self.xml, 0)  # transient: gone when destroyed
         start = time.monotonic()  # from a running QEMU (libvirt's own start-up excluded)
@@ -666,7 +673,7 @@ class LibvirtEnvironment(Environment):
         timed_out = code in (124, 137) and duration >= timeout - 1
         return ExecResult(argv, None if timed_out else code, out, err, duration, timed_out)
 
-    def put_file(self, path: str, data: bytes) -> None:
+    def _put_file(self, path: str, data: bytes) -> None:
         self.exec(["mkdir", "-p", str(Path(path).parent)], timeout=30)
         handle = self._agent({"execute": "guest-file-open", "arguments": {"path": path, "mode": "w"}})
         try:
@@ -677,7 +684,7 @@ class LibvirtEnvironment(Environment):
         finally:
             self._agent({"execute": "guest-file-close", "arguments": {"handle": handle}})
 
-    def get_file(self, path: str) -> bytes:
+    def _get_file(self, path: str) -> bytes:
         import libvirt
 
         try:
@@ -786,7 +793,8 @@ class LibvirtInstance(Instance):
     boots emulated, as the environment did, and says so."""
 
     def __init__(self, parent: LibvirtEnvironment, index: int, n_ports: int):
-        env = LibvirtEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id, parent.allow_tcg)
+        env = LibvirtEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id,
+                                 allow_tcg=parent.allow_tcg, **parent.passed_on())
         # The acceleration the environment booted with: probed once, not again per instance.
         env.accel, env.accel_reason = parent.accel, parent.accel_reason
         super().__init__(env, parent)
@@ -796,7 +804,7 @@ class LibvirtInstance(Instance):
     def prepare(self) -> None:
         self.parent.instances.append(self)
         try:
-            self.env._provision(self.n_ports, boot=False)
+            self.env._make(self.n_ports, boot=False)
         except BaseException:
             self.env.teardown()
             raise
