@@ -37,8 +37,9 @@ from pydantic import BaseModel, ConfigDict
 from .. import datadir, datafile, owner
 from ..errors import BenchError, ConfigError
 from .base import Availability, Environment, ExecResult, Refusal, Server
-from .docker import (LABEL_ENV, LABEL_RUN, WORKDIR, ContainerHandle, DockerEnvironment, DockerVariant,
-                     OwnedContainer, client, engine_errors)
+from .container import LABEL_ENV, LABEL_RUN, ContainerHandle, OwnedContainer, client, engine_errors
+from .container_spec import WORKDIR, DockerVariant
+from .docker import DockerEnvironment
 from .host import free_loopback_ports, run_argv
 
 COMPOSE = "docker-compose"

@@ -34,7 +34,9 @@ from .. import interrupts, settings
 from ..errors import BenchError
 from . import dockerd
 from .base import Availability, Leftover, Refusal
-from .docker import LABEL_ENV, LABEL_RUN, DockerEnvironment, DockerVariant
+from .container import LABEL_ENV, LABEL_RUN
+from .container_spec import DockerVariant
+from .docker import DockerEnvironment
 
 STOP_TIMEOUT = 30.0
 CONTAINER_INIT = "/usr/libexec/podman/catatonit"  # what --init runs (Debian package catatonit)
@@ -253,13 +255,9 @@ class PodmanEnvironment(DockerEnvironment):
                 raise RuntimeError(f"left {', '.join(f'{what} {name}' for what, name, _ in still)} "
                                    f"(`bench cleanup --run-id {self.run_id}`)") from None
 
-    def _engine_options(self) -> dict[str, Any]:
-        import docker.types
-
+    def _engine_limits(self) -> dict[str, int]:
         # The service's own hard limits, which the runtime can set without CAP_SYS_RESOURCE.
-        limits = hard_limits(self.daemon.pid)
-        return {"ulimits": [docker.types.Ulimit(name=name, soft=value, hard=value)
-                            for name, value in sorted(limits.items())]}
+        return hard_limits(self.daemon.pid)
 
     def _nat_path(self) -> str:
         if self.variant.network == "host":

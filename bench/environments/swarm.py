@@ -32,8 +32,9 @@ from pydantic import BaseModel, ConfigDict
 from .. import settings
 from ..errors import BenchError
 from .base import Availability, BackendError, Leftover, Refusal
-from .docker import (LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, WORKDIR, ContainerEnvironment, ContainerHandle,
-                     DockerEnvironment, DockerVariant, client)
+from .container import LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, ContainerEnvironment, ContainerHandle, client
+from .container_spec import WORKDIR, DockerVariant
+from .docker import DockerEnvironment
 from .netns import alias_of, ip
 
 GWBRIDGE = "docker_gwbridge"
