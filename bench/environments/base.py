@@ -35,7 +35,8 @@ class BackendError(Exception):
     or libvirt answered an error, the container or guest died. Each kind says which errors of
     its backend's library mean that (Environment.backend_errors); the contract's methods raise
     them as this one, and the runner records such a step as a failure of cause "backend" and
-    provisions the environment anew. Any other exception from a kind is a bug of bench's."""
+    provisions the environment anew. Any other exception from a kind, but a BenchError (what the
+    user can act on: a refused variant, a folder in the way), is a bug of bench's."""
 
 
 @contextlib.contextmanager
