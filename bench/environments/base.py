@@ -147,6 +147,11 @@ class Instance(abc.ABC):
 
     def prepare(self) -> None:
         """What must exist before a start and is not part of it (a VM's disks): not timed."""
+        with backend_faults(self.env):
+            self._prepare()
+
+    def _prepare(self) -> None:
+        """The kind's own preparation (nothing by default)."""
 
     @abc.abstractmethod
     def _start(self) -> None:
@@ -159,17 +164,27 @@ class Instance(abc.ABC):
         if not r.ok:
             raise BackendError(f"{self.env.name}: a first `true` failed: {r.stderr.strip()[-300:] or r.returncode}")
 
-    @abc.abstractmethod
     def stop(self) -> None:
         """Stop and remove it (timed: a stop's latency); safe to call twice."""
+        with backend_faults(self.env):
+            self._stop()
+
+    @abc.abstractmethod
+    def _stop(self) -> None:
+        """The kind's own stop and removal."""
 
     def discard(self) -> None:
         """What stop() leaves that is not part of a stop (a VM's disk folder): not timed."""
 
-    @abc.abstractmethod
     def host_pids(self) -> list[int]:
         """The host processes this instance adds (a container's processes and its shim or
         conmon, QEMU, gVisor's sandbox and gofer), for their proportional set size."""
+        with backend_faults(self.env):
+            return self._host_pids()
+
+    @abc.abstractmethod
+    def _host_pids(self) -> list[int]:
+        """The kind's own way to find them."""
 
 
 class Environment(abc.ABC):

@@ -488,7 +488,7 @@ class DockerInstance(Instance):
         self.n_ports = n_ports
         self.options: dict[str, Any] = {}
 
-    def prepare(self) -> None:
+    def _prepare(self) -> None:
         from .host import free_ports
 
         parent = self.parent
@@ -512,7 +512,7 @@ class DockerInstance(Instance):
                 **self.options)
         self.env.workdir = "/tmp"
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         if self.env.handle is not None:
             self.env.handle.remove()
             self.env.handle = None
@@ -525,7 +525,7 @@ class DockerInstance(Instance):
         if self in self.parent.instances:
             self.parent.instances.remove(self)
 
-    def host_pids(self) -> list[int]:
+    def _host_pids(self) -> list[int]:
         from .. import hostmem
 
         self.env.container.reload()

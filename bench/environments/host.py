@@ -290,8 +290,8 @@ class HostInstance(Instance):
     def _start(self) -> None:
         self.env.provision(self.scratch_root, self.n_ports)
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         self.env.teardown()
 
-    def host_pids(self) -> list[int]:
+    def _host_pids(self) -> list[int]:
         return []

@@ -565,7 +565,7 @@ class LibvirtInstance(Instance):
         self.parent = parent
         self.n_ports = n_ports
 
-    def prepare(self) -> None:
+    def _prepare(self) -> None:
         self.parent.instances.append(self)
         try:
             self.env._make(self.n_ports, boot=False)
@@ -576,7 +576,7 @@ class LibvirtInstance(Instance):
     def _start(self) -> None:
         self.env._boot()
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         if self.env.domain is not None:
             _destroy_by_name(self.env.conn, f"bench-{self.env.run_id}-{self.env.name}")
             self.env.domain = None
@@ -586,7 +586,7 @@ class LibvirtInstance(Instance):
         if self in self.parent.instances:
             self.parent.instances.remove(self)
 
-    def host_pids(self) -> list[int]:
+    def _host_pids(self) -> list[int]:
         import psutil
 
         marker = f"guest=bench-{self.env.run_id}-{self.env.name},"
