@@ -11,7 +11,6 @@ import dataclasses
 import datetime as dt
 import re
 import time
-import typing
 from typing import Any
 
 # Bumped when a field of Sample, Failure or run.json changes meaning or one is added that an
@@ -31,6 +30,14 @@ SAMPLE_FIELDS = (
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
+
+# run.json's keys that hold a run's plan (Plan.to_manifest() writes them, Plan.from_manifest()
+# reads them); the others are its course and what it observed.
+PLAN_KEYS = (
+    "run_id", "suite", "profile", "repetitions", "order_seed", "workloads", "workload_order",
+    "environments", "environment_order", "skipped_environments", "only", "scratch", "allow_tcg",
+    "target_ci", "max_reps", "pass_env", "allow_mismatch", "client",
+)
 
 # The failures `--resume --retry-failed` measures again: not the tool's own, but what happened to it.
 RETRIED_CAUSES = ("backend", "paused")
@@ -128,61 +135,35 @@ def epoch_time(value: float | str) -> float:
 
 @dataclasses.dataclass
 class RunManifest:
-    """run.json: the plan a run made before anything was provisioned (what runs where, how
-    often, in which order, with which settings) and what it observed since (metadata, execution
-    contexts, parity, status). `--resume` is loading it: the run finishes with its own plan,
-    not with today's catalogue. The report, `bench compare` and `bench export` read the same
-    file. Keys this bench does not type (what a run observed; a key an older or newer bench of
-    the same format wrote) are kept in `observed`, written back as they were."""
+    """run.json: the plan a run made before anything was provisioned, as `Plan.to_manifest()`
+    writes it (bench/plan.py reads it back: `--resume` finishes a run with its own plan, not
+    with today's catalogue), and its course: status, pid, and what it observed since (metadata,
+    execution contexts, parity, times). The report, `bench compare` and `bench export` read the
+    same file. Keys this bench does not know (a key an older or newer bench of the same format
+    wrote) are kept in `observed`, written back as they were."""
 
-    # -- the plan
-    run_id: str
-    suite: str
-    profile: str
-    repetitions: int
-    order_seed: int
-    workloads: dict[str, dict[str, Any]]        # name -> the catalogue entry as resolved for the run
-    workload_order: list[str]                   # the suite's order
-    environments: dict[str, dict[str, Any]]     # name -> kind, variant, dimension, ...; then what was seen
-    environment_order: list[str]                # the user's order, native first
-    skipped_environments: dict[str, str] = dataclasses.field(default_factory=dict)  # name -> why
-    only: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # workload -> its environments
-    # -- the settings it ran with, which a resumed run keeps
-    scratch: str = "/var/tmp"
-    allow_tcg: bool = False
-    target_ci: float | None = None
-    max_reps: int | None = None
-    pass_env: dict[str, str] = dataclasses.field(default_factory=dict)
-    allow_mismatch: bool = False
-    client: dict[str, Any] = dataclasses.field(default_factory=lambda: {"kind": "host"})
-    # -- its course
+    plan: dict[str, Any]          # the keys of PLAN_KEYS
     status: str = "running"       # running, complete, failed, interrupted
     pid: int | None = None        # with status "running": tells a live run from a killed one
     observed: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    # The plan's keys a run cannot be resumed without, and the JSON types each must have.
-    REQUIRED: typing.ClassVar[dict[str, type | tuple[type, ...]]] = {
-        "suite": str, "profile": str, "repetitions": int, "order_seed": int, "workloads": dict,
-        "workload_order": list, "environments": dict, "environment_order": list}
-    OPTIONAL: typing.ClassVar[dict[str, type | tuple[type, ...]]] = {
-        "skipped_environments": dict, "only": dict, "scratch": str, "allow_tcg": bool,
-        "target_ci": (int, float, type(None)), "max_reps": (int, type(None)), "pass_env": dict,
-        "allow_mismatch": bool, "client": dict, "status": str, "pid": (int, type(None))}
+    @property
+    def environments(self) -> dict[str, dict[str, Any]]:
+        """Each environment's entry of the plan, to which the run adds what it saw of it."""
+        return self.plan["environments"]
 
     def to_json(self) -> dict[str, Any]:
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "observed"}
-        return {"format_version": FORMAT_VERSION, **self.observed, **fields}
+        return {"format_version": FORMAT_VERSION, **self.observed, **self.plan, "status": self.status,
+                "pid": self.pid}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> "RunManifest":
-        """The manifest of run.json's object. ValueError names every plan key that is missing or
-        of the wrong type (a run.json edited or damaged by hand)."""
-        wrong = [k for k, t in cls.REQUIRED.items()
-                 if k not in doc or isinstance(doc[k], bool) and t is int or not isinstance(doc[k], t)]
-        wrong += [k for k, t in cls.OPTIONAL.items()
-                  if k in doc and (not isinstance(doc[k], t) or isinstance(doc[k], bool) and t is not bool)]
+        """The manifest of run.json's object. ValueError names a key of its course (status,
+        pid) of the wrong type; the plan's keys are Plan.from_manifest's to check."""
+        wrong = [k for k, t in (("status", str), ("pid", (int, type(None))))
+                 if k in doc and (not isinstance(doc[k], t) or isinstance(doc[k], bool))]
         if wrong:
             raise ValueError(", ".join(wrong))
-        typed = {f.name for f in dataclasses.fields(cls)} - {"observed"}
-        return cls(run_id=str(doc.get("run_id", "")), **{k: doc[k] for k in typed - {"run_id"} if k in doc},
-                   observed={k: v for k, v in doc.items() if k not in typed and k != "format_version"})
+        course = ("status", "pid", "format_version")
+        return cls({k: doc[k] for k in PLAN_KEYS if k in doc}, doc.get("status", "running"), doc.get("pid"),
+                   {k: v for k, v in doc.items() if k not in PLAN_KEYS and k not in course})

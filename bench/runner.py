@@ -30,7 +30,7 @@ from .environments.host import HostEnvironment
 from .environments.remote import RemoteHost
 from .errors import BenchError, ToolError
 from .model import RETRIED_CAUSES, Failure, RunManifest, Sample
-from .plan import Plan, RunOptions, Step, schedule
+from .plan import Plan, Step, schedule
 from .progress import Progress
 from .store import RunStore
 from .text import human
@@ -107,15 +107,14 @@ def one_line(text: str, limit: int = 300) -> str:
 
 
 class Runner:
-    def __init__(self, p: Plan, options: RunOptions, report: Callable[[str], None] | None = None,
-                 resume: RunStore | None = None):
+    def __init__(self, p: Plan, report: Callable[[str], None] | None = None, resume: RunStore | None = None):
         self.plan = p
-        self.options = options
+        self.options = p.options
         self.say = report or (lambda line: print(line, file=sys.stderr, flush=True))
         self.store: RunStore | None = resume
         self.envs: dict[str, Environment] = {}
-        self.client: Environment = (RemoteHost(p.client, p.run_id, context=options.context) if p.client
-                                    else HostEnvironment("client", {}, p.run_id, context=options.context))
+        self.client: Environment = (RemoteHost(p.client, p.run_id, context=p.options.context) if p.client
+                                    else HostEnvironment("client", {}, p.run_id, context=p.options.context))
         self.parity_ok: dict[str, bool] = {}  # environment -> no unintended decisive difference
         self.manifest: RunManifest | None = None
         self.tool_seconds = 0.0
@@ -138,13 +137,13 @@ class Runner:
             if dropped:
                 self.say(f"dropping {dropped} half-written line(s) of samples.jsonl: that repetition runs again")
             self.manifest = RunManifest.from_json(self.store.manifest())   # plan.resume has read it
-            done = done_repetitions(self.store, self.options.retry_failed)
+            done = done_repetitions(self.store, p.retry_failed)
             self.manifest.observed.setdefault("resumed_at", []).append(
                 dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat())
             self.manifest.status, self.manifest.pid = "running", os.getpid()
             self.store.write_manifest(self.manifest)
         else:
-            self.store = RunStore.create(self.options.out, p.run_id)
+            self.store = RunStore.create(p.out, p.run_id)
             self.store.acquire()
             self.manifest = self._new_manifest(started)
             self.store.write_manifest(self.manifest)
@@ -222,19 +221,7 @@ class Runner:
     def _new_manifest(self, started: float) -> RunManifest:
         p = self.plan
         return RunManifest(
-            run_id=p.run_id, suite=p.suite, profile=p.profile, repetitions=p.repetitions, order_seed=p.seed,
-            workloads={w.name: w.to_json() for w in p.workloads},
-            # run.json's keys are sorted; these keep the suite's and the user's order.
-            workload_order=[w.name for w in p.workloads],
-            environment_order=list(p.environments),
-            environments={n: e.to_json() for n, e in p.environments.items()},
-            skipped_environments=p.skipped_environments, only=p.only,
-            scratch=str(self.options.scratch), allow_tcg=self.options.allow_tcg,
-            target_ci=self.options.target_ci, max_reps=self.options.max_reps,
-            pass_env=dict(self.options.context.passed), allow_mismatch=self.options.allow_mismatch,
-            # Where the clients ran; a remote one's metadata is added once it is connected.
-            client={"kind": "remote", **p.client.as_dict()} if p.client else {"kind": "host"},
-            status="running", pid=os.getpid(),
+            p.to_manifest(), status="running", pid=os.getpid(),
             observed={
                 "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(),
                 "command": sys.argv,
@@ -255,7 +242,7 @@ class Runner:
                      f"published on {client.publish_address}")
         self.client.provision(scratch, 0)
         if client:  # a resumed run connects anew: the address facing the client may have changed
-            self.manifest.client = {"kind": "remote", **client.as_dict(), "metadata": self.client.metadata()}
+            self.manifest.plan["client"] = {"kind": "remote", **client.as_dict(), "metadata": self.client.metadata()}
             self.store.write_manifest(self.manifest)
         self.n_ports = n_ports
         for name, e in self.plan.environments.items():

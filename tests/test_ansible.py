@@ -138,7 +138,7 @@ def test_checkout_is_copied_then_left_alone(tmp_path):
     first = play(tmp_path, "provision.yml", "--tags", "checkout", bench_dir=str(dest))
     first.assert_succeeded()
     assert first.stats["changed"] > 0
-    for path in ("bench/cli.py", "scripts/packages.txt", "workloads/suites/quick.yaml", "ansible/run.yml"):
+    for path in ("bench/cli/__init__.py", "scripts/packages.txt", "workloads/suites/quick.yaml", "ansible/run.yml"):
         assert (dest / path).read_bytes() == (ROOT / path).read_bytes(), path
     assert not any((dest / name).exists() for name in (".git", ".venv", "results"))
     assert not list(dest.rglob("__pycache__"))

@@ -31,7 +31,7 @@ def test_every_variant_is_validated_once_and_dumps_to_what_the_catalogue_gave():
 
 def test_a_plan_hands_down_the_catalogues_own_typed_objects(tmp_path):
     cat = config.load()
-    p = plan.resolve(cat, plan.RunOptions(suite="quick", environments=["host"], out=tmp_path))
+    p = plan.resolve(cat, "quick", environments=["host"], out=tmp_path)
     host = p.environments["host"]
     assert host.kind is HostEnvironment and host.variant is cat.variant("host", p.profile)
     env = host.kind("host", host.variant, p.run_id)
@@ -80,7 +80,8 @@ def test_no_module_reads_the_process_environment_for_its_settings():
     """The user's variables are read once, by the command line (bench/settings.py); the process
     environment is read elsewhere only as what is under test or handed to a child."""
     allowed = {
-        "cli.py": "reads the user's variables once",
+        "cli/__init__.py": "reads the user's variables once",
+        "cli/run.py": "checks that the variables --pass-env names are set in this shell",
         "environments/context.py": "the variables --pass-env hands to the tools",
         "parity.py": "the probe of the execution context (the PATH and variables it runs under)",
         "doctor.py": "reports the code-path variables set in this shell",
@@ -116,7 +117,7 @@ def test_tools_that_cannot_run_under_gvisor_are_refused_before_anything_is_made(
     from conftest import bench_cli
 
     # The cpu suite in gVisor: hpcc's cells are left out with the reason, the others planned.
-    p = plan.resolve(config.load(), plan.RunOptions(suite="cpu", environments=["docker-gvisor"], out=tmp_path))
+    p = plan.resolve(config.load(), "cpu", environments=["docker-gvisor"], out=tmp_path)
     assert set(p.left_out) == {("docker-gvisor", "hpcc")}
     assert "Open MPI finds no CPU topology" in p.left_out[("docker-gvisor", "hpcc")]
     assert not p.runs("docker-gvisor", "hpcc") and p.runs("docker-gvisor", "sysbench-cpu")

@@ -28,9 +28,9 @@ def setup(monkeypatch, config_copy, tmp_path):
     catalogue = config.load(config_copy)
 
     def run(envs=("proc-a", "proc-b"), **options):
-        opts = RunOptions(suite="t", environments=list(envs), out=tmp_path / "out", run_id="r", seed=7,
-                          scratch=tmp_path / "scratch", **options)
-        runner = Runner(plan(catalogue, opts), opts, report=lambda line: None)
+        p = plan(catalogue, "t", environments=list(envs), out=tmp_path / "out", run_id="r", seed=7,
+                 options=RunOptions(scratch=tmp_path / "scratch", **options))
+        runner = Runner(p, report=lambda line: None)
         return runner, runner.execute()
 
     run.catalogue = catalogue
@@ -67,13 +67,13 @@ def test_a_failing_tool_is_recorded_and_the_run_goes_on(setup):
 
 
 def test_a_failed_tool_says_its_cause_on_the_terminal_and_in_the_summary(setup, capfd):
-    from bench.cli import print_summary
+    from bench.cli.run import print_summary
 
     inprocess.SCRIPTS["proc-a"] = [1, "tool"]
     said: list[str] = []
-    opts = RunOptions(suite="t", environments=["proc-a"], out=setup.out, run_id="r", seed=7,
-                      scratch=setup.out.parent / "scratch")
-    store = Runner(plan(setup.catalogue, opts), opts, report=said.append).execute()
+    p = plan(setup.catalogue, "t", environments=["proc-a"], out=setup.out, run_id="r", seed=7,
+             options=RunOptions(scratch=setup.out.parent / "scratch"))
+    store = Runner(p, report=said.append).execute()
     cause = "exit status 1: FATAL: a failure of the tool itself"   # the last line of its stderr
     assert [f["reason"] for f in store.failures()] == [cause]
     capfd.readouterr()   # the progress line says FAILED (reason), the same reason
@@ -95,9 +95,9 @@ def test_re_provisioning_waits_for_a_backend_that_comes_back(setup):
     it is down; the runner says it waits, and uses it once it answers."""
     inprocess.SCRIPTS["proc-a"] = [1, 1, "down", 1]
     said: list[str] = []
-    opts = RunOptions(suite="t", environments=["proc-a"], out=setup.out, run_id="r", seed=7,
-                      scratch=setup.out.parent / "scratch")
-    runner = Runner(plan(setup.catalogue, opts), opts, report=said.append)
+    p = plan(setup.catalogue, "t", environments=["proc-a"], out=setup.out, run_id="r", seed=7,
+             options=RunOptions(scratch=setup.out.parent / "scratch"))
+    runner = Runner(p, report=said.append)
     store = runner.execute()
     assert any(line.startswith("proc-a: waiting up to 120 s for its backend to come back") for line in said), said
     assert inprocess.PROVISIONED["proc-a"] == 2 and "proc-a" not in runner.lost
@@ -145,8 +145,8 @@ def test_resume_after_an_interruption_measures_only_what_is_missing(setup):
     first = json.loads((setup.out / "r" / "run.json").read_text())
     assert first["status"] == "interrupted"
     inprocess.SCRIPTS.clear()
-    p, options, store = plan_resume(setup.catalogue, setup.out, "r")
-    runner = Runner(p, options, report=lambda line: None, resume=store)
+    p, store = plan_resume(setup.catalogue, setup.out, "r")
+    runner = Runner(p, report=lambda line: None, resume=store)
     store = runner.execute()
     pairs = [(env, rep) for env, rep, _ in rates(store)]
     assert sorted(pairs) == [(e, r) for e in ("proc-a", "proc-b") for r in (1, 2, 3)]   # none twice

@@ -6,7 +6,7 @@ import pytest
 
 from bench import config
 from bench.errors import ConfigError
-from bench.plan import RunOptions, schedule
+from bench.plan import schedule
 from bench.plan import resolve as plan
 
 
@@ -19,7 +19,7 @@ def test_only_pairs_a_workload_with_its_environments(config_copy, tmp_path):
         f.write("\nhost-again:\n  kind: host\n  dimension: d\n  baseline: host\n")
     write_suite(config_copy, "repetitions: 2\nworkloads: [sysbench-cpu, xz-compress]\n"
                              "environments: [host, host-again]\nonly: {xz-compress: [host]}\n")
-    p = plan(config.load(config_copy), RunOptions(suite="pairs", out=tmp_path / "results", seed=3))
+    p = plan(config.load(config_copy), "pairs", out=tmp_path / "results", seed=3)
     assert list(p.environments) == ["host", "host-again"]
     cells = {(s.environment, s.workload.name) for s in schedule(p)}
     assert cells == {("host", "sysbench-cpu"), ("host-again", "sysbench-cpu"), ("host", "xz-compress")}
@@ -30,14 +30,14 @@ def test_an_environment_without_a_cell_is_not_provisioned(config_copy, tmp_path)
     with open(config_copy / "environments.yaml", "a") as f:
         f.write("\nhost-again:\n  kind: host\n")
     write_suite(config_copy, "workloads: [xz-compress]\nenvironments: [host, host-again]\nonly: {xz-compress: [host]}\n")
-    p = plan(config.load(config_copy), RunOptions(suite="pairs", out=tmp_path / "results"))
+    p = plan(config.load(config_copy), "pairs", out=tmp_path / "results")
     assert list(p.environments) == ["host"]
     assert p.skipped_environments == {"host-again": "no workload of the suite runs there"}
 
 
 def test_suite_environments_that_cannot_run_here_are_skipped_not_fatal(config_copy, tmp_path):
     write_suite(config_copy, "workloads: [xz-compress]\nenvironments: [host, kubernetes]\n")
-    p = plan(config.load(config_copy), RunOptions(suite="pairs", out=tmp_path / "results"))
+    p = plan(config.load(config_copy), "pairs", out=tmp_path / "results")
     assert list(p.environments) == ["host"] and "Kubernetes cluster" in p.skipped_environments["kubernetes"]
 
 
@@ -57,8 +57,8 @@ def test_variants_off_by_default_run_only_when_named(config_copy, tmp_path):
         f.write("\nhost-again:\n  kind: host\n  dimension: d\n  baseline: host\n  by_default: false\n")
     write_suite(config_copy, "workloads: [xz-compress]\n")
     catalogue = config.load(config_copy)
-    assert "host-again" not in plan(catalogue, RunOptions(suite="pairs", out=tmp_path / "a")).environments
-    named = plan(catalogue, RunOptions(suite="pairs", environments=["host", "host-again"], out=tmp_path / "b"))
+    assert "host-again" not in plan(catalogue, "pairs", out=tmp_path / "a").environments
+    named = plan(catalogue, "pairs", environments=["host", "host-again"], out=tmp_path / "b")
     assert list(named.environments) == ["host", "host-again"]
 
 

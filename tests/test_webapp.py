@@ -129,14 +129,14 @@ def test_a_plan_leaves_out_the_cells_an_environment_does_not_run(tmp_path):
     if not ok:
         pytest.skip(why)
     cat = config.load()
-    p = plan.resolve(cat, plan.RunOptions(suite="apps", environments=["host", "docker-compose"], out=tmp_path))
+    p = plan.resolve(cat, "apps", environments=["host", "docker-compose"], out=tmp_path)
     steps = plan.schedule(p)
     assert {s.workload.name for s in steps if s.environment == "docker-compose"} == {"webapp"}
     assert {s.workload.name for s in steps if s.environment == "host"} == {"redis", "mariadb-oltp", "mariadb-oltp-rw", "webapp"}
     with pytest.raises(BenchError, match="'docker-compose' runs none of suite io's workloads: it runs only "
                                          "multi-tier workloads"):
-        plan.resolve(cat, plan.RunOptions(suite="io", environments=["docker-compose"], out=tmp_path))
-    p = plan.resolve(cat, plan.RunOptions(suite="io", out=tmp_path))  # every environment available
+        plan.resolve(cat, "io", environments=["docker-compose"], out=tmp_path)
+    p = plan.resolve(cat, "io", out=tmp_path)  # every environment available
     assert "docker-compose" not in p.environments
     assert "docker-compose" not in p.skipped_environments  # by_default: false, so never considered
 
