@@ -156,3 +156,29 @@ def test_human_numbers_have_at_most_4_significant_digits(value, text):
 def test_percent_changes():
     assert (percent(27.345), percent(-0.04), percent(1573.2), percent(15730.0)) == ("+27.3%", "+0.0%", "+1573%",
                                                                                    "+15.73k%")
+
+
+def test_the_verdict_is_a_library_function_of_two_loaded_runs(tmp_path, compare):
+    """bench.compare.compare: what `bench compare` prints and exits with, for a notebook."""
+    from bench.compare import compare as verdict
+    from bench.errors import BenchError
+
+    a = write_run(tmp_path / "lib", "a", {("host", "fio-randread-4k"): fio(), ("host", "xz"): fio()})
+    b = write_run(tmp_path / "lib", "b", {("host", "fio-randread-4k"): fio(iops=scaled(STEADY, 0.7),
+                                                                         p99=scaled(STEADY, 1.4))})
+    c = verdict(bench.load(a), bench.load(b), threshold=20)
+    rows = c.rows.set_index("metric")
+    assert c.regressed and rows.loc["read_iops", "headline"] and rows.loc["read_iops", "regression"]
+    assert rows.loc["read_clat_p99", "worse"] and not rows.loc["read_clat_p99", "regression"]
+    assert (c.only_in_a, c.only_in_b) == ([("host", "xz")], [])
+    # from the run folders too, and what the command line says of the same runs
+    columns = ["environment", "workload", "metric", "headline", "regression", "worse", "better", "changed"]
+    assert verdict(a, b, 20).rows[columns].equals(c.rows[columns])
+    status, out = compare({("host", "fio-randread-4k"): fio()},
+                          {("host", "fio-randread-4k"): fio(iops=scaled(STEADY, 0.7), p99=scaled(STEADY, 1.4))},
+                          "--threshold", "20")
+    assert status == 1 and "1 regression(s) beyond 20 %" in " ".join(out.split())
+    with pytest.raises(BenchError, match=r"^--threshold: a number from 0 to 1000, not -1$"):
+        verdict(a, b, -1)
+    with pytest.raises(BenchError, match="have no cell"):
+        verdict(a, write_run(tmp_path / "lib", "c", {("kvm", "redis"): fio()}))

@@ -3,6 +3,7 @@ it recorded before the plan was typed (the main job's recorded run.json)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 
@@ -67,6 +68,101 @@ def test_the_recorded_runs_plan_reads_back_and_writes_the_same_json():
         assert {k: v for k, v in params.items() if k in recorded["params"]} == recorded["params"]
         fields = TOOLS[w.tool].Params.model_fields
         assert all(params[k] == fields[k].default for k in set(params) - set(recorded["params"]))
+
+
+def as_planned(doc: dict) -> dict:
+    """run.json's plan keys as the plan writes them: without what the run saw since (each
+    environment's metadata, the client's) and with the parameters a tool added since at their
+    defaults (test above)."""
+    from bench.model import PLAN_KEYS
+
+    planned = {k: doc[k] for k in PLAN_KEYS if k in doc}
+    planned["environments"] = {n: {k: v for k, v in e.items()
+                                   if k in ("kind", "description", "variant", "dimension", "baseline", "affects")}
+                               for n, e in doc["environments"].items()}
+    planned["client"] = {k: v for k, v in doc["client"].items() if k != "metadata"}
+    return planned
+
+
+@pytest.mark.parametrize("recorded", sorted((ROOT / "reports").glob("*/run.json")), ids=lambda p: p.parent.name)
+def test_a_recorded_run_json_reads_back_as_a_plan_that_writes_its_keys(recorded):
+    doc = json.loads(recorded.read_text())
+    p = plan.Plan.from_manifest(doc)
+    again = p.to_manifest()
+    expected = as_planned(doc)
+    assert set(again) == set(expected)
+    for name in doc["workload_order"]:   # as recorded; what a tool added since at its default (test above)
+        recorded, written = doc["workloads"][name], again["workloads"][name]
+        assert written["params"].items() >= recorded["params"].items()
+        again["workloads"][name] = {k: recorded[k] if k == "params" else v for k, v in written.items() if k in recorded}
+    assert again == expected
+    once = p.to_manifest()
+    assert plan.Plan.from_manifest(once).to_manifest() == once   # and round and round
+
+
+def test_a_resolved_plan_writes_run_jsons_keys_and_reads_back_the_same(tmp_path):
+    from bench.environments.context import ExecutionContext
+    from bench.model import PLAN_KEYS
+
+    options = plan.RunOptions(scratch=tmp_path, target_ci=5.0, max_reps=8, allow_mismatch=True,
+                              context=ExecutionContext((("LANG", "C"),)))
+    p = plan.resolve(config.load(), "quick", environments=["host"], repetitions=2, out=tmp_path, seed=11,
+                     options=options)
+    doc = p.to_manifest()
+    assert tuple(sorted(doc)) == tuple(sorted(PLAN_KEYS))
+    assert doc["pass_env"] == {"LANG": "C"} and doc["scratch"] == str(tmp_path) and doc["order_seed"] == 11
+    json.dumps(doc)   # JSON as it is
+    # the cells a kind refuses are said before the run, not kept: the rest comes back whole
+    assert plan.Plan.from_manifest(json.loads(json.dumps(doc)), tmp_path) == dataclasses.replace(p, left_out={})
+
+
+def test_run_json_with_a_key_of_the_wrong_type_names_it():
+    doc = json.loads(RECORDED.read_text())
+    with pytest.raises(ValueError, match="^order_seed, allow_tcg$"):
+        plan.Plan.from_manifest({**doc, "order_seed": True, "allow_tcg": "yes"})
+    with pytest.raises(ValueError, match="^suite$"):
+        plan.Plan.from_manifest({k: v for k, v in doc.items() if k != "suite"})
+
+
+LIMITS = [plan.REPETITIONS, plan.MAX_REPS, plan.TARGET_CI, plan.SEED]
+
+
+@pytest.mark.parametrize("limit", LIMITS, ids=lambda limit: limit.flag)
+def test_the_command_line_and_resolve_accept_the_same_values(limit):
+    """One set of limits per flag: argparse's type is made from it, and resolve holds a value
+    given in code to it (--target-ci 100 was taken by one and refused by the other)."""
+    from bench.cli import build_parser
+    from bench.errors import BenchError
+
+    parser = build_parser()
+    run = next(a for a in parser._subparsers._group_actions[0].choices["run"]._actions if limit.flag in a.option_strings)
+    for value in (limit.low, limit.high, limit.low - 1, limit.high + 1, (limit.low + limit.high) / 2, 0.5):
+        text = str(int(value)) if float(value).is_integer() else str(value)
+        try:
+            taken = run.type(text)
+        except Exception:   # argparse.ArgumentTypeError
+            taken = None
+        try:
+            limit.check(limit.kind(text) if taken is not None else value)
+            checked = True
+        except BenchError:
+            checked = False
+        assert (taken is not None) == checked == limit.holds(value), (limit.flag, value)
+
+
+def test_resolve_refuses_a_value_the_command_line_would_refuse(tmp_path):
+    from bench.errors import BenchError
+
+    cat = config.load()
+    with pytest.raises(BenchError, match=r"^--reps: a whole number from 1 to 1000, not 0$"):
+        plan.resolve(cat, "quick", environments=["host"], repetitions=0, out=tmp_path)
+    with pytest.raises(BenchError, match=r"^--target-ci: a number from 1e-06 to 100, not 0$"):
+        plan.resolve(cat, "quick", environments=["host"], out=tmp_path, options=plan.RunOptions(target_ci=0))
+    with pytest.raises(BenchError, match="give --client-host"):
+        plan.resolve(cat, "quick", environments=["host"], out=tmp_path, ssh_options=("Port=22",))
+    # the top of the range is taken, as argparse takes it
+    assert plan.resolve(cat, "quick", environments=["host"], out=tmp_path,
+                        options=plan.RunOptions(target_ci=100)).options.target_ci == 100
 
 
 def test_a_garbled_variant_in_run_json_is_refused_by_its_kinds_model():
