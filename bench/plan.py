@@ -100,6 +100,10 @@ OPTIONAL: dict[str, type | tuple[type, ...]] = {
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
+    """A run, resolved: what runs where, how often, in which order and with which options; the
+    runner needs nothing else. run.json keeps it (`to_manifest`), `--resume` reads it back
+    (`from_manifest`)."""
+
     run_id: str
     suite: str
     profile: str
