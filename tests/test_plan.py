@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -228,3 +229,23 @@ def test_tools_that_cannot_run_under_gvisor_are_refused_before_anything_is_made(
     gvisor = next(e for e in listed if e["name"] == "docker-gvisor")
     assert set(gvisor["refuses"]) == {"hpcc", "mariadb"}
     assert next(e for e in listed if e["name"] == "docker-nat")["refuses"] == {}
+
+
+def test_an_interrupted_run_recorded_before_resumes_with_its_own_plan(tmp_path):
+    """plan.resume of a run folder an earlier bench wrote: its plan, options and seed as recorded
+    (here the main job's run, cut to its host cells: the other kinds need their daemons)."""
+    doc = json.loads(RECORDED.read_text())
+    doc.update(status="interrupted", environment_order=["host"], pid=None)
+    (tmp_path / doc["run_id"]).mkdir()
+    (tmp_path / doc["run_id"] / "run.json").write_text(json.dumps(doc))
+    p, store = plan.resume(config.load(), tmp_path, doc["run_id"], retry_failed=True)
+    assert store.path == tmp_path / doc["run_id"] and p.out == tmp_path and p.retry_failed
+    assert (p.run_id, p.suite, p.seed, p.repetitions) == (doc["run_id"], doc["suite"], doc["order_seed"],
+                                                          doc["repetitions"])
+    assert [w.name for w in p.workloads] == doc["workload_order"] and list(p.environments) == ["host"]
+    assert p.options == plan.RunOptions(scratch=Path(doc["scratch"]), allow_tcg=doc["allow_tcg"],
+                                        target_ci=doc["target_ci"], max_reps=doc["max_reps"],
+                                        allow_mismatch=doc["allow_mismatch"])
+    written = p.to_manifest()
+    assert {k: written[k] for k in ("only", "skipped_environments", "client", "pass_env")} == \
+        {k: doc[k] for k in ("only", "skipped_environments", "client", "pass_env")}
