@@ -19,11 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BenchError
-from .limits import Limit
+from .limits import THRESHOLD
 
-# The smallest worse-direction change of a headline metric counted as a regression, in percent.
-THRESHOLD = Limit("--threshold", float, 0, 1000)
-DEFAULT_THRESHOLD = 5.0
+DEFAULT_THRESHOLD = 5.0   # percent
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,18 +30,10 @@ from .environments.context import ExecutionContext
 from .environments.host import HostEnvironment
 from .environments.remote import ClientHost, preflight
 from .errors import BenchError
-from .limits import Limit
+from .limits import MAX_REPS, REPETITIONS, SEED, TARGET_CI
 from .model import RETRIED_CAUSES, RunManifest
 from .store import RunStore, check_run_id, effective_status
 from .workloads import TOOLS
-
-# The limits of the numeric flags of `bench run`: its argparse types are made from these, and
-# resolve holds a value given in code to the same ones.
-REPETITIONS = Limit("--reps", int, 1, 1000)
-MAX_REPS = Limit("--max-reps", int, 1, 1000)
-TARGET_CI = Limit("--target-ci", float, 1e-6, 100)   # a percentage of the mean
-SEED = Limit("--seed", int, 0, 2**63 - 1)
-
 
 @dataclasses.dataclass(frozen=True)
 class PlannedEnvironment:
@@ -227,7 +219,8 @@ def resolve(catalogue: Catalogue, suite: str = "quick", *, environments: list[st
 
 def _check_options(options: RunOptions, repetitions: int, seed: int | None, client_host: str | None,
                    ssh_options: tuple[str, ...]) -> None:
-    """The flags against their limits (those of the command line's argparse types) and each other."""
+    """The flags against their limits (bench/limits.py: those of the command line's argparse
+    types) and against each other."""
     for limit, value in ((MAX_REPS, options.max_reps), (TARGET_CI, options.target_ci), (SEED, seed)):
         limit.check(value)
     if options.max_reps is not None and not options.target_ci:

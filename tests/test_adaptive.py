@@ -91,8 +91,8 @@ def test_a_loose_target_adds_nothing(tmp_path, config_copy):
 
 @pytest.mark.parametrize("args, message", [
     (["--max-reps", "5"], "give --target-ci"),
-    (["--target-ci", "0"], "a number from 1e-06 to 100"),
-    (["--target-ci", "nan"], "a number from 1e-06 to 100"),
+    (["--target-ci", "0"], "a number above 0 and below 100"),
+    (["--target-ci", "nan"], "a number above 0 and below 100"),
     (["--reps", "0"], "a whole number from 1 to 1000"),
     (["--target-ci", "5", "--max-reps", "1"], "below the 3 repetitions"),
 ])

@@ -3,14 +3,16 @@ it recorded before the plan was typed (the main job's recorded run.json)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
+import math
 import re
 from pathlib import Path
 
 import pytest
 
-from bench import config, plan
+from bench import config, limits, plan
 from bench.environments import KINDS
 from bench.environments.host import HostEnvironment
 from bench.workloads import TOOLS
@@ -125,45 +127,55 @@ def test_run_json_with_a_key_of_the_wrong_type_names_it():
         plan.Plan.from_manifest({k: v for k, v in doc.items() if k != "suite"})
 
 
-LIMITS = [plan.REPETITIONS, plan.MAX_REPS, plan.TARGET_CI, plan.SEED]
+FLAGS = [("run", limits.REPETITIONS), ("run", limits.MAX_REPS), ("run", limits.TARGET_CI), ("run", limits.SEED),
+         ("compare", limits.THRESHOLD)]
 
 
-@pytest.mark.parametrize("limit", LIMITS, ids=lambda limit: limit.flag)
-def test_the_command_line_and_resolve_accept_the_same_values(limit):
-    """One set of limits per flag: argparse's type is made from it, and resolve holds a value
-    given in code to it (--target-ci 100 was taken by one and refused by the other)."""
+@pytest.mark.parametrize("verb,limit", FLAGS, ids=[limit.flag for _, limit in FLAGS])
+def test_each_numeric_flags_argparse_type_is_made_from_its_limit(verb, limit):
+    from bench.cli import build_parser
+
+    verbs = build_parser()._subparsers._group_actions[0].choices
+    action = next(a for a in verbs[verb]._actions if limit.flag in a.option_strings)
+    for value in (limit.low, limit.high, limit.low - 1, limit.high + 1, limit.low + 0.5, limit.high - 0.5,
+                  (limit.low + limit.high) // 2, float("nan"), float("inf")):
+        text = str(int(value)) if math.isfinite(value) and float(value).is_integer() else str(value)
+        try:
+            taken = action.type(text) is not None
+        except argparse.ArgumentTypeError as e:
+            assert str(e) == f"{limit}, not {text!r}"
+            taken = False
+        assert taken == limit.holds(value), (limit.flag, text)
+
+
+def test_resolve_refuses_what_the_command_line_refuses_and_takes_what_it_takes(tmp_path, capsys):
+    """--target-ci 100 was taken by argparse and refused by resolve; 0.5 was refused by neither."""
     from bench.cli import build_parser
     from bench.errors import BenchError
 
-    parser = build_parser()
-    run = next(a for a in parser._subparsers._group_actions[0].choices["run"]._actions if limit.flag in a.option_strings)
-    for value in (limit.low, limit.high, limit.low - 1, limit.high + 1, (limit.low + limit.high) / 2, 0.5):
-        text = str(int(value)) if float(value).is_integer() else str(value)
-        try:
-            taken = run.type(text)
-        except Exception:   # argparse.ArgumentTypeError
-            taken = None
-        try:
-            limit.check(limit.kind(text) if taken is not None else value)
-            checked = True
-        except BenchError:
-            checked = False
-        assert (taken is not None) == checked == limit.holds(value), (limit.flag, value)
-
-
-def test_resolve_refuses_a_value_the_command_line_would_refuse(tmp_path):
-    from bench.errors import BenchError
-
     cat = config.load()
-    with pytest.raises(BenchError, match=r"^--reps: a whole number from 1 to 1000, not 0$"):
-        plan.resolve(cat, "quick", environments=["host"], repetitions=0, out=tmp_path)
-    with pytest.raises(BenchError, match=r"^--target-ci: a number from 1e-06 to 100, not 0$"):
-        plan.resolve(cat, "quick", environments=["host"], out=tmp_path, options=plan.RunOptions(target_ci=0))
-    with pytest.raises(BenchError, match="give --client-host"):
-        plan.resolve(cat, "quick", environments=["host"], out=tmp_path, ssh_options=("Port=22",))
-    # the top of the range is taken, as argparse takes it
-    assert plan.resolve(cat, "quick", environments=["host"], out=tmp_path,
-                        options=plan.RunOptions(target_ci=100)).options.target_ci == 100
+    cases = [("--reps", "repetitions", {}, v) for v in (0, 1, 1000, 1001)] + \
+            [("--target-ci", "target_ci", {}, v) for v in (0, 1e-6, 99.9, 100)] + \
+            [("--max-reps", "max_reps", {"target_ci": 5.0}, v) for v in (0, 3, 1000, 1001)] + \
+            [("--seed", "seed", {}, v) for v in (-1, 0, 2**63 - 1, 2**63)]
+    for i, (flag, key, given, value) in enumerate(cases):
+        argv = ["run", flag, str(value)] + [a for k, v in given.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+        try:
+            build_parser().parse_args(argv)
+            by_argparse = True
+        except SystemExit:
+            by_argparse = False
+        settings = {**given, key: value}
+        options = plan.RunOptions(**{k: v for k, v in settings.items() if k in ("target_ci", "max_reps")})
+        chosen = {k: v for k, v in settings.items() if k in ("repetitions", "seed")}
+        try:
+            plan.resolve(cat, "quick", environments=["host"], out=tmp_path / str(i), options=options, **chosen)
+            by_resolve = True
+        except BenchError as e:
+            assert str(e).startswith(flag), e
+            by_resolve = False
+        assert by_argparse == by_resolve, (flag, value)
+    assert "bench: error: argument --target-ci: a number above 0 and below 100, not '100'" in capsys.readouterr().err
 
 
 def test_a_garbled_variant_in_run_json_is_refused_by_its_kinds_model():

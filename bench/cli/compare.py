@@ -7,8 +7,9 @@ import argparse
 import textwrap
 
 from .. import config, text
-from ..compare import DEFAULT_THRESHOLD, THRESHOLD, Comparison, compare
+from ..compare import DEFAULT_THRESHOLD, Comparison, compare
 from ..errors import BenchError
+from ..limits import THRESHOLD
 from . import tables
 from .common import SKIPPED, check_results_folder, limited, need_report_packages, resolve_run, results_folder, \
     warnings_said

@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .. import config, interrupts, plan, settings, text
+from .. import config, interrupts, limits, plan, settings, text
 from ..errors import BenchError
 from ..store import RunStore
 from . import tables
@@ -28,19 +28,19 @@ def arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--env", type=names, default=None, metavar="NAME[,NAME...]",
                      help="environments to run in (default: the suite's, else every one available here "
                           "that is not marked by_default: false in environments.yaml)")
-    run.add_argument("--reps", type=limited(plan.REPETITIONS), default=None, metavar="N",
+    run.add_argument("--reps", type=limited(limits.REPETITIONS), default=None, metavar="N",
                      help="measured repetitions per cell (default: the suite's); warm-ups are extra")
-    run.add_argument("--target-ci", type=limited(plan.TARGET_CI), default=None, metavar="PCT",
+    run.add_argument("--target-ci", type=limited(limits.TARGET_CI), default=None, metavar="PCT",
                      help="after the repetitions, keep adding rounds of one repetition to every cell whose "
                           "headline number's 95 %% confidence interval is wider than ±PCT %% of its mean")
-    run.add_argument("--max-reps", type=limited(plan.MAX_REPS), default=None, metavar="N",
+    run.add_argument("--max-reps", type=limited(limits.MAX_REPS), default=None, metavar="N",
                      help="with --target-ci: stop a cell at N repetitions (default: 10, the study's n)")
     run.add_argument("--profile", choices=config.PROFILES, default=None,
                      help="size profile: quick (a 2-core machine, minutes) or lab (the study's scale); "
                           "default: the suite's")
     run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     run.add_argument("--run-id", default=None, help="name of the run folder (default: time-suite-random)")
-    run.add_argument("--seed", type=limited(plan.SEED), default=None, help="seed of the interleaving order (recorded)")
+    run.add_argument("--seed", type=limited(limits.SEED), default=None, help="seed of the interleaving order (recorded)")
     run.add_argument("--resume", default=None, metavar="RUN_ID",
                      help="finish an interrupted or killed run in OUT/RUN_ID: remove what it left, "
                           "provision again, run only its missing repetitions, with its own settings")
