@@ -11,8 +11,8 @@ from ..compare import DEFAULT_THRESHOLD, Comparison, compare
 from ..errors import BenchError
 from ..limits import THRESHOLD
 from . import tables
-from .common import SKIPPED, check_results_folder, limited, need_report_packages, resolve_run, results_folder, \
-    warnings_said
+from .common import (SKIPPED, check_results_folder, limited, need_report_packages, resolve_run, results_folder,
+                     warnings_said)
 
 NAME = "compare"
 HELP = "compare two runs cell by cell; exit 1 on a significant regression"
