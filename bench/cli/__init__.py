@@ -39,7 +39,7 @@ examples:
 """
 
 
-# What each exit status means, as `bench --help` and README say it (a test holds them together).
+# What each exit status means, as `bench --help` and docs/running.md say it (a test holds them together).
 EXIT_STATUS = {
     0: "done: every repetition measured (compare: no significant regression; doctor: no check failed)",
     1: "ran, but not everything was measured: repetitions failed (listed), or the run had to stop "
