@@ -66,22 +66,75 @@ class Options:
 
 # -- one sample ------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=4096)
+_T: dict[tuple[float, float], float] = {}   # (confidence, df) -> t; a results set asks for a few thousand
+
+
 def _t(confidence: float, df: float) -> float:
-    """The two-sided t quantile (cached: a results set asks for the same few thousands of times)."""
-    return float(st.t.ppf(0.5 + confidence / 2, df))
+    """The two-sided t quantile, cached."""
+    key = (confidence, float(df))
+    if key not in _T:
+        if len(_T) > 65536:
+            _T.clear()
+        _T[key] = float(st.t.ppf(0.5 + confidence / 2, df))
+    return _T[key]
 
 
 def describe(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
     """n, mean, SD (n-1), median, CoV and the t confidence interval of the mean."""
     x = np.asarray(values, dtype=float)
     n = len(x)
-    mean = float(np.mean(x)) if n else math.nan
-    sd = float(np.std(x, ddof=1)) if n > 1 else math.nan
+    return _described(n, float(np.mean(x)) if n else math.nan, float(np.std(x, ddof=1)) if n > 1 else math.nan,
+                      float(np.median(x)) if n else math.nan, confidence)
+
+
+def _described(n: int, mean: float, sd: float, median: float, confidence: float) -> dict[str, float]:
     half = _t(confidence, n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
-    return {"n": n, "mean": mean, "sd": sd, "median": float(np.median(x)) if n else math.nan,
+    return {"n": n, "mean": mean, "sd": sd, "median": median,
             "cov": sd / abs(mean) if n > 1 and mean else math.nan,
             "ci_low": mean - half, "ci_high": mean + half}
+
+
+@dataclasses.dataclass(frozen=True)
+class Moments:
+    """What describe(), log_ratio() and apart() take from a cell's values, as they compute it."""
+    n: int
+    mean: float
+    sd: float        # ddof 1; nan below 2 values
+    var: float       # ddof 1, as numpy's var (not sd squared: the last bit can differ)
+    median: float
+    low: float
+    high: float
+
+
+def moments_many(value: np.ndarray, positions: list[np.ndarray]) -> list[Moments]:
+    """Each cell's Moments (cells given by their row positions in `value`), computed a matrix
+    per number of repetitions: numpy's reductions along a row add in the same order as over
+    the row alone, so every number is the one describe() gives, bit for bit."""
+    out: list[Moments | None] = [None] * len(positions)
+    by_n: dict[int, list[int]] = {}
+    for i, pos in enumerate(positions):
+        by_n.setdefault(len(pos), []).append(i)
+    for n, cells_n in by_n.items():
+        if n == 0:
+            for i in cells_n:
+                out[i] = Moments(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
+            continue
+        x = value[np.concatenate([positions[i] for i in cells_n])].reshape(len(cells_n), n)
+        nan = np.full(len(cells_n), math.nan)
+        columns = (x.mean(axis=1), x.std(axis=1, ddof=1) if n > 1 else nan, x.var(axis=1, ddof=1) if n > 1 else nan,
+                   np.median(x, axis=1), x.min(axis=1), x.max(axis=1))
+        for i, row in zip(cells_n, zip(*(c.tolist() for c in columns))):
+            out[i] = Moments(n, *row)
+    return out
+
+
+def t_many(confidence: float, dfs) -> None:
+    """The t quantiles of these degrees of freedom, into _t's cache in one vectorized call
+    (scipy's ppf of an array is the same function, value by value, as of each alone)."""
+    missing = sorted({float(d) for d in dfs if (confidence, float(d)) not in _T and math.isfinite(d)})
+    if missing:
+        for d, q in zip(missing, st.t.ppf(0.5 + confidence / 2, np.array(missing)).tolist()):
+            _T[(confidence, d)] = float(q)
 
 
 # -- two samples -----------------------------------------------------------------------------
@@ -121,16 +174,21 @@ def log_ratio(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) 
     Welch-Satterthwaite degrees of freedom of the two terms. Where a mean is not positive the
     logarithm means nothing: Fieller's interval instead."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    na, nb = len(a), len(b)
-    if na == 0 or nb == 0:
+    if len(a) == 0 or len(b) == 0:
         return math.nan, math.nan, math.nan
-    ma, mb = a.mean(), b.mean()
+    return _log_ratio(moments_many(a, [np.arange(len(a))])[0], moments_many(b, [np.arange(len(b))])[0],
+                      confidence, lambda: fieller_ratio(a, b, confidence))
+
+
+def _log_ratio(a: Moments, b: Moments, confidence: float, fieller) -> tuple[float, float, float]:
+    """log_ratio from the two cells' Moments; `fieller()` where a mean is not positive."""
+    na, nb, ma, mb = a.n, b.n, a.mean, b.mean
     if not (ma > 0 and mb > 0):
-        return fieller_ratio(a, b, confidence)
-    ratio = float(ma / mb)
+        return fieller()
+    ratio = ma / mb
     if na < 2 or nb < 2:
         return ratio, math.nan, math.nan
-    va, vb = a.var(ddof=1) / na / ma**2, b.var(ddof=1) / nb / mb**2
+    va, vb = a.var / na / ma**2, b.var / nb / mb**2
     se = math.sqrt(va + vb)
     if se == 0:
         return ratio, ratio, ratio
@@ -143,9 +201,13 @@ def apart(a: Sequence[float], b: Sequence[float]) -> int:
     """+1 when every value of a is above every value of b, -1 when every one is below, else 0."""
     if len(a) == 0 or len(b) == 0:
         return 0
-    if min(a) > max(b):
+    return _apart(min(a), max(a), min(b), max(b))
+
+
+def _apart(low_a: float, high_a: float, low_b: float, high_b: float) -> int:
+    if low_a > high_b:
         return 1
-    if max(a) < min(b):
+    if high_a < low_b:
         return -1
     return 0
 
@@ -314,23 +376,34 @@ def compare(a: Sequence[float], b: Sequence[float], better: str, options: Option
             p: float | None = None) -> dict[str, Any]:
     """Sample a against reference b: ratio a/b with its interval, overhead, test, flags.
     `p` is the permutation test's p when the caller computed it already (in a batch)."""
-    ratio, low, high = log_ratio(a, b, options.confidence)
+    if p is None:
+        p = permutation_p(a, b, options.n_resamples, options.seed)
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    ma, mb = moments_many(x, [np.arange(len(x))])[0], moments_many(y, [np.arange(len(y))])[0]
+    return compared(ma, mb, better, options, p, lambda: log_ratio(a, b, options.confidence))
+
+
+def compared(a: Moments, b: Moments, better: str, options: Options, p: float, exact=None) -> dict[str, Any]:
+    """compare() from the two cells' Moments and the permutation p; `exact()` is log_ratio of
+    the values themselves, for a cell whose mean is not positive (Fieller's interval)."""
+    if a.n == 0 or b.n == 0:
+        ratio, low, high = math.nan, math.nan, math.nan
+    else:
+        ratio, low, high = _log_ratio(a, b, options.confidence, exact)
     sign = -1.0 if better == "higher" else 1.0
     # Overhead: the worse-direction change in percent; its interval maps from the ratio's.
     ends = sorted([sign * (low - 1) * 100, sign * (high - 1) * 100])
-    if p is None:
-        p = permutation_p(a, b, options.n_resamples, options.seed)
-    p_min = min_attainable_p(len(a), len(b), options.n_resamples)
+    p_min = min_attainable_p(a.n, b.n, options.n_resamples)
     if p_min <= options.alpha:
         basis, significant = "permutation", bool(p < options.alpha)
     else:  # the permutation test cannot decide at this n: the parametric interval does
         basis = "interval"
         significant = bool(not math.isnan(low) and not (low <= 1 <= high))
-    side = apart(a, b)
+    side = _apart(a.low, a.high, b.low, b.high) if a.n and b.n else 0
     return {"ratio": ratio, "ratio_low": low, "ratio_high": high,
             "overhead_pct": sign * (ratio - 1) * 100, "overhead_low": ends[0], "overhead_high": ends[1],
             "p": p, "p_min": p_min, "significant": significant, "basis": basis, "apart": side,
-            "verdict": verdict(low, high, better, side, (len(a), len(b)), options.band)}
+            "verdict": verdict(low, high, better, side, (a.n, b.n), options.band)}
 
 
 def performance(ratio: float, low: float, high: float, better: str) -> tuple[float, float, float]:
@@ -435,31 +508,32 @@ def summarize(df, baseline: str | None = None, options: Options = Options()):
     env_kind, tool, unit, better = (df[c].to_numpy(object) for c in ("env_kind", "tool", "unit", "better"))
     tcg = (df["env_accel"] == "tcg").to_numpy(bool) if "env_accel" in df else None
     groups = list(_cell_positions(df))
-    native = {(w, m, pt): value[pos] for (e, w, m, pt), _, pos in groups if e == baseline}
+    moments = moments_many(value, [pos for _, _, pos in groups])   # every cell's, a matrix per n
+    t_many(options.confidence, {m.n - 1 for m in moments if m.n > 1})
+    native = {(w, m, pt): (pos, mo) for ((e, w, m, pt), _, pos), mo in zip(groups, moments) if e == baseline}
     rows, pending = [], []
-    for (env, workload, metric, point), sweep, pos in groups:
+    for ((env, workload, metric, point), sweep, pos), mo in zip(groups, moments):
         first = pos[0]
-        values = value[pos]
         row = {"environment": env, "env_kind": env_kind[first], "workload": workload,
                "tool": tool[first], "metric": metric, "unit": unit[first], "better": better[first],
                "point": point, **{f"sweep_{k}": v for k, v in sweep.items()},
                "emulated": bool(tcg is not None and tcg[pos].any()),
-               **describe(values, options.confidence)}
+               **_described(mo.n, mo.mean, mo.sd, mo.median, options.confidence)}
         row["few"] = row["n"] < options.min_n
         row["noisy"] = bool(row["cov"] > options.noisy_cov)
         ref = native.get((workload, metric, point))
         if env != baseline and ref is not None:
-            pending.append((row, values, ref))
+            pending.append((row, pos, mo, ref))
         rows.append(row)
-    ps = permutation_p_many([(v, r) for _, v, r in pending], options.n_resamples, options.seed)
-    native_cov = {}
-    for (row, values, ref), p in zip(pending, ps):
-        row.update(compare(values, ref, row["better"], options, p=p))
-        row["few"] = row["few"] or len(ref) < options.min_n
-        if id(ref) not in native_cov:   # the same native cell is the reference of every environment
-            native_cov[id(ref)] = describe(ref)["cov"]
-        row["noisy"] = row["noisy"] or bool(native_cov[id(ref)] > options.noisy_cov)
-        row["native_n"], row["native_cov"] = len(ref), native_cov[id(ref)]
+    ps = permutation_p_many([(value[pos], value[ref[0]]) for _, pos, _, ref in pending], options.n_resamples,
+                            options.seed)
+    for (row, pos, mo, (ref_pos, ref)), p in zip(pending, ps):
+        row.update(compared(mo, ref, row["better"], options, p,
+                            lambda: log_ratio(value[pos], value[ref_pos], options.confidence)))
+        native_cov = _described(ref.n, ref.mean, ref.sd, ref.median, 0.95)["cov"]
+        row["few"] = row["few"] or ref.n < options.min_n
+        row["noisy"] = row["noisy"] or bool(native_cov > options.noisy_cov)
+        row["native_n"], row["native_cov"] = ref.n, native_cov
         row["resolved"] = row["verdict"] != "unresolved"
         row["resolve_n"] = repetitions_to_resolve(row["cov"], row["native_cov"], confidence=options.confidence)
     return pd.DataFrame(rows)
