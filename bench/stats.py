@@ -192,9 +192,19 @@ def _log_ratio(a: Moments, b: Moments, confidence: float, fieller) -> tuple[floa
     se = math.sqrt(va + vb)
     if se == 0:
         return ratio, ratio, ratio
-    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    half = _t(confidence, round(float(df), 3)) * se
+    half = _t(confidence, _welch_df(a, b)) * se
     return ratio, ratio * math.exp(-half), ratio * math.exp(half)
+
+
+def _welch_df(a: Moments, b: Moments) -> float:
+    """The Welch-Satterthwaite degrees of freedom of the log-ratio's two terms (to 3 decimals:
+    the t quantile is cached by it); nan where _log_ratio has no interval."""
+    if not (a.mean > 0 and b.mean > 0) or a.n < 2 or b.n < 2:
+        return math.nan
+    va, vb = a.var / a.n / a.mean**2, b.var / b.n / b.mean**2
+    if va + vb == 0:
+        return math.nan
+    return round(float((va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))), 3)
 
 
 def apart(a: Sequence[float], b: Sequence[float]) -> int:
@@ -330,13 +340,16 @@ def _sampled_permutation_p(a: np.ndarray, b: np.ndarray, n_resamples: int, seed:
     low, high = (observed + gamma)[:, None], (observed - gamma)[:, None]   # null <= low; null >= high
     # Rounding of a sum of n values is below n * eps * max|value|; allow 1000 times that.
     margin = (1000 * (n1 + n2) * np.finfo(float).eps * np.abs(data).max(axis=1))[:, None]
+    total = data.sum(axis=1)[:, None]
     less = np.ones(len(data), dtype=np.int64)                       # 1: the observed split, as scipy
     greater = np.ones(len(data), dtype=np.int64)
     for start in range(0, n_resamples, 2048):                       # blocks that stay in the CPU's cache
         mask = first[start:start + 2048]
+        # One product: the second sample's sum is the total less the first's (a rounding
+        # difference only, well inside the margin below, where scipy's own numbers decide).
         null = data @ mask.T                                        # pairs x block: the permuted sums
+        rest = total - null
         null /= n1
-        rest = data @ (1.0 - mask).T
         rest /= n2
         null -= rest
         # Within the margin of observed -/+ gamma: recompute as scipy does (|d| vs gamma: both).
@@ -443,7 +456,8 @@ def sweep_params(df) -> dict[str, list[str]]:
         for column in params:
             p = column[len(PARAM):]
             col = rows[column]
-            if p in keys or col.isna().all() or col.map(lambda v: isinstance(v, (list, dict))).any():
+            if p in keys or col.isna().all() or (col.dtype == object
+                                                  and col.map(lambda v: isinstance(v, (list, dict))).any()):
                 continue  # a list parameter (redis' `tests`) is a setting, never a point
             within = rows.groupby(["run_id", "environment", "metric", "repetition"])[column].nunique(dropna=True)
             if (within > 1).any() or (p in KNOWN_SWEEPS and col.nunique(dropna=True) > 1):
@@ -525,6 +539,7 @@ def summarize(df, baseline: str | None = None, options: Options = Options()):
         if env != baseline and ref is not None:
             pending.append((row, pos, mo, ref))
         rows.append(row)
+    t_many(options.confidence, [_welch_df(mo, ref) for _, _, mo, (_, ref) in pending])
     ps = permutation_p_many([(value[pos], value[ref[0]]) for _, pos, _, ref in pending], options.n_resamples,
                             options.seed)
     for (row, pos, mo, (ref_pos, ref)), p in zip(pending, ps):
