@@ -311,10 +311,7 @@ def _statistics_csv(summary, manifests) -> dict[str, Any]:
 def _shown(jobs, uris) -> list[dict[str, Any]]:
     """The drawn figures of these jobs, taken in order from `uris` (a figure the data has not
     the shape for is left out)."""
-    from . import figures
-
-    return [{"uri": uri, "caption": caption, "width": figures.shown_width(uri)}
-            for (_, _, caption), uri in zip(jobs, uris) if uri]
+    return [{"svg": svg, "caption": caption} for (_, _, caption), svg in zip(jobs, uris) if svg]
 
 
 def _p_floor(records, options) -> dict[str, Any] | None:
