@@ -25,12 +25,12 @@ def text_width(text: str, size: float) -> float:
 
 
 def fmt(v: float) -> str:
-    """A number in a hover text: 4 significant digits, thousands grouped."""
+    """A number in a hover text as the tables write it: 4 significant digits, thousands grouped."""
+    from .numbers import num
+
     if v is None or not math.isfinite(v):
         return "unbounded"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.4g}"
+    return num(v)
 
 
 class Figure:
