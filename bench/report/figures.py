@@ -27,6 +27,12 @@ RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 0.8, 1, 1.25, 2, 5, 10, 20, 50, 
 BAND = 1.05   # the equivalence band drawn (bench.stats.Options.band)
 
 
+def _records(rows) -> list[dict]:
+    """Summary rows as dicts (a DataFrame's, or already dicts): a figure reads a few hundred
+    numbers, which a dict gives in nanoseconds and a DataFrame row in a millisecond."""
+    return rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+
+
 def draw_all(jobs: list[tuple[str, tuple]]) -> list:
     """Each (function name, arguments) drawn, in order: milliseconds each, so in this process."""
     return [globals()[name](*args) for name, args in jobs]
@@ -154,18 +160,21 @@ def normalized_bars(rows, envs: list[str], baseline: str, emulated: set[str], ti
     """Each metric's performance relative to native (×1), one bar per environment, with the 95 %
     interval of the ratio as error bars; pale bars equivalent, pale cross-hatched unresolved (the
     cells' verdict), hatched bars emulated (TCG)."""
+    rows = _records(rows)
     others = [e for e in envs if e != baseline]
-    metrics = list(dict.fromkeys(rows["metric"]))
-    if not others or not metrics or "ratio" not in rows or not any(
-            isinstance(v, float) and math.isfinite(v) for v in rows["ratio"].astype(float)):
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    if not others or not metrics or not any(_finite(r.get("ratio")) for r in rows):
         return None
     items = []
     for m in metrics:
-        sub = rows[rows["metric"] == m]
-        items.append((m, {r.environment: (*stats.performance(r.ratio, r.ratio_low, r.ratio_high, r.better),
-                                          r.verdict if isinstance(getattr(r, "verdict", None), str) else "unresolved")
-                          for r in sub.itertuples() if r.environment != baseline}))
+        items.append((m, {r["environment"]: (*stats.performance(r["ratio"], r["ratio_low"], r["ratio_high"], r["better"]),
+                                             r["verdict"] if isinstance(r.get("verdict"), str) else "unresolved")
+                          for r in rows if r["metric"] == m and r["environment"] != baseline}))
     return _ratio_bars(items, envs, baseline, emulated, title, vertical=True)
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 def overview(items, envs: list[str], baseline: str, emulated: set[str], title: str):
@@ -179,7 +188,7 @@ def overview(items, envs: list[str], baseline: str, emulated: set[str], title: s
 def percentile_points(rows) -> dict[str, list[tuple[float, str]]]:
     """Metrics named <prefix>p<pct> (fio's read_clat_p99_9): prefix -> [(percentile, metric)]."""
     found: dict[str, list[tuple[float, str]]] = {}
-    for metric in dict.fromkeys(rows["metric"]):
+    for metric in dict.fromkeys(r["metric"] for r in _records(rows)):
         m = PERCENTILE.match(metric)
         if m:
             found.setdefault(m["prefix"], []).append((float(m["pct"].replace("_", ".")), metric))
@@ -199,6 +208,7 @@ def latency_cdf(rows, envs: list[str], emulated: set[str], title: str):
     """Completion-latency distribution from the percentile metrics: the mean over repetitions of
     each percentile's latency, per environment. The percentile axis is a logit scale, so the
     tail (99 %, 99.9 %, 99.99 %) is spread out rather than pressed against 1."""
+    rows = _records(rows)
     series = percentile_points(rows)
     if not series:
         return None
@@ -207,7 +217,7 @@ def latency_cdf(rows, envs: list[str], emulated: set[str], title: str):
     legend = _legend_width(labels)
     fig = Figure(WIDTH, HEIGHT + 58, title)
     panel = (WIDTH - legend - 20) / len(series)
-    stats_of = {(r.environment, r.metric): (r.mean, r.unit) for r in rows.itertuples()}
+    stats_of = {(r["environment"], r["metric"]): (r["mean"], r["unit"]) for r in rows}
     for k, (prefix, points) in enumerate(series.items()):
         x0, x1, y0, y1 = 70 + k * panel, (k + 1) * panel - 10, HEIGHT + 10, 36
         shown = [p / 100 for p, _ in points if 0 < p < 100]
@@ -249,21 +259,20 @@ def sweep(rows, key: str, envs: list[str], baseline: str, emulated: set[str], ti
     confidence interval per environment; a log x axis when the points span a factor of 10, and
     a log y axis when asked (instance costs: a fork, a container and a VM are orders apart)."""
     column = f"sweep_{key}"
-    if column not in rows or rows[column].nunique() < 2:
+    rows = [r for r in _records(rows) if r.get(column) is not None and r[column] == r[column]]
+    if len({r[column] for r in rows}) < 2:
         return None
     colours = palette.colours(envs)
     labels = [env_label(e, emulated) for e in envs]
     legend = _legend_width(labels)
     fig = Figure(WIDTH, HEIGHT, title)
     x0, x1, y0, y1 = 70, WIDTH - legend - 10, HEIGHT - 44, 28
-    unit, metric = rows["unit"].iloc[0], rows["metric"].iloc[0]
+    unit, metric = rows[0]["unit"], rows[0]["metric"]
     series = []
     for env in envs:
-        sub = rows[rows["environment"] == env]
-        if sub.empty:
-            continue
-        pts = sorted((float(p), m, lo, hi) for p, m, lo, hi in zip(sub[column], sub["mean"], sub["ci_low"], sub["ci_high"]))
-        series.append((env, pts))
+        pts = sorted((float(r[column]), r["mean"], r["ci_low"], r["ci_high"]) for r in rows if r["environment"] == env)
+        if pts:
+            series.append((env, pts))
     xs = sorted({p for _, pts in series for p, *_ in pts})
     ys = [v for _, pts in series for _, m, lo, hi in pts for v in (m, lo, hi) if math.isfinite(v)]
     if not ys:
