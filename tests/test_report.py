@@ -152,6 +152,7 @@ def visible_text(html: str) -> str:
     """The text a reader sees: no tags, no figures' data, no style or script."""
     html = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", html, flags=re.S)
     html = re.sub(r'src="data:[^"]*"', "", html)
+    html = re.sub(r"<svg[^>]*>.*?</svg>", " ", html, flags=re.S)   # a figure's marks and hover texts
     return re.sub(r"<[^>]+>", " ", html)
 
 

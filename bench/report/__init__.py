@@ -127,7 +127,7 @@ def _read(folders) -> tuple[Any, list[dict[str, Any]], list[str]]:
 
 def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options()) -> dict[str, Any]:
     """Everything the template shows, a function per section."""
-    from . import instances as instance_costs, variants
+    from . import cells, instances as instance_costs, variants
 
     res = Results(paths, options)
     workloads = _workloads(res)
@@ -138,6 +138,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         costs["figures"] = _shown(costs["jobs"])
     headlines = {wl["name"]: wl["headline"] for wl in workloads}
     groups = variants.build(res.df, res.manifests, [wl["name"] for wl in workloads], headlines, res.emulated, options)
+    cells.prepare(workloads, groups, options.band)
     return {"first": first, "instances": costs, "variants": groups, "workloads": workloads,
             **_summary_section(res), **_parity_section(res), **_runs_section(res),
             "csv": _statistics_csv(res.summary, res.manifests)}
