@@ -325,12 +325,14 @@ def _sampled_permutation_p(a: np.ndarray, b: np.ndarray, n_resamples: int, seed:
     same numbers, faster.
 
     scipy gathers every permuted sample (pairs x permutations x values) and averages it. Here
-    the permuted sums are one matrix product with each permutation's 0/1 membership mask, which
-    is exact but for rounding in the last bits. The p only counts null values on either side of
-    observed -/+ scipy's tolerance, so only null values within a (wide) rounding margin of
-    those two thresholds could be counted differently: those few are recomputed exactly as
-    scipy's computes them, so the counts, and the p-values, are scipy's (tests/test_stats.py
-    checks it against scipy itself, ties and constant samples included).
+    the permuted first sample's sums are one matrix product with each permutation's 0/1
+    membership mask, and a permutation's difference of the means is that sum times
+    (1/n1 + 1/n2) less the total over n2: exact but for rounding in the last bits. The p only
+    counts null values on either side of observed -/+ scipy's tolerance, so each is counted
+    twice, against that threshold moved by a (wide) rounding margin either way: where the two
+    counts agree no value is near it; the few values of a row where they differ are recomputed
+    exactly as scipy computes them, so the counts, and the p-values, are scipy's
+    (tests/test_stats.py checks it against scipy itself, ties and constant samples included).
     """
     n1, n2 = a.shape[1], b.shape[1]
     data = np.concatenate([a, b], axis=1)                           # pairs x n
@@ -340,26 +342,23 @@ def _sampled_permutation_p(a: np.ndarray, b: np.ndarray, n_resamples: int, seed:
     low, high = (observed + gamma)[:, None], (observed - gamma)[:, None]   # null <= low; null >= high
     # Rounding of a sum of n values is below n * eps * max|value|; allow 1000 times that.
     margin = (1000 * (n1 + n2) * np.finfo(float).eps * np.abs(data).max(axis=1))[:, None]
-    total = data.sum(axis=1)[:, None]
+    shift = data.sum(axis=1)[:, None] / n2
+    scale = 1.0 / n1 + 1.0 / n2
     less = np.ones(len(data), dtype=np.int64)                       # 1: the observed split, as scipy
     greater = np.ones(len(data), dtype=np.int64)
     for start in range(0, n_resamples, 2048):                       # blocks that stay in the CPU's cache
-        mask = first[start:start + 2048]
-        # One product: the second sample's sum is the total less the first's (a rounding
-        # difference only, well inside the margin below, where scipy's own numbers decide).
-        null = data @ mask.T                                        # pairs x block: the permuted sums
-        rest = total - null
-        null /= n1
-        rest /= n2
-        null -= rest
-        # Within the margin of observed -/+ gamma: recompute as scipy does (|d| vs gamma: both).
-        rows, cols = np.nonzero(np.abs(np.abs(null - observed[:, None]) - gamma[:, None]) <= margin)
-        for at in range(0, len(rows), 65536):                       # bounded memory, as scipy's batch
-            r, c = rows[at:at + 65536], cols[at:at + 65536]
-            permuted = data[r[:, None], perms[start + c]]          # each (pair, permutation)'s values
-            null[r, c] = _sequential_mean(permuted[:, :n1]) - _sequential_mean(permuted[:, n1:])
-        less += np.count_nonzero(null <= low, axis=1)
-        greater += np.count_nonzero(null >= high, axis=1)
+        null = data @ first[start:start + 2048].T                   # pairs x block: the permuted sums
+        null *= scale
+        null -= shift
+        for counts, sure, near, at, below in ((less, null <= low - margin, null <= low + margin, low, True),
+                                              (greater, null >= high + margin, null >= high - margin, high, False)):
+            certain, loose = np.count_nonzero(sure, axis=1), np.count_nonzero(near, axis=1)
+            counts += certain
+            for r in np.flatnonzero(loose != certain):              # values near the threshold: as scipy
+                cols = np.flatnonzero(near[r] & ~sure[r])
+                permuted = data[r][perms[start + cols]]
+                exact = _sequential_mean(permuted[:, :n1]) - _sequential_mean(permuted[:, n1:])
+                counts[r] += np.count_nonzero(exact <= at[r] if below else exact >= at[r])
     return np.clip(np.minimum(less, greater) / (n_resamples + 1) * 2, 0.0, 1.0)
 
 

@@ -112,18 +112,20 @@ def run(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> list[dict]:
     results = []
     for size in sizes:
         r = measure(size)
-        r["target"] = f"load <= x{LOAD_RATIO} of read_json; report <= x{REPORT_RATIO:g}"
-        r["met"] = r["load_ratio"] <= LOAD_RATIO and (r["samples"] < 100_000 or r["report_ratio"] <= REPORT_RATIO)
-        if r["samples"] >= 1_000_000:
-            r["target"] += f"; peak < {PEAK_MIB} MiB"
-            r["met"] = r["met"] and r["peak_rss_mib"] < PEAK_MIB
+        if 100_000 <= r["samples"] < 1_000_000:   # the targets are at lab scale; 10,000 is for the trend
+            r["target"] = f"load <= x{LOAD_RATIO} of read_json; report <= x{REPORT_RATIO:g}"
+            r["met"] = r["load_ratio"] <= LOAD_RATIO and r["report_ratio"] <= REPORT_RATIO
+        elif r["samples"] >= 1_000_000:
+            r["target"] = f"report <= x{REPORT_RATIO:g} of read_json; peak < {PEAK_MIB} MiB"
+            r["met"] = r["report_ratio"] <= REPORT_RATIO and r["peak_rss_mib"] < PEAK_MIB
         results.append(r)
         p = r["phases"]
+        met = f" - {verdict(r['met'])}" if "met" in r else ""
         print(f"  {r['samples']:>9,} samples: pandas.read_json {r['read_json_seconds']:.2f} s; bench.load "
               f"{r['load_seconds']:.2f} s (x{r['load_ratio']}); render_runs {r['render_runs_seconds']:.2f} s "
               f"(x{r['report_ratio']}: load {p['load']:.2f}, summarize {p['summarize']:.2f}, figures {p['figures']:.2f}, "
               f"template {p['template']:.2f}); alone {r['render_alone_seconds']:.2f} s, peak RSS {r['peak_rss_mib']} MiB, "
-              f"HTML {r['html_mib']} MiB; load average {r['load_avg_1min']} - {verdict(r['met'])}", flush=True)
+              f"HTML {r['html_mib']} MiB; load average {r['load_avg_1min']}{met}", flush=True)
     return results
 
 
