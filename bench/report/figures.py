@@ -85,21 +85,7 @@ def _ratio_bars(items, envs, baseline, emulated, title, vertical: bool, label_ro
         value = Axis(limits[0], limits[1], x0, x1, log=True)
         step = (y1 - y0) / max(1, len(items))
         place = [y0 + step * (j + 0.5) for j in range(len(items))]
-    # The band, the axis and its ticks.
-    a, b = value(1 / BAND), value(BAND)
-    if vertical:
-        fig.rect(x0, b, x1 - x0, a - b, "#d9d9d9")
-    else:
-        fig.rect(a, y0, b - a, y1 - y0, "#d9d9d9")
-    for t in RATIO_TICKS:
-        if limits[0] <= t <= limits[1]:
-            at = value(t)
-            if vertical:
-                fig.line(x0, at, x1, at, "#000", 0.5, opacity=0.2)
-                fig.text(x0 - 4, at + 3.5, f"×{t:g}", 10, "end")
-            else:
-                fig.line(at, y0, at, y1, "#000", 0.5, opacity=0.2)
-                fig.text(at, y1 + 14, f"×{t:g}", 10, "middle")
+    _ratio_axis(fig, value, limits, (x0, x1, y0, y1), vertical)
     one = value(1.0)
     words = f"performance relative to {baseline} (×1 = native; {'up' if vertical else 'right'} is better)"
     clipped = False
@@ -116,16 +102,7 @@ def _ratio_bars(items, envs, baseline, emulated, title, vertical: bool, label_ro
                    f"[{fmt(lo)}, {fmt(hi)}]; {verdict}")
             hatch = style.get("hatch") or ("//" if env in emulated else None)
             v, l_, h_ = value(perf), value(lo if math.isfinite(lo) else limits[0]), value(hi if math.isfinite(hi) else limits[1])
-            if vertical:
-                fig.rect(centre - half, one, 2 * half, v - one, colours[env], style.get("alpha", 1.0), "#000", tip, hatch)
-                fig.line(centre, l_, centre, h_, "#000", 0.8)
-                for end in (l_, h_):
-                    fig.line(centre - 2, end, centre + 2, end, "#000", 0.8)
-            else:
-                fig.rect(one, centre - half, v - one, 2 * half, colours[env], style.get("alpha", 1.0), "#000", tip, hatch)
-                fig.line(l_, centre, h_, centre, "#000", 0.8)
-                for end in (l_, h_):
-                    fig.line(end, centre - 2, end, centre + 2, "#000", 0.8)
+            _bar(fig, centre, half, one, (v, l_, h_), colours[env], style.get("alpha", 1.0), tip, hatch, vertical)
             for end, edge, up in ((lo, limits[0], False), (hi, limits[1], True)):
                 if not math.isfinite(end) or not limits[0] <= end <= limits[1]:
                     clipped = True
@@ -154,6 +131,40 @@ def _ratio_bars(items, envs, baseline, emulated, title, vertical: bool, label_ro
     fig.legend(x1 + 14, y1 + 14 if vertical else y0 + 12,
                [(lab, colours[e], "bar") for lab, e in zip(labels, others)])
     return fig.markup()
+
+
+def _ratio_axis(fig, value, limits, box, vertical: bool) -> None:
+    """The equivalence band (grey), and the ratio's ticks with their grid lines."""
+    x0, x1, y0, y1 = box
+    a, b = value(1 / BAND), value(BAND)
+    if vertical:
+        fig.rect(x0, b, x1 - x0, a - b, "#d9d9d9")
+    else:
+        fig.rect(a, y0, b - a, y1 - y0, "#d9d9d9")
+    for t in RATIO_TICKS:
+        if limits[0] <= t <= limits[1]:
+            at = value(t)
+            if vertical:
+                fig.line(x0, at, x1, at, "#000", 0.5, opacity=0.2)
+                fig.text(x0 - 4, at + 3.5, f"×{t:g}", 10, "end")
+            else:
+                fig.line(at, y0, at, y1, "#000", 0.5, opacity=0.2)
+                fig.text(at, y1 + 14, f"×{t:g}", 10, "middle")
+
+
+def _bar(fig, centre, half, one, ends, colour, alpha, tip, hatch, vertical: bool) -> None:
+    """One bar from ×1 to its value, with its interval's error bar; ends in pixels."""
+    v, low, high = ends
+    if vertical:
+        fig.rect(centre - half, one, 2 * half, v - one, colour, alpha, "#000", tip, hatch)
+        fig.line(centre, low, centre, high, "#000", 0.8)
+        for end in (low, high):
+            fig.line(centre - 2, end, centre + 2, end, "#000", 0.8)
+    else:
+        fig.rect(one, centre - half, v - one, 2 * half, colour, alpha, "#000", tip, hatch)
+        fig.line(low, centre, high, centre, "#000", 0.8)
+        for end in (low, high):
+            fig.line(end, centre - 2, end, centre + 2, "#000", 0.8)
 
 
 def normalized_bars(rows, envs: list[str], baseline: str, emulated: set[str], title: str):
