@@ -3,7 +3,7 @@
     from bench.report import render_runs
     render_runs(["results/<run-id>"], "report.html")
 
-Statistics come from bench.stats; figures from .figures (PNG data URIs); the text from
+Statistics come from bench.stats; figures from .figures (inline SVG); the text from
 templates/report.html.j2, rendered by jinja2 with autoescaping on: every string from configs,
 tools and metadata is escaped.
 """
