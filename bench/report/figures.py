@@ -79,7 +79,7 @@ def _ratio_bars(items, envs, baseline, emulated, title, vertical: bool, label_ro
     else:
         room = label_room or max((text_width(label, 10) for label, _ in items), default=0) + 10
         row = 16 * max(1, len(others)) ** 0.5 + 8
-        height = row * len(items) + 80
+        height = max(row * len(items) + 80, 180)   # a single row still reads as a figure
         fig = Figure(WIDTH, height, title)
         x0, x1, y0, y1 = room, WIDTH - legend - 10, 28, height - 44
         value = Axis(limits[0], limits[1], x0, x1, log=True)
