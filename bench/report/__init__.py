@@ -80,11 +80,14 @@ class Results:
     """What every section reads: the runs, their samples and the summary, loaded once."""
 
     def __init__(self, paths: list[str | os.PathLike], options: stats.Options):
+        from . import reference
+
         self.folders = run_folders(paths)
         if not self.folders:
             raise BenchError(f"no run folders in {', '.join(map(str, paths))}")
         self.options = options
         self.manifests = [read_manifest(f) for f in self.folders]
+        self.reference = reference.load()   # the study's numbers (a YAML file read once)
         self.df, self.failures, self.notes = _read(self.folders)
         df, manifests = self.df, self.manifests
         self.baseline = stats.baseline_environment(df) if not df.empty else None
@@ -159,9 +162,7 @@ def _parity_section(res: Results) -> dict[str, Any]:
 
 def _runs_section(res: Results) -> dict[str, Any]:
     """The runs, the host, the environments, the failures and the notes; the study's source."""
-    from . import reference
-
-    manifests, ref = res.manifests, reference.load()
+    manifests, ref = res.manifests, res.reference
     return {
         "title": "bench report: " + ", ".join(m.get("run_id", "?") for m in manifests),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -182,11 +183,9 @@ def _runs_section(res: Results) -> dict[str, Any]:
 
 def _workloads(res: Results) -> list[dict[str, Any]]:
     """Each workload's section: its table, figures and summary rows, in the runs' order."""
-    from . import reference
-
     if res.summary is None:
         return []
-    ref = reference.load()
+    ref = res.reference
     records_of: dict[str, list[dict[str, Any]]] = {}
     for r in res.records:
         records_of.setdefault(r["workload"], []).append(r)
@@ -246,20 +245,27 @@ def _workload(res: Results, ref, w: str, rows, metrics: list[str], recs: list[di
 
 def _workload_figures(w, tool, rows, shown, headline, sweep_keys, envs, baseline, emulated) -> list[dict[str, Any]]:
     """A workload's figures: its metrics against native (no sweep), its latency distribution,
-    each sweep's metrics in the headline's unit."""
+    each sweep's metrics in the headline's unit. Drawn from the summary's rows as dicts (each
+    with its comparison, as the summary has it)."""
+    cells = rows.to_dict("records")
+    unit_of: dict[str, str] = {}
+    for r in cells:
+        unit_of.setdefault(r["metric"], r["unit"])   # a metric's unit, from its first cell
     jobs = []
     if not sweep_keys and baseline:
-        bars = rows[rows["metric"].isin(shown[:MAX_TABLE_METRICS])]
+        table_metrics = set(shown[:MAX_TABLE_METRICS])
+        bars = [r for r in cells if r["metric"] in table_metrics]
         jobs.append(("normalized_bars", (bars, envs, baseline, emulated, f"{w}: mean relative to {baseline}, "
                                                                         f"95 % interval of the ratio"),
                      f"{w}: each metric relative to {baseline}, 95 % interval of the ratio; grey band: ±5 %; pale bar: "
                       "equivalent; pale and cross-hatched: unresolved"))
-    jobs.append(("latency_cdf", (rows, envs, emulated, f"{w}: completion-latency distribution ({tool} percentiles)"),
+    jobs.append(("latency_cdf", (cells, envs, emulated, f"{w}: completion-latency distribution ({tool} percentiles)"),
                  f"{w}: latency CDF from the percentile metrics (mean over repetitions)"))
     for key in sweep_keys:
-        unit = rows.loc[rows["metric"] == headline, "unit"].iloc[0]
-        for m in [m for m in shown if rows.loc[rows["metric"] == m, "unit"].iloc[0] == unit][:MAX_SWEEP_FIGURES]:
-            jobs.append(("sweep", (rows[rows["metric"] == m], key, envs, baseline, emulated, f"{w}: {m} against {key}"),
+        unit = unit_of[headline]
+        for m in [m for m in shown if unit_of[m] == unit][:MAX_SWEEP_FIGURES]:
+            jobs.append(("sweep", ([r for r in cells if r["metric"] == m], key, envs, baseline, emulated,
+                                   f"{w}: {m} against {key}"),
                          f"{w}: {m} against {key}: each environment's mean with its 95 % CI, each its own marker and dash"))
     return _shown(jobs)
 
