@@ -21,7 +21,7 @@ from .datafile import excerpt, shown
 from .environments import KINDS
 from .errors import ConfigError, unknown
 from .model import valid_name
-from .workloads import TOOLS
+from .workloads import TOOLS, facts_of
 
 PROFILES = ("quick", "lab")  # quick: a 2-core CI machine in minutes; lab: the study's scale
 
@@ -113,6 +113,10 @@ class WorkloadConfig:
     # The parameters a repetition sweeps (the tool's `sweeps`): a sample's point. A run made
     # before bench recorded them has none in its run.json; the statistics then infer them.
     sweep_keys: list[str] = dataclasses.field(default_factory=list)
+    # The tool's facts (workloads.base.Facts: its resource, extra metrics, whether a win over
+    # native is plausible, whether it is client/server), recorded so that the report reads them
+    # from the run; {}: a run made before bench recorded them (workloads.facts_of falls back).
+    facts: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """As run.json keeps it (and `bench list --json` shows it): every parameter, defaults too."""
@@ -124,8 +128,9 @@ class WorkloadConfig:
         """From run.json (a resumed run): its parameters validated by its tool's model. Raises
         KeyError (an unknown tool, a missing key), TypeError or ValueError."""
         fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in doc.items() if k in fields and k != "params"},
-                   params=TOOLS[doc["tool"]].Params.model_validate(doc["params"]))
+        return cls(**{k: v for k, v in doc.items() if k in fields and k not in ("params", "facts")},
+                   params=TOOLS[doc["tool"]].Params.model_validate(doc["params"]),
+                   facts=facts_of(doc["tool"], doc.get("facts")).to_json())
 
 
 def _where(loc: tuple) -> str:
@@ -204,7 +209,8 @@ class Catalogue:
         timeout = spec.timeout or tool.timeout(params)
         guest = spec.guest.get(profile)
         return WorkloadConfig(name, spec.tool, spec.description, spec.warmups, timeout, params,
-                              guest.model_dump(exclude_none=True) if guest else {}, list(tool.sweeps))
+                              guest.model_dump(exclude_none=True) if guest else {}, list(tool.sweeps),
+                              tool.facts().to_json())
 
 
 def load(root: Path | None = None) -> Catalogue:

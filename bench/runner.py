@@ -10,7 +10,6 @@ disk before the next starts. Teardown runs on success, failure, Ctrl-C and SIGTE
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -25,6 +24,7 @@ from pydantic import BaseModel
 
 from . import adaptive, doctor, interrupts, metadata, parity
 from .environments import Environment
+from .environments.base import LOOPBACK, BackendError
 from .environments.context import memory_policy, memory_policy_record, numa_nodes
 from .environments.host import HostEnvironment
 from .environments.remote import RemoteHost
@@ -34,7 +34,7 @@ from .plan import Plan, RunOptions, Step, schedule
 from .progress import Progress
 from .store import RunStore
 from .text import human
-from .workloads import TOOLS, CellContext
+from .workloads import TOOLS, CellContext, RawOutput
 
 DEFAULT_MAX_REPS = 10  # --target-ci without --max-reps: the study's n
 STDERR_TAIL = 2000  # characters of a failed tool's stderr kept in failures.jsonl
@@ -62,7 +62,7 @@ def done_repetitions(store: RunStore, retry_failed: bool = False) -> frozenset[t
     return frozenset(done)
 
 
-def _environment_gone(env: Environment, client: Environment, settle: float = 1.0) -> Exception | None:
+def _environment_gone(env: Environment, client: Environment, settle: float = 1.0) -> BackendError | None:
     """Why env's backend is gone, asked with a trivial command, else None. Asked twice, `settle`
     seconds apart: a container removed under a running tool kills the tool first and is gone a
     moment later, and in between a command may still start there (or start and fail). The
@@ -76,14 +76,19 @@ def _environment_gone(env: Environment, client: Environment, settle: float = 1.0
             argv = ["true"] if run is env else env.client_command(["true"])
             try:
                 r = run.exec(argv, timeout=30)
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:  # noqa: BLE001 -- whatever the backend raises is the answer
+            except BackendError as e:  # the backend's own answer
                 return e
             if not r.ok:
-                return RuntimeError(f"a trivial command (true) failed {where} too: exit status {r.returncode}"
+                return BackendError(f"a trivial command (true) failed {where} too: exit status {r.returncode}"
                                     f"{': ' + one_line(r.stderr) if r.stderr.strip() else ''}")
     return None
+
+
+def backend_reason(e: BackendError) -> str:
+    """A backend fault in a failure record: the backend's own error, its type and words
+    ("APIError: 500 Server Error ...", "libvirtError: ..."), or the kind's words when it said so itself."""
+    cause = e.__cause__
+    return f"{type(cause).__name__}: {cause}" if cause is not None else str(e)
 
 
 def last_words(stderr: str, limit: int = 200) -> str:
@@ -109,8 +114,8 @@ class Runner:
         self.say = report or (lambda line: print(line, file=sys.stderr, flush=True))
         self.store: RunStore | None = resume
         self.envs: dict[str, Environment] = {}
-        self.client: Environment = RemoteHost(p.client, p.run_id) if p.client else HostEnvironment("client", {}, p.run_id)
-        self.client.context = options.context
+        self.client: Environment = (RemoteHost(p.client, p.run_id, context=options.context) if p.client
+                                    else HostEnvironment("client", {}, p.run_id, context=options.context))
         self.parity_ok: dict[str, bool] = {}  # environment -> no unintended decisive difference
         self.manifest: RunManifest | None = None
         self.tool_seconds = 0.0
@@ -276,10 +281,8 @@ class Runner:
         again: this provisioning repeats one the run already measured (a resumed run's, or a
         re-provisioning after a backend fault), rather than one an uninterrupted run makes."""
         e = self.plan.environments[name]
-        env = e.kind(name, variant, self.plan.run_id, allow_tcg=self.options.allow_tcg)
-        env.context = self.options.context
-        if self.plan.client:
-            env.publish_address = self.plan.client.publish_address
+        env = e.kind(name, variant, self.plan.run_id, allow_tcg=self.options.allow_tcg, context=self.options.context,
+                     publish_address=self.plan.client.publish_address if self.plan.client else LOOPBACK)
         self.envs[name] = env  # registered before provision(), so a half-made one is torn down
         # What provisioning measured (a VM's boot-to-ready time) is a sample, as repetition 1, 2...
         # (a guest booted anew at another size for a workload is one too). Provisioning *again*
@@ -291,12 +294,11 @@ class Runner:
         folder = "provision" if made == 0 else f"provision-{made + 1}"
         try:
             env.provision(str(self.options.scratch), self.n_ports)
-        except (BenchError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # a daemon's error: one line, and the details in the run folder
-            self.store.append_failure(Failure(self.plan.run_id, name, "provision", 0,
-                                              f"{type(exc).__name__}: {exc}", traceback.format_exc()))
-            raise BenchError(f"provisioning {name} failed: {type(exc).__name__}: {exc}") from None
+        except BackendError as exc:  # a daemon's error: one line, and the details in the run folder
+            reason = backend_reason(exc)
+            self.store.append_failure(Failure(self.plan.run_id, name, "provision", 0, reason,
+                                              "".join(traceback.format_exception(exc))))
+            raise BenchError(f"provisioning {name} failed: {reason}") from None
         finally:
             for artifact, text in env.artifacts().items():
                 self.store.write_raw([name, folder, artifact], text)
@@ -348,8 +350,7 @@ class Runner:
         tools = {w.name: TOOLS[w.tool] for w in p.workloads}
         native_env = self.envs.get("host")
         if native_env is None:  # native is measured in any case
-            native_env = HostEnvironment("native", {}, p.run_id)
-            native_env.context = self.options.context
+            native_env = HostEnvironment("native", {}, p.run_id, context=self.options.context)
             native_env.provision(str(self.options.scratch), 0)
         try:
             native = parity.measure(native_env, parity.programs_of(tools.values()))
@@ -455,61 +456,59 @@ class Runner:
             except Exception as e:  # keep tearing down the others; say what was left
                 self.say(f"teardown of {env.name} failed: {e}; `bench cleanup` removes leftovers")
 
+    def _fail(self, step: Step, reason: str, stderr: str = "", raw: str = "", cause: str = "tool") -> str:
+        """Record the step as a failure (its reason, the tail of stderr, its raw output's path)."""
+        self.failures += 1
+        self.store.append_failure(Failure(self.plan.run_id, step.environment, step.workload.name, step.repetition,
+                                          reason, stderr[-STDERR_TAIL:], raw, cause=cause))
+        return f"FAILED ({reason})"
+
+    def _backend_failed(self, step: Step, e: BackendError, before: str = "", raw: str = "") -> str:
+        """The environment failed, not the tool (dockerd killed, container removed, libvirtd
+        restarted): the step is a failure of cause "backend", and the environment is
+        provisioned anew, once per run; the other environments go on either way."""
+        reason = one_line(backend_reason(e))
+        outcome = self._fail(step, before + reason, "".join(traceback.format_exception(e)), raw, cause="backend")
+        return f"{outcome}; {self._recover(step.environment, reason)}"
+
     def _run_step(self, step: Step) -> str:
-        """Run one repetition or warm-up; store its raw output and samples or its failure."""
+        """Run one repetition or warm-up; store its raw output and samples or its failure. Only
+        a BackendError is the environment's fault; any other exception is bench's, and stops."""
         w = step.workload
-
-        def fail(reason: str, stderr: str = "", raw: str = "", cause: str = "tool") -> str:
-            self.failures += 1
-            self.store.append_failure(Failure(self.plan.run_id, step.environment, w.name, step.repetition,
-                                              reason, stderr[-STDERR_TAIL:], raw, cause=cause))
-            return f"FAILED ({reason})"
-
-        def backend_failed(e: Exception, before: str = "", raw: str = "") -> str:
-            """The environment failed, not the tool (dockerd killed, container removed, libvirtd
-            restarted): the step is a failure of cause "backend", and the environment is
-            provisioned anew, once per run; the other environments go on either way."""
-            reason = one_line(f"{type(e).__name__}: {e}")
-            trace = "".join(traceback.format_exception(e))
-            outcome = fail(before + reason, trace, raw, cause="backend")
-            return f"{outcome}; {self._recover(step.environment, reason)}"
-
         if step.environment in self.lost:
-            return fail(f"{step.environment} was lost earlier: {self.lost[step.environment]}", cause="backend")
+            return self._fail(step, f"{step.environment} was lost earlier: {self.lost[step.environment]}",
+                              cause="backend")
         try:
             self._fit_guest(step)
         except BenchError as e:  # a guest of the workload's size did not boot
             self.lost[step.environment] = str(e)
-            return fail(str(e), cause="backend")
+            return self._fail(step, str(e), cause="backend")
         env = self.envs[step.environment]
         tool = TOOLS[w.tool]
-        name = f"warmup-{step.warmup}" if step.repetition == 0 else f"rep-{step.repetition}"
-        ctx = CellContext(env=env, client=env.client_environment(self.client), params=w.params, timeout=w.timeout, label=w.name)
-
         try:
             missing = [p for p in tool.programs if not env.has_program(p)]
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # the backend is gone
-            return backend_failed(e)
+        except BackendError as e:  # the backend is gone
+            return self._backend_failed(step, e)
         if missing:
-            return fail(f"{', '.join(missing)} not found in {step.environment}; install "
-                        f"{' '.join(tool.packages)} there")
-        declared = env.context
-        if memory_policy(tool.numa_interleave, env.shares_host_memory, numa_nodes()):
-            env.context = dataclasses.replace(declared, interleave=True)
+            return self._fail(step, f"{', '.join(missing)} not found in {step.environment}; install "
+                                    f"{' '.join(tool.packages)} there")
+        # The cell's memory policy travels with the cell: the environment's own context stays.
+        cell = env.for_cell(memory_policy(tool.numa_interleave, env.shares_host_memory, numa_nodes()))
+        ctx = CellContext(env=cell, client=env.client_environment(self.client), params=w.params,
+                          timeout=w.timeout, label=w.name)
         try:
             raw = tool.run(ctx)
         except ToolError as e:
-            return fail(str(e))
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # a daemon's error, not the tool's (those are ToolErrors)
-            return backend_failed(e)
-        finally:
-            env.context = declared
+            return self._fail(step, str(e))
+        except BackendError as e:  # a daemon's error, not the tool's (those are ToolErrors)
+            return self._backend_failed(step, e)
+        return self._record(step, env, ctx, raw)
 
+    def _record(self, step: Step, env: Environment, ctx: CellContext, raw: RawOutput) -> str:
+        """Keep what one run of the tool wrote, then its samples, or why it has none."""
+        w, tool = step.workload, TOOLS[step.workload.tool]
         self.tool_seconds += raw.result.duration
+        name = f"warmup-{step.warmup}" if step.repetition == 0 else f"rep-{step.repetition}"
         parts = [step.environment, w.name]
         raw_path = self.store.write_raw([*parts, f"{name}.{tool.raw_suffix}"], raw.text)
         if raw.result.stderr.strip():
@@ -524,18 +523,20 @@ class Runner:
             # exit status like any failed tool: ask the environment whether it is still there.
             gone = _environment_gone(env, ctx.client)
             if gone is not None:
-                return backend_failed(gone, f"exit status {result.returncode}, and then ", raw_path)
+                return self._backend_failed(step, gone, f"exit status {result.returncode}, and then ", raw_path)
         if result.paused:   # its numbers measure the pause: no sample, and --retry-failed runs it again
-            return fail(f"the tool was stopped for about {result.paused:.0f} s of its {result.duration:.1f} s "
-                        f"(SIGSTOP?): a paused repetition measures the pause", result.stderr, raw_path, cause="paused")
+            return self._fail(step, f"the tool was stopped for about {result.paused:.0f} s of its "
+                                    f"{result.duration:.1f} s (SIGSTOP?): a paused repetition measures the pause",
+                              result.stderr, raw_path, cause="paused")
         if result.timed_out:
-            return fail(f"timed out after {w.timeout:.0f} s", result.stderr, raw_path)
+            return self._fail(step, f"timed out after {w.timeout:.0f} s", result.stderr, raw_path)
         if result.returncode != 0:   # the tool's own last words say why ("No space left on device")
-            return fail(f"exit status {result.returncode}{last_words(result.stderr)}", result.stderr, raw_path)
+            return self._fail(step, f"exit status {result.returncode}{last_words(result.stderr)}", result.stderr,
+                              raw_path)
         try:
             measurements = tool.parse(raw.text, w.params)
         except ToolError as e:
-            return fail(f"unparsable output: {e}", result.stderr, raw_path)
+            return self._fail(step, f"unparsable output: {e}", result.stderr, raw_path)
 
         head = measurements[0]
         summary = f"{head.metric}={human(head.value)} {head.unit} ({result.duration:.1f} s)"

@@ -83,7 +83,7 @@ class Settings:
                    tool_packages=tuple(sorted(set(tool_packages))))
 
 
-# The user's variables, as `bench --help` lists them (README.md says the same; a test checks).
+# The user's variables, as `bench --help` lists them (docs/configuration.md says the same; a test checks).
 VARIABLES = {
     "BENCH_CONFIG_DIR": "the data folder (suites, workloads, environments); --config-dir",
     "BENCH_CACHE_DIR": "the image's root file system, VM disks, KVM probe (/var/cache/bench)",

@@ -30,7 +30,8 @@ RECORDED = Path(__file__).parent / "data" / "sysbench" / "cpu-2threads.txt"
 # (until it is provisioned anew); "dying" is the same, but one more command succeeds first (a
 # container being removed); "interrupt" raises KeyboardInterrupt, as a Ctrl-C would.
 # "down" is "gone", and the backend then answers nothing (availability, provisioning) for
-# DOWN_SECONDS, as a daemon killed and restarted by its supervisor.
+# DOWN_SECONDS, as a daemon killed and restarted by its supervisor. "bug" is a programming error
+# in the kind (an AttributeError), which no backend explains.
 SCRIPTS: dict[str, list[Any]] = {}
 DOWN_SECONDS = 3.0
 BACK_AT: list[float] = [0.0]        # time.monotonic() at which the backend answers again
@@ -48,8 +49,8 @@ class InProcessEnvironment(HostEnvironment):
     catalogued = False   # the tests register it; bench never finds it
     Variant = InProcessVariant
 
-    def __init__(self, name: str, variant: Any, run_id: str, allow_tcg: bool = False):
-        super().__init__(name, variant, run_id, allow_tcg)
+    def __init__(self, name: str, variant: Any, run_id: str, **given: Any):
+        super().__init__(name, variant, run_id, **given)
         self.gone = False
         self.dying = False   # killed, and gone after one more command
 
@@ -59,10 +60,10 @@ class InProcessEnvironment(HostEnvironment):
             return Availability(False, "its daemon does not answer (tests)")
         return Availability(True, "in process (tests)")
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         if time.monotonic() < BACK_AT[0]:
             raise ConnectionError("its daemon does not answer (tests)")
-        super().provision(scratch_root, n_ports)
+        super()._provision(scratch_root, n_ports)
         PROVISIONED[self.name] = PROVISIONED.get(self.name, 0) + 1
 
     def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
@@ -80,6 +81,8 @@ class InProcessEnvironment(HostEnvironment):
         action = script[n] if n < len(script) else 1.0
         if action == "interrupt":
             raise KeyboardInterrupt
+        if action == "bug":  # a programming error of the kind's: bench's, not the backend's
+            return None.returncode  # type: ignore[attr-defined]
         if action in ("gone", "down"):  # removed under the running tool: it ends, killed, and then nothing answers
             self.gone = True
             if action == "down":

@@ -207,11 +207,11 @@ def test_malformed_command_lines(tmp_path, argv, message):
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_readme_and_help_give_each_exit_status_one_meaning():
+def test_the_guide_and_help_give_each_exit_status_one_meaning():
     from bench.cli import EXIT_STATUS
 
-    readme = (ROOT / "README.md").read_text()
+    guide = (ROOT / "docs" / "running.md").read_text()
     shown = " ".join(bench_cli("--help").stdout.split())
     for code, meaning in EXIT_STATUS.items():
-        assert f"| {code} | {meaning} |" in readme, code
+        assert f"| {code} | {meaning} |" in guide, code
         assert f"{code} {meaning}" in shown, code

@@ -194,11 +194,11 @@ def probe_qemus() -> dict[int, int]:
 def test_the_kvm_probes_qemu_goes_with_bench(vm_image, tmp_path, how):
     """`bench doctor` killed (or Ctrl-C) while its KVM probe's QEMU runs: the QEMU goes too; a
     Ctrl-C is one line and exit 130. (The probe's cached answer is put aside, so that it probes.)"""
-    from bench.environments import libvirt as lv
+    from bench.environments import kvm_host
 
     if not os.path.exists("/dev/kvm"):
         pytest.skip("no /dev/kvm: the probe starts no QEMU")
-    cached = lv.probe_cache()
+    cached = kvm_host.probe_cache()
     if cached.exists():
         cached.rename(tmp_path / "kvm-probe.json")
     try:

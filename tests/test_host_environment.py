@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -139,3 +140,46 @@ def test_a_tool_stopped_mid_run_says_how_long_it_was_paused(tmp_path):
     assert r.ok and 1.0 <= r.paused <= 3.0, r
     calm = run_argv(["sleep", "1"], timeout=30)
     assert calm.ok and calm.paused == 0.0
+
+
+def test_context_and_publish_address_are_given_at_construction(tmp_path):
+    from bench.environments.context import ExecutionContext
+
+    context = ExecutionContext.passing(["BENCH_TEST_PASSED"], {"BENCH_TEST_PASSED": "yes"})
+    env = HostEnvironment("host", {}, "test-run", context=context, publish_address="127.0.0.2")
+    env.provision(str(tmp_path), n_ports=1)
+    try:
+        assert env.exec(["sh", "-c", 'echo "$BENCH_TEST_PASSED"'], timeout=10).stdout == "yes\n"
+        assert env.listen_address == "127.0.0.2" and env.endpoint(env.ports[0]) == ("127.0.0.2", env.ports[0])
+        # what it makes of its own (an instance) runs and is reached alike
+        assert env.instance(0).env.passed_on() == {"context": context, "publish_address": "127.0.0.2"}
+    finally:
+        env.teardown()
+
+
+def test_numa_interleave_travels_with_the_cell_not_the_environment(host):
+    """A cell whose workload interleaves runs its commands under numactl --interleave=all; the
+    environment itself, and every other cell, keeps the declared context."""
+    assert host.for_cell(False) is host
+    cell = host.for_cell(True)
+    assert cell.context.interleave and not host.context.interleave
+    assert cell.workdir == host.workdir and cell.ports is host.ports   # the same environment
+    said = cell.exec(["sh", "-c", 'cat /proc/$$/cmdline | tr "\\0" " "'], timeout=10)
+    assert said.argv == ["sh", "-c", 'cat /proc/$$/cmdline | tr "\\0" " "']
+    wrapped = cell.context.wrap(["fio"], cell.workdir)
+    assert wrapped[wrapped.index("bench-context") + 1:] == ["numactl", "--interleave=all", "fio"]
+    plain = host.context.wrap(["fio"], host.workdir)
+    assert plain[plain.index("bench-context") + 1:] == ["fio"]
+
+
+def test_a_host_that_cannot_write_a_file_is_a_backend_error(host):
+    """The machine's own refusal (here: a folder that is a file) is the backend's fault, said
+    with its own words; a missing file is an answer of the contract, not a fault."""
+    from bench.environments.base import BackendError
+
+    (Path(host.workdir) / "plain").write_text("")
+    with pytest.raises(BackendError, match="Error: .*plain") as caught:
+        host.put_file(f"{host.workdir}/plain/inside", b"x")
+    assert isinstance(caught.value.__cause__, OSError)
+    with pytest.raises(FileNotFoundError):
+        host.get_file(f"{host.workdir}/no-such-file")

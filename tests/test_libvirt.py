@@ -9,7 +9,7 @@ import pytest
 
 import bench
 from bench import image, settings
-from bench.environments import libvirt as lv
+from bench.environments import kvm_host, libvirt as lv
 from bench.environments.host import run_argv
 
 from conftest import bench_cli
@@ -87,7 +87,7 @@ def test_server_in_the_guest_is_reached_through_loopback(guest):
 
 
 def test_kvm_is_refused_here_without_allow_tcg(vm_image, tmp_path):
-    usable, why = lv.probe_kvm(image.vm_kernel(vm_image)[0])
+    usable, why = kvm_host.probe_kvm(image.vm_kernel(vm_image)[0])
     if usable:
         pytest.skip("KVM runs guests on this machine")
     r = bench_cli("run", "--env", "kvm", "--out", str(tmp_path / "r"))

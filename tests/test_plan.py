@@ -39,6 +39,7 @@ def test_a_plan_hands_down_the_catalogues_own_typed_objects(tmp_path):
     for w in p.workloads:
         assert isinstance(w.params, TOOLS[w.tool].Params), w.name
         assert w.sweep_keys == list(TOOLS[w.tool].sweeps)
+        assert w.facts == TOOLS[w.tool].facts().to_json() and w.to_json()["facts"] == w.facts
 
 
 def test_the_recorded_runs_plan_reads_back_and_writes_the_same_json():
@@ -56,6 +57,8 @@ def test_the_recorded_runs_plan_reads_back_and_writes_the_same_json():
         again = w.to_json()
         # a run recorded before sweep keys were kept has none (its statistics infer them)
         assert again["sweep_keys"] == []
+        # nor the tool's facts: a resumed run records its tool's as they stand now
+        assert "facts" not in recorded and again["facts"] == TOOLS[w.tool].facts().to_json()
         assert {k: v for k, v in again.items() if k in recorded and k != "params"} == \
             {k: v for k, v in recorded.items() if k != "params"}
         # its parameters as recorded; one added to the tool since is written at its default, the
@@ -90,12 +93,12 @@ def test_no_module_reads_the_process_environment_for_its_settings():
     assert "environ" in settings and "import os" not in settings   # it is handed the mapping
 
 
-def test_readme_and_help_list_the_same_variables():
+def test_the_guide_and_help_list_the_same_variables():
     from bench import settings
 
-    readme = (ROOT / "README.md").read_text()
+    guide = (ROOT / "docs" / "configuration.md").read_text()
     for name, meaning in settings.VARIABLES.items():
-        assert f"| `{name}` | {meaning} |" in readme, name
+        assert f"| `{name}` | {meaning} |" in guide, name
     # every variable bench reads from an environment mapping is one of them
     code = "".join(p.read_text() for p in (ROOT / "bench").rglob("*.py"))
     read = set(re.findall(r'environ(?:\.get\(|\[)"(BENCH_[A-Z_]+)"', code)) | set(re.findall(r'path\("(BENCH_[A-Z_]+)"', code))

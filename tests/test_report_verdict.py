@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bench import stats
 from bench.report import conclusions, verdict
+from bench.workloads import facts_of
 
 # Recorded here (issue #26, and the example run in reports/): netperf TCP_RR transactions/s and
 # sysbench-cpu events/s, native against docker-nat, 3 repetitions each.
@@ -25,15 +26,21 @@ def cells(envs=("docker-nat", "docker-host")):
             by_env[env] = {**r, "environment": env, "workload": workload, "metric": metric, "point": "",
                            "better": "higher", "n": 3, "native_n": 3, "resolve_n": 7}
         out.append({"label": workload, "workload": workload, "metric": metric, "point": "", "tool": tool,
-                    "resource": verdict.resource(tool, metric), "by_env": by_env})
+                    "resource": facts_of(tool).resource_of(metric), "by_env": by_env})
     return out
 
 
+def resource(tool, metric):
+    return facts_of(tool).resource_of(metric)
+
+
 def test_the_workload_modules_say_what_they_measure():
-    assert verdict.resource("netperf", "transactions_per_second") == "network latency"
-    assert verdict.resource("netperf", "throughput_mbps") == "network throughput"
-    assert verdict.resource("hpcc", "stream_triad") == "memory" and verdict.resource("hpcc", "hpl_gflops") == "CPU"
-    assert verdict.resource("fio", "read_iops") == "disk" and verdict.resource("redis", "get_requests_per_second") == "applications"
+    assert resource("netperf", "transactions_per_second") == "network latency"
+    assert resource("netperf", "throughput_mbps") == "network throughput"
+    assert resource("hpcc", "stream_triad") == "memory" and resource("hpcc", "hpl_gflops") == "CPU"
+    assert resource("fio", "read_iops") == "disk" and resource("redis", "get_requests_per_second") == "applications"
+    # a tool bench no longer has (a recorded run's) is an application, compared with native
+    assert resource("gone", "ops") == "applications" and facts_of("gone").against_native
 
 
 def test_the_matrix_and_the_bottom_line_state_the_cost_with_its_size():
@@ -86,8 +93,8 @@ def test_hpl_beside_a_generic_blas_kernel_says_so():
 
     manifest = {"execution_context": {"native": {"blas_core": "Prescott"}},
                 "host": {"cpu_model_name": "Intel(R) Xeon(R) Processor"}}
-    [note] = _setup_notes([manifest], "hpcc", ["host"])
+    [note] = _setup_notes([manifest], facts_of("hpcc"), ["host"])
     assert "generic Prescott kernel" in note and "fraction of the CPU's peak" in note
     # the example run's own (SkylakeX): nothing to say; a tool that does not use BLAS: nothing
-    assert _setup_notes([{"execution_context": {"native": {"blas_core": "SkylakeX"}}}], "hpcc", ["host"]) == []
-    assert _setup_notes([manifest], "sysbench", ["host"]) == []
+    assert _setup_notes([{"execution_context": {"native": {"blas_core": "SkylakeX"}}}], facts_of("hpcc"), ["host"]) == []
+    assert _setup_notes([manifest], facts_of("sysbench"), ["host"]) == []

@@ -15,6 +15,7 @@ from bench.plan import RunOptions
 from bench.plan import resolve as plan
 from bench.plan import resume as plan_resume
 from bench.runner import Runner
+from bench.workloads import TOOLS
 
 import inprocess
 
@@ -51,6 +52,9 @@ def test_repetitions_interleave_environments_and_every_sample_says_where_it_ran(
     assert {s.variant["label"] for s in store.samples() if s.environment == "proc-a"} == {"a"}
     assert all(v == pytest.approx(2536.24) for _, _, v in got)   # the recorded output, parsed
     assert runner.failures == 0 and store.manifest()["status"] == "complete"
+    # run.json's workloads carry their tool's facts: what the report reads of a tool, by no name
+    facts = store.manifest()["workloads"]["sysbench-cpu"]["facts"]
+    assert facts == TOOLS["sysbench"].facts().to_json() and facts["resource"] == "CPU"
 
 
 def test_a_failing_tool_is_recorded_and_the_run_goes_on(setup):
@@ -168,3 +172,42 @@ def test_the_test_kind_is_not_a_kind_of_bench():
 
     assert "inprocess" not in KINDS and inprocess.InProcessEnvironment.catalogued is False
     assert Path(inprocess.__file__).parent.name == "tests"
+
+
+def test_a_bug_in_a_kind_is_a_crash_with_a_traceback_not_a_backend_fault(setup, monkeypatch, capsys, tmp_path):
+    """A programming error in a kind (an AttributeError mid-repetition) is bench's bug: the run
+    stops with exit status 70 and a traceback file, everything torn down, instead of being
+    recorded as the environment's backend failing and the environment provisioned anew."""
+    import tempfile
+
+    from bench import cli
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # where the traceback file goes
+    inprocess.SCRIPTS["proc-a"] = [1, "bug"]
+    status = cli.main(["--config-dir", str(setup.catalogue.root), "run", "--suite", "t", "--env", "proc-a",
+                       "--out", str(setup.out), "--run-id", "r", "--scratch", str(setup.out.parent / "scratch")])
+    err = capsys.readouterr().err
+    assert status == 70 and "bench: internal error: AttributeError" in err, err[-2000:]
+    [trace] = tmp_path.glob("bench-error-*.txt")
+    assert "inprocess.py" in trace.read_text() and "AttributeError" in trace.read_text()
+    run = setup.out / "r"
+    failures = (run / "failures.jsonl").read_text() if (run / "failures.jsonl").exists() else ""
+    assert "backend" not in failures and "reprovisioned" not in json.loads((run / "run.json").read_text())
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    assert inprocess.PROVISIONED == {"proc-a": 1}   # not provisioned anew
+    assert not list((setup.out.parent / "scratch").glob("bench-r-*"))   # torn down all the same
+
+
+def test_a_backend_fault_is_a_backend_error_with_the_backends_own_words(setup):
+    """What the in-process kind's client raises (ConnectionError) arrives as BackendError, its
+    cause kept; the failure record says the backend's words as before."""
+    from bench.environments.base import BackendError
+
+    env = inprocess.InProcessEnvironment("proc-x", {}, "r")
+    env.gone = True
+    with pytest.raises(BackendError) as caught:
+        env.exec(["true"], timeout=5)
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    inprocess.SCRIPTS["proc-a"] = [1, "gone"]
+    runner, store = setup(envs=("proc-a",))
+    assert store.failures()[0]["reason"].startswith("exit status 137, and then ConnectionError: the environment is gone")

@@ -10,10 +10,12 @@ Commands are argv lists, never shell strings with values pasted in.
 from __future__ import annotations
 
 import abc
+import contextlib
+import copy
 import dataclasses
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +25,30 @@ from .context import ExecutionContext
 
 if TYPE_CHECKING:
     from ..checks import Check
+
+
+LOOPBACK = "127.0.0.1"
+
+
+class BackendError(Exception):
+    """The environment's backend failed, not the tool and not bench: the daemon is gone, its API
+    or libvirt answered an error, the container or guest died. Each kind says which errors of
+    its backend's library mean that (Environment.backend_errors); the contract's methods raise
+    them as this one, and the runner records such a step as a failure of cause "backend" and
+    provisions the environment anew. Any other exception from a kind, but a BenchError (what the
+    user can act on: a refused variant, a folder in the way), is a bug of bench's."""
+
+
+@contextlib.contextmanager
+def backend_faults(env: "Environment | type[Environment]") -> Iterator[None]:
+    """Raise the kind's own backend errors (docker's, libvirt's, a socket's) as BackendError,
+    with the original as its cause; everything else passes as it is."""
+    try:
+        yield
+    except BackendError:
+        raise
+    except env.backend_errors() as e:
+        raise BackendError(f"{type(e).__name__}: {e}") from e
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,41 +136,55 @@ class Instance(abc.ABC):
     same container handle and options, the same domain code, the same image), for the density
     suite: what an instance costs to start, to stop and to keep idle.
 
-    `env` is the instance as an environment (exec, servers, endpoints), usable once started.
+    `env` is the instance as an environment (exec, servers, endpoints), usable once started,
+    made by the kind with what its environment was given (Environment.passed_on: the declared
+    context, the publish address), as every tool of the run runs and is reached.
     start() returns when the instance is ready: a first exec of `true` inside it has returned
     (a container's, a guest agent's, a forked process's), so every kind is ready by one rule."""
 
     def __init__(self, env: "Environment", parent: "Environment"):
-        # Every instance runs its commands under its environment's declared context and is
-        # reached where its environment is published: the same as every tool of the run.
-        env.context = parent.context
-        env.publish_address = parent.publish_address
         self.env = env
 
     def prepare(self) -> None:
         """What must exist before a start and is not part of it (a VM's disks): not timed."""
+        with backend_faults(self.env):
+            self._prepare()
+
+    def _prepare(self) -> None:
+        """The kind's own preparation (nothing by default)."""
 
     @abc.abstractmethod
     def _start(self) -> None:
         """Make it run (container create+start, domain create): timed with the first exec."""
 
     def start(self) -> None:
-        self._start()
+        with backend_faults(self.env):
+            self._start()
         r = self.env.exec(["true"], timeout=300, cwd="/")
         if not r.ok:
-            raise RuntimeError(f"{self.env.name}: a first `true` failed: {r.stderr.strip()[-300:] or r.returncode}")
+            raise BackendError(f"{self.env.name}: a first `true` failed: {r.stderr.strip()[-300:] or r.returncode}")
 
-    @abc.abstractmethod
     def stop(self) -> None:
         """Stop and remove it (timed: a stop's latency); safe to call twice."""
+        with backend_faults(self.env):
+            self._stop()
+
+    @abc.abstractmethod
+    def _stop(self) -> None:
+        """The kind's own stop and removal."""
 
     def discard(self) -> None:
         """What stop() leaves that is not part of a stop (a VM's disk folder): not timed."""
 
-    @abc.abstractmethod
     def host_pids(self) -> list[int]:
         """The host processes this instance adds (a container's processes and its shim or
         conmon, QEMU, gVisor's sandbox and gofer), for their proportional set size."""
+        with backend_faults(self.env):
+            return self._host_pids()
+
+    @abc.abstractmethod
+    def _host_pids(self) -> list[int]:
+        """The kind's own way to find them."""
 
 
 class Environment(abc.ABC):
@@ -172,7 +212,8 @@ class Environment(abc.ABC):
     # sweep is left out, and said so (a VM holds its guest's memory and boots for seconds).
     instance_cap: ClassVar[int] = 64
 
-    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False,
+                 context: ExecutionContext = ExecutionContext(), publish_address: str = LOOPBACK):
         self.name = name
         # The kind's variant, as the plan validated it (a mapping is validated here: a test's,
         # or an environment bench makes itself, such as the clients' host).
@@ -181,14 +222,31 @@ class Environment(abc.ABC):
         self.allow_tcg = allow_tcg  # may a VM fall back to emulation when KVM cannot run?
         # The host address servers inside are published on: loopback while clients run on this
         # host; the host's address facing the client when the run's client is another host.
-        self.publish_address = "127.0.0.1"
+        self.publish_address = publish_address
         self.workdir = ""          # a scratch folder inside the environment, set by provision()
         self.ports: list[int] = [] # ports a server inside may listen on; see endpoint()
         # What provisioning itself measured (a VM's boot-to-ready time): stored as samples.
         self.measurements: list[Measurement] = []
         self._programs: dict[str, bool] = {}
-        # What every command here runs under (set by the runner, with the run's --pass-env).
-        self.context = ExecutionContext()
+        # What every command here runs under: the run's declared context (its --pass-env).
+        self.context = context
+
+    def passed_on(self) -> dict[str, Any]:
+        """What this environment was given by its run, for an environment it makes of its own (a
+        peer container, a Compose service, a further instance): the same context and publish
+        address, so that every tool of the run runs and is reached alike."""
+        return {"context": self.context, "publish_address": self.publish_address}
+
+    def for_cell(self, interleave: bool) -> "Environment":
+        """This environment as one cell uses it: its commands under the declared context, with
+        numactl --interleave=all in front when the cell's workload asks for it (memory_policy).
+        A shallow copy: the same container, guest, ports and workdir, dropped after the cell,
+        so that the environment's own context never changes during a run."""
+        if not interleave:
+            return self
+        cell = copy.copy(self)
+        cell.context = dataclasses.replace(self.context, interleave=True)
+        return cell
 
     # -- before anything is made ------------------------------------------------------------
 
@@ -196,6 +254,13 @@ class Environment(abc.ABC):
     @abc.abstractmethod
     def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
         """Can this variant run here, and why not or what it is. Makes nothing, never raises."""
+
+    @classmethod
+    def backend_errors(cls) -> tuple[type[BaseException], ...]:
+        """The exceptions of this kind's backend that mean it failed (a daemon's client, libvirt,
+        a socket, a command that runs the backend): raised by the contract's methods as
+        BackendError. None by default: a kind that says nothing has no backend to lose."""
+        return ()
 
     @classmethod
     def leftovers(cls, run_id: str | None) -> list[Leftover]:
@@ -222,9 +287,14 @@ class Environment(abc.ABC):
 
     # -- life cycle --------------------------------------------------------------------------
 
-    @abc.abstractmethod
     def provision(self, scratch_root: str, n_ports: int) -> None:
         """Make the environment ready: a workdir to write in and n_ports ports for servers."""
+        with backend_faults(self):
+            self._provision(scratch_root, n_ports)
+
+    @abc.abstractmethod
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
+        """The kind's own way to make it ready."""
 
     @abc.abstractmethod
     def teardown(self) -> None:
@@ -235,24 +305,41 @@ class Environment(abc.ABC):
     def exec(self, argv: list[str], timeout: float, cwd: str | None = None) -> ExecResult:
         """Run argv to completion inside the environment, under the declared execution context
         and in the scratch folder unless told otherwise; kill it (and its children) at timeout."""
-        result = self._exec(self.context.wrap(argv, self.workdir), timeout, cwd or self.workdir or None)
+        with backend_faults(self):
+            result = self._exec(self.context.wrap(argv, self.workdir), timeout, cwd or self.workdir or None)
         return dataclasses.replace(result, argv=argv)
 
     @abc.abstractmethod
     def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         """The kind's own way to run argv (already wrapped in the context) to completion."""
 
-    @abc.abstractmethod
     def put_file(self, path: str, data: bytes) -> None:
         """Write a file inside the environment, creating its folder."""
+        with backend_faults(self):
+            self._put_file(path, data)
 
-    @abc.abstractmethod
     def get_file(self, path: str) -> bytes:
         """Read a file from inside the environment (FileNotFoundError if it is not there)."""
+        try:
+            with backend_faults(self):
+                return self._get_file(path)
+        except BackendError as e:
+            if isinstance(e.__cause__, FileNotFoundError):  # an answer, not a fault (OSError's kin)
+                raise e.__cause__ from None
+            raise
+
+    @abc.abstractmethod
+    def _put_file(self, path: str, data: bytes) -> None:
+        """The kind's own way to write a file (its folder exists or is made)."""
+
+    @abc.abstractmethod
+    def _get_file(self, path: str) -> bytes:
+        """The kind's own way to read a file (FileNotFoundError if it is not there)."""
 
     def start_server(self, argv: list[str], log_name: str) -> Server:
         """Start argv in the background inside the environment, under the declared context."""
-        return self._start_server(self.context.wrap(argv, self.workdir), log_name)
+        with backend_faults(self):
+            return self._start_server(self.context.wrap(argv, self.workdir), log_name)
 
     @abc.abstractmethod
     def _start_server(self, argv: list[str], log_name: str) -> Server:

@@ -37,8 +37,9 @@ from pydantic import BaseModel, ConfigDict
 from .. import datadir, datafile, owner
 from ..errors import BenchError, ConfigError
 from .base import Availability, Environment, ExecResult, Refusal, Server
-from .docker import (LABEL_ENV, LABEL_RUN, WORKDIR, ContainerHandle, DockerEnvironment, DockerVariant,
-                     OwnedContainer, client)
+from .container import LABEL_ENV, LABEL_RUN, ContainerHandle, OwnedContainer, client, engine_errors
+from .container_spec import WORKDIR, DockerVariant
+from .docker import DockerEnvironment
 from .host import free_loopback_ports, run_argv
 
 COMPOSE = "docker-compose"
@@ -118,8 +119,8 @@ class ServiceContainer(OwnedContainer):
     """One service's container, made by Compose: exec'ed into like bench's own containers, but
     made and removed by the Compose environment it belongs to (`docker-compose down`)."""
 
-    def __init__(self, name: str, run_id: str, container, api_client, stream_client, image):
-        super().__init__(name, run_id)
+    def __init__(self, name: str, run_id: str, container, api_client, stream_client, image, **given: Any):
+        super().__init__(name, run_id, **given)
         self.handle = ContainerHandle(container, api_client, stream_client)
         self.image = image
         self.workdir = WORKDIR
@@ -134,8 +135,8 @@ class ComposeEnvironment(Environment):
         # its services are plain containers
         return DockerEnvironment.intended_difference(key, DockerVariant(), cpu_differs)
 
-    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, variant, run_id, allow_tcg)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, **given: Any):
+        super().__init__(name, variant, run_id, **given)
         self.path = compose_path(self.variant.file)
         self.project = project_name(run_id, name)
         self.services: dict[str, ServiceContainer] = {}
@@ -147,6 +148,10 @@ class ComposeEnvironment(Environment):
         self._stream = None
 
     # -- before anything is made ------------------------------------------------------------
+
+    @classmethod
+    def backend_errors(cls) -> tuple[type[BaseException], ...]:
+        return engine_errors()   # docker-compose and its containers are dockerd's
 
     @classmethod
     def remote_client_refusal(cls, variant: BaseModel) -> Refusal | None:
@@ -186,7 +191,7 @@ class ComposeEnvironment(Environment):
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         from .. import image
 
         self._client = client()
@@ -217,8 +222,7 @@ class ComposeEnvironment(Environment):
                 raise BenchError(f"{c.name} lacks the label {LABEL_RUN}={self.run_id}")
             service = c.labels[LABEL_SERVICE]
             self.services[service] = ServiceContainer(f"{self.name}/{service}", self.run_id, c, self._client,
-                                                      self._stream, self.image)
-            self.services[service].context = self.context
+                                                      self._stream, self.image, **self.passed_on())
         for service in config["services"]:
             env = self.services.get(service)
             if env is None:
@@ -294,10 +298,10 @@ class ComposeEnvironment(Environment):
     def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         return self.primary._exec(argv, timeout, cwd)  # argv is wrapped already
 
-    def put_file(self, path: str, data: bytes) -> None:
+    def _put_file(self, path: str, data: bytes) -> None:
         self.primary.put_file(path, data)
 
-    def get_file(self, path: str) -> bytes:
+    def _get_file(self, path: str) -> bytes:
         return self.primary.get_file(path)
 
     def _start_server(self, argv: list[str], log_name: str) -> Server:

@@ -27,247 +27,23 @@ Everything made carries the label bench.run_id, which `bench cleanup` uses to fi
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel
 
 from .. import interrupts
 from ..model import Measurement
-from .base import (SERVER_SCRIPT, Availability, Environment, ExecResult, Instance, Leftover, PidFileServer, Refusal,
-                   Server)
+from .base import Availability, BackendError, Environment, Instance, Leftover, Refusal
+from .container import (LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, ContainerEnvironment, ContainerHandle, OwnedContainer,
+                        client, gone_is_fine)
+from .container_spec import WORKDIR, DaemonRuntime, DockerVariant, container_options, intended_difference
 
 if TYPE_CHECKING:
     from ..checks import Check
 
-LABEL_RUN = "bench.run_id"
-LABEL_ENV = "bench.environment"
-WORKDIR = "/bench/work"
-CONTROL_TIMEOUT = 120            # seconds, for API calls that do not wait on a tool
-STREAM_TIMEOUT = 7 * 24 * 3600   # the exec socket stays open as long as the tool runs
-
-
-class DaemonRuntime(BaseModel):
-    """An OCI runtime registered with a run's second dockerd (daemon.json `runtimes`)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    path: str                     # the runtime's binary, e.g. runsc
-    args: tuple[str, ...] = ()    # runtimeArgs, given to it for every container
-
-
-class DockerVariant(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    network: Literal["nat", "host", "bridge"] = "nat"
-    # where clients run: this host's loopback (docker-proxy carries NAT's port), a peer
-    # container, or a network namespace of the run's own (iptables DNAT, as a remote client)
-    client: Literal["host", "container", "namespace"] = "host"
-    storage: Literal["volume", "overlay"] = "volume"
-    runtime: str | None = None    # an OCI runtime registered with dockerd, e.g. crun
-    cpus: float | None = None     # --cpus
-    memory: str | None = None     # --memory, e.g. "4g"
-    seccomp: Literal["default", "unconfined"] = "default"    # --security-opt seccomp=...
-    apparmor: Literal["default", "unconfined"] = "default"   # --security-opt apparmor=...
-    cap_drop: tuple[str, ...] = ()                           # --cap-drop, e.g. [ALL]
-    daemon_storage_driver: Literal["vfs", "btrfs", "zfs", "devicemapper"] | None = None
-    userns_remap: bool = False    # dockerd --userns-remap=default
-    daemon_runtimes: dict[str, DaemonRuntime] = {}  # OCI runtimes of the run's own dockerd
-
-    @property
-    def own_daemon(self) -> bool:
-        return bool(self.daemon_storage_driver or self.userns_remap or self.daemon_runtimes)
-
-    @model_validator(mode="after")
-    def peer_needs_a_network(self) -> "DockerVariant":
-        if self.client == "container" and self.network != "bridge":
-            raise ValueError("client: container needs network: bridge (a network the peer can join)")
-        if self.client == "namespace" and self.network != "nat":
-            raise ValueError("client: namespace reaches a published port: it needs network: nat")
-        if self.client == "container" and self.own_daemon:
-            raise ValueError("client: container runs its peer on the main dockerd; it cannot be combined "
-                             "with a second daemon (daemon_storage_driver, userns_remap, daemon_runtimes)")
-        if self.daemon_runtimes and self.runtime not in self.daemon_runtimes:
-            raise ValueError(f"runtime must name one of daemon_runtimes ({', '.join(self.daemon_runtimes)}): "
-                             f"a runtime registered and never used measures nothing")
-        return self
-
-
-def client(timeout: float = CONTROL_TIMEOUT, base_url: str | None = None):
-    """A client of the main dockerd, or of the daemon at base_url (a run's second dockerd)."""
-    import docker
-
-    if base_url:
-        return docker.DockerClient(base_url=base_url, timeout=timeout)
-    return docker.from_env(timeout=timeout)
-
-
-class ContainerHandle:
-    """One running container of the workload image as bench uses it, through the Engine API
-    (dockerd's, or Podman's compatible one): made idle and labelled with its run, a command to
-    completion under a timeout, files in and out, a server in the background, and its removal.
-    Every environment that runs tools in a container holds one: a Docker or Podman environment,
-    a Swarm task (made by its service), a Compose service (made by Compose), docker-c2c's peer."""
-
-    def __init__(self, container, api_client, stream_client):
-        self.container = container
-        self.api = api_client.api        # control calls
-        self.stream = stream_client.api  # an exec's socket stays open as long as the tool runs
-
-    @classmethod
-    def create(cls, api_client, stream_client, image_id: str, name: str, labels: dict[str, str],
-               **options: Any) -> "ContainerHandle":
-        """Make and start a container of the image that idles until it is removed (its init
-        reaps mpirun's children), labelled with the run, so that `bench cleanup` finds it if
-        the run is killed. Call it where an interrupt is deferred and hold the handle at once.
-        A container the engine made but could not start (a runtime that cannot run here) is
-        removed before the error is raised: it would hold its volume."""
-        try:
-            container = api_client.containers.run(image_id, name=name, labels=labels, detach=True, init=True,
-                                                  command=["sleep", "infinity"], **options)
-        except Exception:
-            refused = _created(api_client, name)
-            if refused is not None:
-                try:
-                    refused.remove(force=True, v=True)
-                except Exception:  # noqa: BLE001 -- the engine's own error is the one to raise
-                    pass           # its label still names the run: `bench cleanup` removes it
-            raise
-        return cls(container, api_client, stream_client)
-
-    def remove(self) -> None:
-        """The container and its anonymous volumes (one already gone is what was wanted)."""
-        gone_is_fine(self.container.remove, force=True, v=True)
-
-    def exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
-        # The Engine API has no exec timeout: coreutils' timeout inside the container signals
-        # the command's whole process group (mpirun and its ranks), TERM and then KILL.
-        wrapped = ["timeout", "-k", "5", f"{timeout:.0f}", *argv]
-        start = time.monotonic()
-        exec_id = self.stream.exec_create(self.container.id, wrapped, workdir=cwd)["Id"]
-        out, err = self.stream.exec_start(exec_id, demux=True)
-        duration = time.monotonic() - start
-        code = self.stream.exec_inspect(exec_id)["ExitCode"]
-        timed_out = code in (124, 137) and duration >= timeout - 1
-        return ExecResult(argv, None if timed_out else code, (out or b"").decode(errors="replace"),
-                          (err or b"").decode(errors="replace"), duration, timed_out)
-
-    def put(self, path: str, data: bytes) -> None:
-        """Write a file into an existing folder."""
-        p = PurePosixPath(path)
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(p.name)
-            info.size = len(data)
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-        self.api.put_archive(self.container.id, str(p.parent), buf.getvalue())
-
-    def get(self, path: str) -> bytes:
-        import docker.errors
-
-        try:
-            stream, _ = self.api.get_archive(self.container.id, path)
-        except docker.errors.NotFound:
-            raise FileNotFoundError(path) from None
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.extractfile(tar.getmembers()[0])
-            return member.read() if member else b""
-
-    def start_detached(self, argv: list[str]) -> None:
-        exec_id = self.api.exec_create(self.container.id, argv)["Id"]
-        self.api.exec_start(exec_id, detach=True)
-
-
-class ContainerEnvironment(Environment):
-    """What every environment that runs its tools in one container shares: exec, files and
-    servers through the container's handle. Which container, made how, is the kind's own."""
-
-    catalogued = False  # a base, not a kind of environments.yaml
-
-    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, variant, run_id, allow_tcg)
-        self.handle: ContainerHandle | None = None
-        self._client = None   # the engine's clients: control calls, and the long-lived execs
-        self._stream = None
-
-    @property
-    def container(self):
-        """The container the handle holds (the Docker SDK's object), None before it is made."""
-        return self.handle.container if self.handle is not None else None
-
-    def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
-        return self.handle.exec(argv, timeout, cwd)
-
-    def put_file(self, path: str, data: bytes) -> None:
-        self.exec(["mkdir", "-p", str(PurePosixPath(path).parent)], timeout=30)
-        self.handle.put(path, data)
-
-    def get_file(self, path: str) -> bytes:
-        return self.handle.get(path)
-
-    def _start_server(self, argv: list[str], log_name: str) -> Server:
-        base = f"{self.workdir}/{log_name}"
-        self.handle.start_detached(["sh", "-c", SERVER_SCRIPT, base, *argv])
-        return PidFileServer(self, base)
-
-    def engine_metadata(self, image_id: str) -> dict[str, Any]:
-        """What the engine says of itself and of this container: what the container got, as
-        the daemon reports it, not only what was asked for."""
-        from .. import image
-
-        info = self._client.info()
-        version = self._client.version()
-        self.container.reload()
-        host_config = self.container.attrs["HostConfig"]
-        return {
-            "docker_version": version.get("Version", ""),
-            "docker_api_version": version.get("ApiVersion", ""),
-            "storage_driver": info.get("Driver", ""),
-            "cgroup_driver": info.get("CgroupDriver", ""),
-            "cgroup_version": info.get("CgroupVersion", ""),
-            "security_options": ",".join(info.get("SecurityOptions", []) or []) or "none",
-            "runtime": host_config.get("Runtime", ""),
-            "image_tag": image.recipe().tag,
-            "image_id": image_id,
-            "container_id": self.container.id[:12],
-            "security_opt": ",".join(host_config.get("SecurityOpt") or []) or "default",
-            "cap_drop": ",".join(host_config.get("CapDrop") or []) or "none",
-            "nano_cpus": host_config.get("NanoCpus") or 0,
-            "memory_limit_bytes": host_config.get("Memory") or 0,
-            "userns_remap": "yes" if any("userns" in o for o in info.get("SecurityOptions", []) or []) else "no",
-        }
-
-
-class OwnedContainer(ContainerEnvironment):
-    """A container that belongs to another environment, which makes it and removes it (a
-    Compose service, docker-c2c's client peer): used as any environment is, by the runner or a
-    workload's tier, but with no variant and no life of its own."""
-
-    kind = "docker"
-
-    def __init__(self, name: str, run_id: str):
-        super().__init__(name, {}, run_id)
-
-    @classmethod
-    def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
-        return Availability(True, "made by the environment it belongs to")
-
-    @classmethod
-    def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
-        return DockerEnvironment.intended_difference(key, DockerVariant(), cpu_differs)  # a plain container
-
-    def provision(self, scratch_root: str, n_ports: int) -> None:
-        """Nothing: its owner made it (a peer's owner calls make())."""
-
-    def teardown(self) -> None:
-        """Nothing: its owner removes it."""
-
-    def endpoint(self, port: int) -> tuple[str, int]:
-        return self.publish_address, port
-
-    def metadata(self) -> dict[str, Any]:
-        return {"container_id": self.container.id[:12] if self.container is not None else ""}
+__all__ = ["DaemonRuntime", "DockerEnvironment", "DockerVariant", "LABEL_ENV", "LABEL_RUN", "OwnedContainer",
+           "PeerContainer", "WORKDIR", "client"]
 
 
 class DockerEnvironment(ContainerEnvironment):
@@ -277,8 +53,8 @@ class DockerEnvironment(ContainerEnvironment):
     cleanup_order = 30  # after a swarm (its service would restart a task's container)
     catalogued = True
 
-    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, variant, run_id, allow_tcg)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, **given: Any):
+        super().__init__(name, variant, run_id, **given)
         self.spec = self.container_spec(self.variant)
         self.volume = None
         self.image = None
@@ -401,32 +177,11 @@ class DockerEnvironment(ContainerEnvironment):
     @classmethod
     def intended_difference(cls, key: str, variant: BaseModel, cpu_differs: bool) -> str:
         # Swarm tasks, Podman's and Compose's containers are containers too, with the same keys.
-        spec = cls.container_spec(variant)
-        if key == "cgroup_cpu_quota" and spec.cpus:
-            return f"--cpus {spec.cpus:g}"
-        if key == "cgroup_memory_limit" and spec.memory:
-            return f"--memory {spec.memory}"
-        runtime = spec.runtime
-        if runtime and runtime in spec.daemon_runtimes:
-            # A sandboxing runtime (gVisor) is a kernel of its own between the tool and the
-            # host's: what it shows of the CPU, /proc and file systems is its, by design.
-            sandbox = f"the OCI runtime {runtime}'s own kernel (its CPUID, /proc and file systems)"
-            if key in ("cpu_model", "cpu_flags", "kernel_release", "kernel_cmdline", "clocksource", "thp",
-                       "cgroup_cpu_quota", "cgroup_memory_limit", "cwd_fs", "online_cpus"):
-                return sandbox
-            if key == "blas_core" and cpu_differs:
-                return f"OpenBLAS picks by the CPU flags {sandbox} shows"
-            if key.startswith("limit."):
-                return sandbox
-        if key in ("cgroup_cpu_quota", "cgroup_memory_limit"):
-            return "the container's own cgroup (no limit set by the variant)"
-        if key == "cwd_fs":
-            return f"storage: {spec.storage} (the scratch folder's file system)"
-        return ""
+        return intended_difference(key, cls.container_spec(variant), cpu_differs)
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         from .. import image
         from .host import free_ports
 
@@ -443,7 +198,6 @@ class DockerEnvironment(ContainerEnvironment):
                                                  "s", "lower"))
         labels = {LABEL_RUN: self.run_id, LABEL_ENV: self.name}
         resource = f"bench-{self.run_id}-{self.name}"
-        kwargs: dict[str, Any] = {}
         if self.spec.client == "namespace":
             from .netns import ClientNamespace
 
@@ -451,21 +205,16 @@ class DockerEnvironment(ContainerEnvironment):
             self.client_ns.create()
             self.publish_address = self.client_ns.address
         self.ports = free_ports(n_ports, self.publish_address)
-        if self.spec.network == "host":
-            kwargs["network_mode"] = "host"
-        else:
-            if self.spec.network == "bridge":
-                with interrupts.deferred():
-                    self.network = create_network(self._client, self.run_id, self.name)
-                kwargs["network"] = self.network.name
-            # Both protocols: a server's data connection may be UDP (netperf UDP_RR).
-            kwargs["ports"] = {f"{p}/{proto}": (self.publish_address, p)
-                               for p in self.ports for proto in ("tcp", "udp")}
+        if self.spec.network == "bridge":
+            with interrupts.deferred():
+                self.network = create_network(self._client, self.run_id, self.name)
         if self.spec.storage == "volume":
             with interrupts.deferred():
                 self.volume = self._client.volumes.create(name=resource, labels=labels)
-            kwargs["volumes"] = {self.volume.name: {"bind": WORKDIR, "mode": "rw"}}
-        kwargs.update(self._container_options())
+        kwargs = container_options(self.spec, self.publish_address, self.ports,
+                                   network=self.network.name if self.network is not None else None,
+                                   volume=self.volume.name if self.volume is not None else None,
+                                   ulimits=self._engine_limits())
         # Creating and starting the container is where a storage driver's cost is plainest
         # (vfs copies the whole image): measured as provisioning, like a VM's boot.
         start = time.monotonic()
@@ -476,32 +225,11 @@ class DockerEnvironment(ContainerEnvironment):
         self.workdir = WORKDIR
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
         if not r.ok:
-            raise RuntimeError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
+            raise BackendError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
         if self.spec.client == "container":
             self.peer = PeerContainer(self, self.network)
-            self.peer.context = self.context
             self.peer.make()
             self.bridge_address = address_on(self.container, self.network)
-
-    def _container_options(self) -> dict[str, Any]:
-        """What the variant asks of a container besides its network and storage: its runtime,
-        limits and security profile, and what the engine calls for. Every container of the
-        environment gets them: its own, and the density suite's further instances."""
-        kwargs: dict[str, Any] = {}
-        if self.spec.runtime:
-            kwargs["runtime"] = self.spec.runtime
-        if self.spec.cpus:
-            kwargs["nano_cpus"] = int(self.spec.cpus * 1e9)
-        if self.spec.memory:
-            kwargs["mem_limit"] = self.spec.memory
-        security = [f"{layer}=unconfined" for layer in ("seccomp", "apparmor")
-                    if getattr(self.spec, layer) == "unconfined"]
-        if security:
-            kwargs["security_opt"] = security
-        if self.spec.cap_drop:
-            kwargs["cap_drop"] = list(self.spec.cap_drop)
-        kwargs.update(self._engine_options())
-        return kwargs
 
     def instance(self, index: int, n_ports: int = 0) -> "DockerInstance":
         return DockerInstance(self, index, n_ports)
@@ -518,8 +246,8 @@ class DockerEnvironment(ContainerEnvironment):
                        {n: {"path": r.path, "runtimeArgs": list(r.args)}
                         for n, r in self.spec.daemon_runtimes.items()})
 
-    def _engine_options(self) -> dict[str, Any]:
-        """Options of the container that the engine, not the variant, calls for."""
+    def _engine_limits(self) -> dict[str, int]:
+        """Hard limits of the container that the engine, not the variant, calls for."""
         return {}
 
     def teardown(self) -> None:
@@ -651,24 +379,6 @@ def _second_daemon_leftovers(run_id: str | None) -> list[Leftover]:
     return sorted(found, key=lambda leftover: leftover.kind == "bridge")
 
 
-def gone_is_fine(remove, **kwargs) -> None:
-    """A swarm task's container goes with its service, before its own leftover comes up."""
-    import docker.errors
-
-    try:
-        remove(**kwargs)
-    except docker.errors.NotFound:
-        pass
-
-
-def _created(docker_client, name: str):
-    """The container of that name if the daemon made it, else None."""
-    try:
-        return docker_client.containers.get(name)
-    except Exception:  # noqa: BLE001 -- not made, or the daemon is gone: nothing to hold
-        return None
-
-
 def apparmor_enabled() -> bool:
     """Whether the kernel enforces AppArmor, so that Docker applies its docker-default profile."""
     try:
@@ -720,7 +430,7 @@ class PeerContainer(OwnedContainer):
     makes and removes it; the runner sees it only as `ctx.client`."""
 
     def __init__(self, server: DockerEnvironment, network):
-        super().__init__(f"{server.name}-client", server.run_id)
+        super().__init__(f"{server.name}-client", server.run_id, **server.passed_on())
         self.server_name = server.name
         self.bridge = network  # the server's: it removes the network, once both containers are gone
 
@@ -771,14 +481,14 @@ class DockerInstance(Instance):
     a volume per instance would time the volume's creation too, which `docker run` does not."""
 
     def __init__(self, parent: DockerEnvironment, index: int, n_ports: int):
-        env = OwnedContainer(f"{parent.name}-i{index}", parent.run_id)
+        env = OwnedContainer(f"{parent.name}-i{index}", parent.run_id, **parent.passed_on())
         env.listen_address = parent.listen_address  # type: ignore[misc]
         super().__init__(env, parent)
         self.parent = parent
         self.n_ports = n_ports
         self.options: dict[str, Any] = {}
 
-    def prepare(self) -> None:
+    def _prepare(self) -> None:
         from .host import free_ports
 
         parent = self.parent
@@ -787,15 +497,11 @@ class DockerInstance(Instance):
         base_url = parent.daemon.base_url if parent.daemon is not None else None
         self.env._client = client(base_url=base_url)
         self.env._stream = client(timeout=STREAM_TIMEOUT, base_url=base_url)
-        self.options = parent._container_options()
-        if parent.spec.network == "host":
-            self.options["network_mode"] = "host"
-        elif parent.network is not None:
-            self.options["network"] = parent.network.name
         if self.n_ports:
             self.env.ports = free_ports(self.n_ports, parent.publish_address)
-            if parent.spec.network != "host":
-                self.options["ports"] = {f"{p}/tcp": (parent.publish_address, p) for p in self.env.ports}
+        self.options = container_options(parent.spec, parent.publish_address, self.env.ports,
+                                         network=parent.network.name if parent.network is not None else None,
+                                         ulimits=parent._engine_limits(), protocols=("tcp",))
         parent.instances.append(self)
 
     def _start(self) -> None:
@@ -806,7 +512,7 @@ class DockerInstance(Instance):
                 **self.options)
         self.env.workdir = "/tmp"
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         if self.env.handle is not None:
             self.env.handle.remove()
             self.env.handle = None
@@ -819,7 +525,7 @@ class DockerInstance(Instance):
         if self in self.parent.instances:
             self.parent.instances.remove(self)
 
-    def host_pids(self) -> list[int]:
+    def _host_pids(self) -> list[int]:
         from .. import hostmem
 
         self.env.container.reload()

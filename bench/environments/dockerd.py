@@ -10,10 +10,9 @@ in its alias) instead of docker0. Ports are still published on 127.0.0.1, by doc
 userland proxy needs no iptables), which is also the path a loopback client takes to the main
 daemon's containers.
 
-It is started by pid in a session of its own (a Ctrl-C meant for bench must not kill it
-uncleanly: teardown stops it), waited for, and stopped by that pid with SIGTERM, after which
-dockerd stops its containers and its containerd. `bench cleanup` finds the folder and the
-bridge of a killed run by their run id and does the same.
+It is started, waited for and stopped by its pid as every daemon of bench's own is
+(private_daemon.py); on SIGTERM dockerd stops its containers and its containerd. `bench cleanup`
+finds the folder and the bridge of a killed run by their run id and does the same.
 """
 
 from __future__ import annotations
@@ -23,14 +22,14 @@ import ipaddress
 import json
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
-from .. import interrupts, settings
+from .. import settings
 from ..errors import BenchError
 from .netns import host_networks, ip
+from .private_daemon import PrivateDaemon, cmdline, owned_folders, stop_pid
+from .private_daemon import folder_name as _hashed
 
 BRIDGE_PREFIX = "bdkr"             # + 10 hex digits: interface names are at most 15 characters
 ALIAS_PREFIX = "bench dockerd run "
@@ -38,7 +37,6 @@ ALIAS_PREFIX = "bench dockerd run "
 # (192.168.122/24) and the bridged guests' (10.213.0/24, only inside their namespaces).
 SUBNETS = ipaddress.ip_network("10.214.0.0/16")
 STORAGE_DRIVERS = ("vfs", "btrfs", "zfs", "devicemapper")
-START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 SOCKET_PATH_MAX = 100              # sun_path is 108 bytes; containerd adds ".ttrpc" to its socket
 
@@ -106,38 +104,11 @@ def _free_subnet(seed: str) -> ipaddress.IPv4Network:
     raise BenchError(f"no free /24 in {SUBNETS} for a second dockerd's bridge")
 
 
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-
-
-def stop_pid(pid: int | None, marker: str, timeout: float) -> None:
-    """SIGTERM pid, then SIGKILL after timeout, but only while its command line names our folder:
-    a pid file may outlive its process, and the number may belong to someone else by now."""
-    if pid is None or marker not in cmdline(pid):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if marker not in cmdline(pid):
-            return
-        time.sleep(0.2)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _unmount_under(folder: Path) -> None:
@@ -167,38 +138,25 @@ def bridge_name(run_id: str, environment: str) -> str:
 
 
 def folder_name(run_id: str, environment: str) -> str:
-    """A short name for the daemon's folder: containerd's sockets lie under it, and a unix
-    socket's path has 108 bytes at most, which a default run id (20261202-065541-variants-f10a)
-    and a long environment name used to exceed. Whose it is, owner.json says."""
-    return hashlib.sha256(f"{run_id}/{environment}".encode()).hexdigest()[:12]
+    """The daemon's folder's name (a default run id, 20261202-065541-variants-f10a, and a long
+    environment name are too long for containerd's sockets under it). Whose it is, owner.json says."""
+    return _hashed(f"{run_id}/{environment}")
 
 
-class Dockerd:
+class Dockerd(PrivateDaemon):
     """The second daemon of one environment of one run."""
+
+    what = "the second dockerd"
+    socket_name = "docker.sock"
+    log_name = "dockerd.log"
 
     def __init__(self, run_id: str, environment: str, storage_driver: str | None = None,
                  userns_remap: bool = False, runtimes: dict[str, dict] | None = None):
-        self.run_id = run_id
-        self.environment = environment
+        super().__init__(run_id, environment, root() / folder_name(run_id, environment))
         self.storage_driver = storage_driver
         self.userns_remap = userns_remap
         self.runtimes = runtimes or {}  # name -> {"path", "runtimeArgs"}, as daemon.json has them
-        self.folder = root() / folder_name(run_id, environment)
         self.bridge = bridge_name(run_id, environment)
-        self.pid: int | None = None
-        self.made = False
-
-    @property
-    def socket(self) -> Path:
-        return self.folder / "docker.sock"
-
-    @property
-    def base_url(self) -> str:
-        return f"unix://{self.socket}"
-
-    @property
-    def log(self) -> Path:
-        return self.folder / "dockerd.log"
 
     def argv(self, bridge_cidr: str) -> list[str]:
         argv = ["dockerd",
@@ -220,16 +178,10 @@ class Dockerd:
         return argv
 
     def start(self) -> None:
-        if self.folder.exists():
-            raise BenchError(f"{self.folder} already exists: a run with this id is going on or was killed "
-                             f"(`bench cleanup --run-id {self.run_id}`)")
         if len(str(self.folder / "exec" / "containerd" / "containerd.sock.ttrpc")) > SOCKET_PATH_MAX:
             raise BenchError(f"BENCH_DOCKERD_ROOT {root()} is too long a path for the second dockerd's unix "
                              f"sockets under it (at most {SOCKET_PATH_MAX - 60} characters)")
-        self.made = True  # from here on, stop() has something to remove
-        self.folder.mkdir(parents=True)
-        (self.folder / "owner.json").write_text(json.dumps(
-            {"run_id": self.run_id, "environment": self.environment, "bridge": self.bridge}))
+        self.make_folder(bridge=self.bridge)
         if self.runtimes:
             (self.folder / "daemon.json").write_text(json.dumps({"runtimes": self.runtimes}, indent=2))
         subnet = _free_subnet(f"{self.run_id}/{self.environment}")
@@ -238,14 +190,7 @@ class Dockerd:
         ip("link", "set", self.bridge, "alias", ALIAS_PREFIX + self.run_id)
         ip("addr", "add", cidr, "dev", self.bridge)
         ip("link", "set", self.bridge, "up")
-        with open(self.log, "wb") as log, interrupts.deferred():  # its pid is known before a signal stops us
-            proc = subprocess.Popen(self.argv(cidr), stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True)
-            self.pid = proc.pid
-        wait_for_api(proc, self.socket, "the second dockerd", self.log)
-
-    def log_tail(self, lines: int = 3) -> str:
-        return log_tail(self.log, lines)
+        self.launch(self.argv(cidr))
 
     def stop(self) -> None:
         """Stop the daemon (it stops its containers and containerd), remove its bridge and its
@@ -255,38 +200,6 @@ class Dockerd:
         stop_folder(self.folder, self.pid)
         delete_bridge(self.bridge)
         self.made = False
-
-
-def wait_for_api(proc: subprocess.Popen, socket: Path, what: str, log: Path) -> None:
-    """Wait until a daemon bench started (a second dockerd, a Podman service) answers a ping of
-    the Docker API on its socket; say so from its log if it exits or stays silent."""
-    import docker
-
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"{what} exited with status {proc.returncode}: {log_tail(log)}")
-        if socket.exists():
-            try:
-                c = docker.DockerClient(base_url=f"unix://{socket}", timeout=5)
-                try:
-                    c.ping()
-                    return
-                finally:
-                    c.close()
-            except Exception:  # noqa: BLE001 -- not answering yet
-                pass
-        time.sleep(0.3)
-    raise BenchError(f"{what} did not answer within {START_TIMEOUT:.0f} s: {log_tail(log)}")
-
-
-def log_tail(log: Path, lines: int = 3) -> str:
-    """The last lines of a daemon's log, as one line of an error."""
-    try:
-        text = log.read_text(errors="replace").strip().splitlines()
-    except OSError:
-        return "no log"
-    return " | ".join(text[-lines:]) or "empty log"
 
 
 def stop_folder(folder: Path, pid: int | None = None) -> None:
@@ -324,16 +237,13 @@ def delete_bridge(name: str) -> None:
 def leftovers(run_id: str | None) -> list[tuple[str, str, str, object]]:
     """(kind, name, run id, remove) of second daemons' folders and bridges a run left."""
     found: list[tuple[str, str, str, object]] = []
-    if root().is_dir():
-        for folder in sorted(root().iterdir()):
-            try:
-                owner = json.loads((folder / "owner.json").read_text()).get("run_id", "?")
-            except (OSError, ValueError, AttributeError):
-                # Killed between the folder and its owner.json (or a folder of an older bench,
-                # named <run-id>-<environment>): the name is all there is to go by.
-                owner = run_id if run_id and folder.name.startswith(f"{run_id}-") else "?"
-            if run_id is None or owner == run_id:
-                found.append(("second dockerd", str(folder), owner, lambda f=folder: stop_folder(f)))
+    for folder, owner in owned_folders(root()):
+        if owner is None:
+            # Killed between the folder and its owner.json (or a folder of an older bench,
+            # named <run-id>-<environment>): the name is all there is to go by.
+            owner = run_id if run_id and folder.name.startswith(f"{run_id}-") else "?"
+        if run_id is None or owner == run_id:
+            found.append(("second dockerd", str(folder), owner, lambda f=folder: stop_folder(f)))
     r = ip("-j", "link", "show", "type", "bridge", check=False)
     try:
         links = json.loads(r.stdout) if r.returncode == 0 and r.stdout.strip() else []

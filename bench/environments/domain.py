@@ -1,5 +1,8 @@
 """libvirt domain XML from a declarative model, built with ElementTree (never pasted strings).
 
+A variant of the libvirt kind (LibvirtVariant) is made a DomainSpec by `domain_spec`, pure, and the
+spec a domain's XML by `domain_xml`: golden files cover every variant (tests/test_domain_xml.py).
+
 The study's guest: virtio-blk with cache=none and io=native, virtio-net, vCPUs and memory as
 given; "tuned" adds the host's CPU model (host-passthrough), a topology matching the host and
 vCPUs pinned one to one, by position (topology.py). The kernel and initramfs are booted directly (no boot loader).
@@ -13,8 +16,39 @@ import dataclasses
 import xml.etree.ElementTree as ET
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict
+
+from .guest_devices import missing_drivers
+from .topology import HostTopology
+
 METADATA_NS = "urn:x-bench:domain:1"  # an identifier, not an address
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+
+
+class LibvirtVariant(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    accel: Literal["kvm", "tcg"] = "kvm"   # tcg: binary translation, asked for by name
+    tuned: bool = False                    # host-passthrough CPU, the host's topology, vCPUs pinned by position
+    disk_format: Literal["raw", "qcow2"] = "raw"
+    vcpus: int | None = None               # default: the host's CPU count
+    memory_mib: int = 2048
+    data_disk_gib: int = 2                 # fio's disk: on disk_bus, cache=none, io=native
+    # user: QEMU user-mode net, guest ports forwarded to 127.0.0.1; bridge: the NIC on a tap
+    # on a Linux bridge inside a network namespace of the run's own, vhost-net (virtio) under KVM
+    network: Literal["user", "bridge"] = "user"
+    # The guest's devices: paravirtual virtio (the study's) or emulated hardware. The root and
+    # the data disk (fio's) are both on disk_bus: the guest's whole I/O path is the variant's.
+    nic_model: Literal["virtio", "e1000", "rtl8139"] = "virtio"
+    disk_bus: Literal["virtio", "sata", "ide"] = "virtio"
+    # The image's Debian kernel flavour the guest boots: cloud (slim, paravirtual drivers only)
+    # or generic (the same version with every driver, e.g. e1000 and AHCI).
+    kernel: Literal["cloud", "generic"] = "cloud"
+    # A kernel of the user's own instead (with its initramfs and the firmware it needs): a PVM
+    # host (kvm_pvm) boots only a PVM guest kernel, which Debian does not ship. It must drive
+    # virtio itself (built in, or modules in guest_initrd): the image has modules for its own only.
+    guest_kernel: str | None = None
+    guest_initrd: str | None = None
+    firmware: str | None = None            # -bios, e.g. /usr/share/qemu/qboot.rom
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,3 +184,73 @@ def domain_xml(spec: DomainSpec) -> str:
 
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode") + "\n"
+
+
+# -- a variant's guest ---------------------------------------------------------------------------
+
+def cpu_mode(variant: LibvirtVariant, accel: str) -> str:
+    if accel == "tcg":
+        return "maximum"
+    return "host-passthrough" if variant.tuned else "default"
+
+
+def uses_vhost(variant: LibvirtVariant, accel: str) -> bool:
+    """vhost-net (the host kernel moves the NIC's packets) needs KVM's ioeventfd and irqfd:
+    under TCG, QEMU's own virtio-net back end does the work. An emulated NIC is always QEMU's."""
+    return variant.network == "bridge" and accel == "kvm" and variant.nic_model == "virtio"
+
+
+def machine_type(variant: LibvirtVariant) -> str:
+    """q35, whose chipset has an AHCI (SATA) controller and no IDE; IDE needs i440fx ("pc")."""
+    return "pc" if variant.disk_bus == "ide" else "q35"
+
+
+def driver_support(variant: LibvirtVariant) -> tuple[bool, str]:
+    """Can the image's kernel of the variant's flavour drive its NIC and disk bus? Reads the
+    kernel's build configuration from the image (made by `bench image build`); (True, "") when
+    the image is not built yet: provisioning builds it and asks again."""
+    from .. import image
+
+    if variant.nic_model == "virtio" and variant.disk_bus == "virtio":
+        return True, ""
+    recipe = image.recipe()
+    if not recipe.rootfs.exists():
+        return True, ""
+    missing = missing_drivers(image.vm_kernel_config(recipe, variant.kernel), variant.nic_model, variant.disk_bus)
+    if not missing:
+        return True, ""
+    hint = "; `kernel: generic` has them" if variant.kernel == "cloud" else ""
+    return False, f"the image's {variant.kernel} kernel has {', '.join(missing)}{hint}"
+
+
+def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVariant, accel: str,
+                topology: HostTopology, kernel: str, initrd: str, root: str, data: str,
+                console_log: str, ports: tuple[int, ...], tap: str = "", guest_cidr: str = "",
+                forward_address: str = "127.0.0.1", numa_nodes: int = 1) -> DomainSpec:
+    """The guest of a variant: pure, so that golden XML tests cover every variant."""
+    host_cpus = len(topology.positions)
+    vcpus = variant.vcpus or host_cpus
+    tuned = variant.tuned and accel == "kvm"  # pinning and passthrough mean nothing to TCG
+    # virtio-blk disks are vda, vdb in the order given; SATA and IDE disks are sda, sdb in the
+    # order the controller's ports are probed, so the root file system is found by its label.
+    root_device = "/dev/vda" if variant.disk_bus == "virtio" else "LABEL=benchroot"
+    prefix = "vd" if variant.disk_bus == "virtio" else "sd"
+    cmdline = f"root={root_device} rw console=ttyS0 init=/usr/local/sbin/bench-init quiet"
+    if variant.network == "bridge":
+        cmdline += f" bench.ip={guest_cidr}"  # no DHCP on the bridge: bench-init sets it
+    return DomainSpec(
+        name=name, run_id=run_id, environment=environment, accel=accel,
+        vcpus=vcpus, memory_mib=variant.memory_mib, kernel=kernel, initrd=initrd,
+        cmdline=cmdline,
+        disks=(Disk(root, f"{prefix}a", variant.disk_format, bus=variant.disk_bus),
+               Disk(data, f"{prefix}b", variant.disk_format, bus=variant.disk_bus)),
+        console_log=console_log,
+        cpu_mode=cpu_mode(variant, accel),
+        # The host's own topology when the guest has all its CPUs, as the study's tuned guest,
+        # each vCPU pinned to the host CPU in its (socket, core, thread) position.
+        topology=(topology.shape if vcpus == host_cpus else (1, vcpus, 1)) if tuned else None,
+        pinning=topology.pinning(vcpus) if tuned else None,
+        forwarded_ports=ports if variant.network == "user" else (), forward_address=forward_address,
+        network=variant.network, tap=tap, vhost=uses_vhost(variant, accel),
+        nic_model=variant.nic_model, machine=machine_type(variant), firmware=variant.firmware or "",
+        numa_nodes=numa_nodes)

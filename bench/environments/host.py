@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .. import interrupts, owner
-from .base import Availability, Environment, ExecResult, Instance, Server
+from .base import Availability, BackendError, Environment, ExecResult, Instance, Server
 from .context import PATH
 
 
@@ -113,7 +113,7 @@ def free_ports(n: int, address: str) -> list[int]:
                 continue  # taken for UDP: keep the TCP socket open so it is not offered again
             ports.append(tcp.getsockname()[1])
         if len(ports) < n:
-            raise RuntimeError(f"cannot find {n} ports free on {address} for both TCP and UDP")
+            raise BackendError(f"cannot find {n} ports free on {address} for both TCP and UDP")
         return ports
     finally:
         for s in socks:
@@ -199,8 +199,8 @@ class HostEnvironment(Environment):
     kind = "host"
     study_configuration = "native"
 
-    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, variant, run_id, allow_tcg)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, **given: Any):
+        super().__init__(name, variant, run_id, **given)
         self._servers: list[HostServer] = []
 
     @property
@@ -213,7 +213,13 @@ class HostEnvironment(Environment):
     def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
         return Availability(True, "this machine")
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    @classmethod
+    def backend_errors(cls) -> tuple[type[BaseException], ...]:
+        # This machine is the backend: a command it cannot start (no memory, no process left),
+        # a scratch file it cannot write.
+        return (OSError, subprocess.SubprocessError)
+
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         os.makedirs(scratch_root, exist_ok=True)
         # The run id in the name is how `bench cleanup` recognises a killed run's leftovers.
         self.workdir = tempfile.mkdtemp(prefix=f"bench-{self.run_id}-{self.name}-", dir=scratch_root)
@@ -231,12 +237,12 @@ class HostEnvironment(Environment):
     def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         return run_argv(argv, timeout, cwd)
 
-    def put_file(self, path: str, data: bytes) -> None:
+    def _put_file(self, path: str, data: bytes) -> None:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
 
-    def get_file(self, path: str) -> bytes:
+    def _get_file(self, path: str) -> bytes:
         return Path(path).read_bytes()
 
     def _start_server(self, argv: list[str], log_name: str) -> Server:
@@ -276,15 +282,16 @@ class HostInstance(Instance):
     density suite reports none for it."""
 
     def __init__(self, parent: HostEnvironment, index: int, n_ports: int):
-        super().__init__(HostEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id), parent)
+        super().__init__(HostEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id,
+                                         **parent.passed_on()), parent)
         self.scratch_root = str(Path(parent.workdir).parent)
         self.n_ports = n_ports
 
     def _start(self) -> None:
         self.env.provision(self.scratch_root, self.n_ports)
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         self.env.teardown()
 
-    def host_pids(self) -> list[int]:
+    def _host_pids(self) -> list[int]:
         return []

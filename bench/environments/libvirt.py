@@ -27,61 +27,33 @@ virtualization). A `kvm` variant on such a host is refused unless emulation is a
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from .. import interrupts, owner, settings
 from ..errors import BenchError
 from ..model import Measurement
 from .base import (SERVER_SCRIPT, Availability, Environment, ExecResult, Instance, Leftover, PidFileServer, Refusal,
                    Server)
-from .domain import Disk, DomainSpec, domain_xml
-from .guest_devices import PROBE_SCRIPT, GuestDevices, mismatches, missing_drivers, parse_probe
 from . import kvm_host
-from .netns import BridgeNetwork
 from .context import numa_nodes
-from .topology import HostTopology, read_topology
+from . import guest_agent
+from .domain import (LibvirtVariant, cpu_mode, domain_spec, domain_xml, driver_support, machine_type,
+                     uses_vhost)
+from .guest_devices import PROBE_SCRIPT, GuestDevices, mismatches, parse_probe
+from .kvm_host import probe_variant
+from .netns import BridgeNetwork
+from .topology import read_topology
 
 WORKDIR = "/bench/work"
 BOOT_TIMEOUT = 300.0          # seconds from domain start to a guest agent that answers
-# Bytes per guest-file-read/-write: a larger message can outlast the agent's timeout under TCG,
-# after which libvirt considers the agent gone for good.
-AGENT_CHUNK = 64 << 10
 BRIDGE_FIRST_PORT = 20000     # servers' ports in a guest on a bridge (nothing else listens there)
-
-
-class LibvirtVariant(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    accel: Literal["kvm", "tcg"] = "kvm"   # tcg: binary translation, asked for by name
-    tuned: bool = False                    # host-passthrough CPU, the host's topology, vCPUs pinned by position
-    disk_format: Literal["raw", "qcow2"] = "raw"
-    vcpus: int | None = None               # default: the host's CPU count
-    memory_mib: int = 2048
-    data_disk_gib: int = 2                 # fio's disk: on disk_bus, cache=none, io=native
-    # user: QEMU user-mode net, guest ports forwarded to 127.0.0.1; bridge: the NIC on a tap
-    # on a Linux bridge inside a network namespace of the run's own, vhost-net (virtio) under KVM
-    network: Literal["user", "bridge"] = "user"
-    # The guest's devices: paravirtual virtio (the study's) or emulated hardware. The root and
-    # the data disk (fio's) are both on disk_bus: the guest's whole I/O path is the variant's.
-    nic_model: Literal["virtio", "e1000", "rtl8139"] = "virtio"
-    disk_bus: Literal["virtio", "sata", "ide"] = "virtio"
-    # The image's Debian kernel flavour the guest boots: cloud (slim, paravirtual drivers only)
-    # or generic (the same version with every driver, e.g. e1000 and AHCI).
-    kernel: Literal["cloud", "generic"] = "cloud"
-    # A kernel of the user's own instead (with its initramfs and the firmware it needs): a PVM
-    # host (kvm_pvm) boots only a PVM guest kernel, which Debian does not ship. It must drive
-    # virtio itself (built in, or modules in guest_initrd): the image has modules for its own only.
-    guest_kernel: str | None = None
-    guest_initrd: str | None = None
-    firmware: str | None = None            # -bios, e.g. /usr/share/qemu/qboot.rom
 
 
 def vm_dir() -> Path:
@@ -110,27 +82,6 @@ def _remove_domain(dom) -> None:
     except libvirt.libvirtError as e:
         if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
             raise
-
-
-def _kvm_check():
-    """Boots a kernel under KVM (the run's own probe, cached per boot): /dev/kvm alone proves
-    nothing, nested KVM has it and then hangs."""
-    from .. import image
-    from ..checks import OK, WARN, Check
-
-    recipe = image.recipe()
-    if not recipe.rootfs.exists():
-        # What the host shows already (PVM, no vmx/svm) needs no boot: the image's kernel is Debian's.
-        seen = kvm_host.obstacle({})
-        return Check("environments", "kvm", WARN,
-                     f"KVM NOT usable: {seen}" if seen else "not probed: the probe boots the workload image's kernel",
-                     "bench image build")
-    usable, why = probe_variant(LibvirtVariant())
-    if usable:
-        return Check("environments", "kvm", OK, f"KVM usable: {why}")
-    return Check("environments", "kvm", WARN, f"KVM NOT usable: {why}",
-                 "kvm environments run only with --allow-tcg, emulated (not virtualization costs); "
-                 "measure VMs on a host with working KVM")
 
 
 def _retry(call, seconds: float):
@@ -168,146 +119,6 @@ def _dotted(version: int) -> str:
     return f"{version // 1000000}.{version // 1000 % 1000}.{version % 1000}"
 
 
-def cpu_mode(variant: LibvirtVariant, accel: str) -> str:
-    if accel == "tcg":
-        return "maximum"
-    return "host-passthrough" if variant.tuned else "default"
-
-
-def uses_vhost(variant: LibvirtVariant, accel: str) -> bool:
-    """vhost-net (the host kernel moves the NIC's packets) needs KVM's ioeventfd and irqfd:
-    under TCG, QEMU's own virtio-net back end does the work. An emulated NIC is always QEMU's."""
-    return variant.network == "bridge" and accel == "kvm" and variant.nic_model == "virtio"
-
-
-def machine_type(variant: LibvirtVariant) -> str:
-    """q35, whose chipset has an AHCI (SATA) controller and no IDE; IDE needs i440fx ("pc")."""
-    return "pc" if variant.disk_bus == "ide" else "q35"
-
-
-def driver_support(variant: LibvirtVariant) -> tuple[bool, str]:
-    """Can the image's kernel of the variant's flavour drive its NIC and disk bus? Reads the
-    kernel's build configuration from the image (made by `bench image build`); (True, "") when
-    the image is not built yet: provisioning builds it and asks again."""
-    from .. import image
-
-    if variant.nic_model == "virtio" and variant.disk_bus == "virtio":
-        return True, ""
-    recipe = image.recipe()
-    if not recipe.rootfs.exists():
-        return True, ""
-    missing = missing_drivers(image.vm_kernel_config(recipe, variant.kernel), variant.nic_model, variant.disk_bus)
-    if not missing:
-        return True, ""
-    hint = "; `kernel: generic` has them" if variant.kernel == "cloud" else ""
-    return False, f"the image's {variant.kernel} kernel has {', '.join(missing)}{hint}"
-
-
-def domain_spec(name: str, run_id: str, environment: str, variant: LibvirtVariant, accel: str,
-                topology: HostTopology, kernel: str, initrd: str, root: str, data: str,
-                console_log: str, ports: tuple[int, ...], tap: str = "", guest_cidr: str = "",
-                forward_address: str = "127.0.0.1", numa_nodes: int = 1) -> DomainSpec:
-    """The guest of a variant: pure, so that golden XML tests cover every variant."""
-    host_cpus = len(topology.positions)
-    vcpus = variant.vcpus or host_cpus
-    tuned = variant.tuned and accel == "kvm"  # pinning and passthrough mean nothing to TCG
-    # virtio-blk disks are vda, vdb in the order given; SATA and IDE disks are sda, sdb in the
-    # order the controller's ports are probed, so the root file system is found by its label.
-    root_device = "/dev/vda" if variant.disk_bus == "virtio" else "LABEL=benchroot"
-    prefix = "vd" if variant.disk_bus == "virtio" else "sd"
-    cmdline = f"root={root_device} rw console=ttyS0 init=/usr/local/sbin/bench-init quiet"
-    if variant.network == "bridge":
-        cmdline += f" bench.ip={guest_cidr}"  # no DHCP on the bridge: bench-init sets it
-    return DomainSpec(
-        name=name, run_id=run_id, environment=environment, accel=accel,
-        vcpus=vcpus, memory_mib=variant.memory_mib, kernel=kernel, initrd=initrd,
-        cmdline=cmdline,
-        disks=(Disk(root, f"{prefix}a", variant.disk_format, bus=variant.disk_bus),
-               Disk(data, f"{prefix}b", variant.disk_format, bus=variant.disk_bus)),
-        console_log=console_log,
-        cpu_mode=cpu_mode(variant, accel),
-        # The host's own topology when the guest has all its CPUs, as the study's tuned guest,
-        # each vCPU pinned to the host CPU in its (socket, core, thread) position.
-        topology=(topology.shape if vcpus == host_cpus else (1, vcpus, 1)) if tuned else None,
-        pinning=topology.pinning(vcpus) if tuned else None,
-        forwarded_ports=ports if variant.network == "user" else (), forward_address=forward_address,
-        network=variant.network, tap=tap, vhost=uses_vhost(variant, accel),
-        nic_model=variant.nic_model, machine=machine_type(variant), firmware=variant.firmware or "",
-        numa_nodes=numa_nodes)
-
-
-# -- acceleration ------------------------------------------------------------------------------
-
-_PROBE: dict[str, tuple[bool, str]] = {}
-
-
-def probe_cache() -> Path:
-    """Where the probe's answer is kept for the rest of the host's boot."""
-    return settings.current().cache_dir / "kvm-probe.json"
-
-
-def probe_kvm(kernel: Path, firmware: str | None = None,
-              kernel_config: dict[str, str] | None = None) -> tuple[bool, str]:
-    """Can KVM run a guest here? Boot the guest's kernel under KVM with no disk and watch for it
-    to reach its "cannot mount root" panic: proof that the virtual CPU ran the kernel.
-    Nested KVM passes the /dev/kvm test and then hangs or fails with "KVM internal error"; both
-    are caught, and kvm_host.obstacle says why (PVM, no vmx/svm ...). Cached per boot of the
-    host, kernel and firmware. kernel_config: the kernel's build options, if known."""
-    import psutil
-
-    key = f"{psutil.boot_time():.0f}:{kernel}:{firmware or ''}"
-    cache = probe_cache()
-    if key in _PROBE:
-        return _PROBE[key]
-    try:
-        saved = json.loads(cache.read_text())
-        if saved.get("key") == key:
-            _PROBE[key] = (saved["usable"], saved["reason"])
-            return _PROBE[key]
-    except (OSError, ValueError):
-        pass
-    why = kvm_host.obstacle(kernel_config)
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        result = (False, why or "/dev/kvm is missing or not accessible")
-    else:
-        argv = ["qemu-system-x86_64", "-accel", "kvm", "-kernel", str(kernel), "-append",
-                "console=ttyS0 panic=-1", "-no-reboot", "-nodefaults", "-display", "none",
-                "-serial", "stdio", "-m", "256", *(["-bios", firmware] if firmware else [])]
-        from .host import _child_setup
-
-        try:
-            # The probe's QEMU dies with bench (SIGKILL, SIGTERM before a run handles it): a
-            # killed `bench doctor` or `bench run` leaves no emulator behind, unseen by cleanup.
-            r = subprocess.run(argv, capture_output=True, text=True, timeout=30, preexec_fn=_child_setup())
-            output = r.stdout + r.stderr
-        except subprocess.TimeoutExpired as e:
-            output = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        if "Unable to mount root" in output or "Kernel panic" in output:
-            result = (True, "a KVM guest ran the kernel")
-        elif "KVM internal error" in output or "emulation failure" in output:
-            result = (False, why or "KVM internal error (emulation failure): nested KVM does not work here")
-        else:
-            result = (False, why or "a KVM guest printed nothing in 30 s (nested KVM hangs here)")
-    _PROBE[key] = result
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"key": key, "usable": result[0], "reason": result[1]}))
-    except OSError:
-        pass
-    return result
-
-
-def probe_variant(variant: LibvirtVariant) -> tuple[bool, str]:
-    """The probe with the kernel and firmware the variant's guest would boot: the image's
-    cloud kernel, or the variant's own `guest_kernel`."""
-    from .. import image
-
-    if variant.guest_kernel:
-        return probe_kvm(Path(variant.guest_kernel), variant.firmware)
-    recipe = image.recipe()
-    return probe_kvm(image.vm_kernel(recipe)[0], variant.firmware, image.vm_kernel_config(recipe))
-
-
 class LibvirtEnvironment(Environment):
     kind = "libvirt"
     study_configuration = "kvm"
@@ -315,9 +126,8 @@ class LibvirtEnvironment(Environment):
     cleanup_order = 10           # domains before their disks and the namespaces of their taps
     Variant = LibvirtVariant
 
-    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, variant, run_id)
-        self.allow_tcg = allow_tcg
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, **given: Any):
+        super().__init__(name, variant, run_id, **given)
         self.accel = self.variant.accel
         self.accel_reason = "asked for by name" if self.accel == "tcg" else "KVM probe passed"
         self.conn = None
@@ -334,6 +144,14 @@ class LibvirtEnvironment(Environment):
         self.instances: list[LibvirtInstance] = []  # the density suite's, while they live
 
     # -- before anything is made -------------------------------------------------------------
+
+    @classmethod
+    def backend_errors(cls) -> tuple[type[BaseException], ...]:
+        # libvirt's (libvirtd gone, the guest agent silent, a domain vanished), and the host's
+        # commands that make a guest's disks and namespace
+        import libvirt
+
+        return (libvirt.libvirtError, OSError, subprocess.SubprocessError)
 
     @classmethod
     def availability(cls, variant: BaseModel, allow_tcg: bool = False) -> Availability:
@@ -425,7 +243,7 @@ class LibvirtEnvironment(Environment):
         checks.append(Check("environments", "libvirt", OK, why.split(";")[0] + " reachable") if ok else
                       Check("environments", "libvirt", WARN, f"libvirt environments unavailable: {why}",
                             "apt-get install libvirt-daemon-system qemu-system-x86; start libvirtd and virtlogd"))
-        checks.append(_kvm_check())
+        checks.append(kvm_host.kvm_check())
         # What a libvirt environment runs on the host besides libvirtd: QEMU, qemu-img (qcow2
         # disks), mke2fs (the VM disk from the image), ip (bridged guests).
         wanted = ("qemu-system-x86_64", "qemu-img", "mke2fs", "ip")
@@ -477,15 +295,15 @@ class LibvirtEnvironment(Environment):
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         try:
-            self._provision(n_ports)
+            self._make(n_ports)
         except BaseException:
             self.kept_artifacts = self.artifacts()  # the console log says why; teardown removes it
             self.teardown()  # a half-made guest leaves no domain, disk folder or namespace behind
             raise
 
-    def _provision(self, n_ports: int, boot: bool = True) -> None:
+    def _make(self, n_ports: int, boot: bool = True) -> None:
         """Make the guest's disks and domain, then (boot) start it; without boot, only the
         disks and the domain's XML: the density suite times the start alone."""
         from .. import image
@@ -551,7 +369,7 @@ class LibvirtEnvironment(Environment):
         self.measurements.append(Measurement("boot_to_ready", self.boot_seconds, "s", "lower"))
 
     def _boot(self) -> None:
-        """Start the domain made by _provision's first part and wait for its agent."""
+        """Start the domain made by _make's first part and wait for its agent."""
         with interrupts.deferred():  # libvirt starts QEMU whether or not we wait: hold the handle first
             self.domain = self.conn.createXML(self.xml, 0)  # transient: gone when destroyed
         start = time.monotonic()  # from a running QEMU (libvirt's own start-up excluded)
@@ -638,68 +456,21 @@ class LibvirtEnvironment(Environment):
     # -- the guest agent ---------------------------------------------------------------------
 
     def _agent(self, command: dict[str, Any], timeout: int = 10) -> Any:
-        import libvirt_qemu
-
-        reply = libvirt_qemu.qemuAgentCommand(self.domain, json.dumps(command), timeout, 0)
-        return json.loads(reply)["return"]
+        return guest_agent.command(self.domain, command, timeout)
 
     def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
-        # The agent has neither a timeout nor a working folder for guest-exec: coreutils'
-        # timeout (which signals the whole process group) and a cd in sh provide them.
-        wrapped = ["timeout", "-k", "5", f"{timeout:.0f}", *argv]
-        if cwd:
-            wrapped = ["sh", "-c", 'cd "$0" && exec "$@"', cwd, *wrapped]
-        start = time.monotonic()
-        pid = self._agent({"execute": "guest-exec", "arguments": {
-            "path": wrapped[0], "arg": wrapped[1:], "capture-output": True}})["pid"]
-        while True:
-            status = self._agent({"execute": "guest-exec-status", "arguments": {"pid": pid}})
-            if status.get("exited"):
-                break
-            if time.monotonic() - start > timeout + 60:  # the guest itself is stuck
-                return ExecResult(argv, None, "", "the guest agent stopped answering", time.monotonic() - start, True)
-            time.sleep(0.05)
-        duration = time.monotonic() - start
-        out = base64.b64decode(status.get("out-data", "")).decode(errors="replace")
-        err = base64.b64decode(status.get("err-data", "")).decode(errors="replace")
-        code = status.get("exitcode", 128 + status.get("signal", 0))
-        timed_out = code in (124, 137) and duration >= timeout - 1
-        return ExecResult(argv, None if timed_out else code, out, err, duration, timed_out)
+        return guest_agent.run(self.domain, argv, timeout, cwd)
 
-    def put_file(self, path: str, data: bytes) -> None:
+    def _put_file(self, path: str, data: bytes) -> None:
         self.exec(["mkdir", "-p", str(Path(path).parent)], timeout=30)
-        handle = self._agent({"execute": "guest-file-open", "arguments": {"path": path, "mode": "w"}})
-        try:
-            for i in range(0, len(data), AGENT_CHUNK):
-                chunk = base64.b64encode(data[i:i + AGENT_CHUNK]).decode()
-                self._agent({"execute": "guest-file-write", "arguments": {"handle": handle, "buf-b64": chunk}},
-                            timeout=60)
-        finally:
-            self._agent({"execute": "guest-file-close", "arguments": {"handle": handle}})
+        guest_agent.write(self.domain, path, data)
 
-    def get_file(self, path: str) -> bytes:
-        import libvirt
-
-        try:
-            handle = self._agent({"execute": "guest-file-open", "arguments": {"path": path, "mode": "r"}})
-        except libvirt.libvirtError as e:
-            raise FileNotFoundError(path) from e
-        parts = []
-        try:
-            while True:
-                r = self._agent({"execute": "guest-file-read", "arguments": {"handle": handle, "count": AGENT_CHUNK}},
-                                timeout=60)
-                parts.append(base64.b64decode(r.get("buf-b64", "")))
-                if r.get("eof"):
-                    break
-        finally:
-            self._agent({"execute": "guest-file-close", "arguments": {"handle": handle}})
-        return b"".join(parts)
+    def _get_file(self, path: str) -> bytes:
+        return guest_agent.read(self.domain, path)
 
     def _start_server(self, argv: list[str], log_name: str) -> Server:
         base = f"{self.workdir}/{log_name}"
-        self._agent({"execute": "guest-exec", "arguments": {
-            "path": "sh", "arg": ["-c", SERVER_SCRIPT, base, *argv], "capture-output": False}})
+        guest_agent.start(self.domain, ["sh", "-c", SERVER_SCRIPT, base, *argv])
         return PidFileServer(self, base)
 
     # A guest holds its memory and boots for seconds: few at once (fewer still emulated, below).
@@ -786,17 +557,18 @@ class LibvirtInstance(Instance):
     boots emulated, as the environment did, and says so."""
 
     def __init__(self, parent: LibvirtEnvironment, index: int, n_ports: int):
-        env = LibvirtEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id, parent.allow_tcg)
+        env = LibvirtEnvironment(f"{parent.name}-i{index}", parent.variant, parent.run_id,
+                                 allow_tcg=parent.allow_tcg, **parent.passed_on())
         # The acceleration the environment booted with: probed once, not again per instance.
         env.accel, env.accel_reason = parent.accel, parent.accel_reason
         super().__init__(env, parent)
         self.parent = parent
         self.n_ports = n_ports
 
-    def prepare(self) -> None:
+    def _prepare(self) -> None:
         self.parent.instances.append(self)
         try:
-            self.env._provision(self.n_ports, boot=False)
+            self.env._make(self.n_ports, boot=False)
         except BaseException:
             self.env.teardown()
             raise
@@ -804,7 +576,7 @@ class LibvirtInstance(Instance):
     def _start(self) -> None:
         self.env._boot()
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         if self.env.domain is not None:
             _destroy_by_name(self.env.conn, f"bench-{self.env.run_id}-{self.env.name}")
             self.env.domain = None
@@ -814,7 +586,7 @@ class LibvirtInstance(Instance):
         if self in self.parent.instances:
             self.parent.instances.remove(self)
 
-    def host_pids(self) -> list[int]:
+    def _host_pids(self) -> list[int]:
         import psutil
 
         marker = f"guest=bench-{self.env.run_id}-{self.env.name},"

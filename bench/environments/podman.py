@@ -20,7 +20,6 @@ container inherits dockerd's.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,11 +29,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from .. import interrupts, settings
+from .. import settings
 from ..errors import BenchError
-from . import dockerd
 from .base import Availability, Leftover, Refusal
-from .docker import LABEL_ENV, LABEL_RUN, DockerEnvironment, DockerVariant
+from .container import LABEL_ENV, LABEL_RUN
+from .container_spec import DockerVariant
+from .docker import DockerEnvironment
+from .private_daemon import PrivateDaemon, owned_folders, recorded_pid, stop_pid
+from .private_daemon import folder_name as _hashed
 
 STOP_TIMEOUT = 30.0
 CONTAINER_INIT = "/usr/libexec/podman/catatonit"  # what --init runs (Debian package catatonit)
@@ -58,7 +60,7 @@ def root() -> Path:
 
 
 def folder_name(run_id: str, environment: str) -> str:
-    return hashlib.sha256(f"podman/{run_id}/{environment}".encode()).hexdigest()[:12]
+    return _hashed(f"podman/{run_id}/{environment}")
 
 
 def hard_limits(pid: int) -> dict[str, int]:
@@ -74,47 +76,21 @@ def hard_limits(pid: int) -> dict[str, int]:
     return found
 
 
-class PodmanService:
+class PodmanService(PrivateDaemon):
     """The `podman system service` of one environment of one run: the Docker-compatible API
-    bench talks to. Started by pid in a session of its own, stopped by that pid."""
+    bench talks to, started and stopped by its pid as every daemon of bench's own is."""
+
+    what = "podman system service"
+    socket_name = "podman.sock"
+    log_name = "service.log"
 
     def __init__(self, run_id: str, environment: str, runtime: str = "runc"):
-        self.run_id = run_id
-        self.environment = environment
+        super().__init__(run_id, environment, root() / folder_name(run_id, environment))
         self.runtime = runtime   # the OCI runtime of every container made through this service
-        self.folder = root() / folder_name(run_id, environment)
-        self.pid: int | None = None
-
-    @property
-    def socket(self) -> Path:
-        return self.folder / "podman.sock"
-
-    @property
-    def base_url(self) -> str:
-        return f"unix://{self.socket}"
-
-    @property
-    def log(self) -> Path:
-        return self.folder / "service.log"
 
     def start(self) -> None:
-        if self.folder.exists():
-            raise BenchError(f"{self.folder} already exists: a run with this id is going on or was killed "
-                             f"(`bench cleanup --run-id {self.run_id}`)")
-        self.folder.mkdir(parents=True)
-        owner = {"run_id": self.run_id, "environment": self.environment}
-        (self.folder / "owner.json").write_text(json.dumps(owner))
-        with open(self.log, "wb") as log, interrupts.deferred():  # its pid is known before a signal stops us
-            proc = subprocess.Popen(["podman", "--runtime", self.runtime, "system", "service", "--time=0",
-                                     self.base_url],
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=self.folder, start_new_session=True)
-            self.pid = proc.pid
-            (self.folder / "owner.json").write_text(json.dumps({**owner, "pid": proc.pid}))
-        dockerd.wait_for_api(proc, self.socket, "podman system service", self.log)
-
-    def log_tail(self, lines: int = 3) -> str:
-        return dockerd.log_tail(self.log, lines)
+        self.make_folder()
+        self.launch(["podman", "--runtime", self.runtime, "system", "service", "--time=0", self.base_url])
 
     def stop(self) -> None:
         """The run's containers and volumes (they outlive the service: conmon holds them), then
@@ -162,12 +138,8 @@ def remove_labelled(run_id: str, environment: str | None = None) -> None:
 def stop_service(folder: Path, pid: int | None = None) -> None:
     """Stop a service by its pid (only while its command line names its folder's socket: the
     number may be someone else's by now) and remove its folder."""
-    if pid is None:
-        try:
-            pid = int(json.loads((folder / "owner.json").read_text()).get("pid"))
-        except (OSError, ValueError, TypeError, AttributeError):
-            pid = None
-    dockerd.stop_pid(pid, str(folder / "podman.sock"), STOP_TIMEOUT)  # only while it names our socket
+    pid = pid if pid is not None else recorded_pid(folder)
+    stop_pid(pid, str(folder / PodmanService.socket_name), STOP_TIMEOUT)  # only while it names our socket
     shutil.rmtree(folder, ignore_errors=True)
     if folder.exists():
         raise BenchError(f"could not remove {folder}")
@@ -253,13 +225,9 @@ class PodmanEnvironment(DockerEnvironment):
                 raise RuntimeError(f"left {', '.join(f'{what} {name}' for what, name, _ in still)} "
                                    f"(`bench cleanup --run-id {self.run_id}`)") from None
 
-    def _engine_options(self) -> dict[str, Any]:
-        import docker.types
-
+    def _engine_limits(self) -> dict[str, int]:
         # The service's own hard limits, which the runtime can set without CAP_SYS_RESOURCE.
-        limits = hard_limits(self.daemon.pid)
-        return {"ulimits": [docker.types.Ulimit(name=name, soft=value, hard=value)
-                            for name, value in sorted(limits.items())]}
+        return hard_limits(self.daemon.pid)
 
     def _nat_path(self) -> str:
         if self.variant.network == "host":
@@ -305,12 +273,7 @@ def leftovers(run_id: str | None) -> list[Leftover]:
                       lambda n=name, w=what: _podman(*(["rm", "-f", "-v"] if w == "container"
                                                        else ["volume", "rm", "-f"]), n))
              for what, name, who in labelled(run_id)]
-    if root().is_dir():
-        for folder in sorted(root().iterdir()):
-            try:
-                who = json.loads((folder / "owner.json").read_text()).get("run_id", "?")
-            except (OSError, ValueError, AttributeError):
-                who = "?"
-            if run_id is None or who == run_id:
-                found.append(Leftover("podman service", str(folder), who, lambda f=folder: stop_service(f)))
+    for folder, who in owned_folders(root()):
+        if run_id is None or who == run_id:
+            found.append(Leftover("podman service", str(folder), who or "?", lambda f=folder: stop_service(f)))
     return found

@@ -187,8 +187,8 @@ class RemoteHost(Environment):
     Variant = RemoteVariant
     catalogued = False  # the run's --client-host, not an environment of environments.yaml
 
-    def __init__(self, client: ClientHost, run_id: str, name: str = "client"):
-        super().__init__(name, {"host": client.destination}, run_id)
+    def __init__(self, client: ClientHost, run_id: str, name: str = "client", **given: Any):
+        super().__init__(name, {"host": client.destination}, run_id, **given)
         self.client = client
         self._control_dir = ""
         self._master: subprocess.Popen | None = None
@@ -199,6 +199,11 @@ class RemoteHost(Environment):
             return Availability(False, "no ssh on this host: apt-get install openssh-client")
         return Availability(True, "over ssh")
 
+    @classmethod
+    def backend_errors(cls) -> tuple[type[BaseException], ...]:
+        # ssh that cannot start or reach the client host (a copy's failure is an OSError)
+        return (OSError, subprocess.SubprocessError)
+
     @property
     def control_path(self) -> str:
         return f"{self._control_dir}/master" if self._control_dir else ""
@@ -208,7 +213,7 @@ class RemoteHost(Environment):
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         # A private folder: whoever can reach the socket can run commands as the remote user.
         self._control_dir = tempfile.mkdtemp(prefix=f"bench-{self.run_id}{CONTROL_SUFFIX}")
         log = Path(self._control_dir) / "master.log"
@@ -266,7 +271,7 @@ class RemoteHost(Environment):
         timed_out = r.timed_out or (r.returncode in (124, 137) and duration >= timeout - 1)
         return ExecResult(argv, None if timed_out else r.returncode, r.stdout, r.stderr, duration, timed_out)
 
-    def put_file(self, path: str, data: bytes) -> None:
+    def _put_file(self, path: str, data: bytes) -> None:
         script = 'mkdir -p "$(dirname "$0")" && cat > "$0"'
         proc = subprocess.run([*self.ssh(stdin=True), remote_command(["sh", "-c", script, path])],
                               input=data, capture_output=True, timeout=300, preexec_fn=_child_setup())
@@ -274,7 +279,7 @@ class RemoteHost(Environment):
             raise OSError(f"cannot write {path} on {self.client.destination}: "
                           f"{proc.stderr.decode(errors='replace').strip()}")
 
-    def get_file(self, path: str) -> bytes:
+    def _get_file(self, path: str) -> bytes:
         # Exit 3 tells a missing file from a failed connection (ssh's own 255).
         script = '[ -e "$0" ] || exit 3; cat "$0"'
         proc = subprocess.run([*self.ssh(), remote_command(["sh", "-c", script, path])], stdin=subprocess.DEVNULL,

@@ -31,9 +31,10 @@ from pydantic import BaseModel, ConfigDict
 
 from .. import settings
 from ..errors import BenchError
-from .base import Availability, Leftover, Refusal
-from .docker import (LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, WORKDIR, ContainerEnvironment, ContainerHandle,
-                     DockerEnvironment, DockerVariant, client)
+from .base import Availability, BackendError, Leftover, Refusal
+from .container import LABEL_ENV, LABEL_RUN, STREAM_TIMEOUT, ContainerEnvironment, ContainerHandle, client
+from .container_spec import WORKDIR, DockerVariant
+from .docker import DockerEnvironment
 from .netns import alias_of, ip
 
 GWBRIDGE = "docker_gwbridge"
@@ -214,8 +215,8 @@ class SwarmEnvironment(ContainerEnvironment):
     def doctor_checks(cls) -> list:
         return []  # Docker's say it; the mesh's support is in `bench list`
 
-    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, allow_tcg: bool = False):
-        super().__init__(name, variant, run_id, allow_tcg)
+    def __init__(self, name: str, variant: BaseModel | dict[str, Any], run_id: str, **given: Any):
+        super().__init__(name, variant, run_id, **given)
         self.swarm_service = None  # the Swarm service (Environment.service() names a tier)
         self.marker: Marker | None = None
         self.address = ""  # where the client reaches the published ports
@@ -259,7 +260,7 @@ class SwarmEnvironment(ContainerEnvironment):
 
     # -- life cycle --------------------------------------------------------------------------
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         import docker.types
 
         from .. import image
@@ -291,7 +292,7 @@ class SwarmEnvironment(ContainerEnvironment):
         self.workdir = WORKDIR
         r = self.exec(["mkdir", "-p", WORKDIR], timeout=30, cwd="/")
         if not r.ok:
-            raise RuntimeError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
+            raise BackendError(f"cannot make {WORKDIR} in {resource}: {r.stderr.strip()}")
         self.address = ADVERTISE_ADDRESS if self.variant.address == "own-interface" else "127.0.0.1"
 
     def _make_swarm(self) -> None:
@@ -325,9 +326,9 @@ class SwarmEnvironment(ContainerEnvironment):
                 if status.get("State") == "running":
                     return self._client.containers.get(status["ContainerStatus"]["ContainerID"])
                 if status.get("State") in ("failed", "rejected", "shutdown"):
-                    raise RuntimeError(f"the swarm task {status.get('State')}: {status.get('Err') or status.get('Message')}")
+                    raise BackendError(f"the swarm task {status.get('State')}: {status.get('Err') or status.get('Message')}")
             time.sleep(0.3)
-        raise RuntimeError(f"the swarm service's task did not run within {TASK_TIMEOUT} s")
+        raise BackendError(f"the swarm service's task did not run within {TASK_TIMEOUT} s")
 
     def teardown(self) -> None:
         import docker.errors

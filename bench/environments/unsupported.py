@@ -29,7 +29,7 @@ class UnsupportedEnvironment(Environment):
         # availability() is always False, so the runner never gets here; if code does, say why.
         raise BenchError(f"environment '{self.name}' cannot run: {self.availability(self.variant).reason}")
 
-    def provision(self, scratch_root: str, n_ports: int) -> None:
+    def _provision(self, scratch_root: str, n_ports: int) -> None:
         self._refuse()
 
     def teardown(self) -> None:
@@ -38,10 +38,10 @@ class UnsupportedEnvironment(Environment):
     def _exec(self, argv: list[str], timeout: float, cwd: str | None) -> ExecResult:
         self._refuse()
 
-    def put_file(self, path: str, data: bytes) -> None:
+    def _put_file(self, path: str, data: bytes) -> None:
         self._refuse()
 
-    def get_file(self, path: str) -> bytes:
+    def _get_file(self, path: str) -> bytes:
         self._refuse()
 
     def _start_server(self, argv: list[str], log_name: str) -> Server:

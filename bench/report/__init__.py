@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import stats
-from ..workloads import TOOLS
+from ..workloads import Facts, facts_of
 from . import numbers
 from ..errors import BenchError
 from ..output import output_file
@@ -98,10 +98,11 @@ class Results:
         self.kinds = dict(zip(pairs["environment"], pairs["env_kind"])) if pairs is not None else {}
         # The summary as plain dicts once (a DataFrame row per table cell costs a millisecond each).
         self.records = self.summary.to_dict("records") if self.summary is not None else []
+        self.facts = _facts(manifests, df)
         # A tool whose numbers are absolute (an instance's own costs) keeps its statistics and loses
         # the comparison: no ratio, verdict or first-screen cell of it is set against native.
         for r in self.records:
-            if r.get("tool") in TOOLS and not TOOLS[r["tool"]].against_native:
+            if not self.facts[r["workload"]].against_native:
                 for key in COMPARISON_KEYS:
                     r.pop(key, None)
 
@@ -215,7 +216,7 @@ def _workload(res: Results, ref, w: str, rows, metrics: list[str], recs: list[di
                 study = study if _is_peak(rows, m, point, baseline) else None
             table.append({"metric": m, "point": point, "unit": first["unit"], "better": first["better"],
                           "cells": by_env, "study": _study_cells(study, envs, kinds, ref, first["better"], emulated)})
-    tool = rows["tool"].iloc[0]
+    tool, facts = rows["tool"].iloc[0], res.facts[w]
     figs = _workload_figures(w, tool, rows, shown, headline, sweep_keys, envs, baseline, emulated)
     compared = [r for r in recs if r["metric"] == headline and r["environment"] != baseline
                 and "ratio" in r and _finite(r.get("ratio"))]
@@ -223,9 +224,9 @@ def _workload(res: Results, ref, w: str, rows, metrics: list[str], recs: list[di
         # Faster than the bare host on CPU or memory work is what a leaked variable or another
         # binary looks like (a false "HPL +44 % in Docker"), not a win: said so in words, on
         # the cell itself, so the first screen's matrix says it too.
-        implausible = (tool in PLAUSIBILITY_TOOLS and bool(r.get("significant"))
+        implausible = (bool(facts.implausible_win) and bool(r.get("significant"))
                        and r.get("overhead_pct", 0) < -PLAUSIBILITY_PCT)
-        r["implausible"] = PLAUSIBILITY_TOOLS[tool] if implausible else ""
+        r["implausible"] = facts.implausible_win if implausible else ""
     summary_rows = [dict(r) for r in compared]
     for r in summary_rows:
         study = ref.for_metric(w, headline, {k: r.get(f"sweep_{k}") for k in sweep_keys}) if ref else None
@@ -237,10 +238,10 @@ def _workload(res: Results, ref, w: str, rows, metrics: list[str], recs: list[di
         r["study_config"] = ref.labels.get(config, config) if study and config else None
         r["study_paper_only"] = bool(study) and any(study["values"].get(c, {}).get("origin") == "paper"
                                                     for c in (config, "native"))
-    return {"name": w, "tool": tool, "headline": headline, "sweep_keys": sweep_keys,
+    return {"name": w, "tool": tool, "facts": facts, "headline": headline, "sweep_keys": sweep_keys,
             "table": table, "figures": figs, "summary": summary_rows,
             "description": _description(res.manifests, w), "params": _params(res.manifests, w),
-            "setup_notes": _setup_notes(res.manifests, tool, envs)}
+            "setup_notes": _setup_notes(res.manifests, facts, envs)}
 
 
 def _workload_figures(w, tool, rows, shown, headline, sweep_keys, envs, baseline, emulated) -> list[dict[str, Any]]:
@@ -296,7 +297,7 @@ def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests
     if items and others:
         jobs.append(("overview", (items, envs, baseline, emulated, f"Each workload against {baseline}: "
                                   "performance relative to native, 95 % interval of the ratio"),
-                     "Overview: each workload's headline metric (and hpcc's memory results) as performance relative "
+                     f"Overview: each workload's headline metric{_and_extras(verdict.extras(workloads))} as performance relative "
                      f"to {baseline} (×1), log axis, right is better (a latency's ratio inverted); error bars: the 95 % "
                      "interval of the ratio; grey band: ±5 %, equivalent; solid bar: a cost or a gain; pale: "
                      "equivalent; pale and cross-hatched: unresolved" + ("; hatched: emulated (TCG)" if emulated else "") + "."))
@@ -306,6 +307,7 @@ def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests
         for w in m.get("machine_warnings") or []:
             warnings_seen.setdefault(f"{w.get('name')}: {w.get('detail')}", w)
     return {"bottom_line": verdict.bottom_line(grid, notes), "matrix": grid, "proxied": sorted(proxied),
+            "extras": verdict.extras(workloads),
             # none where nothing was set against native (a run of instance costs alone)
             "conclusions": conclusions.conclusions(cells, envs, kinds, emulated, networks, proxied, baseline)
             if baseline and cells else [],
@@ -314,6 +316,11 @@ def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests
             "machine_warnings": list(warnings_seen.values()),
             "machine_checked": any("machine_warnings" in m for m in manifests),
             "jobs": jobs}
+
+
+def _and_extras(extras: list[tuple[str, str]]) -> str:
+    words = [f"{tool}'s {resources} results" for tool, resources in extras]
+    return f" (and {', '.join(words)})" if words else ""
 
 
 # What docker-proxy on loopback is, wherever a number measured through it appears.
@@ -397,13 +404,8 @@ def _study_cells(study, envs, kinds, ref, better, emulated):
             "sources": sources or [study["source"]]}
 
 
-# Tools on which no environment should beat native by more than noise, and what a win there
-# means instead: CPU and memory work (a leaked variable, another binary), and fio's direct I/O
-# (a cache on the path: gVisor's volume does not honour O_DIRECT), never the disk itself.
-PLAUSIBILITY_TOOLS = {"sysbench": "not plausible for CPU or memory work: see Parity",
-                      "hpcc": "not plausible for CPU or memory work: see Parity",
-                      "xz": "not plausible for CPU or memory work: see Parity",
-                      "fio": "not plausible for direct I/O: a cache on the path, not the disk"}
+# How far beyond native a significant win must be, on a tool on which no environment can beat
+# native (its facts' implausible_win), to be said to be no win.
 PLAUSIBILITY_PCT = 10.0
 
 
@@ -435,16 +437,25 @@ def _run_info(m: dict[str, Any]) -> dict[str, Any]:
     return {k: m.get(k) for k in keys}
 
 
-# Tools whose client talks to a server in the environment over the network.
-CLIENT_SERVER_TOOLS = ("netperf", "redis", "mariadb", "webapp")
+def _facts(manifests, df) -> dict[str, Facts]:
+    """Each workload's tool facts as its runs recorded them (the first that did), or for runs
+    made before they were recorded, its tool's now (workloads.facts_of)."""
+    recorded: dict[str, Any] = {}
+    for m in manifests:
+        for name, w in (m.get("workloads") or {}).items():
+            if (w or {}).get("facts"):
+                recorded.setdefault(name, w["facts"])
+    if df.empty:
+        return {}
+    pairs = df[["workload", "tool"]].drop_duplicates()
+    return {w: facts_of(t, recorded.get(w)) for w, t in zip(pairs["workload"], pairs["tool"])}
 
 
-def _blas_notes(manifests, tool: str) -> list[str]:
+def _blas_notes(manifests, facts: Facts) -> list[str]:
     """A tool whose speed is OpenBLAS's: a note where native ran a generic fallback kernel."""
     from .. import blas
-    from ..workloads import TOOLS
 
-    if not getattr(TOOLS.get(tool), "uses_blas", False):
+    if not facts.uses_blas:
         return []
     for m in manifests:
         core = str(((m.get("execution_context") or {}).get("native") or {}).get("blas_core", ""))
@@ -455,10 +466,10 @@ def _blas_notes(manifests, tool: str) -> list[str]:
     return []
 
 
-def _setup_notes(manifests, tool: str, envs: list[str]) -> list[str]:
+def _setup_notes(manifests, facts: Facts, envs: list[str]) -> list[str]:
     """Where the set-up of this run differs from the study's in a way that moves these numbers."""
-    if tool not in CLIENT_SERVER_TOOLS:
-        return _blas_notes(manifests, tool)
+    if not facts.client_server:
+        return _blas_notes(manifests, facts)
     notes = []
     if not any((m.get("client") or {}).get("kind") == "remote" for m in manifests):
         notes.append("Client and server on the same host (loopback): every transaction costs this host's CPU "

@@ -5,11 +5,11 @@ or unresolved, from the ratio's 95 % interval against the ±5 % band. The matrix
 line, the conclusions (.conclusions), the summary table and the overview figure all read that
 one column, so no two of them can disagree about a cell.
 
-The matrix is environment × resource (the workload modules' `resource`: CPU, memory, disk,
-network latency, network throughput, applications). A resource's verdict is its worst resolved
-cell's: a cost anywhere is a cost, with the largest one's size and a link to it; equivalent only
-when every cell is; unresolved when nothing beyond the band was resolved and some cell straddles
-an edge of it.
+The matrix is environment × resource (each workload's facts as its run recorded them: CPU,
+memory, disk, network latency, network throughput, applications). A resource's verdict is its
+worst resolved cell's: a cost anywhere is a cost, with the largest one's size and a link to it;
+equivalent only when every cell is; unresolved when nothing beyond the band was resolved and some
+cell straddles an edge of it.
 """
 
 from __future__ import annotations
@@ -18,20 +18,11 @@ import math
 import re
 from typing import Any
 
-from ..workloads import TOOLS
 from ..workloads.base import RESOURCES
 from .numbers import change, perf_interval, times
 
-# Besides each workload's headline metric, the ones that answer a question of their own: the
-# study's memory results (STREAM, RandomAccess) are hpcc's other metrics.
-EXTRA_METRICS = {"hpcc": ("stream_triad", "randomaccess_gups_single")}
 MAX_POINTS = 3   # sweep points of one metric on the first screen (the lowest, middle, highest)
 CLASSES = ("cost", "gain", "equivalent", "unresolved")
-
-
-def resource(tool: str, metric: str) -> str:
-    workload = TOOLS.get(tool)
-    return workload.resource_of(metric) if workload else "applications"
 
 
 def cell_id(env: str, workload: str, metric: str, point: str) -> str:
@@ -41,12 +32,12 @@ def cell_id(env: str, workload: str, metric: str, point: str) -> str:
 
 def overview_cells(workloads: list[dict[str, Any]], records: list[dict[str, Any]], baseline: str) -> list[dict[str, Any]]:
     """The cells the first screen speaks of, in the report's workload order: per workload its
-    headline (at up to MAX_POINTS sweep points) and its EXTRA_METRICS."""
+    headline (at up to MAX_POINTS sweep points) and its facts' extra metrics."""
     out = []
     for w in workloads:
         if w["name"] == "provision":   # start-up time, measured once: no interval to speak of
             continue
-        metrics = [w["headline"], *EXTRA_METRICS.get(w["tool"], ())]
+        metrics = [w["headline"], *w["facts"].extra_metrics]
         for metric in metrics:
             cells = [r for r in records if r["workload"] == w["name"] and r["metric"] == metric
                      and r["environment"] != baseline and "ratio" in r]
@@ -57,9 +48,19 @@ def overview_cells(workloads: list[dict[str, Any]], records: list[dict[str, Any]
                 label = w["name"] if metric == w["headline"] else f"{w['name']} {metric}"
                 out.append({"label": label + (f" @ {point}" if point else ""), "workload": w["name"],
                             "metric": metric, "point": point, "tool": w["tool"],
-                            "resource": resource(w["tool"], metric),
+                            "resource": w["facts"].resource_of(metric),
                             "by_env": {r["environment"]: r for r in cells if r["point"] == point}})
     return out
+
+
+def extras(workloads: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Whose extra metrics the first screen shows, and what they measure: [(tool, "memory")],
+    for the words beside the matrix and the overview ("and <tool>'s memory results")."""
+    said: dict[str, list[str]] = {}
+    for w in workloads:
+        if w["facts"].extra_metrics:
+            said.setdefault(w["tool"], list(dict.fromkeys(w["facts"].resource_of(m) for m in w["facts"].extra_metrics)))
+    return [(tool, _join(resources)) for tool, resources in said.items()]
 
 
 def classify(r: dict[str, Any]) -> str:
@@ -102,7 +103,7 @@ def matrix_cell(env: str, mine: list[tuple[dict[str, Any], dict[str, Any]]]) -> 
     elif by["gain"]:
         c, r = min(by["gain"], key=lambda cr: _slowdown(cr[1]))
         verdict, size = "gain", change(r, interval=False)
-        # a gain no environment can have on this work (report.PLAUSIBILITY_TOOLS) is named for what it is
+        # a gain no environment can have on this work (its facts' implausible_win) is named for what it is
         implausible = next((r2.get("implausible") for _, r2 in by["gain"] if r2.get("implausible")), "")
     elif by["unresolved"]:
         c, r = by["unresolved"][0]

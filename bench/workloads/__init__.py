@@ -6,7 +6,9 @@ import importlib
 import inspect
 import pkgutil
 
-from .base import CellContext, Params, RawOutput, Workload
+from typing import Any
+
+from .base import CellContext, Facts, Params, RawOutput, Workload
 
 
 def _discover() -> dict[str, Workload]:
@@ -31,4 +33,14 @@ def packages() -> tuple[str, ...]:
     (with what every image needs besides, image.Recipe)."""
     return tuple(sorted({p for tool in TOOLS.values() for p in tool.packages}))
 
-__all__ = ["CellContext", "Params", "RawOutput", "Workload", "TOOLS", "packages"]
+
+def facts_of(tool: str, recorded: dict[str, Any] | None = None) -> Facts:
+    """A workload's facts as its run recorded them (run.json's workloads.*.facts). A run made
+    before bench recorded them takes its tool's as they stand now, and a tool bench no longer
+    has the defaults (Facts()): the one place where such runs are read."""
+    if recorded:
+        return Facts.from_json(recorded)
+    return TOOLS[tool].facts() if tool in TOOLS else Facts()
+
+
+__all__ = ["CellContext", "Facts", "Params", "RawOutput", "Workload", "TOOLS", "facts_of", "packages"]

@@ -47,6 +47,46 @@ Bytes = _bounded(1, 1 << 30)           # a message or value size: at most 1 GiB
 
 # The resources of the report's matrix, in its order; a workload's `resource` is one of them.
 RESOURCES = ("CPU", "memory", "disk", "network latency", "network throughput", "applications")
+# What a workload set against native on none of them measures instead (the density suite).
+ABSOLUTE_RESOURCES = ("instance costs",)
+# What a clear win over native means on work no environment can do faster than the bare host:
+# a leaked variable or another binary (see the report's Parity), not a win. A tool of another
+# resource on which a win is implausible says its own words (fio's direct I/O).
+IMPLAUSIBLE_WIN = {"CPU": "not plausible for CPU or memory work: see Parity",
+                   "memory": "not plausible for CPU or memory work: see Parity"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """What the report needs to know of a workload's tool, recorded in run.json's workloads (its
+    `facts`), so that the report reads them from the run and names no tool. The defaults are a
+    tool's that run.json no longer knows (an application, compared with native, nothing more)."""
+
+    resource: str = "applications"
+    metric_resources: dict[str, str] = dataclasses.field(default_factory=dict)
+    extra_metrics: tuple[str, ...] = ()   # besides the headline, the metrics of the first screen
+    against_native: bool = True
+    implausible_win: str = ""              # "": a win over native is plausible; else what it means
+    client_server: bool = False            # a client reaches a server in the environment
+    uses_blas: bool = False
+
+    def resource_of(self, metric: str) -> str:
+        """The resource a metric measures: the first prefix of metric_resources it has, else the tool's."""
+        for prefix, resource in self.metric_resources.items():
+            if metric.startswith(prefix):
+                return resource
+        return self.resource
+
+    def to_json(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "extra_metrics": list(self.extra_metrics)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> "Facts":
+        """From run.json's `facts` (keys a later bench added take their defaults)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        facts = {k: v for k, v in doc.items() if k in known}
+        return cls(**{**facts, "extra_metrics": tuple(facts.get("extra_metrics", ())),
+                      "metric_resources": dict(facts.get("metric_resources", {}))})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,16 +130,24 @@ class Workload(abc.ABC):
     # It starts further instances of its environment (the density suite): a kind that cannot
     # make them (Environment.instance) is left out of its cells before anything is provisioned.
     needs_instances: ClassVar[bool] = False
+    # The tool's facts (Facts, recorded in run.json): what the report knows of it, from nowhere else.
     # What the tool's numbers measure, in the resources the report's first screen sets side by
     # side (RESOURCES): the tool's, and any metric of it that measures another (a prefix of the
-    # metric's name: hpcc's stream_* are memory, its hpl_gflops CPU).
-    resource: ClassVar[str] = "applications"
+    # metric's name: hpcc's stream_* are memory, its hpl_gflops CPU). No default: every tool
+    # says it (checked when its class is defined), so none is filed under a resource by accident.
+    resource: ClassVar[str]
+    metric_resources: ClassVar[dict[str, str]] = {}
+    # Metrics besides the headline that answer a question of their own on the first screen
+    # (hpcc's STREAM and RandomAccess: the study's memory results).
+    extra_metrics: ClassVar[tuple[str, ...]] = ()
     uses_blas: ClassVar[bool] = False   # its speed is OpenBLAS's kernel's (HPL): the report notes a fallback
     # Whether its numbers are set against native's (a ratio, a verdict). False: they are an
     # instance's own costs in absolute units (the density suite): the host has no instance to
     # divide by, and a container's start against a fork says nothing a reviewer can use.
     against_native: ClassVar[bool] = True
-    metric_resources: ClassVar[dict[str, str]] = {}
+    # What a clear win over native on its headline means when it cannot be one; None: its
+    # resource's words (IMPLAUSIBLE_WIN: CPU and memory work), "" for a win that may be real.
+    implausible_win: ClassVar[str | None] = None
     Params: ClassVar[type[Params]]
     # OCI runtimes this tool cannot run under, and why: known before anything is made, so a
     # container environment of that runtime leaves the tool's cells out with the reason.
@@ -110,12 +158,29 @@ class Workload(abc.ABC):
         memory), or None: asked once, before anything is provisioned."""
         return None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A tool's facts are checked when its class is defined: a missing or unknown resource
+        is an error there, not a cell the report files under the wrong resource."""
+        super().__init_subclass__(**kwargs)
+        # (ABCMeta has not yet set __abstractmethods__ here: what is still abstract is looked up.)
+        if any(getattr(getattr(cls, name, None), "__isabstractmethod__", False) for name in dir(cls)):
+            return
+        where = f"workload {cls.__module__}.{cls.__qualname__}"
+        if not isinstance(getattr(cls, "resource", None), str):
+            raise TypeError(f"{where} declares no `resource` (one of {', '.join(RESOURCES)})")
+        allowed = RESOURCES if cls.against_native else RESOURCES + ABSOLUTE_RESOURCES
+        for resource in (cls.resource, *cls.metric_resources.values()):
+            if resource not in allowed:
+                raise TypeError(f"{where}: resource {resource!r} is none of {', '.join(allowed)}")
+
     @classmethod
-    def resource_of(cls, metric: str) -> str:
-        for prefix, resource in cls.metric_resources.items():
-            if metric.startswith(prefix):
-                return resource
-        return cls.resource
+    def facts(cls) -> Facts:
+        """The tool's facts as run.json records them. A client/server tool is one whose server
+        the environment offers ports for."""
+        implausible = IMPLAUSIBLE_WIN.get(cls.resource, "") if cls.implausible_win is None else cls.implausible_win
+        return Facts(resource=cls.resource, metric_resources=dict(cls.metric_resources),
+                     extra_metrics=tuple(cls.extra_metrics), against_native=cls.against_native,
+                     implausible_win=implausible, client_server=cls.server_ports > 0, uses_blas=cls.uses_blas)
 
     @classmethod
     def client_requirements(cls) -> list[tuple[str, str]]:

@@ -81,6 +81,7 @@ class Hpcc(Workload):
     tool = "hpcc"
     resource = "CPU"
     metric_resources = {"stream": "memory", "randomaccess": "memory"}   # HPL is CPU; STREAM, GUPS memory
+    extra_metrics = ("stream_triad", "randomaccess_gups_single")      # the study's memory results
     uses_blas = True
     programs = ("hpcc", "mpirun")
     packages = ("hpcc", "openmpi-bin", "libopenblas0-serial")

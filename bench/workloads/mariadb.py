@@ -55,6 +55,7 @@ class MariadbParams(Params):
 
 class Mariadb(Workload):
     tool = "mariadb"
+    resource = "applications"
     sweeps = ("threads",)
     programs = ("mariadbd",)
     client_programs = ("sysbench",)

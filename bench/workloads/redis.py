@@ -66,6 +66,7 @@ class RedisParams(Params):
 
 class Redis(Workload):
     tool = "redis"
+    resource = "applications"
     sweeps = ("clients",)
     programs = ("redis-server",)
     client_programs = ("redis-benchmark",)

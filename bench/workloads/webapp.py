@@ -63,6 +63,7 @@ class WebappParams(Params):
 
 class Webapp(Workload):
     tool = "webapp"
+    resource = "applications"
     programs = (PYTHON, "redis-server", "redis-cli")
     client_programs = ("wrk",)
     # wrk too, so that a client placed in a container (client_environment) has it.
