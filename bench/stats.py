@@ -66,22 +66,75 @@ class Options:
 
 # -- one sample ------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=4096)
+_T: dict[tuple[float, float], float] = {}   # (confidence, df) -> t; a results set asks for a few thousand
+
+
 def _t(confidence: float, df: float) -> float:
-    """The two-sided t quantile (cached: a results set asks for the same few thousands of times)."""
-    return float(st.t.ppf(0.5 + confidence / 2, df))
+    """The two-sided t quantile, cached."""
+    key = (confidence, float(df))
+    if key not in _T:
+        if len(_T) > 65536:
+            _T.clear()
+        _T[key] = float(st.t.ppf(0.5 + confidence / 2, df))
+    return _T[key]
 
 
 def describe(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
     """n, mean, SD (n-1), median, CoV and the t confidence interval of the mean."""
     x = np.asarray(values, dtype=float)
     n = len(x)
-    mean = float(np.mean(x)) if n else math.nan
-    sd = float(np.std(x, ddof=1)) if n > 1 else math.nan
+    return _described(n, float(np.mean(x)) if n else math.nan, float(np.std(x, ddof=1)) if n > 1 else math.nan,
+                      float(np.median(x)) if n else math.nan, confidence)
+
+
+def _described(n: int, mean: float, sd: float, median: float, confidence: float) -> dict[str, float]:
     half = _t(confidence, n - 1) * sd / math.sqrt(n) if n > 1 else math.nan
-    return {"n": n, "mean": mean, "sd": sd, "median": float(np.median(x)) if n else math.nan,
+    return {"n": n, "mean": mean, "sd": sd, "median": median,
             "cov": sd / abs(mean) if n > 1 and mean else math.nan,
             "ci_low": mean - half, "ci_high": mean + half}
+
+
+@dataclasses.dataclass(frozen=True)
+class Moments:
+    """What describe(), log_ratio() and apart() take from a cell's values, as they compute it."""
+    n: int
+    mean: float
+    sd: float        # ddof 1; nan below 2 values
+    var: float       # ddof 1, as numpy's var (not sd squared: the last bit can differ)
+    median: float
+    low: float
+    high: float
+
+
+def moments_many(value: np.ndarray, positions: list[np.ndarray]) -> list[Moments]:
+    """Each cell's Moments (cells given by their row positions in `value`), computed a matrix
+    per number of repetitions: numpy's reductions along a row add in the same order as over
+    the row alone, so every number is the one describe() gives, bit for bit."""
+    out: list[Moments | None] = [None] * len(positions)
+    by_n: dict[int, list[int]] = {}
+    for i, pos in enumerate(positions):
+        by_n.setdefault(len(pos), []).append(i)
+    for n, cells_n in by_n.items():
+        if n == 0:
+            for i in cells_n:
+                out[i] = Moments(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
+            continue
+        x = value[np.concatenate([positions[i] for i in cells_n])].reshape(len(cells_n), n)
+        nan = np.full(len(cells_n), math.nan)
+        columns = (x.mean(axis=1), x.std(axis=1, ddof=1) if n > 1 else nan, x.var(axis=1, ddof=1) if n > 1 else nan,
+                   np.median(x, axis=1), x.min(axis=1), x.max(axis=1))
+        for i, row in zip(cells_n, zip(*(c.tolist() for c in columns))):
+            out[i] = Moments(n, *row)
+    return out
+
+
+def t_many(confidence: float, dfs) -> None:
+    """The t quantiles of these degrees of freedom, into _t's cache in one vectorized call
+    (scipy's ppf of an array is the same function, value by value, as of each alone)."""
+    missing = sorted({float(d) for d in dfs if (confidence, float(d)) not in _T and math.isfinite(d)})
+    if missing:
+        for d, q in zip(missing, st.t.ppf(0.5 + confidence / 2, np.array(missing)).tolist()):
+            _T[(confidence, d)] = float(q)
 
 
 # -- two samples -----------------------------------------------------------------------------
@@ -121,31 +174,50 @@ def log_ratio(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) 
     Welch-Satterthwaite degrees of freedom of the two terms. Where a mean is not positive the
     logarithm means nothing: Fieller's interval instead."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    na, nb = len(a), len(b)
-    if na == 0 or nb == 0:
+    if len(a) == 0 or len(b) == 0:
         return math.nan, math.nan, math.nan
-    ma, mb = a.mean(), b.mean()
+    return _log_ratio(moments_many(a, [np.arange(len(a))])[0], moments_many(b, [np.arange(len(b))])[0],
+                      confidence, lambda: fieller_ratio(a, b, confidence))
+
+
+def _log_ratio(a: Moments, b: Moments, confidence: float, fieller) -> tuple[float, float, float]:
+    """log_ratio from the two cells' Moments; `fieller()` where a mean is not positive."""
+    na, nb, ma, mb = a.n, b.n, a.mean, b.mean
     if not (ma > 0 and mb > 0):
-        return fieller_ratio(a, b, confidence)
-    ratio = float(ma / mb)
+        return fieller()
+    ratio = ma / mb
     if na < 2 or nb < 2:
         return ratio, math.nan, math.nan
-    va, vb = a.var(ddof=1) / na / ma**2, b.var(ddof=1) / nb / mb**2
+    va, vb = a.var / na / ma**2, b.var / nb / mb**2
     se = math.sqrt(va + vb)
     if se == 0:
         return ratio, ratio, ratio
-    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    half = _t(confidence, round(float(df), 3)) * se
+    half = _t(confidence, _welch_df(a, b)) * se
     return ratio, ratio * math.exp(-half), ratio * math.exp(half)
+
+
+def _welch_df(a: Moments, b: Moments) -> float:
+    """The Welch-Satterthwaite degrees of freedom of the log-ratio's two terms (to 3 decimals:
+    the t quantile is cached by it); nan where _log_ratio has no interval."""
+    if not (a.mean > 0 and b.mean > 0) or a.n < 2 or b.n < 2:
+        return math.nan
+    va, vb = a.var / a.n / a.mean**2, b.var / b.n / b.mean**2
+    if va + vb == 0:
+        return math.nan
+    return round(float((va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))), 3)
 
 
 def apart(a: Sequence[float], b: Sequence[float]) -> int:
     """+1 when every value of a is above every value of b, -1 when every one is below, else 0."""
     if len(a) == 0 or len(b) == 0:
         return 0
-    if min(a) > max(b):
+    return _apart(min(a), max(a), min(b), max(b))
+
+
+def _apart(low_a: float, high_a: float, low_b: float, high_b: float) -> int:
+    if low_a > high_b:
         return 1
-    if max(a) < min(b):
+    if high_a < low_b:
         return -1
     return 0
 
@@ -253,12 +325,14 @@ def _sampled_permutation_p(a: np.ndarray, b: np.ndarray, n_resamples: int, seed:
     same numbers, faster.
 
     scipy gathers every permuted sample (pairs x permutations x values) and averages it. Here
-    the permuted sums are one matrix product with each permutation's 0/1 membership mask, which
-    is exact but for rounding in the last bits. The p only counts null values on either side of
-    observed -/+ scipy's tolerance, so only null values within a (wide) rounding margin of
-    those two thresholds could be counted differently: those few are recomputed exactly as
-    scipy's computes them, so the counts, and the p-values, are scipy's (tests/test_stats.py
-    checks it against scipy itself, ties and constant samples included).
+    the permuted first sample's sums are one matrix product with each permutation's 0/1
+    membership mask, and a permutation's difference of the means is that sum times
+    (1/n1 + 1/n2) less the total over n2: exact but for rounding in the last bits. The p only
+    counts null values on either side of observed -/+ scipy's tolerance, so each is counted
+    twice, against that threshold moved by a (wide) rounding margin either way: where the two
+    counts agree no value is near it; the few values of a row where they differ are recomputed
+    exactly as scipy computes them, so the counts, and the p-values, are scipy's
+    (tests/test_stats.py checks it against scipy itself, ties and constant samples included).
     """
     n1, n2 = a.shape[1], b.shape[1]
     data = np.concatenate([a, b], axis=1)                           # pairs x n
@@ -268,23 +342,23 @@ def _sampled_permutation_p(a: np.ndarray, b: np.ndarray, n_resamples: int, seed:
     low, high = (observed + gamma)[:, None], (observed - gamma)[:, None]   # null <= low; null >= high
     # Rounding of a sum of n values is below n * eps * max|value|; allow 1000 times that.
     margin = (1000 * (n1 + n2) * np.finfo(float).eps * np.abs(data).max(axis=1))[:, None]
+    shift = data.sum(axis=1)[:, None] / n2
+    scale = 1.0 / n1 + 1.0 / n2
     less = np.ones(len(data), dtype=np.int64)                       # 1: the observed split, as scipy
     greater = np.ones(len(data), dtype=np.int64)
     for start in range(0, n_resamples, 2048):                       # blocks that stay in the CPU's cache
-        mask = first[start:start + 2048]
-        null = data @ mask.T                                        # pairs x block: the permuted sums
-        null /= n1
-        rest = data @ (1.0 - mask).T
-        rest /= n2
-        null -= rest
-        # Within the margin of observed -/+ gamma: recompute as scipy does (|d| vs gamma: both).
-        rows, cols = np.nonzero(np.abs(np.abs(null - observed[:, None]) - gamma[:, None]) <= margin)
-        for at in range(0, len(rows), 65536):                       # bounded memory, as scipy's batch
-            r, c = rows[at:at + 65536], cols[at:at + 65536]
-            permuted = data[r[:, None], perms[start + c]]          # each (pair, permutation)'s values
-            null[r, c] = _sequential_mean(permuted[:, :n1]) - _sequential_mean(permuted[:, n1:])
-        less += np.count_nonzero(null <= low, axis=1)
-        greater += np.count_nonzero(null >= high, axis=1)
+        null = data @ first[start:start + 2048].T                   # pairs x block: the permuted sums
+        null *= scale
+        null -= shift
+        for counts, sure, near, at, below in ((less, null <= low - margin, null <= low + margin, low, True),
+                                              (greater, null >= high + margin, null >= high - margin, high, False)):
+            certain, loose = np.count_nonzero(sure, axis=1), np.count_nonzero(near, axis=1)
+            counts += certain
+            for r in np.flatnonzero(loose != certain):              # values near the threshold: as scipy
+                cols = np.flatnonzero(near[r] & ~sure[r])
+                permuted = data[r][perms[start + cols]]
+                exact = _sequential_mean(permuted[:, :n1]) - _sequential_mean(permuted[:, n1:])
+                counts[r] += np.count_nonzero(exact <= at[r] if below else exact >= at[r])
     return np.clip(np.minimum(less, greater) / (n_resamples + 1) * 2, 0.0, 1.0)
 
 
@@ -314,23 +388,34 @@ def compare(a: Sequence[float], b: Sequence[float], better: str, options: Option
             p: float | None = None) -> dict[str, Any]:
     """Sample a against reference b: ratio a/b with its interval, overhead, test, flags.
     `p` is the permutation test's p when the caller computed it already (in a batch)."""
-    ratio, low, high = log_ratio(a, b, options.confidence)
+    if p is None:
+        p = permutation_p(a, b, options.n_resamples, options.seed)
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    ma, mb = moments_many(x, [np.arange(len(x))])[0], moments_many(y, [np.arange(len(y))])[0]
+    return compared(ma, mb, better, options, p, lambda: log_ratio(a, b, options.confidence))
+
+
+def compared(a: Moments, b: Moments, better: str, options: Options, p: float, exact=None) -> dict[str, Any]:
+    """compare() from the two cells' Moments and the permutation p; `exact()` is log_ratio of
+    the values themselves, for a cell whose mean is not positive (Fieller's interval)."""
+    if a.n == 0 or b.n == 0:
+        ratio, low, high = math.nan, math.nan, math.nan
+    else:
+        ratio, low, high = _log_ratio(a, b, options.confidence, exact)
     sign = -1.0 if better == "higher" else 1.0
     # Overhead: the worse-direction change in percent; its interval maps from the ratio's.
     ends = sorted([sign * (low - 1) * 100, sign * (high - 1) * 100])
-    if p is None:
-        p = permutation_p(a, b, options.n_resamples, options.seed)
-    p_min = min_attainable_p(len(a), len(b), options.n_resamples)
+    p_min = min_attainable_p(a.n, b.n, options.n_resamples)
     if p_min <= options.alpha:
         basis, significant = "permutation", bool(p < options.alpha)
     else:  # the permutation test cannot decide at this n: the parametric interval does
         basis = "interval"
         significant = bool(not math.isnan(low) and not (low <= 1 <= high))
-    side = apart(a, b)
+    side = _apart(a.low, a.high, b.low, b.high) if a.n and b.n else 0
     return {"ratio": ratio, "ratio_low": low, "ratio_high": high,
             "overhead_pct": sign * (ratio - 1) * 100, "overhead_low": ends[0], "overhead_high": ends[1],
             "p": p, "p_min": p_min, "significant": significant, "basis": basis, "apart": side,
-            "verdict": verdict(low, high, better, side, (len(a), len(b)), options.band)}
+            "verdict": verdict(low, high, better, side, (a.n, b.n), options.band)}
 
 
 def performance(ratio: float, low: float, high: float, better: str) -> tuple[float, float, float]:
@@ -370,7 +455,8 @@ def sweep_params(df) -> dict[str, list[str]]:
         for column in params:
             p = column[len(PARAM):]
             col = rows[column]
-            if p in keys or col.isna().all() or col.map(lambda v: isinstance(v, (list, dict))).any():
+            if p in keys or col.isna().all() or (col.dtype == object
+                                                  and col.map(lambda v: isinstance(v, (list, dict))).any()):
                 continue  # a list parameter (redis' `tests`) is a setting, never a point
             within = rows.groupby(["run_id", "environment", "metric", "repetition"])[column].nunique(dropna=True)
             if (within > 1).any() or (p in KNOWN_SWEEPS and col.nunique(dropna=True) > 1):
@@ -435,31 +521,33 @@ def summarize(df, baseline: str | None = None, options: Options = Options()):
     env_kind, tool, unit, better = (df[c].to_numpy(object) for c in ("env_kind", "tool", "unit", "better"))
     tcg = (df["env_accel"] == "tcg").to_numpy(bool) if "env_accel" in df else None
     groups = list(_cell_positions(df))
-    native = {(w, m, pt): value[pos] for (e, w, m, pt), _, pos in groups if e == baseline}
+    moments = moments_many(value, [pos for _, _, pos in groups])   # every cell's, a matrix per n
+    t_many(options.confidence, {m.n - 1 for m in moments if m.n > 1})
+    native = {(w, m, pt): (pos, mo) for ((e, w, m, pt), _, pos), mo in zip(groups, moments) if e == baseline}
     rows, pending = [], []
-    for (env, workload, metric, point), sweep, pos in groups:
+    for ((env, workload, metric, point), sweep, pos), mo in zip(groups, moments):
         first = pos[0]
-        values = value[pos]
         row = {"environment": env, "env_kind": env_kind[first], "workload": workload,
                "tool": tool[first], "metric": metric, "unit": unit[first], "better": better[first],
                "point": point, **{f"sweep_{k}": v for k, v in sweep.items()},
                "emulated": bool(tcg is not None and tcg[pos].any()),
-               **describe(values, options.confidence)}
+               **_described(mo.n, mo.mean, mo.sd, mo.median, options.confidence)}
         row["few"] = row["n"] < options.min_n
         row["noisy"] = bool(row["cov"] > options.noisy_cov)
         ref = native.get((workload, metric, point))
         if env != baseline and ref is not None:
-            pending.append((row, values, ref))
+            pending.append((row, pos, mo, ref))
         rows.append(row)
-    ps = permutation_p_many([(v, r) for _, v, r in pending], options.n_resamples, options.seed)
-    native_cov = {}
-    for (row, values, ref), p in zip(pending, ps):
-        row.update(compare(values, ref, row["better"], options, p=p))
-        row["few"] = row["few"] or len(ref) < options.min_n
-        if id(ref) not in native_cov:   # the same native cell is the reference of every environment
-            native_cov[id(ref)] = describe(ref)["cov"]
-        row["noisy"] = row["noisy"] or bool(native_cov[id(ref)] > options.noisy_cov)
-        row["native_n"], row["native_cov"] = len(ref), native_cov[id(ref)]
+    t_many(options.confidence, [_welch_df(mo, ref) for _, _, mo, (_, ref) in pending])
+    ps = permutation_p_many([(value[pos], value[ref[0]]) for _, pos, _, ref in pending], options.n_resamples,
+                            options.seed)
+    for (row, pos, mo, (ref_pos, ref)), p in zip(pending, ps):
+        row.update(compared(mo, ref, row["better"], options, p,
+                            lambda: log_ratio(value[pos], value[ref_pos], options.confidence)))
+        native_cov = _described(ref.n, ref.mean, ref.sd, ref.median, 0.95)["cov"]
+        row["few"] = row["few"] or ref.n < options.min_n
+        row["noisy"] = row["noisy"] or bool(native_cov > options.noisy_cov)
+        row["native_n"], row["native_cov"] = ref.n, native_cov
         row["resolved"] = row["verdict"] != "unresolved"
         row["resolve_n"] = repetitions_to_resolve(row["cov"], row["native_cov"], confidence=options.confidence)
     return pd.DataFrame(rows)

@@ -412,9 +412,13 @@ def paused_gc():
 
 
 def _load(pd, paths):
+    from . import columnar
+
     rows = []
+    tables: list | None = []   # each run's samples by column, while every file so far allows it
+    folders = run_folders(paths or ["results"])
     sweeps: dict[str, list[str]] = {}   # workload -> the parameters its repetitions sweep, as recorded
-    for folder in run_folders(paths or ["results"]):
+    for at, folder in enumerate(folders):
         manifest = read_manifest(folder)
         status = effective_status(manifest, folder)  # also refuses a format it cannot read
         for name, workload in (manifest.get("workloads") or {}).items():
@@ -424,17 +428,20 @@ def _load(pd, paths):
         if status != "complete":
             warnings.warn(f"{folder}: run is {status}: its samples are a part of the planned ones "
                           f"(finish it with `bench run --resume {folder.name}`)", stacklevel=3)
-        records, skipped = read_samples(folder / SAMPLES)
-        wrong = sum(not _is_sample(r) for r in records)
-        warn_skipped(folder / SAMPLES, skipped + [f"{wrong} record(s) without the fields of a sample"] * bool(wrong))
-        for row in records:
-            if not _is_sample(row):
-                continue
-            row.pop("batch", None), row.pop("batch_size", None)
-            params = {f"{PARAM}{k}": v for k, v in (row.pop("params", {}) or {}).items()}
-            variant = {f"env_{k}": v for k, v in (row.pop("variant", {}) or {}).items()}
-            rows.append({**row, **params, **variant})
-    frame = pd.DataFrame(rows)
+        table = columnar.read(folder / SAMPLES, MAX_LINE) if tables is not None else None
+        if table is not None:
+            tables.append(table)
+            continue
+        if tables is not None:   # from here on record by record; the runs before had nothing to skip
+            tables = None
+            for earlier in folders[:at]:
+                rows += _sample_rows(earlier)
+        rows += _sample_rows(folder)
+    frame = columnar.frame(pd, tables, PARAM, "env_") if tables else None
+    if frame is None and tables:   # the runs' columns do not unify: one by one
+        frame = pd.DataFrame([r for folder in folders for r in _sample_rows(folder)])
+    elif frame is None:
+        frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=list(SAMPLE_FIELDS))
     # The sweeps as the runs recorded them (stats.sweep_params reads them; a run made before
@@ -454,6 +461,22 @@ def _load(pd, paths):
     return frame[first + sorted(c for c in frame.columns if c not in SAMPLE_FIELDS)]
 
 
+def _sample_rows(folder: Path) -> list[dict[str, Any]]:
+    """A run's samples record by record, params and variant flattened; warns of what it skipped."""
+    rows = []
+    records, skipped = read_samples(folder / SAMPLES)
+    wrong = sum(not _is_sample(r) for r in records)
+    warn_skipped(folder / SAMPLES, skipped + [f"{wrong} record(s) without the fields of a sample"] * bool(wrong))
+    for row in records:
+        if not _is_sample(row):
+            continue
+        row.pop("batch", None), row.pop("batch_size", None)
+        params = {f"{PARAM}{k}": v for k, v in (row.pop("params", {}) or {}).items()}
+        variant = {f"env_{k}": v for k, v in (row.pop("variant", {}) or {}).items()}
+        rows.append({**row, **params, **variant})
+    return rows
+
+
 def _is_sample(row: dict[str, Any]) -> bool:
     """The fields a table of samples cannot do without, of the types they must have."""
     value, repetition, parity_ok = row.get("value"), row.get("repetition"), row.get("parity_ok")
@@ -469,7 +492,12 @@ def _is_sample(row: dict[str, Any]) -> bool:
 
 def _times(pd, column):
     """Format 3's ISO 8601 text and formats 1-2's seconds since the epoch, as UTC datetimes."""
-    text = column.map(lambda v: isinstance(v, str))
+    if column.dtype.kind in "iuf":   # a typed column (read by column): no value is text
+        text = pd.Series(False, index=column.index)
+    elif pd.api.types.is_string_dtype(column) and column.notna().all():
+        text = pd.Series(True, index=column.index)
+    else:
+        text = column.map(lambda v: isinstance(v, str))
     times = pd.Series(pd.NaT, index=column.index, dtype="datetime64[ns, UTC]")
     if text.any():
         times[text] = pd.to_datetime(column[text], utc=True, format="ISO8601", errors="coerce")
@@ -495,4 +523,6 @@ def _whole_numbers(column) -> bool:
         return False
     if column.dtype.kind == "f":
         return bool(((values == values.round()) & (values.abs() < 2**53)).all())
+    if column.dtype.kind in "iu":   # a typed integer column: every value is one
+        return True
     return all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values)

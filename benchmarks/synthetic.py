@@ -18,9 +18,9 @@ ENVS = [("host", "host", {}), ("docker-nat", "docker", {"network": "nat"}),
         ("kvm", "libvirt", {"accel": "tcg"}), ("kvm-tuned", "libvirt", {"accel": "tcg"}),
         ("kvm-qcow2", "libvirt", {"accel": "tcg"}), ("tcg", "libvirt", {"accel": "tcg"})]
 PCTS = ["p1", "p5", "p10", "p20", "p30", "p40", "p50", "p60", "p70", "p80", "p90", "p95", "p99", "p99_5", "p99_9"]
-# What the report must contain for this shape: bars (12 fio + 6 plain), 12 latency CDFs and the
-# sweeps' figures (redis GET and SET req/s, mariadb trans/s).
-EXPECTED_FIGURES = 18 + 12 + 3
+# What the report must contain for this shape: bars (12 fio + 6 plain), 12 latency CDFs, the
+# sweeps' figures (redis GET and SET req/s, mariadb trans/s) and the first screen's overview.
+EXPECTED_FIGURES = 18 + 12 + 3 + 1
 
 
 def cells():

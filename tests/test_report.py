@@ -23,7 +23,10 @@ from conftest import bench_cli
 pytestmark = pytest.mark.integration
 
 PROBE = ("<script>window.addEventListener('load', () => {"
-         "const s = [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]);"
+         # each figure (inline SVG): drawn (marks in it) and its size on the page
+         "const s = [...document.querySelectorAll('figure svg')].map(f => [f.querySelectorAll("
+         "'rect,path,circle,polygon,line').length > 10, f.getBoundingClientRect().width, "
+         "f.getBoundingClientRect().height]);"
          "document.body.setAttribute('data-probe', JSON.stringify(s));"
          "console.log('probe-done ' + s.length); });</script></body>")
 
@@ -48,7 +51,7 @@ def runs(tmp_path_factory):
 
 
 def chromium(html: Path, tmp_path: Path) -> tuple[list, str]:
-    """Open a probed copy of the report; return the images' (complete, width, height) and stderr."""
+    """Open a probed copy of the report; return the figures' (drawn, width, height) and stderr."""
     probed = tmp_path / "probed.html"
     probed.write_text(html.read_text().replace("</body>", PROBE))
     r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
@@ -68,7 +71,7 @@ def test_run_writes_its_report_and_it_opens_in_chromium(runs, tmp_path):
     # one self-contained file: every figure is inline, nothing is fetched
     assert not re.search(r'(src|href)="(https?:|//|file:)', html)
     # native only: no ratio to draw, but fio's latency CDF
-    assert html.count('src="data:image/png;base64,') == 1
+    assert html.count("<figure><svg") == 1
     for text in ("Executive summary", "sysbench-cpu", "fio-randread-4k", "read_clat_p99", "events_per_second",
                  "tiny-a", "complete", "Failed cells", "IBM 2014"):
         assert text in html.replace("<wbr>", ""), text   # a long metric name may wrap at its underscores
@@ -149,6 +152,7 @@ def visible_text(html: str) -> str:
     """The text a reader sees: no tags, no figures' data, no style or script."""
     html = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", html, flags=re.S)
     html = re.sub(r'src="data:[^"]*"', "", html)
+    html = re.sub(r"<svg[^>]*>.*?</svg>", " ", html, flags=re.S)   # a figure's marks and hover texts
     return re.sub(r"<[^>]+>", " ", html)
 
 
@@ -239,7 +243,7 @@ def test_report_of_two_runs_by_id_with_tcg_failures_and_hostile_text(runs, tmp_p
     # the first screen: the VM's sentence says it is emulated, and that no KVM guest was measured
     glance = html[html.index('id="glance"'):html.index("</section>")]
     assert "<th>kvm" in glance and "emulated: says nothing of KVM" in glance
-    assert "No virtual machine was measured under KVM" in glance and 'src="data:image/png;base64,' in glance
+    assert "No virtual machine was measured under KVM" in glance and "<figure><svg" in glance
     assert_plain_numbers(html)
     assert tables_wider_than_a_page(target, tmp_path) == []
     assert tables_wider_than_the_screen(target, tmp_path) == []

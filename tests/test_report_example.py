@@ -61,7 +61,7 @@ def check_reads_well(html_file: Path, tmp_path: Path, envs: list[str]) -> str:
         assert re.search(rf"<th>{re.escape(env)}\b", html[html.index('id="glance"'):]), env
     assert "Bottom line" in first and "The study's conclusions, tested here" in first
     images, _ = chromium(html_file, tmp_path)
-    shown = html[html.index('id="glance"'):html.index("</section>")].count("<img")
+    shown = html[html.index('id="glance"'):html.index("</section>")].count("<figure><svg")
     assert shown == 1, "the overview figure"
     assert images and all(complete and w > 600 for complete, w, _ in images[:1]), images[:1]
     assert_plain_numbers(html)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -179,3 +180,64 @@ def test_one_writer_per_run_and_liveness_by_the_lock(tmp_path):
     taker = RunStore(store.path)
     assert taker.acquire() == holder.pid
     taker.release()
+
+
+def _line_by_line(monkeypatch, *folders):
+    """bench.load as the line-by-line reader alone gives it."""
+    from bench import columnar
+
+    with monkeypatch.context() as m:
+        m.setattr(columnar, "read", lambda *a: None)
+        return bench.load(*folders)
+
+
+def test_the_columnar_reader_gives_the_line_by_line_frame(monkeypatch, tmp_path):
+    """The recorded run of reports/ (format 3: batches, ISO times, params of every kind: ints,
+    booleans, text, a list, a null) and a run of mixed samples load the same by column as
+    record by record: the same columns, types, values and sweeps."""
+    from bench import columnar
+    from bench.store import MAX_LINE
+
+    recorded = Path(__file__).resolve().parent.parent / "reports" / "20261203-113710-quick-18c4"
+    store = RunStore.create(tmp_path, "r1")
+    store.write_manifest({"run_id": "r1", "status": "complete"})
+    store.append_samples([sample(1, 100.0, rw="randread", iodepth=16, direct=True),
+                          sample(2, 7, env="docker", tests=["get", "set"]), sample(1, 3.5, bs="4k", rate=None)])
+    for folders in ([recorded], [store.path], [recorded, store.path]):
+        assert all(columnar.read(f / "samples.jsonl", MAX_LINE) is not None for f in folders)
+        fast, slow = bench.load(*folders), _line_by_line(monkeypatch, *folders)
+        pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+        assert fast.attrs == slow.attrs
+
+
+@pytest.mark.parametrize("line", [
+    '{"x": 1}',                                             # not a sample
+    '[1, 2]',                                               # not an object
+    '',                                                     # an empty line
+    '{"a": 1} {"b": 2}',                                    # two objects on a line
+], ids=["not a sample", "a list", "an empty line", "two objects"])
+def test_a_file_the_columns_cannot_vouch_for_is_read_line_by_line(monkeypatch, tmp_path, line):
+    from bench import columnar
+    from bench.store import MAX_LINE
+
+    store = RunStore.create(tmp_path, "r1")
+    store.write_manifest({"run_id": "r1", "status": "complete"})
+    store.append_samples([sample(1, 100.0), sample(2, 110.0)])
+    with open(store.path / "samples.jsonl", "a") as f:
+        f.write(line + "\n")
+    assert columnar.read(store.path / "samples.jsonl", MAX_LINE) is None
+    with pytest.warns(UserWarning, match="skipped 1 unreadable record"):
+        df = bench.load(store.path)
+    assert df["value"].tolist() == [100.0, 110.0]
+
+
+def test_a_value_of_another_type_or_an_impossible_one_is_read_line_by_line(tmp_path):
+    from bench import columnar
+    from bench.store import MAX_LINE
+
+    store = RunStore.create(tmp_path, "r1")
+    store.write_manifest({"run_id": "r1", "status": "complete"})
+    store.append_samples([sample(1, 100.0), sample(2, -1.0)])   # a negative rate: no measurement has it
+    assert columnar.read(store.path / "samples.jsonl", MAX_LINE) is None
+    with pytest.warns(UserWarning, match="a value no measurement can have"):
+        assert bench.load(store.path)["value"].tolist() == [100.0]

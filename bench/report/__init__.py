@@ -3,7 +3,7 @@
     from bench.report import render_runs
     render_runs(["results/<run-id>"], "report.html")
 
-Statistics come from bench.stats; figures from .figures (PNG data URIs); the text from
+Statistics come from bench.stats; figures from .figures (inline SVG); the text from
 templates/report.html.j2, rendered by jinja2 with autoescaping on: every string from configs,
 tools and metadata is escaped.
 """
@@ -76,14 +76,40 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options()) -> dict[str, Any]:
-    """Everything the template shows, figures included."""
-    from . import figures, reference, variants
+class Results:
+    """What every section reads: the runs, their samples and the summary, loaded once."""
 
-    folders = run_folders(paths)
-    if not folders:
-        raise BenchError(f"no run folders in {', '.join(map(str, paths))}")
-    manifests = [read_manifest(f) for f in folders]
+    def __init__(self, paths: list[str | os.PathLike], options: stats.Options):
+        from . import reference
+
+        self.folders = run_folders(paths)
+        if not self.folders:
+            raise BenchError(f"no run folders in {', '.join(map(str, paths))}")
+        self.options = options
+        self.manifests = [read_manifest(f) for f in self.folders]
+        self.reference = reference.load()   # the study's numbers (a YAML file read once)
+        self.df, self.failures, self.notes = _read(self.folders)
+        df, manifests = self.df, self.manifests
+        self.baseline = stats.baseline_environment(df) if not df.empty else None
+        self.summary = stats.summarize(df, self.baseline, options) if not df.empty else None
+        self.emulated = emulated_environments(df, manifests) if not df.empty else set()
+        self.envs = _env_order(df, manifests, self.baseline) if not df.empty else []
+        pairs = df[["environment", "env_kind"]].drop_duplicates() if not df.empty else None
+        self.kinds = dict(zip(pairs["environment"], pairs["env_kind"])) if pairs is not None else {}
+        # The summary as plain dicts once (a DataFrame row per table cell costs a millisecond each).
+        self.records = self.summary.to_dict("records") if self.summary is not None else []
+        self.facts = _facts(manifests, df)
+        # A tool whose numbers are absolute (an instance's own costs) keeps its statistics and loses
+        # the comparison: no ratio, verdict or first-screen cell of it is set against native.
+        for r in self.records:
+            if not self.facts[r["workload"]].against_native:
+                for key in COMPARISON_KEYS:
+                    r.pop(key, None)
+
+
+def _read(folders) -> tuple[Any, list[dict[str, Any]], list[str]]:
+    """The samples, the failures (each marked when its repetition was measured later) and what
+    was said while reading them, for the report's notes and the caller."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         df = load(*folders)
@@ -95,141 +121,154 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
     notes = [str(w.message) for w in caught]
     for note in notes:  # in the report's notes, and said to the caller too
         if "unreadable record" in note:
-            warnings.warn(note, stacklevel=2)
+            warnings.warn(note, stacklevel=3)
     if failures and not df.empty:  # a repetition measured again (--retry-failed) after it failed
         measured = set(zip(df["run_id"], df["environment"], df["workload"], df["repetition"]))
         for f in failures:
             f["measured_later"] = (f["run_id"], f.get("environment"), f.get("workload"), f.get("repetition")) in measured
-    baseline = stats.baseline_environment(df) if not df.empty else None
-    summary = stats.summarize(df, baseline, options) if not df.empty else None
-    emulated = emulated_environments(df, manifests) if not df.empty else set()
-    envs = _env_order(df, manifests, baseline) if not df.empty else []
-    ref = reference.load()
-    pairs = df[["environment", "env_kind"]].drop_duplicates() if not df.empty else None
-    kinds = dict(zip(pairs["environment"], pairs["env_kind"])) if pairs is not None else {}
+    return df, failures, notes
 
-    # The summary as plain dicts once (a DataFrame row per table cell costs a millisecond each).
-    records = summary.to_dict("records") if summary is not None else []
-    facts = _facts(manifests, df)
-    # A tool whose numbers are absolute (an instance's own costs) keeps its statistics and loses
-    # the comparison: no ratio, verdict or first-screen cell of it is set against native.
-    for r in records:
-        if not facts[r["workload"]].against_native:
-            for key in COMPARISON_KEYS:
-                r.pop(key, None)
-    records_of: dict[str, list[dict[str, Any]]] = {}
-    for r in records:
-        records_of.setdefault(r["workload"], []).append(r)
-    workloads = []
-    for w in (_workload_order(df, manifests) if summary is not None else []):
-        rows = summary[summary["workload"] == w]
-        metrics = list(df.loc[df["workload"] == w, "metric"].unique())  # the tool's order: headline first
-        headline = metrics[0]
-        shown = [m for m in metrics if not _percentile_hidden(m)]
-        sweep_keys = [c[len("sweep_"):] for c in rows.columns if c.startswith("sweep_") and rows[c].notna().any()]
-        table = []
-        recs = records_of.get(w, [])
-        for m in shown:
-            points: dict[str, list[dict[str, Any]]] = {}   # a cell per sweep point, in summary order
-            for r in recs:
-                if r["metric"] == m:
-                    points.setdefault(r["point"], []).append(r)
-            for point, cell_recs in points.items():
-                by_env = {r["environment"]: r for r in cell_recs}
-                first = cell_recs[0]
-                sweep_point = {k: first.get(f"sweep_{k}") for k in sweep_keys}
-                study = ref.for_metric(w, m, sweep_point) if ref else None
-                if study and study.get("point") == "peak":
-                    study = study if _is_peak(rows, m, point, baseline) else None
-                table.append({"metric": m, "point": point, "unit": first["unit"], "better": first["better"],
-                              "cells": by_env, "study": _study_cells(study, envs, kinds, ref, first["better"], emulated)})
-        figs = []
-        tool = rows["tool"].iloc[0]
-        if not sweep_keys and baseline:
-            bars = rows[rows["metric"].isin(shown[:MAX_TABLE_METRICS])]
-            figs.append(("normalized_bars", (bars, envs, baseline, emulated, f"{w}: mean relative to {baseline}, "
-                                                                            f"95 % interval of the ratio"),
-                         f"{w}: each metric relative to {baseline}, 95 % interval of the ratio; grey band: ±5 %; pale bar: "
-                          "equivalent; pale and cross-hatched: unresolved"))
-        figs.append(("latency_cdf", (rows, envs, emulated, f"{w}: completion-latency distribution ({tool} percentiles)"),
-                     f"{w}: latency CDF from the percentile metrics (mean over repetitions)"))
-        for key in sweep_keys:
-            unit = rows.loc[rows["metric"] == headline, "unit"].iloc[0]
-            for m in [m for m in shown if rows.loc[rows["metric"] == m, "unit"].iloc[0] == unit][:MAX_SWEEP_FIGURES]:
-                figs.append(("sweep", (rows[rows["metric"] == m], key, envs, baseline, emulated, f"{w}: {m} against {key}"),
-                             f"{w}: {m} against {key}: each environment's mean with its 95 % CI, each its own marker and dash"))
-        compared = [r for r in recs if r["metric"] == headline and r["environment"] != baseline
-                    and "ratio" in r and _finite(r.get("ratio"))]
-        for r in compared:
-            # Faster than the bare host on CPU or memory work is what a leaked variable or another
-            # binary looks like (a false "HPL +44 % in Docker"), not a win: said so in words, on
-            # the cell itself, so the first screen's matrix says it too.
-            implausible = (bool(facts[w].implausible_win) and bool(r.get("significant"))
-                           and r.get("overhead_pct", 0) < -PLAUSIBILITY_PCT)
-            r["implausible"] = facts[w].implausible_win if implausible else ""
-        summary_rows = [dict(r) for r in compared]
-        for r in summary_rows:
-            study = ref.for_metric(w, headline, {k: r.get(f"sweep_{k}") for k in sweep_keys}) if ref else None
-            if study and study.get("point") == "peak" and not _is_peak(rows, headline, r["point"], baseline):
-                study = None
-            config = (ref.config_for(r["environment"], r["env_kind"], study)
-                      if study and r["environment"] not in emulated else None)
-            r["study_overhead"] = ref.ratio(study, config, r["better"]) if study else None
-            r["study_config"] = ref.labels.get(config, config) if study and config else None
-            r["study_paper_only"] = bool(study) and any(study["values"].get(c, {}).get("origin") == "paper"
-                                                        for c in (config, "native"))
-        workloads.append({"name": w, "tool": tool, "facts": facts[w], "headline": headline, "sweep_keys": sweep_keys,
-                          "table": table, "figures": figs, "summary": summary_rows,
-                          "description": _description(manifests, w), "params": _params(manifests, w),
-                          "setup_notes": _setup_notes(manifests, facts[w], envs)})
 
-    first = _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests)
-    from . import instances as instance_costs
-    costs = instance_costs.section(df, envs, emulated, options, summary) if not df.empty else None
+def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options()) -> dict[str, Any]:
+    """Everything the template shows, a function per section."""
+    from . import cells, instances as instance_costs, variants
 
-    # Figures are drawn last, all together, in parallel: matplotlib's layout and drawing are most
-    # of a large report's time, and each figure is independent of the others.
-    overview_jobs = first.pop("jobs")
-    cost_jobs = costs["jobs"] if costs else []
-    jobs = [job for wl in workloads for job in wl["figures"]] + overview_jobs + cost_jobs
-    uris = iter(figures.draw_all([(name, args) for name, args, _ in jobs]))
-    for wl in workloads:
-        wl["figures"] = _shown(wl["figures"], uris)
-    first["figures"] = _shown(overview_jobs, uris)
+    res = Results(paths, options)
+    workloads = _workloads(res)
+    first = _first_screen(workloads, res.records, res.baseline, res.envs, res.kinds, res.emulated, res.manifests)
+    first["figures"] = _shown(first.pop("jobs"))
+    costs = instance_costs.section(res.df, res.envs, res.emulated, options, res.summary) if not res.df.empty else None
     if costs:
-        costs["figures"] = _shown(cost_jobs, uris)
-
+        costs["figures"] = _shown(costs["jobs"])
     headlines = {wl["name"]: wl["headline"] for wl in workloads}
-    groups = variants.build(df, manifests, [wl["name"] for wl in workloads], headlines, emulated, options)
+    groups = variants.build(res.df, res.manifests, [wl["name"] for wl in workloads], headlines, res.emulated, options)
+    cells.prepare(workloads, groups, options.band)
+    return {"first": first, "instances": costs, "variants": groups, "workloads": workloads,
+            **_summary_section(res), **_parity_section(res), **_runs_section(res),
+            "csv": _statistics_csv(res.summary, res.manifests)}
 
-    parity = _parity(manifests, envs)
+
+def _summary_section(res: Results) -> dict[str, Any]:
+    return {"p_floor": _p_floor(res.records, res.options), "baseline": res.baseline, "envs": res.envs,
+            "emulated": sorted(res.emulated), "kinds": res.kinds, "options": res.options}
+
+
+def _parity_section(res: Results) -> dict[str, Any]:
+    parity = _parity(res.manifests, res.envs)
     mismatched = {e["name"] for e in parity if e["blocking"]}
-    if "parity_ok" in df.columns:
-        mismatched |= set(df.loc[df["parity_ok"].eq(False), "environment"].unique())
-    p_floor = _p_floor(records, options)
+    if "parity_ok" in res.df.columns:
+        mismatched |= set(res.df.loc[res.df["parity_ok"].eq(False), "environment"].unique())
+    return {"parity": parity, "mismatched": sorted(mismatched)}
+
+
+def _runs_section(res: Results) -> dict[str, Any]:
+    """The runs, the host, the environments, the failures and the notes; the study's source."""
+    manifests, ref = res.manifests, res.reference
     return {
-        "first": first, "p_floor": p_floor, "instances": costs,
-        "parity": parity, "mismatched": sorted(mismatched),
-        "variants": groups,
         "title": "bench report: " + ", ".join(m.get("run_id", "?") for m in manifests),
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "runs": [{**_run_info(m), "folder": str(f), "effective_status": effective_status(m, f)}
-                 for f, m in zip(folders, manifests)],
+                 for f, m in zip(res.folders, manifests)],
         "host": manifests[0].get("host") or {},
         "hosts_differ": len({(m.get("host") or {}).get("hostname") for m in manifests}) > 1,
-        "baseline": baseline, "envs": envs, "emulated": sorted(emulated), "kinds": kinds,
-        "environments": _environments(manifests, envs),
+        "environments": _environments(manifests, res.envs),
         "skipped": {k: v for m in manifests for k, v in (m.get("skipped_environments") or {}).items()
-                    if k not in envs},
-        "workloads": workloads,
-        "all_cells": records,
-        "csv": _statistics_csv(summary, manifests),
-        "failures": failures, "notes": notes, "options": options,
+                    if k not in res.envs},
+        "failures": res.failures, "notes": res.notes,
         "reference_source": ref.source if ref else None,
         "reference_labels": ref.labels if ref else {},
         "reference_repository": ref.repository if ref else "",
-        "n_samples": len(df),
+        "n_samples": len(res.df),
     }
+
+
+def _workloads(res: Results) -> list[dict[str, Any]]:
+    """Each workload's section: its table, figures and summary rows, in the runs' order."""
+    if res.summary is None:
+        return []
+    ref = res.reference
+    records_of: dict[str, list[dict[str, Any]]] = {}
+    for r in res.records:
+        records_of.setdefault(r["workload"], []).append(r)
+    rows_of = dict(iter(res.summary.groupby("workload", sort=False)))
+    metrics_of = {w: list(g.unique()) for w, g in res.df.groupby("workload", sort=False)["metric"]}
+    return [_workload(res, ref, w, rows_of[w], metrics_of[w], records_of.get(w, []))
+            for w in _workload_order(res.df, res.manifests)]
+
+
+def _workload(res: Results, ref, w: str, rows, metrics: list[str], recs: list[dict[str, Any]]) -> dict[str, Any]:
+    baseline, envs, emulated, kinds = res.baseline, res.envs, res.emulated, res.kinds
+    headline = metrics[0]   # the tool's order: headline first
+    shown = [m for m in metrics if not _percentile_hidden(m)]
+    sweep_keys = [c[len("sweep_"):] for c in rows.columns if c.startswith("sweep_") and rows[c].notna().any()]
+    table = []
+    for m in shown:
+        points: dict[str, list[dict[str, Any]]] = {}   # a cell per sweep point, in summary order
+        for r in recs:
+            if r["metric"] == m:
+                points.setdefault(r["point"], []).append(r)
+        for point, cell_recs in points.items():
+            by_env = {r["environment"]: r for r in cell_recs}
+            first = cell_recs[0]
+            sweep_point = {k: first.get(f"sweep_{k}") for k in sweep_keys}
+            study = ref.for_metric(w, m, sweep_point) if ref else None
+            if study and study.get("point") == "peak":
+                study = study if _is_peak(rows, m, point, baseline) else None
+            table.append({"metric": m, "point": point, "unit": first["unit"], "better": first["better"],
+                          "cells": by_env, "study": _study_cells(study, envs, kinds, ref, first["better"], emulated)})
+    tool, facts = rows["tool"].iloc[0], res.facts[w]
+    figs = _workload_figures(w, tool, rows, shown, headline, sweep_keys, envs, baseline, emulated)
+    compared = [r for r in recs if r["metric"] == headline and r["environment"] != baseline
+                and "ratio" in r and _finite(r.get("ratio"))]
+    for r in compared:
+        # Faster than the bare host on CPU or memory work is what a leaked variable or another
+        # binary looks like (a false "HPL +44 % in Docker"), not a win: said so in words, on
+        # the cell itself, so the first screen's matrix says it too.
+        implausible = (bool(facts.implausible_win) and bool(r.get("significant"))
+                       and r.get("overhead_pct", 0) < -PLAUSIBILITY_PCT)
+        r["implausible"] = facts.implausible_win if implausible else ""
+    summary_rows = [dict(r) for r in compared]
+    for r in summary_rows:
+        study = ref.for_metric(w, headline, {k: r.get(f"sweep_{k}") for k in sweep_keys}) if ref else None
+        if study and study.get("point") == "peak" and not _is_peak(rows, headline, r["point"], baseline):
+            study = None
+        config = (ref.config_for(r["environment"], r["env_kind"], study)
+                  if study and r["environment"] not in emulated else None)
+        r["study_overhead"] = ref.ratio(study, config, r["better"]) if study else None
+        r["study_config"] = ref.labels.get(config, config) if study and config else None
+        r["study_paper_only"] = bool(study) and any(study["values"].get(c, {}).get("origin") == "paper"
+                                                    for c in (config, "native"))
+    return {"name": w, "tool": tool, "facts": facts, "headline": headline, "sweep_keys": sweep_keys,
+            "table": table, "figures": figs, "summary": summary_rows,
+            "description": _description(res.manifests, w), "params": _params(res.manifests, w),
+            "setup_notes": _setup_notes(res.manifests, facts, envs)}
+
+
+def _workload_figures(w, tool, rows, shown, headline, sweep_keys, envs, baseline, emulated) -> list[dict[str, Any]]:
+    """A workload's figures: its metrics against native (no sweep), its latency distribution,
+    each sweep's metrics in the headline's unit. Drawn from the summary's rows as dicts (each
+    with its comparison, as the summary has it)."""
+    cells = rows.to_dict("records")
+    unit_of: dict[str, str] = {}
+    for r in cells:
+        unit_of.setdefault(r["metric"], r["unit"])   # a metric's unit, from its first cell
+    jobs = []
+    if not sweep_keys and baseline:
+        table_metrics = set(shown[:MAX_TABLE_METRICS])
+        bars = [r for r in cells if r["metric"] in table_metrics]
+        jobs.append(("normalized_bars", (bars, envs, baseline, emulated, f"{w}: mean relative to {baseline}, "
+                                                                        f"95 % interval of the ratio"),
+                     f"{w}: each metric relative to {baseline}, 95 % interval of the ratio; grey band: ±5 %; pale bar: "
+                      "equivalent; pale and cross-hatched: unresolved"))
+    jobs.append(("latency_cdf", (cells, envs, emulated, f"{w}: completion-latency distribution ({tool} percentiles)"),
+                 f"{w}: latency CDF from the percentile metrics (mean over repetitions)"))
+    for key in sweep_keys:
+        unit = unit_of[headline]
+        for m in [m for m in shown if unit_of[m] == unit][:MAX_SWEEP_FIGURES]:
+            jobs.append(("sweep", ([r for r in cells if r["metric"] == m], key, envs, baseline, emulated,
+                                   f"{w}: {m} against {key}"),
+                         f"{w}: {m} against {key}: each environment's mean with its 95 % CI, each its own marker and dash"))
+    return _shown(jobs)
 
 
 def _first_screen(workloads, records, baseline, envs, kinds, emulated, manifests) -> dict[str, Any]:
@@ -315,13 +354,13 @@ def _statistics_csv(summary, manifests) -> dict[str, Any]:
             "uri": "data:text/csv;base64," + base64.b64encode(text.encode()).decode()}
 
 
-def _shown(jobs, uris) -> list[dict[str, Any]]:
-    """The drawn figures of these jobs, taken in order from `uris` (a figure the data has not
-    the shape for is left out)."""
+def _shown(jobs) -> list[dict[str, Any]]:
+    """These (figure, arguments, caption) jobs drawn (a figure the data has not the shape for
+    is left out)."""
     from . import figures
 
-    return [{"uri": uri, "caption": caption, "width": figures.shown_width(uri)}
-            for (_, _, caption), uri in zip(jobs, uris) if uri]
+    return [{"svg": svg, "caption": caption}
+            for (_, _, caption), svg in zip(jobs, figures.draw_all([(name, args) for name, args, _ in jobs])) if svg]
 
 
 def _p_floor(records, options) -> dict[str, Any] | None:
