@@ -1,6 +1,6 @@
 """Map a function over independent jobs in forked worker processes.
 
-The report's costly parts are CPU-bound Python (matplotlib's layout and drawing, scipy's
+The report's costly part is CPU-bound Python (scipy's
 permutation tests) that holds the GIL, so threads would not help; forked workers start at once
 with everything already imported. Results come back in the jobs' order and are the same as a
 serial map's: callers only hand over jobs that are deterministic on their own (a figure, a

@@ -81,7 +81,7 @@ def resolve_run(name: str, out: Path) -> Path:
 
 
 def need_report_packages() -> None:
-    missing = [m for m in ("scipy", "matplotlib", "jinja2") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("scipy", "pyarrow", "jinja2") if importlib.util.find_spec(m) is None]
     if missing:
         raise BenchError(f"the report needs {', '.join(missing)}: run scripts/setup.sh "
                          f"(it installs bench's dependencies into .venv)")
