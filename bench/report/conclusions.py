@@ -69,98 +69,104 @@ def _no_vm(emulated: set[str]) -> str:
 
 def conclusions(cells: list[dict[str, Any]], envs: list[str], kinds: dict[str, str], emulated: set[str],
                 networks: dict[str, str], proxied: set[str], baseline: str) -> list[dict[str, Any]]:
-    """networks: each environment's network mode as it ran (nat, host, bridge...); proxied: the
-    NAT environments whose client went through docker-proxy on loopback."""
+    """The study's five conclusions, each judged on this run's cells. networks: each environment's
+    network mode as it ran (nat, host, bridge...); proxied: the NAT environments whose client went
+    through docker-proxy on loopback."""
     others = [e for e in envs if e != baseline]
     containers = [e for e in others if kinds.get(e) in CONTAINER_KINDS]
     vms = [e for e in others if kinds.get(e) == "libvirt" and e not in emulated]
-    out = []
+    return [_docker_vs_kvm(cells, containers, vms, emulated),
+            _io_overhead(cells, containers, vms, emulated),
+            _kvm_latency(cells, vms, emulated),
+            _nat_packet_rate(cells, containers, networks, proxied),
+            _bare_metal(cells, containers)]
 
-    # 1. Docker equals or exceeds KVM in every case.
+
+def _docker_vs_kvm(cells, containers, vms, emulated) -> dict[str, Any]:
+    """1. Docker equals or exceeds KVM in every case."""
     claim = "Docker equals or exceeds KVM in every case tested."
     if not containers or not vms:
-        out.append(_entry(1, claim, "not tested", _no_vm(emulated) if not vms else "no container environment ran"))
-    else:
-        worse, compared = [], []
-        for c in cells:
-            for d in containers:
-                for v in vms:
-                    if d in c["by_env"] and v in c["by_env"]:
-                        compared.append((d, c))
-                        dp, vp = perf_interval(c["by_env"][d]), perf_interval(c["by_env"][v])
-                        if math.isfinite(dp[2]) and math.isfinite(vp[1]) and dp[2] < vp[1]:
-                            worse.append((d, c))
-        status = "does not hold" if worse else "holds"
-        why = (f"a container's whole interval lies below KVM's on {len(worse)} of {len(compared)} comparisons"
-               if worse else f"no container is resolved below KVM on any of {len(compared)} comparisons")
-        out.append(_entry(1, claim, status, why, worse or compared))
+        return _entry(1, claim, "not tested", _no_vm(emulated) if not vms else "no container environment ran")
+    worse, compared = [], []
+    for c in cells:
+        for d in containers:
+            for v in vms:
+                if d in c["by_env"] and v in c["by_env"]:
+                    compared.append((d, c))
+                    dp, vp = perf_interval(c["by_env"][d]), perf_interval(c["by_env"][v])
+                    if math.isfinite(dp[2]) and math.isfinite(vp[1]) and dp[2] < vp[1]:
+                        worse.append((d, c))
+    status = "does not hold" if worse else "holds"
+    why = (f"a container's whole interval lies below KVM's on {len(worse)} of {len(compared)} comparisons"
+           if worse else f"no container is resolved below KVM on any of {len(compared)} comparisons")
+    return _entry(1, claim, status, why, worse or compared)
 
-    # 2. Both have overhead on I/O-intensive work.
+
+def _io_overhead(cells, containers, vms, emulated) -> dict[str, Any]:
+    """2. Both have overhead on I/O-intensive work."""
     claim = "Both containers and KVM add overhead to I/O-intensive work."
     c_status, c_pairs = _judge(_mine(cells, containers, IO), "cost")
     container_half = {"fails": "containers cost on I/O", "open": "containers' I/O cost is not resolved",
                       "passes": "containers match native on I/O"}[c_status] if c_pairs else "no container I/O cell"
     if not vms:
-        out.append(_entry(2, claim, "not tested", f"{_no_vm(emulated)}; the containers' half: {container_half}",
-                          c_pairs if c_status == "fails" else ()))
-    else:
-        v_status, v_pairs = _judge(_mine(cells, vms, IO), "cost")
-        if c_status == "fails" and v_status == "fails":
-            out.append(_entry(2, claim, "holds", "both cost on I/O", c_pairs[:2] + v_pairs[:2]))
-        elif "passes" in (c_status, v_status):
-            out.append(_entry(2, claim, "does not hold", "containers match native on every I/O cell"
-                              if c_status == "passes" else "KVM matches native on every I/O cell",
-                              c_pairs if c_status == "passes" else v_pairs))
-        else:
-            out.append(_entry(2, claim, "not resolved", "I/O cells straddle the ±5 % band", c_pairs + v_pairs))
+        return _entry(2, claim, "not tested", f"{_no_vm(emulated)}; the containers' half: {container_half}",
+                      c_pairs if c_status == "fails" else ())
+    v_status, v_pairs = _judge(_mine(cells, vms, IO), "cost")
+    if c_status == "fails" and v_status == "fails":
+        return _entry(2, claim, "holds", "both cost on I/O", c_pairs[:2] + v_pairs[:2])
+    if "passes" in (c_status, v_status):
+        return _entry(2, claim, "does not hold", "containers match native on every I/O cell"
+                      if c_status == "passes" else "KVM matches native on every I/O cell",
+                      c_pairs if c_status == "passes" else v_pairs)
+    return _entry(2, claim, "not resolved", "I/O cells straddle the ±5 % band", c_pairs + v_pairs)
 
-    # 3. KVM suits latency-sensitive or high-I/O-rate work less well.
+
+def _kvm_latency(cells, vms, emulated) -> dict[str, Any]:
+    """3. KVM suits latency-sensitive or high-I/O-rate work less well."""
     claim = "KVM suits latency-sensitive or high-I/O-rate workloads less well."
     if not vms:
-        out.append(_entry(3, claim, "not tested", _no_vm(emulated)))
-    else:
-        status, pairs = _judge(_mine(cells, vms, ("network latency", "disk")), "cost")
-        out.append(_entry(3, claim, {"fails": "holds", "passes": "does not hold", "open": "not resolved"}[status],
-                          {"fails": "KVM costs on network latency or disk", "passes": "KVM matches native there",
-                           "open": "KVM's latency and disk cells straddle the ±5 % band"}[status], pairs))
+        return _entry(3, claim, "not tested", _no_vm(emulated))
+    status, pairs = _judge(_mine(cells, vms, ("network latency", "disk")), "cost")
+    return _entry(3, claim, {"fails": "holds", "passes": "does not hold", "open": "not resolved"}[status],
+                  {"fails": "KVM costs on network latency or disk", "passes": "KVM matches native there",
+                   "open": "KVM's latency and disk cells straddle the ±5 % band"}[status], pairs)
 
-    # 4. Docker's NAT adds large overhead at high packet rates.
+
+def _nat_packet_rate(cells, containers, networks, proxied) -> dict[str, Any]:
+    """4. Docker's NAT adds large overhead at high packet rates."""
     claim = "Docker's NAT adds large overhead for workloads with high packet rates."
     nat = [e for e in containers if networks.get(e) == "nat"]
     kernel_nat = [e for e in nat if e not in proxied]
     if not nat:
-        out.append(_entry(4, claim, "not tested", "no container ran behind NAT"))
-    else:
-        deciding = kernel_nat or nat
-        status, pairs = _judge(_mine(cells, deciding, PACKET_RATE), "cost")
-        # the network's own test first (netperf's round trips), then the applications
-        pairs = sorted(pairs, key=lambda ec: PACKET_RATE.index(ec[1]["resource"]))
-        if not pairs:
-            out.append(_entry(4, claim, "not tested", "no request/response workload ran"))
-        else:
-            path = ("through the kernel's DNAT, the study's path" if kernel_nat else
-                    "only through docker-proxy on loopback (a user-space copy the study's NAT, kernel DNAT from another "
-                    "host, never had; docker-nat-dnat measures the study's path)")
-            word = {"fails": "holds", "passes": "does not hold", "open": "not resolved"}[status]
-            why = {"fails": f"{_join(deciding)} cost at high packet rates, measured {path}",
-                   "passes": f"{_join(deciding)} match native at high packet rates, measured {path}",
-                   "open": f"{_join(deciding)}'s packet-rate cells straddle the ±5 % band, measured {path}"}[status]
-            out.append(_entry(4, claim, word, why, pairs))
+        return _entry(4, claim, "not tested", "no container ran behind NAT")
+    deciding = kernel_nat or nat
+    status, pairs = _judge(_mine(cells, deciding, PACKET_RATE), "cost")
+    # the network's own test first (netperf's round trips), then the applications
+    pairs = sorted(pairs, key=lambda ec: PACKET_RATE.index(ec[1]["resource"]))
+    if not pairs:
+        return _entry(4, claim, "not tested", "no request/response workload ran")
+    path = ("through the kernel's DNAT, the study's path" if kernel_nat else
+            "only through docker-proxy on loopback (a user-space copy the study's NAT, kernel DNAT from another "
+            "host, never had; docker-nat-dnat measures the study's path)")
+    word = {"fails": "holds", "passes": "does not hold", "open": "not resolved"}[status]
+    why = {"fails": f"{_join(deciding)} cost at high packet rates, measured {path}",
+           "passes": f"{_join(deciding)} match native at high packet rates, measured {path}",
+           "open": f"{_join(deciding)}'s packet-rate cells straddle the ±5 % band, measured {path}"}[status]
+    return _entry(4, claim, word, why, pairs)
 
-    # 5. Containers give bare-metal performance (CPU, memory, disk on a volume).
+
+def _bare_metal(cells, containers) -> dict[str, Any]:
+    """5. Containers give bare-metal performance (CPU, memory, disk on a volume)."""
     claim = "Containers give bare-metal performance: no CPU, memory or disk overhead."
     if not containers:
-        out.append(_entry(5, claim, "not tested", "no container environment ran"))
-    else:
-        status, pairs = _judge(_mine(cells, containers, ("CPU", "memory", "disk")), "cost")
-        if not pairs:
-            out.append(_entry(5, claim, "not tested", "no CPU, memory or disk workload ran"))
-        else:
-            out.append(_entry(5, claim, {"fails": "does not hold", "passes": "holds", "open": "not resolved"}[status],
-                              {"fails": "a container costs on CPU, memory or disk",
-                               "passes": f"every container cell of CPU, memory and disk is within ±5 % of native or better",
-                               "open": "no cost resolved, but some cells straddle the ±5 % band"}[status], pairs))
-    return out
+        return _entry(5, claim, "not tested", "no container environment ran")
+    status, pairs = _judge(_mine(cells, containers, ("CPU", "memory", "disk")), "cost")
+    if not pairs:
+        return _entry(5, claim, "not tested", "no CPU, memory or disk workload ran")
+    return _entry(5, claim, {"fails": "does not hold", "passes": "holds", "open": "not resolved"}[status],
+                  {"fails": "a container costs on CPU, memory or disk",
+                   "passes": "every container cell of CPU, memory and disk is within ±5 % of native or better",
+                   "open": "no cost resolved, but some cells straddle the ±5 % band"}[status], pairs)
 
 
 def _join(words: list[str]) -> str:
