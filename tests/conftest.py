@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import lane
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -39,6 +41,44 @@ def pytest_configure(config):
 
     settings.use(settings.Settings.from_environ(os.environ, workloads.packages()))
     config.bench_settings = settings.current()
+
+
+# The two lanes. A test that asks for a real daemon's fixture is an integration test by that
+# alone; any other test not marked so runs guarded (tests/lane.py): the daemons do not answer
+# it, and running a measured tool fails it. So `scripts/test.sh --fast` (-m "not integration")
+# needs no daemon on any machine, and cannot grow slow with real runs unnoticed.
+DAEMON_FIXTURES = frozenset({"docker_client", "vm_image"})
+
+
+@pytest.hookimpl(tryfirst=True)   # before -m deselects by the marker
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(tryfirst=True)   # before any fixture of the test, whatever its scope, is set up
+def pytest_runtest_setup(item):
+    if not item.get_closest_marker("integration"):
+        item.stash[GUARD] = guard = lane.Guard()
+        guard.start()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item):
+    try:
+        return (yield)
+    finally:
+        guard = item.stash.get(GUARD, None)
+        if guard is not None:
+            del item.stash[GUARD]
+            refused = guard.stop()
+            if refused:
+                pytest.fail(f"not marked integration, yet it {'; '.join(refused)} (mark it integration, "
+                            "or give it recorded outputs or the in-process kind)", pytrace=False)
+
+
+GUARD = pytest.StashKey[lane.Guard]()
 
 
 @pytest.fixture(autouse=True)

@@ -441,6 +441,7 @@ def test_a_user_net_guest_forwards_its_ports_from_the_address_facing_the_client(
     assert masters(run_id) == [] and settle(second_host) == {second_host.sshd.pid}
 
 
+@pytest.mark.integration
 def test_a_missing_client_program_is_named_with_its_own_package(tmp_path):
     """redis-benchmark is in redis-tools, not in redis-server (the server's package)."""
     bin_dir = tmp_path / "bin"

@@ -64,6 +64,7 @@ def small_tmpfs(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
+@pytest.mark.integration
 def test_out_on_a_file_system_that_fills_mid_run_then_resume(config_copy, tmp_path, small_tmpfs):
     """The results folder's file system full in the middle of a run: the error in one line, exit
     1 (it ran: not 2, which says nothing was run) with the command that finishes it, no
@@ -304,6 +305,7 @@ def tools_of(run_id: str, scratch: Path) -> dict[int, str]:
     return found
 
 
+@pytest.mark.integration
 def test_a_tool_behind_a_shell_outlives_a_killed_run_and_cleanup_stops_it(config_copy, tmp_path):
     """xz runs behind its script's pipe: SIGKILL of bench kills the script (a parent-death
     signal), not xz. `bench cleanup --run-id` finds it by its HOME, the run's scratch folder,
@@ -339,6 +341,7 @@ def test_a_tool_behind_a_shell_outlives_a_killed_run_and_cleanup_stops_it(config
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.integration
 def test_sigterm_while_the_report_is_written_says_how_to_render_it(config_copy, tmp_path):
     """The run is complete when its report is being written: SIGTERM then exits 143 with the
     line that renders the report, not silently without one."""
@@ -361,6 +364,7 @@ def test_sigterm_while_the_report_is_written_says_how_to_render_it(config_copy, 
     assert not (run / "report.html").exists()
 
 
+@pytest.mark.integration
 def test_resume_rewrites_a_torn_batch_away_and_warns_in_plain_lines(config_copy, tmp_path):
     """A killed writer's half-written repetition (two lines of a batch of three, and a torn
     line): --resume measures it again and leaves a file every reader reads without a warning,

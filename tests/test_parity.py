@@ -85,6 +85,7 @@ def test_host_tools_see_nothing_of_the_caller(host):
     assert seen["umask"] == "0022" and seen["nofile"] == str(LIMITS["nofile"])
 
 
+@pytest.mark.integration
 def test_probe_sees_the_blas_kernel_the_tool_would(host):
     """The probe loads hpcc's OpenBLAS in the tools' context: the caller's Haswell does not
     reach it, and the same variable passed on explicitly does."""

@@ -221,6 +221,7 @@ def docker_ok() -> bool:
     return DockerEnvironment.availability(DockerEnvironment.Variant())[0]
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not docker_ok(), reason="dockerd is not running")
 def test_tools_that_cannot_run_under_gvisor_are_refused_before_anything_is_made(tmp_path, config_copy):
     from conftest import bench_cli

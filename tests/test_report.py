@@ -20,7 +20,6 @@ from bench.report import render_runs
 
 from conftest import bench_cli
 
-pytestmark = pytest.mark.integration
 
 PROBE = ("<script>window.addEventListener('load', () => {"
          # each figure (inline SVG): drawn (marks in it) and its size on the page
@@ -63,6 +62,7 @@ def chromium(html: Path, tmp_path: Path) -> tuple[list, str]:
     return json.loads(probe.group(1).replace("&quot;", '"')), r.stderr
 
 
+@pytest.mark.integration
 def test_run_writes_its_report_and_it_opens_in_chromium(runs, tmp_path):
     out, results = runs
     report = out / "tiny-a" / "report.html"
@@ -182,6 +182,7 @@ def assert_plain_numbers(html: str) -> None:
     assert not too_long, too_long[:10]
 
 
+@pytest.mark.integration
 def test_the_first_screen_answers_the_review(runs, tmp_path):
     """The report of the real runs: a sentence per environment set against native would need a
     second environment; native alone says so, plus what was not measured and the machine's checks."""
@@ -196,6 +197,7 @@ def test_the_first_screen_answers_the_review(runs, tmp_path):
     assert_plain_numbers(html)
 
 
+@pytest.mark.integration
 def test_screenshot_is_not_blank(runs, tmp_path):
     out, _ = runs
     shot = tmp_path / "shot.png"
@@ -208,6 +210,7 @@ def test_screenshot_is_not_blank(runs, tmp_path):
     assert colours and len(colours) > 50   # text, tables and plots: many colours, not one background
 
 
+@pytest.mark.integration
 def test_report_of_two_runs_by_id_with_tcg_failures_and_hostile_text(runs, tmp_path):
     """A copy of a run turned into an emulated VM environment, with a failure and markup in its
     metadata: the VM's numbers carry the TCG mark, the failure is listed, the markup is escaped."""
@@ -258,6 +261,7 @@ def test_report_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no-such-run" in r.stderr
 
 
+@pytest.mark.integration
 def test_compare_passes_two_runs_of_the_same_configuration(runs):
     out, _ = runs
     # 20 %: this shared 2-core machine drifts by several percent between runs; a regression of
@@ -271,6 +275,7 @@ def test_compare_passes_two_runs_of_the_same_configuration(runs):
     assert "REGRESSION" not in r.stdout and max(map(len, r.stdout.splitlines())) <= 100, r.stdout
 
 
+@pytest.mark.integration
 def test_compare_flags_a_planted_regression(runs, tmp_path):
     """Run A against a copy of itself with sysbench's events/s 30 % lower: the planted change is
     the only difference, so it is the only regression, whatever the machine's load was."""

@@ -17,7 +17,6 @@ import re
 import shutil
 from pathlib import Path
 
-import pytest
 
 from bench.report import render_runs
 
@@ -25,7 +24,6 @@ from conftest import ROOT
 from test_report import (assert_plain_numbers, chromium, print_rules, tables_wider_than_a_page,
                          tables_wider_than_the_screen, visible_text)
 
-pytestmark = pytest.mark.integration
 
 EXAMPLE = ROOT / "reports"
 RUN = next(p for p in sorted(EXAMPLE.iterdir()) if (p / "run.json").exists())

@@ -19,8 +19,6 @@ from bench.report.variants import dimensions
 
 from conftest import bench_cli
 
-pytestmark = pytest.mark.integration
-
 
 def test_dimensions_group_variants_under_their_baseline():
     manifests = [{"environments": {
@@ -56,6 +54,7 @@ def variant_run(tmp_path_factory):
     return out / "variants"
 
 
+@pytest.mark.integration
 def test_run_json_records_the_dimension(variant_run):
     envs = json.loads((variant_run / "run.json").read_text())["environments"]
     assert envs["host-again"]["dimension"] == "test-dimension" and envs["host-again"]["baseline"] == "host"
@@ -63,6 +62,7 @@ def test_run_json_records_the_dimension(variant_run):
     assert "dimension" not in envs["host"]
 
 
+@pytest.mark.integration
 def test_report_compares_the_variant_with_its_baseline(variant_run):
     context = build([variant_run])
     [group] = context["variants"]
@@ -79,6 +79,7 @@ def test_report_compares_the_variant_with_its_baseline(variant_run):
     assert "Variants: each choice against its default" in html and 'id="dim-test-dimension"' in html
 
 
+@pytest.mark.integration
 def test_a_variant_is_judged_only_on_the_tools_it_affects(variant_run, tmp_path):
     """The same run, its variant declared to affect fio only: sysbench is named, not judged."""
     copy = tmp_path / "variants"

@@ -1,0 +1,143 @@
+"""The line between the two lanes of the tests, enforced: a test not marked `integration` (the
+fast lane, `scripts/test.sh --fast`) needs no daemon and runs no measured tool.
+
+While such a test runs, this process and every Python process it starts (through
+lane_child/sitecustomize.py, which the PYTHONPATH set here makes Python import first) run as on
+a machine without dockerd and libvirtd: a Docker client or a libvirt connection (other than
+libvirt's in-process `test:` driver) fails as it does when the daemon is not there, so that
+`bench list` and the plan's availability checks answer "not available" the same way on every
+machine. Starting a daemon's command line, or a workload's program for more than its version,
+is refused: it raises (a BaseException, so that no `except Exception` of bench takes it for a
+backend fault and goes on) and is written to a file that the test's teardown reads, so the
+test fails even if the refusal was swallowed or happened in a child.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+LOG = "BENCH_TESTS_LANE_LOG"      # the file a guarded process writes each refusal to
+TOOLS = "BENCH_TESTS_LANE_TOOLS"  # the measured programs, for a child that cannot import bench
+CHILD = Path(__file__).resolve().parent / "lane_child"
+
+# The daemons, their command lines, and what they make (a VM's emulator, an image's build).
+# Podman has no daemon: its command line (availability, cleanup's listing) is no daemon's.
+DAEMON_PROGRAMS = frozenset({"docker", "dockerd", "containerd", "virsh", "virtlogd", "libvirtd",
+                             "qemu-img", "debootstrap", "sshd"})
+# Interpreters some workloads name among their programs: the tests run them for other things.
+NOT_A_TOOL = frozenset({"bash", "sh", "mawk", "awk", "python3"})
+
+
+# A program asked for its version only (Workload.version's queries): milliseconds, no measurement.
+VERSION_FLAGS = frozenset({"--version", "-V"})
+ABSENT = "no daemon for a test that is not marked integration (tests/lane.py)"
+
+
+class LaneViolation(BaseException):
+    """A fast-lane test touched a daemon or ran a measured tool."""
+
+
+def tool_programs() -> frozenset[str]:
+    from bench.workloads import TOOLS
+
+    names = {Path(p).name for t in TOOLS.values() for p in (*t.programs, *t.client_programs)}
+    return frozenset(names - NOT_A_TOOL)
+
+
+def _refuse(what: str) -> None:
+    message = (f"{what}: a test that is not marked integration may not touch a daemon or run a "
+               "measured tool (mark it `integration`, or give it recorded outputs or the in-process kind)")
+    path = os.environ.get(LOG)
+    if path:
+        with open(path, "a") as f:
+            f.write(what + "\n")
+    raise LaneViolation(message)
+
+
+def _started(args) -> tuple[str, list[str]]:
+    """The program args start and its arguments: the first word, or the word after the
+    declared context's wrapper (environments/context.py), which is where a tool's run starts."""
+    argv = [os.fsdecode(a) for a in (args.split() if isinstance(args, (str, bytes)) else args)]
+    at = argv.index("bench-context") + 1 if "bench-context" in argv else 0
+    return (os.path.basename(argv[at]), argv[at:]) if at < len(argv) else ("", [])
+
+
+def install(tools: frozenset[str]) -> list:
+    """Guard this process; returns what uninstall() restores."""
+    saved = []
+    popen_init = subprocess.Popen.__init__
+
+    def guarded_popen(self, args, *a, **kw):
+        name, command = _started(args)
+        if name in DAEMON_PROGRAMS or name.startswith("qemu-system-") or \
+                name in tools and not (len(command) == 2 and command[1] in VERSION_FLAGS):
+            _refuse(f"started `{' '.join(command)[:200]}`")
+        popen_init(self, args, *a, **kw)
+
+    saved.append((subprocess.Popen, "__init__", popen_init))
+    subprocess.Popen.__init__ = guarded_popen
+    try:
+        import docker.api.client as docker_api
+    except ImportError:
+        docker_api = None
+    if docker_api is not None:
+        from docker.errors import DockerException
+
+        def no_docker(self, *a, **kw):   # as docker-py says when dockerd does not answer
+            raise DockerException(f"Error while fetching server API version: {ABSENT}")
+        saved.append((docker_api.APIClient, "__init__", docker_api.APIClient.__init__))
+        docker_api.APIClient.__init__ = no_docker
+    try:
+        import libvirt
+    except ImportError:
+        libvirt = None
+    if libvirt is not None:
+        for opener in ("open", "openReadOnly", "openAuth"):
+            real = getattr(libvirt, opener)
+
+            def guarded_open(uri=None, *a, _real=real, **kw):
+                if not str(uri or "").startswith("test:"):   # libvirt's in-process driver is no daemon
+                    raise libvirt.libvirtError(f"Failed to connect socket to libvirtd at {uri}: {ABSENT}")
+                return _real(uri, *a, **kw)
+            saved.append((libvirt, opener, real))
+            setattr(libvirt, opener, guarded_open)
+    return saved
+
+
+def uninstall(saved: list) -> None:
+    for owner, name, value in reversed(saved):
+        setattr(owner, name, value)
+
+
+class Guard:
+    """The guard around one test: this process, and the Python processes it starts."""
+
+    def __init__(self):
+        self.tools = tool_programs()
+        fd, name = tempfile.mkstemp(prefix="bench-lane-")
+        os.close(fd)
+        self.log = Path(name)
+        path = os.environ.get("PYTHONPATH")
+        self.variables = {LOG: str(self.log), TOOLS: " ".join(sorted(self.tools)),
+                          "PYTHONPATH": str(CHILD) + (os.pathsep + path if path else "")}
+        self.before = {k: os.environ.get(k) for k in self.variables}
+        self.saved: list = []
+
+    def start(self) -> None:
+        self.saved = install(self.tools)
+        os.environ.update(self.variables)
+
+    def stop(self) -> list[str]:
+        """Unguarded again; what was refused, in order, once each."""
+        uninstall(self.saved)
+        for k, v in self.before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        refused = list(dict.fromkeys(self.log.read_text().splitlines()))
+        self.log.unlink()
+        return refused
