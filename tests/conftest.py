@@ -45,8 +45,9 @@ def pytest_configure(config):
 
 # The two lanes. A test that asks for a real daemon's fixture is an integration test by that
 # alone; any other test not marked so runs guarded (tests/lane.py): the daemons do not answer
-# it, and running a measured tool fails it. So `scripts/test.sh --fast` (-m "not integration")
-# needs no daemon on any machine, and cannot grow slow with real runs unnoticed.
+# it (a test that then skips fails), and running a measured tool fails it. So
+# `scripts/test.sh --fast` (-m "not integration") needs no daemon on any machine, loses no test
+# to a skip, and cannot grow slow with real runs unnoticed.
 DAEMON_FIXTURES = frozenset({"docker_client", "vm_image"})
 
 
@@ -76,6 +77,21 @@ def pytest_runtest_teardown(item):
             if refused:
                 pytest.fail(f"not marked integration, yet it {'; '.join(refused)} (mark it integration, "
                             "or give it recorded outputs or the in-process kind)", pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A guarded test that skips once a daemon said it is not there needed that daemon: it
+    fails instead, for it would skip in both lanes and prove nothing anywhere."""
+    report = yield
+    guard = item.stash.get(GUARD, None)
+    if guard is not None and report.skipped and call.when in ("setup", "call"):
+        asked = guard.asked()
+        if asked:
+            report.outcome = "failed"
+            report.longrepr = (f"not marked integration, yet it skipped for want of {' and '.join(asked)}: "
+                               f"mark it integration ({call.excinfo.value if call.excinfo else ''})")
+    return report
 
 
 GUARD = pytest.StashKey[lane.Guard]()

@@ -15,6 +15,7 @@ test fails even if the refusal was swallowed or happened in a child.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -34,6 +35,7 @@ NOT_A_TOOL = frozenset({"bash", "sh", "mawk", "awk", "python3"})
 # A program asked for its version only (Workload.version's queries): milliseconds, no measurement.
 VERSION_FLAGS = frozenset({"--version", "-V"})
 ABSENT = "no daemon for a test that is not marked integration (tests/lane.py)"
+ASKED = "asked: "   # a line of the log that is no refusal
 
 
 class LaneViolation(BaseException):
@@ -45,6 +47,14 @@ def tool_programs() -> frozenset[str]:
 
     names = {Path(p).name for t in TOOLS.values() for p in (*t.programs, *t.client_programs)}
     return frozenset(names - NOT_A_TOOL)
+
+
+def _asked(what: str) -> None:
+    """A daemon asked for and told it is not there: a test that then skips needed it."""
+    path = os.environ.get(LOG)
+    if path:
+        with open(path, "a") as f:
+            f.write(ASKED + what + "\n")
 
 
 def _refuse(what: str) -> None:
@@ -87,6 +97,7 @@ def install(tools: frozenset[str]) -> list:
         from docker.errors import DockerException
 
         def no_docker(self, *a, **kw):   # as docker-py says when dockerd does not answer
+            _asked("dockerd")
             raise DockerException(f"Error while fetching server API version: {ABSENT}")
         saved.append((docker_api.APIClient, "__init__", docker_api.APIClient.__init__))
         docker_api.APIClient.__init__ = no_docker
@@ -100,6 +111,7 @@ def install(tools: frozenset[str]) -> list:
 
             def guarded_open(uri=None, *a, _real=real, **kw):
                 if not str(uri or "").startswith("test:"):   # libvirt's in-process driver is no daemon
+                    _asked("libvirtd")
                     raise libvirt.libvirtError(f"Failed to connect socket to libvirtd at {uri}: {ABSENT}")
                 return _real(uri, *a, **kw)
             saved.append((libvirt, opener, real))
@@ -125,19 +137,37 @@ class Guard:
                           "PYTHONPATH": str(CHILD) + (os.pathsep + path if path else "")}
         self.before = {k: os.environ.get(k) for k in self.variables}
         self.saved: list = []
+        self.runs = Path(tempfile.mkdtemp(prefix="bench-lane-runs-"))
 
     def start(self) -> None:
+        from bench import live
+
         self.saved = install(self.tools)
+        # The machine's registry of live runs (bench/live.py) is shared by every test process
+        # and session here, and the tests of this lane name their runs "r": each test has one
+        # of its own, so that two processes of the lane (pytest -n) never take one's run for
+        # the other's. (Its child processes, which no test of this lane lets run a tool, keep
+        # the machine's.)
+        self.saved.append((live, "registry", live.registry))
+        live.registry = lambda: self.runs
         os.environ.update(self.variables)
+
+    def log_lines(self) -> list[str]:
+        return list(dict.fromkeys(self.log.read_text().splitlines()))
+
+    def asked(self) -> list[str]:
+        """The daemons the test asked for so far (and was told they are not there)."""
+        return [line[len(ASKED):] for line in self.log_lines() if line.startswith(ASKED)]
 
     def stop(self) -> list[str]:
         """Unguarded again; what was refused, in order, once each."""
+        refused = [line for line in self.log_lines() if not line.startswith(ASKED)]
         uninstall(self.saved)
         for k, v in self.before.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        refused = list(dict.fromkeys(self.log.read_text().splitlines()))
         self.log.unlink()
+        shutil.rmtree(self.runs, ignore_errors=True)
         return refused

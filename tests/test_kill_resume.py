@@ -113,7 +113,9 @@ def resume_and_check(config: Path, out: Path, run_id: str, envs: set[str], befor
     assert leftover_tools(before) == []
 
 
-@pytest.mark.parametrize("point", ["first warm-up", "after one repetition", "midway"])
+# Two points: a tool in flight and nothing stored, and samples stored with a repetition in
+# flight (a kill after the first repetition went through the same resume as midway's).
+@pytest.mark.parametrize("point", ["first warm-up", "midway"])
 def test_host_run_killed_then_resumed(tiny, tmp_path, point):
     before = tool_pids()
     run_id = f"host-{point.replace(' ', '-')}"
@@ -122,7 +124,6 @@ def test_host_run_killed_then_resumed(tiny, tmp_path, point):
     ready = {
         # the first warm-up (sysbench) is running; version probes (sysbench --version) are not it
         "first warm-up": lambda: any("--threads=1" in d for d in describe(tool_pids() - before)),
-        "after one repetition": lambda: sample_lines(run) >= 1,
         "midway": lambda: sample_lines(run) >= 10,
     }[point]
     kill_when(proc, ready)

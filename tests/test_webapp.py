@@ -124,6 +124,7 @@ def test_compose_runs_only_the_workloads_whose_services_its_file_defines():
     assert "cannot read" in str(ComposeEnvironment.refusal(missing, WEBAPP))
 
 
+@pytest.mark.integration
 def test_a_plan_leaves_out_the_cells_an_environment_does_not_run(tmp_path):
     ok, why = ComposeEnvironment.availability(VARIANT)
     if not ok:
@@ -161,6 +162,7 @@ def compose_tool():
         pytest.skip(why)
 
 
+@pytest.mark.integration
 def test_the_webapp_topology_passes_and_bench_adds_only_bookkeeping(compose_tool, tmp_path):
     resolved = compose_config(COMPOSE_FILE)
     check_topology(resolved, "bench-workload:test", COMPOSE_FILE)
@@ -178,6 +180,7 @@ def test_the_webapp_topology_passes_and_bench_adds_only_bookkeeping(compose_tool
     assert "ports" not in merged["services"]["redis"]
 
 
+@pytest.mark.integration
 def test_a_service_without_networks_gets_a_labelled_default_network(compose_tool, tmp_path):
     f = tmp_path / "compose.yaml"
     f.write_text('version: "3.7"\nservices:\n  a: {image: "${BENCH_IMAGE}"}\n')
@@ -185,6 +188,7 @@ def test_a_service_without_networks_gets_a_labelled_default_network(compose_tool
     assert doc["networks"] == {"default": {"labels": {LABEL_RUN: "r1"}}}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("service, error", [
     ("{image: 'redis:7'}", "runs 'redis:7'"),
     ("{image: '${BENCH_IMAGE}', ports: ['8080:8080']}", "beyond 127.0.0.1"),
