@@ -14,9 +14,12 @@ test fails even if the refusal was swallowed or happened in a child.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -75,9 +78,55 @@ def _started(args) -> tuple[str, list[str]]:
     return (os.path.basename(argv[at]), argv[at:]) if at < len(argv) else ("", [])
 
 
+def _guard_docker(api, saved: list) -> None:
+    from docker.errors import DockerException
+
+    def no_docker(self, *a, **kw):   # as docker-py says when dockerd does not answer
+        _asked("dockerd")
+        raise DockerException(f"Error while fetching server API version: {ABSENT}")
+    saved.append((api.APIClient, "__init__", api.APIClient.__init__))
+    api.APIClient.__init__ = no_docker
+
+
+def _guard_libvirt(libvirt, saved: list) -> None:
+    for opener in ("open", "openReadOnly", "openAuth"):
+        real = getattr(libvirt, opener)
+
+        def guarded_open(uri=None, *a, _real=real, **kw):
+            if not str(uri or "").startswith("test:"):   # libvirt's in-process driver is no daemon
+                _asked("libvirtd")
+                raise libvirt.libvirtError(f"Failed to connect socket to libvirtd at {uri}: {ABSENT}")
+            return _real(uri, *a, **kw)
+        saved.append((libvirt, opener, real))
+        setattr(libvirt, opener, guarded_open)
+
+
+class _OnImport(importlib.abc.MetaPathFinder):
+    """Guards docker's client and libvirt the moment they are imported, if they were not yet:
+    a child process does not import them (a tenth of a second each) only to guard them."""
+
+    def __init__(self, guards: dict, saved: list):
+        self.guards, self.saved = guards, saved
+
+    def find_spec(self, name, path, target=None):
+        guard = self.guards.pop(name, None)
+        if guard is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            guard(module, self.saved)
+        spec.loader.exec_module = exec_module
+        return spec
+
+
 def install(tools: frozenset[str]) -> list:
     """Guard this process; returns what uninstall() restores."""
-    saved = []
+    saved: list = []
     popen_init = subprocess.Popen.__init__
 
     def guarded_popen(self, args, *a, **kw):
@@ -89,39 +138,22 @@ def install(tools: frozenset[str]) -> list:
 
     saved.append((subprocess.Popen, "__init__", popen_init))
     subprocess.Popen.__init__ = guarded_popen
-    try:
-        import docker.api.client as docker_api
-    except ImportError:
-        docker_api = None
-    if docker_api is not None:
-        from docker.errors import DockerException
-
-        def no_docker(self, *a, **kw):   # as docker-py says when dockerd does not answer
-            _asked("dockerd")
-            raise DockerException(f"Error while fetching server API version: {ABSENT}")
-        saved.append((docker_api.APIClient, "__init__", docker_api.APIClient.__init__))
-        docker_api.APIClient.__init__ = no_docker
-    try:
-        import libvirt
-    except ImportError:
-        libvirt = None
-    if libvirt is not None:
-        for opener in ("open", "openReadOnly", "openAuth"):
-            real = getattr(libvirt, opener)
-
-            def guarded_open(uri=None, *a, _real=real, **kw):
-                if not str(uri or "").startswith("test:"):   # libvirt's in-process driver is no daemon
-                    _asked("libvirtd")
-                    raise libvirt.libvirtError(f"Failed to connect socket to libvirtd at {uri}: {ABSENT}")
-                return _real(uri, *a, **kw)
-            saved.append((libvirt, opener, real))
-            setattr(libvirt, opener, guarded_open)
+    later = {}
+    for name, guard in (("docker.api.client", _guard_docker), ("libvirt", _guard_libvirt)):
+        if name in sys.modules:
+            guard(sys.modules[name], saved)
+        else:
+            later[name] = guard
+    finder = _OnImport(later, saved)
+    sys.meta_path.insert(0, finder)
+    saved.append((finder, "guards", {}))   # restored first: a later import is left alone
     return saved
 
 
 def uninstall(saved: list) -> None:
     for owner, name, value in reversed(saved):
         setattr(owner, name, value)
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _OnImport)]
 
 
 class Guard:

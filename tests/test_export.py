@@ -13,8 +13,6 @@ import bench
 
 from conftest import bench_cli
 
-pytestmark = pytest.mark.integration
-
 
 def tiny_config(dest: Path, threads: int = 0, warmups: int = 0) -> Path:
     """A private copy of workloads/ whose `tiny` suite is sysbench-cpu alone, 1 s per repetition."""
@@ -58,6 +56,7 @@ def read_back(path: Path, fmt: str) -> pd.DataFrame:
     return got.assign(timestamp=pd.to_datetime(got["timestamp"], format="ISO8601"))
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
 def test_export_reads_back_as_bench_load(run, tmp_path, fmt):
     target = tmp_path / f"samples.{fmt}"
@@ -72,6 +71,7 @@ def test_export_reads_back_as_bench_load(run, tmp_path, fmt):
     pd.testing.assert_frame_equal(got, expected, check_dtype=False, check_exact=True)
 
 
+@pytest.mark.integration
 def test_run_id_under_out_and_default_file_name(run, tmp_path):
     r = bench_cli("export", run.name, "--out", str(run.parent), "--format", "jsonl", "-o", str(tmp_path / "x.jsonl"))
     assert r.returncode == 0, r.stderr
