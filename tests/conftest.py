@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -111,6 +112,15 @@ def config_copy(tmp_path: Path) -> Path:
     dest = tmp_path / "workloads"
     shutil.copytree(ROOT / "workloads", dest)
     return dest
+
+
+def no_warmups(config: Path) -> Path:
+    """A catalogue copy without warm-ups, for a test whose point is what one repetition of a
+    tool gives in an environment: a warm-up runs the same code in the same place first, and is
+    proven where a test asks about warm-ups (test_run_host, test_redis)."""
+    for catalogue in (config / "catalogue").glob("*.yaml"):
+        catalogue.write_text(re.sub(r"(?m)^(\s*warmups:\s*)\d+", r"\g<1>0", catalogue.read_text()))
+    return config
 
 
 @pytest.fixture(scope="session")

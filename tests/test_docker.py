@@ -17,7 +17,7 @@ from bench import config, image
 from bench.environments import wait_for_port
 from bench.environments.docker import LABEL_RUN, DockerEnvironment
 
-from conftest import ROOT, bench_cli
+from conftest import ROOT, bench_cli, no_warmups
 
 pytestmark = pytest.mark.integration
 DOCKER_KILLED = f"docker-killed-{os.getpid()}"  # machine-wide names: unique per session
@@ -143,7 +143,7 @@ def test_quick_suite_side_by_side_on_host_nat_and_host_network(docker_client, wo
     (config_copy / "suites" / "side.yaml").write_text(
         "description: the quick suite without its applications\nprofile: quick\nrepetitions: 1\n"
         f"workloads: {json.dumps([w for w in quick if w not in ('redis', 'mariadb-oltp')])}\n")
-    r = bench_cli("--config-dir", str(config_copy), "run", "--suite", "side", "--env", "host,docker-nat,docker-host",
+    r = bench_cli("--config-dir", str(no_warmups(config_copy)), "run", "--suite", "side", "--env", "host,docker-nat,docker-host",
                   "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(tmp_path / "scratch"))
     assert r.returncode == 0, r.stderr[-3000:]
     df = bench.load(tmp_path / run_id)

@@ -20,7 +20,7 @@ from bench.environments.docker import LABEL_RUN, DockerEnvironment
 from bench.environments.host import HostEnvironment
 from bench.workloads import TOOLS, CellContext
 
-from conftest import bench_cli
+from conftest import bench_cli, no_warmups
 
 pytestmark = pytest.mark.integration
 C2C = {"network": "bridge", "client": "container", "storage": "volume"}
@@ -37,7 +37,7 @@ def tiny_config(config_copy):
     (config_copy / "suites" / "dockernet.yaml").write_text(
         "description: container networking variants\nprofile: quick\nrepetitions: 1\n"
         "workloads: [netperf-tcp-rr, redis]\n")
-    return config_copy
+    return no_warmups(config_copy)
 
 
 def made_by_run(docker_client, run_id: str) -> list[str]:

@@ -12,7 +12,7 @@ from bench import image, settings
 from bench.environments import kvm_host, libvirt as lv
 from bench.environments.host import run_argv
 
-from conftest import bench_cli
+from conftest import bench_cli, no_warmups
 
 pytestmark = pytest.mark.integration
 HOST_KVM = f"host-kvm-{os.getpid()}"  # machine-wide names: unique per session
@@ -141,7 +141,7 @@ def tcg_sized(config_copy):
         text = path.read_text()
         assert quick in text, (name, quick)  # the catalogue changed: update TCG_SIZES
         path.write_text(text.replace(quick, small))
-    return config_copy
+    return no_warmups(config_copy)
 
 
 def test_quick_suite_host_and_kvm_allowing_tcg(vm_image, tmp_path, tcg_sized):
