@@ -37,8 +37,24 @@ def bench_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60
 # them (a developer's BENCH_CACHE_DIR is used by the in-process tests too). Set when the tests
 # are collected (a module's skip condition may ask a kind whether it can run), then again before
 # every test, since a test that calls the command line in this process sets its own.
+TERMINAL = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """(pytest -n) A worker gets the terminal variables this process has, and no others: the
+    worker starts with COLUMNS=80 and LINES=24 set, which cut the lines the progress tests measure."""
+    node.workerinput["bench_terminal"] = {k: os.environ.get(k) for k in TERMINAL}
+
+
 def pytest_configure(config):
     from bench import settings, workloads
+
+    for k, v in getattr(config, "workerinput", {}).get("bench_terminal", {}).items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
     settings.use(settings.Settings.from_environ(os.environ, workloads.packages()))
     config.bench_settings = settings.current()
