@@ -6,10 +6,11 @@ lane_child/sitecustomize.py, which the PYTHONPATH set here makes Python import f
 a machine without dockerd and libvirtd: a Docker client or a libvirt connection (other than
 libvirt's in-process `test:` driver) fails as it does when the daemon is not there, so that
 `bench list` and the plan's availability checks answer "not available" the same way on every
-machine. Starting a daemon's command line, or a workload's program for more than its version,
-is refused: it raises (a BaseException, so that no `except Exception` of bench takes it for a
-backend fault and goes on) and is written to a file that the test's teardown reads, so the
-test fails even if the refusal was swallowed or happened in a child.
+machine; a test that then skips needed the daemon, and fails instead (conftest.py). Starting a
+daemon's command line, or a workload's program for more than its version, is refused: it
+raises (a BaseException, so that no `except Exception` of bench takes it for a backend fault
+and goes on) and is written to a file that the test's teardown reads, so the test fails even
+if the refusal was swallowed or happened in a child.
 """
 
 from __future__ import annotations
