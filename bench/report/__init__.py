@@ -11,7 +11,6 @@ tools and metadata is escaped.
 from __future__ import annotations
 
 import datetime
-import math
 import os
 import re
 import warnings
@@ -70,10 +69,6 @@ def _workload_order(df, manifests) -> list[str]:
     present = set(appearing)
     return list(dict.fromkeys([w for w in order if w in present] + [w for w in appearing if w != "provision"]
                               + (["provision"] if "provision" in present else [])))
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and math.isfinite(v)
 
 
 class Results:
@@ -142,7 +137,7 @@ def build(paths: list[str | os.PathLike], options: stats.Options = stats.Options
         costs["figures"] = _shown(costs["jobs"])
     headlines = {wl["name"]: wl["headline"] for wl in workloads}
     groups = variants.build(res.df, res.manifests, [wl["name"] for wl in workloads], headlines, res.emulated, options)
-    cells.prepare(workloads, groups, options.band)
+    cells.prepare(workloads, groups, options.band, res.envs, res.baseline)
     return {"first": first, "instances": costs, "variants": groups, "workloads": workloads,
             **_summary_section(res), **_parity_section(res), **_runs_section(res),
             "csv": _statistics_csv(res.summary, res.manifests)}
@@ -219,7 +214,7 @@ def _workload(res: Results, ref, w: str, rows, metrics: list[str], recs: list[di
     tool, facts = rows["tool"].iloc[0], res.facts[w]
     figs = _workload_figures(w, tool, rows, shown, headline, sweep_keys, envs, baseline, emulated)
     compared = [r for r in recs if r["metric"] == headline and r["environment"] != baseline
-                and "ratio" in r and _finite(r.get("ratio"))]
+                and "ratio" in r and numbers.finite(r.get("ratio"))]
     for r in compared:
         # Faster than the bare host on CPU or memory work is what a leaked variable or another
         # binary looks like (a false "HPL +44 % in Docker"), not a win: said so in words, on
@@ -366,7 +361,7 @@ def _shown(jobs) -> list[dict[str, Any]]:
 def _p_floor(records, options) -> dict[str, Any] | None:
     """The permutation test's floor at this run's own repetitions, when it is above alpha."""
     sizes = sorted({(int(r["n"]), int(r["native_n"])) for r in records
-                    if _finite(r.get("native_n")) and r["n"] >= 2 and r["native_n"] >= 2})
+                    if numbers.finite(r.get("native_n")) and r["n"] >= 2 and r["native_n"] >= 2})
     floors = {size: stats.min_attainable_p(*size, options.n_resamples) for size in sizes}
     high = {size: p for size, p in floors.items() if p > options.alpha}
     if not high:
@@ -540,7 +535,7 @@ def render(context: dict[str, Any]) -> str:
     from .verdict import cell_id
 
     env.filters.update(num=numbers.num, pct=numbers.pct, pval=numbers.pval, spread=numbers.spread,
-                       unit=numbers.unit_label, finite=_finite, short=_short, change=numbers.change,
+                       unit=numbers.unit_label, short=_short, change=numbers.change,
                        interval_words=numbers.interval_words, breakable=_breakable,
                        overhead_words=numbers.overhead_words)
     env.globals.update(cell_id=cell_id)

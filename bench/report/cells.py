@@ -32,16 +32,49 @@ def view(r: dict[str, Any], band: float) -> dict[str, Any] | None:
             and math.isfinite(resolve) else None}
 
 
-def prepare(workloads: list[dict[str, Any]], variants: list[dict[str, Any]], band: float) -> None:
+def table_cell(c: dict[str, Any]) -> None:
+    """A workload table's cell (mean ± SD over repetitions): its SD in words, if it has one, and
+    its verdict's view when it was compared with native."""
+    c["sd_words"] = numbers.spread(c["sd"], c.get("mean")) if numbers.finite(c.get("sd")) else None
+    c["compared"] = isinstance(c.get("verdict"), str)
+
+
+def summary_rows(wl: dict[str, Any], others: list[str]) -> list[dict[str, Any]]:
+    """The executive summary's rows of a workload: one per sweep point (in the points' sorted
+    order), each with its cell per environment other than native (None where it has none), the
+    cell's anchor (the first screen links to it) and the study's change in words."""
+    from .verdict import cell_id
+
+    by_point: dict[Any, dict[str, dict[str, Any]]] = {}
+    for r in wl["summary"]:
+        by_point.setdefault(r["point"], {}).setdefault(r["environment"], r)   # the first, as listed
+        if r.get("study_overhead") is not None:
+            r["study_words"] = numbers.overhead_words(r["study_overhead"], r["better"])
+    return [{"point": point,
+             "cells": [(e, envs[e], cell_id(e, wl["name"], wl["headline"], point)) if e in envs else (e, None, None)
+                       for e in others]}
+            for point, envs in sorted(by_point.items(), key=lambda kv: _order(kv[0]))]
+
+
+def _order(point: Any) -> Any:
+    """The order Jinja's groupby gave the points: case-insensitive."""
+    return point.lower() if isinstance(point, str) else point
+
+
+def prepare(workloads: list[dict[str, Any]], variants: list[dict[str, Any]], band: float,
+            envs: list[str], baseline: str | None) -> None:
     """Every row the template prints a verdict for gets its view: the workloads' table cells and
-    summary rows, the variants' rows."""
+    summary rows, the variants' rows; the summary's rows are laid out per environment."""
+    others = [e for e in envs if e != baseline]
     for wl in workloads:
         for row in wl["table"]:
             for c in row["cells"].values():
-                if isinstance(c.get("verdict"), str):
+                table_cell(c)
+                if c["compared"]:
                     c["view"] = view(c, band)
         for r in wl["summary"]:
             r["view"] = view(r, band)
+        wl["summary_rows"] = summary_rows(wl, others)
     for d in variants or []:
         for r in d.get("rows") or []:
             r["view"] = view(r, band)

@@ -20,6 +20,10 @@ def unit_label(unit: Any) -> str:
     return UNITS.get(str(unit), str(unit)) if unit is not None else ""
 
 
+def finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
 def _missing(v: Any) -> bool:
     return v is None or not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
 
