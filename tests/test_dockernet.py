@@ -20,7 +20,7 @@ from bench.environments.docker import LABEL_RUN, DockerEnvironment
 from bench.environments.host import HostEnvironment
 from bench.workloads import TOOLS, CellContext
 
-from conftest import bench_cli, no_warmups
+from conftest import bench_cli, fewer_redis_requests, no_warmups
 
 pytestmark = pytest.mark.integration
 C2C = {"network": "bridge", "client": "container", "storage": "volume"}
@@ -33,7 +33,9 @@ def workload_image(docker_client):
 
 @pytest.fixture
 def tiny_config(config_copy):
-    """The catalogue with a suite of one netperf TCP_RR cell and one Redis cell."""
+    """The catalogue with a suite of one netperf TCP_RR cell and one Redis cell (a tenth of
+    quick's requests)."""
+    fewer_redis_requests(config_copy)
     (config_copy / "suites" / "dockernet.yaml").write_text(
         "description: container networking variants\nprofile: quick\nrepetitions: 1\n"
         "workloads: [netperf-tcp-rr, redis]\n")

@@ -14,7 +14,7 @@ from bench.errors import ConfigError, ToolError
 from bench.workloads import TOOLS
 from bench.workloads.redis import RedisParams
 
-from conftest import bench_cli, recorded
+from conftest import bench_cli, fewer_redis_requests, recorded
 
 REDIS = TOOLS["redis"]
 QUICK = REDIS.Params(clients=[1, 10, 50], requests=20000, data_size=50, keyspace=100000, tests=["get", "set"])
@@ -148,14 +148,9 @@ def redis_server_pids() -> set[int]:
 
 @pytest.fixture
 def redis_config(config_copy):
-    """The real catalogue with a suite of its own: only `redis`, one repetition, quick, at a
-    tenth of quick's requests: what these tests ask (the sweep's points, the server in the
-    environment, nothing left) does not depend on how long each point runs, and through
-    docker-proxy quick's 200,000 requests per point cost a minute and a half."""
-    catalogue = config_copy / "catalogue" / "redis.yaml"
-    text = catalogue.read_text()
-    assert "quick: {requests: 20000," in text
-    catalogue.write_text(text.replace("quick: {requests: 20000,", "quick: {requests: 2000,", 1))
+    """The real catalogue with a suite of its own: only `redis`, one repetition, quick, with a
+    tenth of its requests."""
+    fewer_redis_requests(config_copy)
     (config_copy / "suites" / "redis-only.yaml").write_text(
         "profile: quick\nrepetitions: 1\nworkloads: [redis]\n")
     return config_copy
