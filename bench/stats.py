@@ -458,6 +458,8 @@ def sweep_params(df) -> dict[str, list[str]]:
             if p in keys or col.isna().all() or (col.dtype == object
                                                   and col.map(lambda v: isinstance(v, (list, dict))).any()):
                 continue  # a list parameter (redis' `tests`) is a setting, never a point
+            if col.nunique(dropna=True) <= 1:
+                continue  # one value in the workload's rows cannot vary: most parameters, cheaply
             within = rows.groupby(["run_id", "environment", "metric", "repetition"])[column].nunique(dropna=True)
             if (within > 1).any() or (p in KNOWN_SWEEPS and col.nunique(dropna=True) > 1):
                 keys.append(p)
