@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from . import numbers
+from .verdict import cell_id
 
 VERDICTS = ("cost", "gain", "equivalent", "unresolved")
 
@@ -43,8 +44,6 @@ def summary_rows(wl: dict[str, Any], others: list[str]) -> list[dict[str, Any]]:
     """The executive summary's rows of a workload: one per sweep point (in the points' sorted
     order), each with its cell per environment other than native (None where it has none), the
     cell's anchor (the first screen links to it) and the study's change in words."""
-    from .verdict import cell_id
-
     by_point: dict[Any, dict[str, dict[str, Any]]] = {}
     for r in wl["summary"]:
         by_point.setdefault(r["point"], {}).setdefault(r["environment"], r)   # the first, as listed
