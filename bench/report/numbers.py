@@ -25,7 +25,7 @@ def finite(v: Any) -> bool:
 
 
 def _missing(v: Any) -> bool:
-    return v is None or not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)
+    return isinstance(v, bool) or not finite(v)
 
 
 def num(v: Any, digits: int = 4) -> str:

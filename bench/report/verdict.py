@@ -113,10 +113,11 @@ def matrix_cell(env: str, mine: list[tuple[dict[str, Any], dict[str, Any]]]) -> 
         verdict, size = "equivalent", "within ±5 %"
     parts = [f"{counts[k]} {k}" for k in CLASSES if counts[k]]
     # what the matrix prints: the size in large type, then what decided it
-    shown = {"cost": size, "gain": size, "equivalent": "≈ native"}.get(verdict, "unresolved")
-    reason = {"cost": f"cost, worst: {c['label']}", "gain": f"gain, worst: {c['label']}",
-              "unresolved": size}.get(verdict, "within ±5 %")
-    return {"verdict": verdict, "size": size, "shown": shown, "reason": reason, "label": c["label"], "href": "#" + cell_id(env, c["workload"], c["metric"], c["point"]),
+    decided = verdict in ("cost", "gain")
+    shown = size if decided else "≈ native" if verdict == "equivalent" else "unresolved"
+    reason = f"{verdict}, worst: {c['label']}" if decided else size
+    return {"verdict": verdict, "size": size, "shown": shown, "reason": reason, "label": c["label"],
+            "href": "#" + cell_id(env, c["workload"], c["metric"], c["point"]),
             "counts": counts, "total": total, "tally": ", ".join(parts), "environment": env,
             "slowdown": _slowdown(r), "implausible": implausible or ""}
 
