@@ -9,7 +9,9 @@ release the host runs, and imported into Docker. It is cached under the hash of 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -140,13 +142,35 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def _building(recipe: Recipe, what: str):
+    """Held while one process makes one of the recipe's cached files. Two runs started together
+    on a machine without the image (or a run and `bench image build`) would each spend minutes
+    and both cores making the same file: the second waits for the first, then finds it made.
+    (flock: released when its holder dies, however it dies.)"""
+    cache().mkdir(parents=True, exist_ok=True)
+    with open(cache() / f".{what}-{recipe.digest}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _say(f"waiting for another bench making the {what} of {recipe.digest}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build_rootfs(recipe: Recipe, force: bool = False) -> Path:
     """debootstrap the package set into a tar file in the cache (once per recipe)."""
     if recipe.rootfs.exists() and not force:
         return recipe.rootfs
+    with _building(recipe, "rootfs"):
+        if recipe.rootfs.exists() and not force:   # made while this one waited
+            return recipe.rootfs
+        return _build_rootfs(recipe)
+
+
+def _build_rootfs(recipe: Recipe) -> Path:
     if shutil.which("debootstrap") is None:
         raise BenchError("debootstrap is missing: apt-get install debootstrap (or run scripts/setup.sh)")
-    cache().mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f"build-{recipe.digest}-", dir=cache()))
     log = cache() / f"rootfs-{recipe.digest}.log"
     _say(f"building the workload root file system {recipe.digest} with debootstrap "
@@ -232,9 +256,19 @@ def docker_image(client, recipe: Recipe, force: bool = False, base_url: str | No
         except docker.errors.ImageNotFound:
             pass
     tar = build_rootfs(recipe, force=force)
-    _say(f"importing {tar.name} into Docker as {recipe.tag}")
+    with _building(recipe, "docker-import"):   # one import at a time: each streams the whole tar
+        if not force:
+            try:
+                return client.images.get(recipe.tag)   # imported while this one waited
+            except docker.errors.ImageNotFound:
+                pass
+        return _import(client, recipe, tar, base_url)
+
+
+def _import(client, recipe: Recipe, tar: Path, base_url: str | None):
     import docker
 
+    _say(f"importing {tar.name} into Docker as {recipe.tag}")
     # Its own client: streaming half a gigabyte may outlast the usual API timeout.
     importer = (docker.DockerClient(base_url=base_url, timeout=BUILD_TIMEOUT) if base_url
                 else docker.from_env(timeout=BUILD_TIMEOUT))
@@ -301,6 +335,13 @@ def _vm_boot_files(recipe: Recipe, flavour: str) -> tuple[Path, Path, Path]:
     if all(f.exists() for f in files):
         return files
     tar = build_rootfs(recipe)
+    with _building(recipe, "vm-files"):
+        if not all(f.exists() for f in files):   # not made while this one waited
+            _extract_boot_files(tar, folder, flavour, files)
+    return files
+
+
+def _extract_boot_files(tar: Path, folder: Path, flavour: str, files: tuple[Path, Path, Path]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     listing = subprocess.run(["tar", "-tf", str(tar), "./boot"], capture_output=True, text=True, check=True)
     names = listing.stdout.split()
@@ -316,7 +357,6 @@ def _vm_boot_files(recipe: Recipe, flavour: str) -> tuple[Path, Path, Path]:
         with open(part, "wb") as f:
             subprocess.run(["tar", "-xOf", str(tar), member], stdout=f, check=True)
         os.replace(part, target)
-    return files
 
 
 def _flavour_of(release: str) -> str | None:
@@ -339,27 +379,35 @@ def vm_disk(recipe: Recipe, disk_format: str = "raw") -> Path:
     raw = folder / "root.raw"
     if not raw.exists():
         tar = build_rootfs(recipe)
-        folder.mkdir(parents=True, exist_ok=True)
-        _say(f"making the VM disk {raw} from {tar.name}")
-        part = _part(raw)
-        # mke2fs reads a folder (tar input needs e2fsprogs 1.47.1, newer than Debian 12's).
-        tree = Path(tempfile.mkdtemp(prefix="vm-root-", dir=folder))
-        try:
-            subprocess.run(["tar", "-C", str(tree), "--numeric-owner", "-xf", str(tar)], check=True)
-            r = subprocess.run(["mke2fs", "-q", "-t", "ext4", "-L", "benchroot", "-d", str(tree), str(part),
-                                VM_DISK_SIZE], capture_output=True, text=True)
-        finally:
-            shutil.rmtree(tree, ignore_errors=True)
-        if r.returncode != 0:
-            part.unlink(missing_ok=True)
-            raise BenchError(f"mke2fs could not make the VM disk: {r.stderr.strip()}")
-        os.replace(part, raw)
+        with _building(recipe, "vm-files"):
+            if not raw.exists():   # not made while this one waited
+                _make_disk(tar, folder, raw)
     if disk_format == "raw":
         return raw
     qcow2 = folder / "root.qcow2"
     if not qcow2.exists():
-        part = _part(qcow2)
-        subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(part)], check=True,
-                       capture_output=True)
-        os.replace(part, qcow2)
+        with _building(recipe, "vm-files"):
+            if not qcow2.exists():
+                part = _part(qcow2)
+                subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(part)], check=True,
+                               capture_output=True)
+                os.replace(part, qcow2)
     return qcow2
+
+
+def _make_disk(tar: Path, folder: Path, raw: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _say(f"making the VM disk {raw} from {tar.name}")
+    part = _part(raw)
+    # mke2fs reads a folder (tar input needs e2fsprogs 1.47.1, newer than Debian 12's).
+    tree = Path(tempfile.mkdtemp(prefix="vm-root-", dir=folder))
+    try:
+        subprocess.run(["tar", "-C", str(tree), "--numeric-owner", "-xf", str(tar)], check=True)
+        r = subprocess.run(["mke2fs", "-q", "-t", "ext4", "-L", "benchroot", "-d", str(tree), str(part),
+                            VM_DISK_SIZE], capture_output=True, text=True)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+    if r.returncode != 0:
+        part.unlink(missing_ok=True)
+        raise BenchError(f"mke2fs could not make the VM disk: {r.stderr.strip()}")
+    os.replace(part, raw)

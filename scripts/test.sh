@@ -3,6 +3,7 @@
 # integration tests against the real tools). Extra arguments go to pytest.
 #
 #   scripts/test.sh            the full suite, what CI runs (.ci/run): the fast lane, then the rest
+#                              (the integration tests, two at a time)
 #   scripts/test.sh --fast     the fast lane: every test not marked integration (the logic, the
 #                              parsers on recorded outputs, the in-process kind, the report on
 #                              recorded runs). It needs no dockerd or libvirtd, and skips the set-up
@@ -40,13 +41,20 @@ fi
 if [ "$fast" -eq 1 ]; then
     exec .venv/bin/python -m pytest -m "not integration" -n auto "$@"
 fi
-# The full suite: the fast lane as above, then the integration tests in one process, since they
-# measure, and check that the machine is left as they found it. Status 5 is pytest's "no test
-# selected" (arguments that name tests of one lane only): an error only if neither lane ran one.
+# The full suite: the fast lane as above, then the integration tests, two at a time: most of
+# their time is spent waiting (a guest booting, a daemon starting, a tool's fixed seconds), and
+# each checks what its own run left (by its run id, its scratch folder), not the whole machine.
+# A file's tests stay in one process (--dist loadfile), as they share what their module provisions.
+# The workload image is built first, as set-up: on a fresh machine that is minutes of
+# debootstrap that the first test needing it would otherwise spend while the other waits.
+# Status 5 is pytest's "no test selected" (arguments that name tests of one lane only): an error
+# only if neither lane ran one.
 status=0
 .venv/bin/python -m pytest -m "not integration" -n auto "$@" || status=$?
+echo "test: the workload image (built once per recipe; minutes on a fresh machine)"
+.venv/bin/python -m bench image build
 integration=0
-.venv/bin/python -m pytest -m integration "$@" || integration=$?
+.venv/bin/python -m pytest -m integration -n 2 --dist loadfile "$@" || integration=$?
 if [ "$status" -eq 5 ] || { [ "$status" -eq 0 ] && [ "$integration" -ne 5 ]; }; then
     status=$integration
 fi

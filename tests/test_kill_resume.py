@@ -18,7 +18,7 @@ import bench
 from bench import cleanup
 from bench.store import effective_status, read_manifest
 
-from conftest import ROOT, bench_cli
+from conftest import ROOT, bench_cli, tools_of
 
 pytestmark = pytest.mark.integration
 VM_KILLED = f"vm-killed-{os.getpid()}"  # machine-wide names: unique per session
@@ -40,8 +40,9 @@ def tiny(config_copy: Path) -> Path:
     return config_copy
 
 
-def tool_pids() -> set[int]:
-    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in TOOL_PROCESSES}
+def tool_pids(out: Path) -> set[int]:
+    """The tools the run writing to `out` started (start() gives it out/scratch)."""
+    return tools_of(out / "scratch", TOOL_PROCESSES)
 
 
 def describe(pids: set[int]) -> list[str]:
@@ -55,10 +56,10 @@ def describe(pids: set[int]) -> list[str]:
     return found
 
 
-def leftover_tools(before: set[int]) -> list[str]:
-    """Tools still alive that were not there before; a moment's grace for ones just ending."""
+def leftover_tools(out: Path) -> list[str]:
+    """The run's tools still alive; a moment's grace for ones just ending."""
     for _ in range(20):
-        alive = describe(tool_pids() - before)
+        alive = describe(tool_pids(out))
         if not alive:
             return []
         time.sleep(0.1)
@@ -88,12 +89,12 @@ def kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
     proc.wait()
 
 
-def resume_and_check(config: Path, out: Path, run_id: str, envs: set[str], before: set[int]) -> None:
+def resume_and_check(config: Path, out: Path, run_id: str, envs: set[str]) -> None:
     run = out / run_id
     assert effective_status(read_manifest(run)) == "incomplete"
     with pytest.warns(UserWarning, match="incomplete"):
         bench.load(run)  # what was finished loads
-    assert leftover_tools(before) == [], "a tool outlived the killed run"
+    assert leftover_tools(out) == [], "a tool outlived the killed run"
 
     r = bench_cli("--config-dir", str(config), "run", "--out", str(out), "--resume", run_id, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -110,24 +111,23 @@ def resume_and_check(config: Path, out: Path, run_id: str, envs: set[str], befor
     provision = df[df.workload == "provision"]
     assert not provision.duplicated(["environment", "metric"]).any()
     assert cleanup.find(run_id, out / "scratch") == []
-    assert leftover_tools(before) == []
+    assert leftover_tools(out) == []
 
 
 # Two points: a tool in flight and nothing stored, and samples stored with a repetition in
 # flight (a kill after the first repetition went through the same resume as midway's).
 @pytest.mark.parametrize("point", ["first warm-up", "midway"])
 def test_host_run_killed_then_resumed(tiny, tmp_path, point):
-    before = tool_pids()
     run_id = f"host-{point.replace(' ', '-')}"
     proc = start(tiny, tmp_path, run_id, "--env", "host")
     run = tmp_path / run_id
     ready = {
         # the first warm-up (sysbench) is running; version probes (sysbench --version) are not it
-        "first warm-up": lambda: any("--threads=1" in d for d in describe(tool_pids() - before)),
+        "first warm-up": lambda: any("--threads=1" in d for d in describe(tool_pids(tmp_path))),
         "midway": lambda: sample_lines(run) >= 10,
     }[point]
     kill_when(proc, ready)
-    resume_and_check(tiny, tmp_path, run_id, {"host"}, before)
+    resume_and_check(tiny, tmp_path, run_id, {"host"})
 
 
 def docker_ok() -> bool:
@@ -138,13 +138,12 @@ def docker_ok() -> bool:
 
 @pytest.mark.skipif(not docker_ok() and not os.environ.get("CI"), reason="dockerd is not running")
 def test_docker_run_killed_then_resumed(tiny, tmp_path):
-    before = tool_pids()
     proc = start(tiny, tmp_path, DOCKER_KILLED, "--env", "host,docker-nat")
     run = tmp_path / DOCKER_KILLED
     kill_when(proc, lambda: sample_lines(run) >= 2)
     left = {l.kind for l in cleanup.find(DOCKER_KILLED, tmp_path / "scratch")}
     assert {"container", "volume"} <= left  # what SIGKILL leaves: the resume must remove it
-    resume_and_check(tiny, tmp_path, DOCKER_KILLED, {"host", "docker-nat"}, before)
+    resume_and_check(tiny, tmp_path, DOCKER_KILLED, {"host", "docker-nat"})
 
 
 def libvirt_ok() -> bool:
@@ -155,9 +154,8 @@ def libvirt_ok() -> bool:
 
 @pytest.mark.skipif(not libvirt_ok() and not os.environ.get("CI"), reason="libvirtd is not running")
 def test_tcg_guest_killed_while_booting_then_resumed(tiny, tmp_path):
-    before = tool_pids()
     proc = start(tiny, tmp_path, VM_KILLED, "--env", "tcg", "--allow-tcg")
     kill_when(proc, lambda: any(l.kind == "domain" for l in cleanup.find(VM_KILLED, tmp_path / "scratch")))
-    resume_and_check(tiny, tmp_path, VM_KILLED, {"tcg"}, before)
+    resume_and_check(tiny, tmp_path, VM_KILLED, {"tcg"})
     boots = bench.load(tmp_path / VM_KILLED).query("workload == 'provision'")
     assert len(boots) == 1  # the killed boot never reached the agent; the resumed one did

@@ -20,7 +20,7 @@ from bench.workloads.netperf import NetperfParams
 
 STREAM = NetperfParams(test="TCP_STREAM")
 
-from conftest import bench_cli, no_warmups, recorded
+from conftest import bench_cli, no_warmups, recorded, tools_of
 
 netperf = TOOLS["netperf"]
 
@@ -177,21 +177,16 @@ def test_loopback_ports_are_free_for_udp_too():
 TOOL_PROCESSES = {"netserver", "netperf"}
 
 
-def tool_pids() -> set[int]:
-    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in TOOL_PROCESSES}
-
-
 def run_tiny_suite(config_copy: Path, tmp_path: Path, envs: str, run_id: str):
     (config_copy / "suites" / "netperf-tiny.yaml").write_text(yaml.safe_dump({
         "description": "netperf UDP_RR and TCP_STREAM, once", "profile": "quick", "repetitions": 1,
         "workloads": ["netperf-udp-rr", "netperf-tcp-stream"]}))
-    before = tool_pids()
     r = bench_cli("--config-dir", str(no_warmups(config_copy)), "run", "--suite", "netperf-tiny", "--env", envs,
                   "--reps", "1", "--out", str(tmp_path / "out"), "--run-id", run_id,
                   "--scratch", str(tmp_path / "scratch"))
     assert r.returncode == 0, r.stderr[-3000:]
     time.sleep(0.5)
-    assert tool_pids() - before == set()
+    assert tools_of(tmp_path / "scratch", TOOL_PROCESSES) == set()
     assert list((tmp_path / "scratch").iterdir()) == []
     return bench.load(tmp_path / "out" / run_id)
 

@@ -11,14 +11,13 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 import bench
 from bench import config
 from bench.workloads import TOOLS
 
-from conftest import ROOT, bench_cli
+from conftest import ROOT, bench_cli, tools_of
 
 pytestmark = pytest.mark.integration
 
@@ -27,23 +26,18 @@ TOOL_PROCESSES = {"fio", "sysbench", "hpcc", "mpirun", "netserver", "netperf", "
 QUICK = config.load().suite("quick").workloads
 
 
-def tool_pids() -> set[int]:
-    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in TOOL_PROCESSES}
-
-
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     """One real run of the quick suite, 2 repetitions, shared by the tests of this module."""
     out = tmp_path_factory.mktemp("results")
     scratch = tmp_path_factory.mktemp("scratch")
-    before = tool_pids()
     r = bench_cli("run", "--suite", "quick", "--env", "host", "--reps", "2", "--out", str(out),
                   "--run-id", "quick-host", "--scratch", str(scratch), "--seed", "7")
-    return r, out / "quick-host", scratch, before
+    return r, out / "quick-host", scratch
 
 
 def test_run_completes_and_reports(quick_run):
-    r, run, _, _ = quick_run
+    r, run, _ = quick_run
     assert r.returncode == 0, r.stderr[-3000:]
     assert "complete" in r.stdout and "bench.load(" in r.stdout
     manifest = json.loads((run / "run.json").read_text())
@@ -58,7 +52,7 @@ def test_run_completes_and_reports(quick_run):
 
 
 def test_samples_load_with_real_measurements(quick_run):
-    _, run, _, _ = quick_run
+    _, run, _ = quick_run
     df = bench.load(run)
     assert set(df["environment"]) == {"host"} and set(df["repetition"]) == {1, 2}
 
@@ -91,7 +85,7 @@ def test_samples_load_with_real_measurements(quick_run):
 
 
 def test_every_sample_traces_back_to_its_raw_output(quick_run):
-    _, run, _, _ = quick_run
+    _, run, _ = quick_run
     manifest = json.loads((run / "run.json").read_text())
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
     cells: dict[tuple[str, str, int], list[dict]] = {}
@@ -109,7 +103,7 @@ def test_every_sample_traces_back_to_its_raw_output(quick_run):
 
 
 def test_metadata_records_host_and_tool_versions(quick_run):
-    _, run, _, _ = quick_run
+    _, run, _ = quick_run
     manifest = json.loads((run / "run.json").read_text())
     host = manifest["host"]
     assert host["cpu_count"] == os.cpu_count() and host["kernel"] == os.uname().release
@@ -123,9 +117,9 @@ def test_metadata_records_host_and_tool_versions(quick_run):
 
 
 def test_nothing_is_left_behind(quick_run):
-    _, _, scratch, before = quick_run
+    _, _, scratch = quick_run
     assert list(scratch.iterdir()) == []
-    assert tool_pids() - before == set()
+    assert tools_of(scratch, TOOL_PROCESSES) == set()
 
 
 @pytest.fixture
@@ -144,7 +138,6 @@ def broken_config(config_copy):
 
 
 def test_failed_and_hung_tools_are_recorded_and_the_run_goes_on(tmp_path, broken_config):
-    before = tool_pids()
     r = bench_cli("--config-dir", str(broken_config), "run", "--suite", "broken", "--env", "host",
                   "--out", str(tmp_path), "--run-id", "broken", "--scratch", str(tmp_path / "scratch"))
     assert r.returncode == 1, r.stderr  # finished, but with failures
@@ -157,11 +150,10 @@ def test_failed_and_hung_tools_are_recorded_and_the_run_goes_on(tmp_path, broken
     assert set(bench.load(run)["workload"]) == {"sysbench-short"}
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
     assert "2 failed repetitions" in r.stdout
-    assert tool_pids() - before == set()
+    assert tools_of(tmp_path / "scratch", TOOL_PROCESSES) == set()
 
 
 def test_sigterm_mid_run_tears_down_and_keeps_finished_repetitions(tmp_path):
-    before = tool_pids()
     scratch = tmp_path / "scratch"
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--suite", "quick", "--env", "host",
                              "--reps", "3", "--out", str(tmp_path), "--run-id", "killed",
@@ -182,7 +174,7 @@ def test_sigterm_mid_run_tears_down_and_keeps_finished_repetitions(tmp_path):
         assert len(bench.load(tmp_path / "killed")) > 0
     assert list(scratch.iterdir()) == []
     time.sleep(0.5)
-    assert tool_pids() - before == set()
+    assert tools_of(scratch, TOOL_PROCESSES) == set()
 
 
 def test_a_tool_printing_garbage_is_recorded_as_unparsable(tmp_path, config_copy):
