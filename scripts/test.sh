@@ -45,17 +45,24 @@ fi
 # their time is spent waiting (a guest booting, a daemon starting, a tool's fixed seconds), and
 # each checks what its own run left (by its run id, its scratch folder), not the whole machine.
 # A file's tests stay in one process (--dist loadfile), as they share what their module provisions.
+# Last, one at a time, the tests marked `alone`: they change the machine for every run on it
+# (a binary planted in /usr/local, libvirtd restarted, the shared dockerd made a swarm manager).
 # The workload image is built first, as set-up: on a fresh machine that is minutes of
 # debootstrap that the first test needing it would otherwise spend while the other waits.
-# Status 5 is pytest's "no test selected" (arguments that name tests of one lane only): an error
-# only if neither lane ran one.
-status=0
-.venv/bin/python -m pytest -m "not integration" -n auto "$@" || status=$?
+# Status 5 is pytest's "no test selected" (arguments that name tests of some lanes only): an
+# error only if no lane ran one.
+statuses=()
+lane() { .venv/bin/python -m pytest "$@" && statuses+=(0) || statuses+=($?); }
+lane -m "not integration" -n auto "$@"
 echo "test: the workload image (built once per recipe; minutes on a fresh machine)"
 .venv/bin/python -m bench image build
-integration=0
-.venv/bin/python -m pytest -m integration -n 2 --dist loadfile "$@" || integration=$?
-if [ "$status" -eq 5 ] || { [ "$status" -eq 0 ] && [ "$integration" -ne 5 ]; }; then
-    status=$integration
-fi
+lane -m "integration and not alone" -n 2 --dist loadfile "$@"
+lane -m "integration and alone" "$@"
+status=5
+for s in "${statuses[@]}"; do
+    if [ "$s" -ne 0 ] && [ "$s" -ne 5 ]; then
+        exit "$s"
+    fi
+    [ "$s" -eq 5 ] || status=0
+done
 exit "$status"

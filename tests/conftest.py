@@ -50,6 +50,11 @@ def pytest_configure_node(node):
 def pytest_configure(config):
     from bench import settings, workloads
 
+    config.addinivalue_line("markers", "alone: an integration test that changes the machine for every run on "
+                            "it (a binary planted in /usr/local, libvirtd restarted, the shared dockerd made a "
+                            "swarm manager): scripts/test.sh runs these one at a time, after the others, which "
+                            "run two at a time")
+
     for k, v in getattr(config, "workerinput", {}).get("bench_terminal", {}).items():
         if v is None:
             os.environ.pop(k, None)
@@ -71,7 +76,7 @@ DAEMON_FIXTURES = frozenset({"docker_client", "vm_image"})
 @pytest.hookimpl(tryfirst=True)   # before -m deselects by the marker
 def pytest_collection_modifyitems(items):
     for item in items:
-        if DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("alone"):
             item.add_marker(pytest.mark.integration)
 
 

@@ -148,6 +148,9 @@ def no_swarm(docker_client):
     return bool(swarm.gwbridges(docker_client))
 
 
+# The swarm tests make the machine's one dockerd a swarm manager and leave it again: `alone`, so
+# that no other test's containers meet the daemon in between (scripts/test.sh).
+@pytest.mark.alone
 def test_swarm_host_publishing_runs_netperf_and_leaves_the_daemon_as_it_was(
         docker_client, workload_image, no_swarm, tmp_path):
     """netperf, and a multi-tier workload (webapp: its front and Redis tiers both in the task's
@@ -184,6 +187,7 @@ def _net_rr_only(tmp_path):
     return dest
 
 
+@pytest.mark.alone
 def test_swarm_mesh_is_refused_where_the_kernel_has_no_ipvs(docker_client, no_swarm, tmp_path):
     ok, why = swarm.mesh_support()
     if ok:
@@ -195,6 +199,7 @@ def test_swarm_mesh_is_refused_where_the_kernel_has_no_ipvs(docker_client, no_sw
     assert swarm.swarm_state(docker_client)[0] == "inactive"  # refused before making anything
 
 
+@pytest.mark.alone
 def test_swarm_mesh_runs_netperf_through_the_routing_mesh(docker_client, workload_image, no_swarm, tmp_path):
     ok, why = swarm.mesh_support()
     if not ok:
@@ -208,6 +213,7 @@ def test_swarm_mesh_runs_netperf_through_the_routing_mesh(docker_client, workloa
     daemon_left_as_found(docker_client, run_id, no_swarm)
 
 
+@pytest.mark.alone
 def test_a_swarm_the_run_did_not_make_is_refused_and_kept(docker_client, no_swarm, tmp_path):
     # A swarm of the test's own, on a veth of its own (never the host's real interfaces).
     veth, address = f"bswt{os.getpid() % 10**9}"[:15], "10.219.1.1"
@@ -231,6 +237,7 @@ def test_a_swarm_the_run_did_not_make_is_refused_and_kept(docker_client, no_swar
         subprocess.run(["ip", "link", "delete", veth], check=False)
 
 
+@pytest.mark.alone
 def test_cleanup_leaves_the_swarm_a_killed_run_made(docker_client, workload_image, no_swarm, tmp_path):
     run_id = f"t{os.getpid()}-swarm-killed"
     env = swarm.SwarmEnvironment("docker-swarm-host", {"publish": "host"}, run_id)
@@ -251,6 +258,7 @@ def test_cleanup_leaves_the_swarm_a_killed_run_made(docker_client, workload_imag
     env._stream.close()
 
 
+@pytest.mark.alone
 def test_plain_docker_works_after_the_swarm_tests(docker_client, workload_image, tmp_path):
     """swarm init/leave changed the shared daemon for a while: the ordinary -p path still works."""
     from bench.environments import wait_for_port
@@ -268,6 +276,7 @@ def test_plain_docker_works_after_the_swarm_tests(docker_client, workload_image,
     assert made_by_run(docker_client, env.run_id) == []
 
 
+@pytest.mark.alone
 def test_sigterm_leaves_the_swarm_the_run_made(docker_client, workload_image, no_swarm, tmp_path):
     import signal
     import sys

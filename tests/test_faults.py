@@ -192,6 +192,7 @@ def probe_qemus() -> dict[int, int]:
     return found
 
 
+@pytest.mark.alone   # the probe's cached answer, put aside, is every run's
 @pytest.mark.integration
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
 def test_the_kvm_probes_qemu_goes_with_bench(vm_image, tmp_path, how):
@@ -262,6 +263,7 @@ def start_libvirtd() -> None:
         time.sleep(1)
 
 
+@pytest.mark.alone   # the machine's libvirtd: every guest's connection breaks
 @pytest.mark.integration
 def test_libvirtd_restarted_during_a_tcg_run(vm_image, config_copy, tmp_path):
     """libvirtd stopped and started again while a TCG guest measures: the repetition in flight

@@ -166,6 +166,8 @@ def shadowed_sysbench():
     shadow.unlink()
 
 
+# `alone`: the sysbench planted in /usr/local/bin is every host run's while it is there.
+@pytest.mark.alone
 @pytest.mark.integration
 def test_a_planted_difference_is_refused_then_marked(parity_suite, tmp_path, docker_client, shadowed_sysbench):
     args = ("--config-dir", str(parity_suite), "run", "--suite", "parity-cpu", "--env", "host,docker-nat",

@@ -148,6 +148,41 @@ def tables_wider_than_the_screen(html: Path, tmp_path: Path) -> list[int]:
     return probed(html, tmp_path, SCREEN_PROBE, "data-wide", f"--window-size={SCREEN[0]},900")
 
 
+# All of the above in one page load (each load is a Chromium start, 2 s here): the figures, then
+# the screen's tables with every <details> open, then the print stylesheet's rules applied and
+# the tables at a printed page's width. In that order, since each step changes the page.
+LAYOUT_PROBE = ("<script>window.addEventListener('load', () => {"
+                "const figures = [...document.querySelectorAll('figure svg')].map(f => [f.querySelectorAll("
+                "'rect,path,circle,polygon,line').length > 10, f.getBoundingClientRect().width, "
+                "f.getBoundingClientRect().height]);"
+                "document.querySelectorAll('details').forEach(d => d.open = true);"
+                "const screen = [...document.querySelectorAll('table')].filter(t => t.getBoundingClientRect().width > %d + 1)"
+                "  .map(t => Math.round(t.getBoundingClientRect().width));"
+                "if (document.documentElement.scrollWidth > window.innerWidth) screen.push(-document.documentElement.scrollWidth);"
+                "const rules = [];"
+                "for (const sheet of document.styleSheets) for (const r of sheet.cssRules)"
+                "  if (r.media && r.media.mediaText.includes('print')) for (const x of r.cssRules) rules.push(x.cssText);"
+                "const st = document.createElement('style'); st.textContent = rules.join('\\n'); document.head.appendChild(st);"
+                "const cells = [...document.querySelectorAll('th, td')];"
+                "const breaking = cells.filter(c => { const s = getComputedStyle(c);"
+                "  return s.overflowWrap === 'anywhere' || s.wordBreak === 'break-all' || s.wordBreak === 'break-word'; }).length;"
+                "const heads = [...document.querySelectorAll('table')]"
+                "  .filter(t => t.rows.length && [...t.rows[0].cells].every(c => c.tagName === 'TH'))"
+                "  .map(t => t.tHead ? getComputedStyle(t.tHead).display : 'none');"
+                "document.body.style.width = '%dpx';"
+                "const page = [...document.querySelectorAll('table')].filter(t => t.getBoundingClientRect().width > %d + 1)"
+                "  .map(t => Math.round(t.getBoundingClientRect().width));"
+                "document.body.setAttribute('data-layout', JSON.stringify({figures, screen, page, breaking, heads}));"
+                " });</script></body>" % (SCREEN[1], PRINT_WIDTH, PRINT_WIDTH))
+
+
+def layout(html: Path, tmp_path: Path) -> dict:
+    """In one Chromium start, in a reviewer's 1,280 px window: `figures` as chromium() gives
+    them, `screen` as tables_wider_than_the_screen(), `page` as tables_wider_than_a_page(), and
+    `breaking` and `heads` as print_rules()."""
+    return probed(html, tmp_path, LAYOUT_PROBE, "data-layout", f"--window-size={SCREEN[0]},900")
+
+
 def visible_text(html: str) -> str:
     """The text a reader sees: no tags, no figures' data, no style or script."""
     html = re.sub(r"<(style|script)[^>]*>.*?</\1>", " ", html, flags=re.S)

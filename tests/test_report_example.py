@@ -21,8 +21,7 @@ from pathlib import Path
 from bench.report import render_runs
 
 from conftest import ROOT
-from test_report import (assert_plain_numbers, chromium, print_rules, tables_wider_than_a_page,
-                         tables_wider_than_the_screen, visible_text)
+from test_report import assert_plain_numbers, layout, visible_text
 
 
 EXAMPLE = ROOT / "reports"
@@ -58,16 +57,15 @@ def check_reads_well(html_file: Path, tmp_path: Path, envs: list[str]) -> str:
     for env in envs[1:]:   # native (the first) is what the others are measured against: a row each
         assert re.search(rf"<th>{re.escape(env)}\b", html[html.index('id="glance"'):]), env
     assert "Bottom line" in first and "The study's conclusions, tested here" in first
-    images, _ = chromium(html_file, tmp_path)
+    seen = layout(html_file, tmp_path)
     shown = html[html.index('id="glance"'):html.index("</section>")].count("<figure><svg")
     assert shown == 1, "the overview figure"
+    images = seen["figures"]
     assert images and all(complete and w > 600 for complete, w, _ in images[:1]), images[:1]
     assert_plain_numbers(html)
-    assert tables_wider_than_a_page(html_file, tmp_path) == []
-    assert tables_wider_than_the_screen(html_file, tmp_path) == []
-    printed = print_rules(html_file, tmp_path)
+    assert seen["page"] == [] and seen["screen"] == [], seen   # no table wider than A4, nor than the page
     # printed: no cell breaks a word mid-way, and every table's column names repeat on each page
-    assert printed["breaking"] == 0 and set(printed["heads"]) == {"table-header-group"}, printed
+    assert seen["breaking"] == 0 and set(seen["heads"]) == {"table-header-group"}, seen
     return first
 
 
