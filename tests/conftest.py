@@ -156,26 +156,27 @@ def fewer_redis_requests(config: Path) -> Path:
     return config
 
 
-def tools_of(scratch: Path, names: set[str]) -> set[int]:
-    """The processes named in `names` that the run given `--scratch scratch` started on this
-    machine: a tool on the host or a client host starts with HOME set to its environment's folder
-    under the run's scratch (environments/context.py). Not every such process on the machine:
-    the integration tests run two at a time (scripts/test.sh), and another test's run may have
-    its own tools running. (A tool in a container or guest lives there: the container's labels
-    and the guest's domain say whether it is left.)"""
+def tools_of(scratch: Path, names: set[str] | None = None) -> dict[int, str]:
+    """pid -> name of the processes (named in `names`, if given) that the run given `--scratch
+    scratch` started on this machine and that still run: a tool on the host or a client host
+    starts with HOME set to its environment's folder under the run's scratch
+    (environments/context.py). Not every such process on the machine: the integration tests run
+    two at a time (scripts/test.sh), and another test's run may have its own tools running. (A
+    tool in a container or guest lives there: the container's labels and the guest's domain say
+    whether it is left.)"""
     import psutil
 
     roots = {str(Path(scratch)), str(Path(scratch).resolve())}
-    found = set()
-    for p in psutil.process_iter(["name"]):
-        if p.info["name"] not in names:
+    found = {}
+    for p in psutil.process_iter(["name", "status"]):
+        if names is not None and p.info["name"] not in names or p.info["status"] == psutil.STATUS_ZOMBIE:
             continue
         try:
             home = p.environ().get("HOME", "")
-        except psutil.Error:   # gone meanwhile, or a zombie
+        except psutil.Error:   # gone meanwhile
             continue
         if any(home == root or home.startswith(root + os.sep) for root in roots):
-            found.add(p.pid)
+            found[p.pid] = p.info["name"]
     return found
 
 

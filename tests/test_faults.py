@@ -21,7 +21,7 @@ from bench import settings
 from bench.environments import dockerd
 from bench.environments.docker import LABEL_RUN
 
-from conftest import ROOT, bench_cli
+from conftest import ROOT, bench_cli, tools_of
 
 SESSION = f"f{os.getpid()}"  # machine-wide names: unique per session
 
@@ -295,20 +295,6 @@ def test_libvirtd_restarted_during_a_tcg_run(vm_image, config_copy, tmp_path):
     assert {rep for _, rep in repetitions(tmp_path / run_id)} == {1, 2, 3} - lost, "the new guest measured on"
 
 
-def tools_of(run_id: str, scratch: Path) -> dict[int, str]:
-    """pid -> command of processes whose HOME is one of the run's scratch folders (its host tools)."""
-    homes = [f"HOME={folder}".encode() for folder in scratch.glob(f"bench-{run_id}-*")]
-    found = {}
-    for entry in Path("/proc").iterdir():
-        try:  # a process may end between any two reads
-            if entry.name.isdigit() and alive(int(entry.name)) and \
-                    any(h in (entry / "environ").read_bytes().split(b"\0") for h in homes):
-                found[int(entry.name)] = (entry / "comm").read_text().strip()
-        except OSError:
-            continue
-    return found
-
-
 @pytest.mark.integration
 def test_a_tool_behind_a_shell_outlives_a_killed_run_and_cleanup_stops_it(config_copy, tmp_path):
     """xz runs behind its script's pipe: SIGKILL of bench kills the script (a parent-death
@@ -325,7 +311,7 @@ def test_a_tool_behind_a_shell_outlives_a_killed_run_and_cleanup_stops_it(config
     xz: list[int] = []
     while time.monotonic() < deadline and not xz:
         assert proc.poll() is None, "the run ended before xz was seen"
-        xz = [pid for pid, command in tools_of(run_id, scratch).items() if command == "xz"]
+        xz = list(tools_of(scratch, {"xz"}))
         time.sleep(0.05)
     proc.kill()
     proc.wait(timeout=30)
@@ -335,7 +321,7 @@ def test_a_tool_behind_a_shell_outlives_a_killed_run_and_cleanup_stops_it(config
         assert r.returncode == 0, r.stderr
         assert "process xz" in r.stdout and "scratch folder" in r.stdout, r.stdout
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and tools_of(run_id, scratch):
+        while time.monotonic() < deadline and tools_of(scratch):
             time.sleep(0.1)
         assert not any(alive(pid) for pid in xz)
         assert list(scratch.glob(f"bench-{run_id}-*")) == []

@@ -40,7 +40,7 @@ def tiny(config_copy: Path) -> Path:
     return config_copy
 
 
-def tool_pids(out: Path) -> set[int]:
+def tool_pids(out: Path) -> dict[int, str]:
     """The tools the run writing to `out` started (start() gives it out/scratch)."""
     return tools_of(out / "scratch", TOOL_PROCESSES)
 

@@ -186,7 +186,7 @@ def run_tiny_suite(config_copy: Path, tmp_path: Path, envs: str, run_id: str):
                   "--scratch", str(tmp_path / "scratch"))
     assert r.returncode == 0, r.stderr[-3000:]
     time.sleep(0.5)
-    assert tools_of(tmp_path / "scratch", TOOL_PROCESSES) == set()
+    assert tools_of(tmp_path / "scratch", TOOL_PROCESSES) == {}
     assert list((tmp_path / "scratch").iterdir()) == []
     return bench.load(tmp_path / "out" / run_id)
 

@@ -142,7 +142,7 @@ def test_a_typo_in_the_catalogue_is_a_config_error(config_copy):
 
 # -- real runs through the command line -----------------------------------------------------
 
-def redis_pids(scratch: Path) -> set[int]:
+def redis_pids(scratch: Path) -> dict[int, str]:
     """The servers and clients the run given `--scratch scratch` started on this machine."""
     return tools_of(scratch, {"redis-server", "redis-benchmark"})
 
@@ -184,7 +184,7 @@ def test_redis_on_the_host(tmp_path, redis_config):
                   "--out", str(tmp_path), "--run-id", "redis-host", "--scratch", str(tmp_path / "scratch"))
     assert r.returncode == 0, r.stderr[-3000:]
     check_sweep(tmp_path / "redis-host", "host")
-    assert redis_pids(tmp_path / "scratch") == set()
+    assert redis_pids(tmp_path / "scratch") == {}
     assert list((tmp_path / "scratch").iterdir()) == []
 
 
@@ -202,4 +202,4 @@ def test_redis_in_docker_nat(tmp_path, redis_config, docker_client):
     assert docker_client.containers.list(all=True, filters=selector) == []
     assert docker_client.volumes.list(filters=selector) == []
     # the server ran in the container (its processes went with it, above); the client on the host
-    assert redis_pids(tmp_path / "scratch") == set()
+    assert redis_pids(tmp_path / "scratch") == {}

@@ -119,7 +119,7 @@ def test_metadata_records_host_and_tool_versions(quick_run):
 def test_nothing_is_left_behind(quick_run):
     _, _, scratch = quick_run
     assert list(scratch.iterdir()) == []
-    assert tools_of(scratch, TOOL_PROCESSES) == set()
+    assert tools_of(scratch, TOOL_PROCESSES) == {}
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def test_failed_and_hung_tools_are_recorded_and_the_run_goes_on(tmp_path, broken
     assert set(bench.load(run)["workload"]) == {"sysbench-short"}
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
     assert "2 failed repetitions" in r.stdout
-    assert tools_of(tmp_path / "scratch", TOOL_PROCESSES) == set()
+    assert tools_of(tmp_path / "scratch", TOOL_PROCESSES) == {}
 
 
 def test_sigterm_mid_run_tears_down_and_keeps_finished_repetitions(tmp_path):
@@ -174,7 +174,7 @@ def test_sigterm_mid_run_tears_down_and_keeps_finished_repetitions(tmp_path):
         assert len(bench.load(tmp_path / "killed")) > 0
     assert list(scratch.iterdir()) == []
     time.sleep(0.5)
-    assert tools_of(scratch, TOOL_PROCESSES) == set()
+    assert tools_of(scratch, TOOL_PROCESSES) == {}
 
 
 def test_a_tool_printing_garbage_is_recorded_as_unparsable(tmp_path, config_copy):
