@@ -83,74 +83,10 @@ def test_run_writes_its_report_and_it_opens_in_chromium(runs, tmp_path):
 
 # A4 less 1.27 cm margins each side, at 96 px per inch: the width a printed page gives a table.
 PRINT_WIDTH = 718
-PRINT_PROBE = ("<script>window.addEventListener('load', () => {"
-               "const rules = [];"
-               "for (const sheet of document.styleSheets) for (const r of sheet.cssRules)"
-               "  if (r.media && r.media.mediaText.includes('print')) for (const x of r.cssRules) rules.push(x.cssText);"
-               "const st = document.createElement('style'); st.textContent = rules.join('\\n'); document.head.appendChild(st);"
-               "document.body.style.width = '%dpx';"
-               "document.querySelectorAll('details').forEach(d => d.open = true);"
-               "const wide = [...document.querySelectorAll('table')].filter(t => t.getBoundingClientRect().width > %d + 1)"
-               "  .map(t => Math.round(t.getBoundingClientRect().width));"
-               "document.body.setAttribute('data-wide', JSON.stringify(wide)); });</script></body>" % (PRINT_WIDTH, PRINT_WIDTH))
-
-
-PRINT_RULES_PROBE = ("<script>window.addEventListener('load', () => {"
-                     "const rules = [];"
-                     "for (const sheet of document.styleSheets) for (const r of sheet.cssRules)"
-                     "  if (r.media && r.media.mediaText.includes('print')) for (const x of r.cssRules) rules.push(x.cssText);"
-                     "const st = document.createElement('style'); st.textContent = rules.join('\\n'); document.head.appendChild(st);"
-                     "const cells = [...document.querySelectorAll('th, td')];"
-                     "const breaking = cells.filter(c => { const s = getComputedStyle(c);"
-                     "  return s.overflowWrap === 'anywhere' || s.wordBreak === 'break-all' || s.wordBreak === 'break-word'; }).length;"
-                     "const heads = [...document.querySelectorAll('table')]"
-                     "  .filter(t => t.rows.length && [...t.rows[0].cells].every(c => c.tagName === 'TH'))"
-                     "  .map(t => t.tHead ? getComputedStyle(t.tHead).display : 'none');"
-                     "document.body.setAttribute('data-print', JSON.stringify({breaking, heads})); });</script></body>")
-
-
-def probed(html: Path, tmp_path: Path, probe: str, attribute: str, *chromium: str):
-    """What a probe script, added to the page, wrote into the body's `attribute` once headless
-    Chromium laid the page out (with `chromium`'s extra flags)."""
-    page = tmp_path / f"{attribute}.html"
-    page.write_text(html.read_text().replace("</body>", probe))
-    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                        *chromium, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
-    found = re.search(rf'{attribute}="([^"]*)"', r.stdout)
-    assert found, r.stderr[-2000:]
-    return json.loads(found.group(1).replace("&quot;", '"'))
-
-
-def print_rules(html: Path, tmp_path: Path) -> dict:
-    """Under the print stylesheet: how many table cells may break a word anywhere, and the header
-    display of each table that has a header row (table-header-group: repeated on every printed
-    page; a table of key and value rows has none to repeat)."""
-    return probed(html, tmp_path, PRINT_RULES_PROBE, "data-print")
-
-
-def tables_wider_than_a_page(html: Path, tmp_path: Path) -> list[int]:
-    """The widths of the tables wider than a printed A4 page, under the report's print stylesheet."""
-    return probed(html, tmp_path, PRINT_PROBE, "data-wide")
-
-
 SCREEN = (1280, 1200)   # a reviewer's browser window, and the report's page width in it (CSS pixels)
-SCREEN_PROBE = ("<script>window.addEventListener('load', () => {"
-                "document.querySelectorAll('details').forEach(d => d.open = true);"
-                "const wide = [...document.querySelectorAll('table')].filter(t => t.getBoundingClientRect().width > %d + 1)"
-                "  .map(t => Math.round(t.getBoundingClientRect().width));"
-                "if (document.documentElement.scrollWidth > window.innerWidth) wide.push(-document.documentElement.scrollWidth);"
-                "document.body.setAttribute('data-wide', JSON.stringify(wide)); });</script></body>" % SCREEN[1])
-
-
-def tables_wider_than_the_screen(html: Path, tmp_path: Path) -> list[int]:
-    """The widths of the tables wider than the report's 1,200 px page in a 1,280 px window (every
-    <details> open), and minus the page's width if it scrolls sideways."""
-    return probed(html, tmp_path, SCREEN_PROBE, "data-wide", f"--window-size={SCREEN[0]},900")
-
-
-# All of the above in one page load (each load is a Chromium start, 2 s here): the figures, then
-# the screen's tables with every <details> open, then the print stylesheet's rules applied and
-# the tables at a printed page's width. In that order, since each step changes the page.
+# How the page is laid out, in one page load (each is a Chromium start, 2 s here): the figures,
+# then the screen's tables with every <details> open, then the print stylesheet's rules applied
+# and the tables at a printed page's width. In that order, since each step changes the page.
 LAYOUT_PROBE = ("<script>window.addEventListener('load', () => {"
                 "const figures = [...document.querySelectorAll('figure svg')].map(f => [f.querySelectorAll("
                 "'rect,path,circle,polygon,line').length > 10, f.getBoundingClientRect().width, "
@@ -176,10 +112,26 @@ LAYOUT_PROBE = ("<script>window.addEventListener('load', () => {"
                 " });</script></body>" % (SCREEN[1], PRINT_WIDTH, PRINT_WIDTH))
 
 
+def probed(html: Path, tmp_path: Path, probe: str, attribute: str, *chromium: str):
+    """What a probe script, added to the page, wrote into the body's `attribute` once headless
+    Chromium laid the page out (with `chromium`'s extra flags)."""
+    page = tmp_path / f"{attribute}.html"
+    page.write_text(html.read_text().replace("</body>", probe))
+    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                        *chromium, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(rf'{attribute}="([^"]*)"', r.stdout)
+    assert found, r.stderr[-2000:]
+    return json.loads(found.group(1).replace("&quot;", '"'))
+
+
 def layout(html: Path, tmp_path: Path) -> dict:
-    """In one Chromium start, in a reviewer's 1,280 px window: `figures` as chromium() gives
-    them, `screen` as tables_wider_than_the_screen(), `page` as tables_wider_than_a_page(), and
-    `breaking` and `heads` as print_rules()."""
+    """The page in a reviewer's 1,280 px window: `figures`, each figure's (drawn, width, height);
+    `screen`, the widths of the tables wider than the report's 1,200 px page (every <details>
+    open), and minus the page's width if it scrolls sideways; then under the print stylesheet,
+    `page`, the widths of the tables wider than a printed A4 page, `breaking`, how many table
+    cells may break a word anywhere, and `heads`, the header display of each table that has a
+    header row (table-header-group: repeated on every printed page; a table of key and value
+    rows has none to repeat)."""
     return probed(html, tmp_path, LAYOUT_PROBE, "data-layout", f"--window-size={SCREEN[0]},900")
 
 
@@ -283,8 +235,8 @@ def test_report_of_two_runs_by_id_with_tcg_failures_and_hostile_text(runs, tmp_p
     assert "<th>kvm" in glance and "emulated: says nothing of KVM" in glance
     assert "No virtual machine was measured under KVM" in glance and "<figure><svg" in glance
     assert_plain_numbers(html)
-    assert tables_wider_than_a_page(target, tmp_path) == []
-    assert tables_wider_than_the_screen(target, tmp_path) == []
+    seen = layout(target, tmp_path)
+    assert seen["page"] == [] and seen["screen"] == [], seen
     images, stderr = chromium(target, tmp_path)
     # the overview, two bar charts normalized to native (one per workload) and fio's latency CDF
     assert len(images) == 4 and all(complete and w > 300 and h > 150 for complete, w, h in images), images
