@@ -163,7 +163,9 @@ def tools_of(scratch: Path, names: set[str] | None = None) -> dict[int, str]:
     (environments/context.py). Not every such process on the machine: the integration tests run
     two at a time (scripts/test.sh), and another test's run may have its own tools running. (A
     tool in a container or guest lives there: the container's labels and the guest's domain say
-    whether it is left.)"""
+    whether it is left.) Not `bench cleanup`'s own search (cleanup._process_leftovers): that is
+    what these tests check, and it looks only under scratch folders still there, where a test
+    must also see a tool whose folder its run already removed."""
     import psutil
 
     roots = {str(Path(scratch)), str(Path(scratch).resolve())}
