@@ -2,8 +2,9 @@
 # The tests: set up what is missing, then run pytest (unit tests on recorded outputs and
 # integration tests against the real tools). Extra arguments go to pytest.
 #
-#   scripts/test.sh            the full suite, what CI runs (.ci/run): the fast lane, then the rest
-#                              (the integration tests, two at a time)
+#   scripts/test.sh            the full suite, what CI runs (.ci/run): the fast lane (and beside it
+#                              the integration tests that must run alone), then the rest of the
+#                              integration tests, two at a time
 #   scripts/test.sh --fast     the fast lane: every test not marked integration (the logic, the
 #                              parsers on recorded outputs, the in-process kind, the report on
 #                              recorded runs). It needs no dockerd or libvirtd, and skips the set-up
@@ -41,23 +42,24 @@ fi
 if [ "$fast" -eq 1 ]; then
     exec .venv/bin/python -m pytest -m "not integration" -n auto "$@"
 fi
-# The full suite: the fast lane as above, then the integration tests, two at a time: most of
-# their time is spent waiting (a guest booting, a daemon starting, a tool's fixed seconds), and
-# each checks what its own run left (by its run id, its scratch folder), not the whole machine.
-# A file's tests stay in one process (--dist loadfile), as they share what their module provisions.
-# Last, one at a time, the tests marked `alone`: they change the machine for every run on it
-# (a binary planted in /usr/local, libvirtd restarted, the shared dockerd made a swarm manager).
-# The workload image is built first, as set-up: on a fresh machine that is minutes of
-# debootstrap that the first test needing it would otherwise spend while the other waits.
+# The full suite. First the workload image, as set-up: on a fresh machine that is minutes of
+# debootstrap that the first test needing it would otherwise spend while the others wait.
+# Then the fast lane, and beside it, one at a time on one worker (--dist loadgroup), the
+# integration tests marked `alone`: they change the machine for every run on it (a binary planted
+# in /usr/local, libvirtd restarted, the shared dockerd made a swarm manager), and the fast
+# lane's tests make no run and ask no daemon (tests/lane.py holds them to it).
+# Last, the other integration tests, two at a time: most of their time is spent waiting (a guest
+# booting, a daemon starting, a tool's fixed seconds), and each checks what its own run left (by
+# its run id, its scratch folder), not the whole machine. A file's tests stay in one process
+# (--dist loadfile), as they share what their module provisions.
 # Status 5 is pytest's "no test selected" (arguments that name tests of some lanes only): an
 # error only if no lane ran one.
 statuses=()
 lane() { .venv/bin/python -m pytest "$@" && statuses+=(0) || statuses+=($?); }
-lane -m "not integration" -n auto "$@"
 echo "test: the workload image (built once per recipe; minutes on a fresh machine)"
 .venv/bin/python -m bench image build
+lane -m "not integration or alone" -n auto --dist loadgroup "$@"
 lane -m "integration and not alone" -n 2 --dist loadfile "$@"
-lane -m "integration and alone" "$@"
 status=5
 for s in "${statuses[@]}"; do
     if [ "$s" -ne 0 ] && [ "$s" -ne 5 ]; then

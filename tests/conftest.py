@@ -52,8 +52,8 @@ def pytest_configure(config):
 
     config.addinivalue_line("markers", "alone: an integration test that changes the machine for every run on "
                             "it (a binary planted in /usr/local, libvirtd restarted, the shared dockerd made a "
-                            "swarm manager): scripts/test.sh runs these one at a time, after the others, which "
-                            "run two at a time")
+                            "swarm manager): scripts/test.sh runs these one at a time, beside the fast lane "
+                            "and before the other integration tests, which run two at a time")
 
     for k, v in getattr(config, "workerinput", {}).get("bench_terminal", {}).items():
         if v is None:
@@ -78,6 +78,10 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("alone"):
             item.add_marker(pytest.mark.integration)
+        if item.get_closest_marker("alone"):
+            # one after another on one worker (pytest -n --dist loadgroup): scripts/test.sh runs
+            # them beside the fast lane, whose tests make no run and need no daemon
+            item.add_marker(pytest.mark.xdist_group("alone"))
 
 
 @pytest.hookimpl(tryfirst=True)   # before any fixture of the test, whatever its scope, is set up
@@ -154,6 +158,40 @@ def fewer_redis_requests(config: Path) -> Path:
     assert "quick: {requests: 20000," in text, "the quick profile changed: change this test copy too"
     catalogue.write_text(text.replace("quick: {requests: 20000,", "quick: {requests: 2000,", 1))
     return config
+
+
+# The workloads whose quick parameters changed after the main job's run in reports/ was recorded
+# (Redis's sweep now scales its requests with the clients): their cells cannot match it.
+CHANGED_SINCE_THE_RECORDING = {"redis"}
+
+
+def same_shapes_as_the_recorded_run(run: Path) -> None:
+    """The cells of a fresh run give the same samples as the main job's recorded run (reports/):
+    the same fields, units, directions, parameters and variants, only other values and times.
+    Every workload's parameters are the recorded run's, but those named above."""
+    import json
+
+    recorded_run = next(ROOT.joinpath("reports").glob("*/run.json")).parent
+    fresh_params = json.loads((run / "run.json").read_text())["workloads"]
+    recorded_params = json.loads((recorded_run / "run.json").read_text())["workloads"]
+    changed = {w for w, p in fresh_params.items() if recorded_params.get(w, {}).get("params") != p["params"]}
+    assert changed <= CHANGED_SINCE_THE_RECORDING, f"render reports/ anew: {sorted(changed)} changed since"
+
+    def samples(folder: Path) -> list[dict]:
+        return [json.loads(line) for line in (folder / "samples.jsonl").read_text().splitlines()]
+
+    def cell(s: dict) -> tuple:
+        return (s["environment"], s["workload"], s["metric"], json.dumps(s["params"], sort_keys=True))
+
+    def shape(s: dict) -> tuple:
+        volatile = {"value", "timestamp", "run_id", "repetition", "batch", "batch_size"}  # batch: the store's framing
+        return (sorted(k for k in s if k not in volatile), s["unit"], s["better"], s["env_kind"], s["tool"],
+                json.dumps(s["variant"], sort_keys=True), s["parity_ok"])
+
+    recorded = {cell(s): shape(s) for s in samples(recorded_run)}
+    fresh = {cell(s): shape(s) for s in samples(run) if s["workload"] not in changed}
+    assert len(fresh) > 30 and fresh.keys() <= recorded.keys(), sorted(fresh.keys() - recorded.keys())[:5]
+    assert {c: recorded[c] for c in fresh} == fresh
 
 
 def tools_of(scratch: Path, names: set[str] | None = None) -> dict[int, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from bench import config, image
 from bench.environments import wait_for_port
 from bench.environments.docker import LABEL_RUN, DockerEnvironment
 
-from conftest import ROOT, bench_cli, no_warmups
+from conftest import ROOT, bench_cli, no_warmups, same_shapes_as_the_recorded_run
 
 pytestmark = pytest.mark.integration
 DOCKER_KILLED = f"docker-killed-{os.getpid()}"  # machine-wide names: unique per session
@@ -134,53 +133,34 @@ def test_cleanup_removes_what_a_killed_run_left(docker_client, workload_image, t
     assert "nothing to clean up" in bench_cli("cleanup", "--run-id", run_id).stdout
 
 
-def test_quick_suite_side_by_side_on_host_nat_and_host_network(docker_client, workload_image, config_copy,
-                                                               tmp_path):
-    """The quick suite's disk, CPU, memory and network workloads in three environments at once.
-    (Its applications, Redis and MariaDB, have their own Docker tests: test_redis, test_mariadb.)"""
+def test_quick_suite_side_by_side_on_nat_and_host_network(docker_client, workload_image, config_copy, tmp_path):
+    """The quick suite's disk, CPU, memory and network workloads in two Docker environments at
+    once. (Its applications, Redis and MariaDB, have their own Docker tests: test_redis,
+    test_mariadb; the host's cells of the quick suite are test_run_host's.)"""
     run_id = f"side-by-side-{os.getpid()}"  # labels are machine-wide: unique per session
     quick = config.load(config_copy).suite("quick").workloads
     (config_copy / "suites" / "side.yaml").write_text(
         "description: the quick suite without its applications\nprofile: quick\nrepetitions: 1\n"
         f"workloads: {json.dumps([w for w in quick if w not in ('redis', 'mariadb-oltp')])}\n")
-    r = bench_cli("--config-dir", str(no_warmups(config_copy)), "run", "--suite", "side", "--env", "host,docker-nat,docker-host",
+    r = bench_cli("--config-dir", str(no_warmups(config_copy)), "run", "--suite", "side", "--env", "docker-nat,docker-host",
                   "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(tmp_path / "scratch"))
     assert r.returncode == 0, r.stderr[-3000:]
     df = bench.load(tmp_path / run_id)
-    envs = {"host", "docker-nat", "docker-host"}
+    envs = {"docker-nat", "docker-host"}
     for workload, metric in [("fio-randread-4k", "read_iops"), ("fio-seqread-1m", "read_bandwidth"),
                              ("sysbench-cpu", "events_per_second"), ("hpcc", "stream_triad"),
                              ("netperf-tcp-rr", "latency_mean")]:
         rows = df[(df.workload == workload) & (df.metric == metric)]
         assert set(rows.environment) == envs, (workload, set(rows.environment))
         assert (rows.value > 0).all()
-    assert set(df[df.environment == "docker-nat"].env_kind) == {"docker"}
+    assert set(df.env_kind) == {"docker"}
     manifest = json.loads((tmp_path / run_id / "run.json").read_text())
     assert manifest["environments"]["docker-nat"]["metadata"]["nat_path"].startswith("docker-proxy")
     assert manifest["environments"]["docker-host"]["metadata"]["network_mode"] == "host"
     assert manifest["tool_version_mismatches"] == {}
     assert labelled(docker_client, run_id) == []
     assert list((tmp_path / "scratch").iterdir()) == []
-    # The same cells give the same samples as the main job's recorded run (reports/): the same
-    # fields, units, directions, parameters and variants, only other values and times.
-    recorded = {_cell(s): _shape(s) for s in _samples(next(ROOT.joinpath("reports").glob("*/samples.jsonl")))}
-    fresh = {_cell(s): _shape(s) for s in _samples(tmp_path / run_id / "samples.jsonl")}
-    assert len(fresh) > 50 and fresh.keys() <= recorded.keys(), sorted(fresh.keys() - recorded.keys())[:5]
-    assert {cell: recorded[cell] for cell in fresh} == fresh
-
-
-def _samples(path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-
-def _cell(sample: dict) -> tuple:
-    return (sample["environment"], sample["workload"], sample["metric"], json.dumps(sample["params"], sort_keys=True))
-
-
-def _shape(sample: dict) -> tuple:
-    volatile = {"value", "timestamp", "run_id", "repetition", "batch", "batch_size"}  # batch: the store's framing
-    return (sorted(k for k in sample if k not in volatile), sample["unit"], sample["better"], sample["env_kind"],
-            sample["tool"], json.dumps(sample["variant"], sort_keys=True), sample["parity_ok"])
+    same_shapes_as_the_recorded_run(tmp_path / run_id)
 
 
 def test_sigterm_removes_containers_and_volumes(docker_client, workload_image, tmp_path):

@@ -17,7 +17,7 @@ import bench
 from bench import config
 from bench.workloads import TOOLS
 
-from conftest import ROOT, bench_cli, tools_of
+from conftest import ROOT, bench_cli, same_shapes_as_the_recorded_run, tools_of
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,12 @@ QUICK = config.load().suite("quick").workloads
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    """One real run of the quick suite, 2 repetitions, shared by the tests of this module."""
+    """One real run of the quick suite as shipped (its sizes and warm-ups), shared by the tests of
+    this module. One repetition: a second runs the same code in the same place again (a run of
+    several repetitions, and what stats make of them, is test_docker's and test_faults')."""
     out = tmp_path_factory.mktemp("results")
     scratch = tmp_path_factory.mktemp("scratch")
-    r = bench_cli("run", "--suite", "quick", "--env", "host", "--reps", "2", "--out", str(out),
+    r = bench_cli("run", "--suite", "quick", "--env", "host", "--reps", "1", "--out", str(out),
                   "--run-id", "quick-host", "--scratch", str(scratch), "--seed", "7")
     return r, out / "quick-host", scratch
 
@@ -41,20 +43,20 @@ def test_run_completes_and_reports(quick_run):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "complete" in r.stdout and "bench.load(" in r.stdout
     manifest = json.loads((run / "run.json").read_text())
-    steps = 2 * len(QUICK) + sum(w["warmups"] for w in manifest["workloads"].values())
+    steps = len(QUICK) + sum(w["warmups"] for w in manifest["workloads"].values())
     # the outcome on the step's line, or on indented lines below it where it would pass 100 columns
     assert re.search(rf"\[\s*1/{steps}\] host · fio-randread-4k · warm-up 1 \.\.\. (\n    )?read_iops=.* left\]",
                      r.stderr)
     assert all(len(line) <= 100 for line in r.stderr.splitlines()), max(r.stderr.splitlines(), key=len)
     assert manifest["status"] == "complete"
-    assert manifest["repetitions_done"] == len(QUICK) * 2
+    assert manifest["repetitions_done"] == len(QUICK)
     assert manifest["tool_seconds"] < manifest["wall_seconds"]
 
 
 def test_samples_load_with_real_measurements(quick_run):
     _, run, _ = quick_run
     df = bench.load(run)
-    assert set(df["environment"]) == {"host"} and set(df["repetition"]) == {1, 2}
+    assert set(df["environment"]) == {"host"} and set(df["repetition"]) == {1}
 
     assert set(df.workload) == set(QUICK)  # every workload kind of the quick suite measured something
 
@@ -62,7 +64,7 @@ def test_samples_load_with_real_measurements(quick_run):
         v = df[(df.workload == workload) & (df.metric == metric)]
         for column, value in point.items():
             v = v[v[column] == value]
-        assert len(v) == 2, (workload, metric, point)
+        assert len(v) == 1, (workload, metric, point)
         return v
 
     randread = values("fio-randread-4k", "read_iops")
@@ -100,6 +102,11 @@ def test_every_sample_traces_back_to_its_raw_output(quick_run):
             (s["metric"], pytest.approx(s["value"]), s["params"]) for s in rows]
     # warm-ups are kept as raw output but never as samples
     assert (run / "raw" / "host" / "fio-randread-4k" / "warmup-1.json").exists()
+
+
+def test_the_samples_have_the_shapes_of_the_main_jobs_recorded_run(quick_run):
+    _, run, _ = quick_run
+    same_shapes_as_the_recorded_run(run)
 
 
 def test_metadata_records_host_and_tool_versions(quick_run):

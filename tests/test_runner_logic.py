@@ -216,3 +216,29 @@ def test_a_backend_fault_is_a_backend_error_with_the_backends_own_words(setup):
     inprocess.SCRIPTS["proc-a"] = [1, "gone"]
     runner, store = setup(envs=("proc-a",))
     assert store.failures()[0]["reason"].startswith("exit status 137, and then ConnectionError: the environment is gone")
+
+
+def test_a_guest_is_booted_anew_at_the_size_a_workload_asks_and_at_its_own_for_the_next(
+        monkeypatch, config_copy, tmp_path):
+    """Workloads in suite order, the middle one asking for a guest of 1 vCPU: the guest is
+    booted anew for it, and anew at its own size for the one after; each sample carries the size
+    it ran at, run.json's `guests` says which guest each boot was for. (test_libvirt shows the
+    first boot anew on a real guest under TCG.)"""
+    inprocess.register(monkeypatch, config_copy, {"proc-vm": {"kind": inprocess.InProcessGuest.kind}})
+    catalogue_file = config_copy / "catalogue" / "sized.yaml"
+    catalogue_file.write_text("".join(
+        f"cpu-{n}:\n  tool: sysbench\n  warmups: 0\n  params: {{time: 1}}\n" + (
+            "  guest:\n    quick: {vcpus: 1}\n" if n == 2 else "") for n in (1, 2, 3)))
+    (config_copy / "suites" / "sized.yaml").write_text(
+        "description: three cells\nprofile: quick\nrepetitions: 1\nworkloads: [cpu-1, cpu-2, cpu-3]\n")
+    said: list[str] = []
+    p = plan(config.load(config_copy), "sized", environments=["proc-vm"], out=tmp_path / "out", run_id="r",
+             seed=7, options=RunOptions(scratch=tmp_path / "scratch"))
+    store = Runner(p, report=said.append).execute()
+    sizes = {s.workload: s.variant.get("vcpus") for s in store.samples() if s.metric == "events_per_second"}
+    assert sizes == {"cpu-1": None, "cpu-2": 1, "cpu-3": None}
+    assert inprocess.PROVISIONED == {"proc-vm": 3}
+    assert [line for line in said if "booting it anew" in line] == [
+        "proc-vm: a guest of vcpus=1 for cpu-2: booting it anew",
+        "proc-vm: a guest of its own size for cpu-3: booting it anew"]
+    assert [g["for"] for g in store.manifest()["environments"]["proc-vm"]["guests"]] == ["cpu-2", "cpu-3"]
