@@ -44,21 +44,30 @@ if [ "$fast" -eq 1 ]; then
 fi
 # The full suite. First the workload image, as set-up: on a fresh machine that is minutes of
 # debootstrap that the first test needing it would otherwise spend while the others wait.
-# Then the fast lane, and beside it, one at a time on one worker (--dist loadgroup), the
-# integration tests marked `alone`: they change the machine for every run on it (a binary planted
-# in /usr/local, libvirtd restarted, the shared dockerd made a swarm manager), and the fast
-# lane's tests make no run and ask no daemon (tests/lane.py holds them to it).
-# Last, the other integration tests, two at a time: most of their time is spent waiting (a guest
-# booting, a daemon starting, a tool's fixed seconds), and each checks what its own run left (by
-# its run id, its scratch folder), not the whole machine. A file's tests stay in one process
-# (--dist loadfile), as they share what their module provisions.
+# Then the fast lane, and beside it, in a process of their own, one at a time, the integration
+# tests marked `alone`: they change the machine for every run on it (a binary planted in
+# /usr/local, libvirtd restarted, the shared dockerd made a swarm manager), and the fast lane's
+# tests make no run and ask no daemon (tests/lane.py holds them to it). Their output follows the
+# fast lane's.
+# Last, the other integration tests, two at a time (each checks what its own run left, by its run
+# id and scratch folder, not the whole machine); a file's tests stay in one process (--dist
+# loadfile), as they share what their module provisions. Two, as this machine has two cores: the
+# tools and the TCG guests keep both busy, and a third at once made the lane slower.
 # Status 5 is pytest's "no test selected" (arguments that name tests of some lanes only): an
 # error only if no lane ran one.
 statuses=()
 lane() { .venv/bin/python -m pytest "$@" && statuses+=(0) || statuses+=($?); }
 echo "test: the workload image (built once per recipe; minutes on a fresh machine)"
 .venv/bin/python -m bench image build
-lane -m "not integration or alone" -n auto --dist loadgroup "$@"
+alone_log=$(mktemp)
+.venv/bin/python -m pytest -m "integration and alone" "$@" > "$alone_log" 2>&1 &
+alone_pid=$!
+trap '[ -z "$alone_pid" ] || kill "$alone_pid" 2>/dev/null || true; rm -f "$alone_log"' EXIT
+lane -m "not integration" -n auto "$@"
+echo "test: the tests marked alone (run beside the fast lane)"
+wait "$alone_pid" && statuses+=(0) || statuses+=($?)
+alone_pid=""   # reaped: its pid is no longer ours to signal
+cat "$alone_log"
 lane -m "integration and not alone" -n 2 --dist loadfile "$@"
 status=5
 for s in "${statuses[@]}"; do

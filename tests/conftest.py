@@ -78,10 +78,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("alone"):
             item.add_marker(pytest.mark.integration)
-        if item.get_closest_marker("alone"):
-            # one after another on one worker (pytest -n --dist loadgroup): scripts/test.sh runs
-            # them beside the fast lane, whose tests make no run and need no daemon
-            item.add_marker(pytest.mark.xdist_group("alone"))
 
 
 @pytest.hookimpl(tryfirst=True)   # before any fixture of the test, whatever its scope, is set up
