@@ -190,6 +190,19 @@ def same_shapes_as_the_recorded_run(run: Path) -> None:
     assert {c: recorded[c] for c in fresh} == fresh
 
 
+def no_second_dockerd_left(run_id: str, environment: str) -> None:
+    """No folder, no bridge, no process of the run's second dockerd, no container of the run."""
+    from bench import settings
+    from bench.environments import dockerd
+
+    folder = settings.current().dockerd_root / dockerd.folder_name(run_id, environment)
+    assert not folder.exists(), folder
+    assert dockerd.processes_of(folder) == []
+    bridge = dockerd.bridge_name(run_id, environment)
+    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0, bridge
+    assert [kind for kind, *_ in dockerd.leftovers(run_id)] == []
+
+
 def tools_of(scratch: Path, names: set[str] | None = None) -> dict[int, str]:
     """pid -> name of the processes (named in `names`, if given) that the run given `--scratch
     scratch` started on this machine and that still run: a tool on the host or a client host

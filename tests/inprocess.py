@@ -127,6 +127,6 @@ def register(monkeypatch, config: Path, environments: dict[str, dict[str, Any]])
     PROVISIONED.clear()
     path = config / "environments.yaml"
     doc = yaml.safe_load(path.read_text())
-    for name, body in environments.items():
-        doc[name] = {"kind": InProcessEnvironment.kind, "description": "in process (tests)", **body}  # body may name InProcessGuest.kind
+    for name, body in environments.items():   # a body may name its kind: InProcessGuest.kind
+        doc[name] = {"kind": InProcessEnvironment.kind, "description": "in process (tests)", **body}
     path.write_text(yaml.safe_dump(doc, sort_keys=False))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from bench import settings
 from bench.environments import dockerd
 from bench.environments.docker import DockerEnvironment, apparmor_enabled
 
-from conftest import bench_cli, no_warmups
+from conftest import bench_cli, no_second_dockerd_left, no_warmups
 
 pytestmark = pytest.mark.integration
 SESSION = f"t{os.getpid()}"  # machine-wide names (folders, bridges, labels): unique per session
@@ -33,16 +32,6 @@ def tiny_suite(config: Path, workloads: list[str]) -> str:
     (config / "suites" / "tiny.yaml").write_text(
         f"description: a few small cells\nprofile: quick\nrepetitions: 1\nworkloads: {json.dumps(workloads)}\n")
     return "tiny"
-
-
-def nothing_left(run_id: str, environment: str) -> None:
-    """No folder, no bridge, no process of the run's second daemon, no container of the run."""
-    folder = settings.current().dockerd_root / dockerd.folder_name(run_id, environment)
-    assert not folder.exists(), folder
-    assert dockerd.processes_of(folder) == []
-    bridge = dockerd.bridge_name(run_id, environment)
-    assert subprocess.run(["ip", "link", "show", bridge], capture_output=True).returncode != 0, bridge
-    assert [kind for kind, *_ in dockerd.leftovers(run_id)] == []
 
 
 def samples_of(run: Path) -> list[dict]:
@@ -66,7 +55,7 @@ def test_vfs_second_daemon_runs_fio_and_netperf_and_leaves_nothing(docker_client
     assert meta["storage_driver"] == "vfs"  # asked of the second daemon, not the main one
     assert meta["docker_daemon"].startswith("second dockerd")
     assert docker_client.info()["Driver"] == "overlay2"  # the main daemon is untouched
-    nothing_left(run_id, "docker-vfs")
+    no_second_dockerd_left(run_id, "docker-vfs")
 
 
 @pytest.fixture
@@ -207,4 +196,4 @@ def test_gvisor_runs_tools_under_its_own_kernel_beside_runc(docker_client, workl
     got = {(s["environment"], s["workload"]) for s in samples_of(tmp_path / run_id) if s["metric"] != "provision"}
     for workload in ("sysbench-cpu", "xz-compress", "netperf-tcp-rr"):
         assert ("docker-gvisor", workload) in got and ("docker-nat", workload) in got
-    nothing_left(run_id, "docker-gvisor")
+    no_second_dockerd_left(run_id, "docker-gvisor")

@@ -21,7 +21,7 @@ from bench import settings
 from bench.environments import dockerd
 from bench.environments.docker import LABEL_RUN
 
-from conftest import ROOT, bench_cli, tools_of
+from conftest import ROOT, bench_cli, no_second_dockerd_left, tools_of
 
 SESSION = f"f{os.getpid()}"  # machine-wide names: unique per session
 
@@ -192,10 +192,8 @@ def test_the_second_dockerd_killed_mid_run_is_provisioned_anew_then_a_killed_run
         r = bench_cli("cleanup", "--run-id", run_id)
     assert r.returncode == 0, r.stderr
     assert "second dockerd" in r.stdout and "bridge" in r.stdout
-    assert not Path(f"/proc/{second}").exists() and not folder.exists() and dockerd.processes_of(folder) == []
-    assert subprocess.run(["ip", "link", "show", dockerd.bridge_name(run_id, "docker-vfs")],
-                          capture_output=True).returncode != 0
-    assert [kind for kind, *_ in dockerd.leftovers(run_id)] == []
+    assert not Path(f"/proc/{second}").exists()
+    no_second_dockerd_left(run_id, "docker-vfs")
     failures = [json.loads(line) for line in (run / "failures.jsonl").read_text().splitlines()]
     assert {f["cause"] for f in failures} == {"backend"}
     lost = {f["repetition"] for f in failures}

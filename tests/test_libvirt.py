@@ -156,7 +156,7 @@ def tcg_sized(config_copy):
 
 def test_quick_suite_in_kvm_allowing_tcg(vm_image, tmp_path, tcg_sized):
     # The guest's cells only: the host's cells of the quick suite are test_run_host's, at their
-    # own sizes (and a TCG number is never set beside a native one: the report says so alone).
+    # own sizes.
     # sysbench-cpu asks for a guest of 1 vCPU (as the study sized its guests per test), and comes
     # last: the VM is booted anew for it. (Booting anew at its own size for a workload after it is
     # the same code: test_runner_logic's in-process guest shows the order of sizes.)
