@@ -14,7 +14,7 @@ from bench import settings
 from bench.environments import dockerd
 from bench.environments.docker import DockerEnvironment, apparmor_enabled
 
-from conftest import bench_cli, no_second_dockerd_left, no_warmups
+from conftest import bench_cli, no_second_dockerd_left, short_tools
 
 pytestmark = pytest.mark.integration
 SESSION = f"t{os.getpid()}"  # machine-wide names (folders, bridges, labels): unique per session
@@ -28,7 +28,7 @@ def workload_image(docker_client):
 
 
 def tiny_suite(config: Path, workloads: list[str]) -> str:
-    no_warmups(config)   # what these tests ask is where a repetition ran, not its warm-up
+    short_tools(config)   # what these tests ask is where a tool ran, not how long or after what warm-up
     (config / "suites" / "tiny.yaml").write_text(
         f"description: a few small cells\nprofile: quick\nrepetitions: 1\nworkloads: {json.dumps(workloads)}\n")
     return "tiny"

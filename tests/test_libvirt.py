@@ -12,7 +12,7 @@ from bench import config, image, settings
 from bench.environments import kvm_host, libvirt as lv
 from bench.environments.host import run_argv
 
-from conftest import bench_cli, no_warmups
+from conftest import bench_cli, short_tools
 
 pytestmark = pytest.mark.integration
 QUICK_KVM = f"quick-kvm-{os.getpid()}"  # machine-wide names: unique per session
@@ -120,18 +120,9 @@ def test_a_guest_kernel_of_the_users_own_and_cleanup_of_a_killed_runs_domain(vm_
 
 # Under TCG the tools run 10 to 50 times slower: at the quick sizes hpcc, Redis and MariaDB
 # alone would take over 15 minutes of CI here (hpcc and redis-benchmark time out). The quick
-# suite runs with every workload of it, cut to sizes that TCG finishes in a few minutes: what
-# this test proves is that each tool runs in the guest and its samples say TCG, not their size
-# (fio lays its file out under TCG too: 32 MiB, not 256).
-TCG_SIZES = {
-    "fio.yaml": ("quick: {size: 256M, runtime: 3}", "quick: {size: 32M, runtime: 1}"),
-    "sysbench.yaml": ("quick: {time: 3}", "quick: {time: 1}"),
-    "netperf.yaml": ("quick: {length: 3}", "quick: {length: 1}"),
-    "hpcc.yaml": ("{n: 4000}", "{n: 500}"),
-    "xz.yaml": ("{corpus_mib: 8, block_mib: 2}", "{corpus_mib: 1, block_mib: 1}"),
-    "redis.yaml": ("{requests: 20000, scale_clients: 10, clients: [1, 10, 50]}", "{requests: 1000, clients: [1, 10]}"),
-    "mariadb.yaml": ("threads: [1, 4, 8], time: 3, warmup: 3", "threads: [1, 2], time: 2, warmup: 1"),
-}
+# suite runs with every workload of it at short_tools' sizes, which TCG finishes in a few
+# minutes: what this test proves is that each tool runs in the guest and its samples say TCG,
+# not their size.
 
 
 # hpcc's own limit at a small n is about 2 minutes, made for a CPU, not for one emulated beside the other
@@ -142,16 +133,12 @@ TCG_HPCC_TIMEOUT = 900
 
 @pytest.fixture
 def tcg_sized(config_copy):
-    for name, (quick, small) in TCG_SIZES.items():
-        path = config_copy / "catalogue" / name
-        text = path.read_text()
-        assert quick in text, (name, quick)  # the catalogue changed: update TCG_SIZES
-        path.write_text(text.replace(quick, small))
+    short_tools(config_copy)
     hpcc = config_copy / "catalogue" / "hpcc.yaml"
     text = hpcc.read_text()
     assert "  warmups: 0\n" in text, "the catalogue changed: set hpcc's timeout here anew"
     hpcc.write_text(text.replace("  warmups: 0\n", f"  warmups: 0\n  timeout: {TCG_HPCC_TIMEOUT}\n", 1))
-    return no_warmups(config_copy)
+    return config_copy
 
 
 def test_quick_suite_in_kvm_allowing_tcg(vm_image, tmp_path, tcg_sized):

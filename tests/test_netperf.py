@@ -20,7 +20,7 @@ from bench.workloads.netperf import NetperfParams
 
 STREAM = NetperfParams(test="TCP_STREAM")
 
-from conftest import bench_cli, no_warmups, recorded, tools_of
+from conftest import bench_cli, recorded, short_tools, tools_of
 
 netperf = TOOLS["netperf"]
 
@@ -181,7 +181,7 @@ def run_tiny_suite(config_copy: Path, tmp_path: Path, envs: str, run_id: str):
     (config_copy / "suites" / "netperf-tiny.yaml").write_text(yaml.safe_dump({
         "description": "netperf UDP_RR and TCP_STREAM, once", "profile": "quick", "repetitions": 1,
         "workloads": ["netperf-udp-rr", "netperf-tcp-stream"]}))
-    r = bench_cli("--config-dir", str(no_warmups(config_copy)), "run", "--suite", "netperf-tiny", "--env", envs,
+    r = bench_cli("--config-dir", str(short_tools(config_copy)), "run", "--suite", "netperf-tiny", "--env", envs,
                   "--reps", "1", "--out", str(tmp_path / "out"), "--run-id", run_id,
                   "--scratch", str(tmp_path / "scratch"))
     assert r.returncode == 0, r.stderr[-3000:]

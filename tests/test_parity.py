@@ -20,7 +20,7 @@ from bench.environments.docker import DockerEnvironment
 from bench.environments.host import HostEnvironment
 from bench.environments.libvirt import LibvirtEnvironment
 
-from conftest import DATA, bench_cli
+from conftest import DATA, bench_cli, short_tools
 
 LEAKS = {"OPENBLAS_CORETYPE": "Haswell", "OPENBLAS_L2_SIZE": "512", "BENCH_TEST_LEAK": "1"}
 RECORDED = json.loads((DATA / "context" / "run-host-docker-nat.json").read_text())
@@ -123,6 +123,7 @@ def test_compare_classifies_a_recorded_pair():
 
 @pytest.fixture
 def parity_suite(config_copy: Path) -> Path:
+    short_tools(config_copy)  # what is asked is the context the tools ran in, not their numbers
     (config_copy / "suites" / "parity.yaml").write_text(
         "description: parity checks\nprofile: quick\nrepetitions: 1\nworkloads: [sysbench-cpu, hpcc]\n")
     (config_copy / "suites" / "parity-cpu.yaml").write_text(

@@ -14,7 +14,7 @@ from bench import cleanup, settings
 from bench.environments import podman
 from bench.environments.podman import PodmanEnvironment
 
-from conftest import bench_cli, no_warmups
+from conftest import bench_cli, short_tools
 
 pytestmark = pytest.mark.integration
 SESSION = f"t{os.getpid()}"
@@ -54,7 +54,7 @@ def test_podman_runs_beside_docker_with_the_same_tools_and_leaves_nothing(podman
     (config_copy / "suites" / "tiny.yaml").write_text(
         "description: a CPU, a disk and a network cell\nprofile: quick\nrepetitions: 1\n"
         "workloads: [sysbench-cpu, fio-randread-4k, netperf-tcp-rr]\n")
-    r = bench_cli("--config-dir", str(no_warmups(config_copy)), "run", "--suite", "tiny", "--env", "docker-nat,podman",
+    r = bench_cli("--config-dir", str(short_tools(config_copy)), "run", "--suite", "tiny", "--env", "docker-nat,podman",
                   "--out", str(tmp_path), "--run-id", run_id, "--scratch", str(tmp_path / "scratch"))
     assert r.returncode == 0, r.stderr[-3000:]
     run = json.loads((tmp_path / run_id / "run.json").read_text())
