@@ -193,9 +193,7 @@ def test_a_container_removed_mid_run_is_provisioned_anew_and_retry_failed_measur
     run_id = f"docker-gone-{os.getpid()}"
     (config_copy / "suites" / "gone.yaml").write_text(
         "description: docker-nat loses its container\nprofile: quick\nrepetitions: 5\nworkloads: [sysbench-cpu]\n")
-    catalogue = config_copy / "catalogue" / "sysbench.yaml"
-    catalogue.write_text(catalogue.read_text().replace("warmups: 1", "warmups: 0"))
-    common = ["--config-dir", str(config_copy), "run", "--out", str(tmp_path), "--scratch", str(tmp_path / "scratch")]
+    common = ["--config-dir", str(short_tools(config_copy)), "run", "--out", str(tmp_path), "--scratch", str(tmp_path / "scratch")]
     proc = subprocess.Popen([sys.executable, "-m", "bench", *common, "--suite", "gone", "--env", "host,docker-nat",
                              "--run-id", run_id], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     samples = tmp_path / run_id / "samples.jsonl"

@@ -1,6 +1,6 @@
 """Faults a lab meets, on real daemons and real file systems: the results folder's file system
 filling up mid-run, Ctrl-C and SIGTERM at instants of a container's provisioning, a second
-dockerd killed under a run, the KVM probe's bench killed. Each asserts that nothing is left,
+dockerd (docker-vfs, whose cells are measured there too) killed under a run, the KVM probe's bench killed. Each asserts that nothing is left,
 that no sample is lost or measured twice, and that no traceback reaches the terminal."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from bench import settings
 from bench.environments import dockerd
 from bench.environments.docker import LABEL_RUN
 
-from conftest import ROOT, bench_cli, no_second_dockerd_left, tools_of
+from conftest import ROOT, bench_cli, no_second_dockerd_left, short_tools, tools_of
 
 SESSION = f"f{os.getpid()}"  # machine-wide names: unique per session
 
@@ -155,25 +155,33 @@ def test_a_signal_at_an_instant_of_provisioning_leaves_nothing(request, docker_c
     assert cleanup.find(run_id, tmp_path / "scratch") == []
 
 
+# docker-vfs's cells: a disk, a network (through docker-proxy) and a CPU cell, each about a second.
+VFS_WORKLOADS = ("fio-randread-4k", "netperf-tcp-rr", "sysbench-cpu")
+
+
 @pytest.mark.integration
-def test_the_second_dockerd_killed_mid_run_is_provisioned_anew_then_a_killed_run_leaves_it_to_cleanup(
+def test_docker_vfs_measures_on_its_own_daemon_which_killed_is_provisioned_anew_then_a_killed_run_leaves_it_to_cleanup(
         docker_client, config_copy, tmp_path):
-    """docker-vfs's own daemon SIGKILLed by its pid after a repetition: the repetition in flight
-    is a failure of cause "backend", the environment gets a new daemon and measures on it. Then
-    the run itself SIGKILLed (nothing of it can tear down): its new daemon and bridge are left,
-    `bench cleanup` finds them by the run id and removes them, the daemon's processes with them.
-    Nothing of either daemon is left. (--retry-failed is proven on docker-nat, in test_docker.py.)
-    One run for both faults: each second daemon costs a minute to make and remove here."""
-    run_id = f"{SESSION}-vfs-dies"
+    """docker-vfs measures fio, netperf and sysbench on a second dockerd of the run's own with the
+    vfs storage driver (the main daemon untouched). Its daemon SIGKILLed by its pid after a
+    repetition: the cell in flight is a failure of cause "backend", the environment gets a new
+    daemon and measures on it. Then the run itself SIGKILLed (nothing of it can tear down): its
+    new daemon and bridge are left, `bench cleanup` finds them by the run id and removes them,
+    the daemon's processes with them. Nothing of either daemon is left. (--retry-failed is
+    proven on docker-nat, in test_docker.py.) One run for all of it: each second daemon with vfs
+    costs half a minute to make and remove here."""
+    run_id = f"{SESSION}-vfs"
     folder = settings.current().dockerd_root / dockerd.folder_name(run_id, "docker-vfs")
     run = tmp_path / run_id
-    args = [*sysbench_suite(config_copy, 40), "--env", "docker-vfs", "--out", str(tmp_path),
+    (short_tools(config_copy) / "suites" / "vfs.yaml").write_text(
+        f"description: docker-vfs\nprofile: quick\nrepetitions: 40\nworkloads: {json.dumps(list(VFS_WORKLOADS))}\n")
+    args = ["--config-dir", str(config_copy), "run", "--suite", "vfs", "--env", "docker-vfs", "--out", str(tmp_path),
             "--scratch", str(tmp_path / "scratch")]
     proc = start_measuring(args, run_id, run, timeout=300)
     first = int((folder / "docker.pid").read_text())
     os.kill(first, signal.SIGKILL)
     try:
-        # measured on the new daemon: a repetition stored after the failed one
+        # measured on the new daemon: a repetition stored after the failed one (and every cell once)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and not (
                 (run / "failures.jsonl").exists() and _measured_after_the_failure(run)):
@@ -194,21 +202,37 @@ def test_the_second_dockerd_killed_mid_run_is_provisioned_anew_then_a_killed_run
     assert "second dockerd" in r.stdout and "bridge" in r.stdout
     assert not Path(f"/proc/{second}").exists()
     no_second_dockerd_left(run_id, "docker-vfs")
+    assert docker_client.info()["Driver"] == "overlay2"  # the main daemon is untouched
+
+    # What docker-vfs measured, and on what.
+    samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    by = {(s["workload"], s["metric"]): s for s in samples}
+    assert by[("fio-randread-4k", "read_iops")]["value"] > 0
+    assert by[("netperf-tcp-rr", "latency_mean")]["value"] > 0  # through docker-proxy on 127.0.0.1
+    assert {s["variant"]["daemon_storage_driver"] for s in samples} == {"vfs"}
+    assert by[("provision", "container_start")]["value"] > 0
+    meta = json.loads((run / "run.json").read_text())["environments"]["docker-vfs"]["metadata"]
+    assert meta["storage_driver"] == "vfs"  # asked of the second daemon, not the main one
+    assert meta["docker_daemon"].startswith("second dockerd")
+
+    # No cell lost or measured twice: a failed one was not stored, each stored one is whole.
     failures = [json.loads(line) for line in (run / "failures.jsonl").read_text().splitlines()]
     assert {f["cause"] for f in failures} == {"backend"}
-    lost = {f["repetition"] for f in failures}
+    failed = {(f["workload"], f["repetition"]) for f in failures}
+    measured = {(s["workload"], s["repetition"]) for s in samples if s["workload"] != "provision"}
+    assert not failed & measured and max(rep for _, rep in measured) > max(rep for _, rep in failed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # the run is interrupted, as it was killed
         counts = repetitions(run)
-    assert not lost & {rep for _, rep in counts} and max(rep for _, rep in counts) > max(lost), counts
     assert set(counts.values()) == {3}, counts   # events/s, latency mean and p95: none lost, none twice
 
 
 def _measured_after_the_failure(run: Path) -> bool:
+    """A cell stored after the failed one's repetition, and each of VFS_WORKLOADS stored."""
     failed = [json.loads(line)["repetition"] for line in (run / "failures.jsonl").read_text().splitlines()]
-    measured = [json.loads(line)["repetition"] for line in (run / "samples.jsonl").read_text().splitlines()
-                if '"sysbench-cpu"' in line]
-    return bool(failed) and any(rep > max(failed) for rep in measured)
+    measured = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+    return (bool(failed) and any(s["repetition"] > max(failed) for s in measured if s["workload"] != "provision")
+            and set(VFS_WORKLOADS) <= {s["workload"] for s in measured})
 
 
 def probe_qemus() -> dict[int, int]:
