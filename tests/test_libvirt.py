@@ -24,13 +24,24 @@ def domains_of(run_id: str) -> list[str]:
     return [l.name for l in lv.LibvirtEnvironment.leftovers(run_id)]
 
 
+# The module's guest boots a kernel of the user's own (guest_kernel, guest_initrd and firmware,
+# as for a PVM guest kernel where /dev/kvm is PVM's): here the image's generic kernel stands in
+# for the user's, booted by qboot instead of SeaBIOS. The default kernel (the image's cloud
+# one) is the quick suite's guest's, below.
+QBOOT = "/usr/share/qemu/qboot.rom"
+
+
 @pytest.fixture(scope="module")
 def guest(vm_image, tmp_path_factory):
-    """One TCG guest for the whole module: it boots once."""
-    env = lv.LibvirtEnvironment("tcg", {"accel": "tcg"}, f"t{os.getpid()}-vm")
+    """One TCG guest for the whole module: it boots once. The last test leaves it to `bench
+    cleanup`, as a SIGKILLed run would; if that test did not run, it is torn down here."""
+    kernel, initrd = image.vm_kernel(image.recipe(), "generic")
+    env = lv.LibvirtEnvironment("tcg", {"accel": "tcg", "guest_kernel": str(kernel), "guest_initrd": str(initrd),
+                                        "firmware": QBOOT}, f"t{os.getpid()}-vm")
     env.provision(str(tmp_path_factory.mktemp("scratch")), n_ports=2)
     yield env
-    env.teardown()
+    if domains_of(env.run_id):
+        env.teardown()
     assert domains_of(env.run_id) == []
 
 
@@ -40,9 +51,18 @@ def test_guest_boots_and_says_it_is_emulated(guest):
     assert 0 < guest.measurements[0].value < lv.BOOT_TIMEOUT
     meta = guest.metadata()
     assert meta["accel"] == "tcg" and meta["emulated"] is True and meta["domain_type"] == "qemu"
-    assert meta["guest_kernel"].endswith("-cloud-amd64")
     assert "bench-init: guest agent" in guest.artifacts()["console.log"]
     assert guest.effective_variant()["accel"] == "tcg"
+
+
+def test_a_guest_kernel_of_the_users_own(guest):
+    """The guest says it ran the kernel it was given, and the domain names the firmware."""
+    kernel = image.vm_kernel(image.recipe(), "generic")[0]
+    assert f"<kernel>{kernel}</kernel>" in guest.xml
+    assert f'<loader type="rom" readonly="yes">{QBOOT}</loader>' in guest.xml
+    release = guest.exec(["uname", "-r"], timeout=60).stdout.strip()
+    assert release.endswith("-amd64") and "cloud" not in release  # the generic flavour, not the default cloud one
+    assert guest.metadata()["guest_kernel"] == release
 
 
 def test_same_binaries_as_the_host(guest):
@@ -96,26 +116,6 @@ def test_kvm_is_refused_here_without_allow_tcg(vm_image, tmp_path):
     assert not listing["kvm"]["available"]
     # a TCG guest is never part of "every available environment" without --allow-tcg
     assert any("runs only with --allow-tcg" in e["reason"] for e in listing.values())
-
-
-def test_a_guest_kernel_of_the_users_own_and_cleanup_of_a_killed_runs_domain(vm_image, tmp_path):
-    """guest_kernel/guest_initrd/firmware (for a PVM guest kernel where /dev/kvm is PVM's): here
-    the image's generic kernel stands in for the user's, booted by qboot instead of SeaBIOS; the
-    guest says it ran that kernel and the domain names the firmware. Then the guest is left
-    behind as a SIGKILLed run leaves it, and `bench cleanup` removes it."""
-    run_id = f"t{os.getpid()}-leftover-vm"
-    kernel, initrd = image.vm_kernel(image.recipe(), "generic")
-    qboot = "/usr/share/qemu/qboot.rom"
-    env = lv.LibvirtEnvironment("tcg", {"accel": "tcg", "guest_kernel": str(kernel), "guest_initrd": str(initrd),
-                                        "firmware": qboot}, run_id)
-    env.provision(str(tmp_path), n_ports=1)  # never torn down, as after a SIGKILL
-    assert f"<kernel>{kernel}</kernel>" in env.xml and f'<loader type="rom" readonly="yes">{qboot}</loader>' in env.xml
-    release = env.exec(["uname", "-r"], timeout=60).stdout.strip()
-    assert release.endswith("-amd64") and "cloud" not in release  # the generic flavour, not the default cloud one
-    assert domains_of(run_id) == [f"bench-{run_id}-tcg", str(settings.current().vm_dir / f"bench-{run_id}-tcg")]
-    assert "would remove domain" in bench_cli("cleanup", "--run-id", run_id, "--dry-run").stdout
-    assert bench_cli("cleanup", "--run-id", run_id).returncode == 0
-    assert domains_of(run_id) == []
 
 
 # Under TCG the tools run 10 to 50 times slower: at the quick sizes hpcc, Redis and MariaDB
@@ -183,9 +183,21 @@ def test_quick_suite_in_kvm_allowing_tcg(vm_image, tmp_path, tcg_sized):
     manifest = json.loads((tmp_path / QUICK_KVM / "run.json").read_text())
     meta = manifest["environments"]["kvm"]["metadata"]
     assert meta["accel"] == "tcg" and meta["emulated"] is True
+    assert meta["guest_kernel"].endswith("-cloud-amd64")  # the image's cloud kernel, the default
     assert manifest["environments"]["kvm"]["variant_as_run"]["accel"] == "tcg"
     assert (tmp_path / QUICK_KVM / "raw" / "kvm" / "provision" / "console.log").exists()
     # each guest's console log is kept: the first's, sysbench-cpu's 1-vCPU one
     assert all((tmp_path / QUICK_KVM / "raw" / "kvm" / folder / "console.log").exists()
                for folder in ("provision", "provision-2"))
     assert domains_of(QUICK_KVM) == []
+
+
+def test_cleanup_removes_the_domain_a_killed_run_left(guest):
+    """Last in the module: its guest, never torn down by this process, is left as a SIGKILLed
+    run leaves its guest; `bench cleanup --run-id` finds the domain and its disk folder and
+    removes them."""
+    run_id = guest.run_id
+    assert domains_of(run_id) == [f"bench-{run_id}-tcg", str(settings.current().vm_dir / f"bench-{run_id}-tcg")]
+    assert "would remove domain" in bench_cli("cleanup", "--run-id", run_id, "--dry-run").stdout
+    assert bench_cli("cleanup", "--run-id", run_id).returncode == 0
+    assert domains_of(run_id) == []
