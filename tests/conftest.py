@@ -156,7 +156,8 @@ SHORT_SIZES = {
     "hpcc.yaml": ("{n: 4000}", "{n: 500}"),
     "xz.yaml": ("{corpus_mib: 8, block_mib: 2}", "{corpus_mib: 1, block_mib: 1}"),
     "redis.yaml": ("{requests: 20000, scale_clients: 10, clients: [1, 10, 50]}", "{requests: 1000, clients: [1, 10]}"),
-    "mariadb.yaml": ("threads: [1, 4, 8], time: 3, warmup: 3", "threads: [1, 2], time: 1, warmup: 1"),
+    "mariadb.yaml": ("table_size: 10000, threads: [1, 4, 8], time: 3, warmup: 3",
+                     "table_size: 1000, threads: [1, 2], time: 1, warmup: 1"),
 }
 
 
