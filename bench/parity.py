@@ -31,12 +31,16 @@ def read(path):
     except OSError:
         return ""
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+hashed = {}
+
+def sha256(path):  # once per file: the programs share most of their libraries (libc, libssl...)
+    if path not in hashed:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        hashed[path] = h.hexdigest()
+    return hashed[path]
 
 def which(program):
     if "/" in program:
