@@ -37,9 +37,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import stats as st
 
 from .parallel import pmap
+
+
+def _scipy_stats():
+    """scipy.stats, imported when a statistic is first computed: it takes a second or two to
+    import, which every command that fails early or reads no samples (a wrong run folder given
+    to `bench report`) would otherwise spend before it says anything."""
+    from scipy import stats
+
+    return stats
+
 
 NATIVE = "host"
 
@@ -75,7 +84,7 @@ def _t(confidence: float, df: float) -> float:
     if key not in _T:
         if len(_T) > 65536:
             _T.clear()
-        _T[key] = float(st.t.ppf(0.5 + confidence / 2, df))
+        _T[key] = float(_scipy_stats().t.ppf(0.5 + confidence / 2, df))
     return _T[key]
 
 
@@ -133,7 +142,7 @@ def t_many(confidence: float, dfs) -> None:
     (scipy's ppf of an array is the same function, value by value, as of each alone)."""
     missing = sorted({float(d) for d in dfs if (confidence, float(d)) not in _T and math.isfinite(d)})
     if missing:
-        for d, q in zip(missing, st.t.ppf(0.5 + confidence / 2, np.array(missing)).tolist()):
+        for d, q in zip(missing, _scipy_stats().t.ppf(0.5 + confidence / 2, np.array(missing)).tolist()):
             _T[(confidence, d)] = float(q)
 
 
@@ -289,7 +298,7 @@ def _permutation_chunk(job) -> np.ndarray:
     # Exact (few splits: cheap), or a value that is not finite: scipy's own test.
     # Bound the memory of one vectorized step (pairs x permutations x values).
     batch = max(1, MAX_ELEMENTS // (a.shape[0] * (n1 + n2)))
-    res = st.permutation_test((a, b), _mean_difference, permutation_type="independent",
+    res = _scipy_stats().permutation_test((a, b), _mean_difference, permutation_type="independent",
                               vectorized=True, n_resamples=n_resamples, alternative="two-sided",
                               axis=1, batch=batch, rng=np.random.default_rng(seed))
     return np.atleast_1d(res.pvalue)
