@@ -135,6 +135,15 @@ def config_copy(tmp_path: Path) -> Path:
     return dest
 
 
+def edit_catalogue(config: Path, name: str, old: str, new: str, count: int = -1) -> None:
+    """In a catalogue copy's file `name`, `old` replaced by `new`; `old` must be there (if the
+    shipped catalogue changed, the test's copy must change with it)."""
+    path = config / "catalogue" / name
+    text = path.read_text()
+    assert old in text, f"{name} no longer has {old!r}: the catalogue changed, change this test's copy too"
+    path.write_text(text.replace(old, new, count))
+
+
 def no_warmups(config: Path) -> Path:
     """A catalogue copy without warm-ups, for a test whose point is what one repetition of a
     tool gives in an environment: a warm-up runs the same code in the same place first, and is
@@ -165,10 +174,7 @@ def short_tools(config: Path) -> Path:
     """A catalogue copy whose quick profile runs each tool for about a second (SHORT_SIZES),
     without warm-ups (no_warmups)."""
     for name, (quick, short) in SHORT_SIZES.items():
-        path = config / "catalogue" / name
-        text = path.read_text()
-        assert quick in text, (name, quick)  # the catalogue changed: change SHORT_SIZES with it
-        path.write_text(text.replace(quick, short))
+        edit_catalogue(config, name, quick, short)
     return no_warmups(config)
 
 
@@ -177,10 +183,7 @@ def fewer_redis_requests(config: Path) -> Path:
     that asks about the sweep's points, the server in its environment and what is left, none of
     which depends on a point's length (through docker-proxy quick's 200,000 requests per point
     cost a minute and a half)."""
-    catalogue = config / "catalogue" / "redis.yaml"
-    text = catalogue.read_text()
-    assert "quick: {requests: 20000," in text, "the quick profile changed: change this test copy too"
-    catalogue.write_text(text.replace("quick: {requests: 20000,", "quick: {requests: 2000,", 1))
+    edit_catalogue(config, "redis.yaml", "quick: {requests: 20000,", "quick: {requests: 2000,", 1)
     return config
 
 
@@ -199,9 +202,10 @@ def same_shapes_as_the_recorded_run(run: Path, short: bool = False) -> None:
     recorded_run = next(ROOT.joinpath("reports").glob("*/run.json")).parent
     fresh_params = json.loads((run / "run.json").read_text())["workloads"]
     recorded_params = json.loads((recorded_run / "run.json").read_text())["workloads"]
-    changed = {w for w, p in fresh_params.items() if recorded_params.get(w, {}).get("params") != p["params"]}
     if short:
         changed = CHANGED_SINCE_THE_RECORDING & set(fresh_params)
+    else:
+        changed = {w for w, p in fresh_params.items() if recorded_params.get(w, {}).get("params") != p["params"]}
     assert changed <= CHANGED_SINCE_THE_RECORDING, f"render reports/ anew: {sorted(changed)} changed since"
 
     def samples(folder: Path) -> list[dict]:

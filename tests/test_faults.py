@@ -1,7 +1,8 @@
 """Faults a lab meets, on real daemons and real file systems: the results folder's file system
 filling up mid-run, Ctrl-C and SIGTERM at instants of a container's provisioning, a second
-dockerd (docker-vfs, whose cells are measured there too) killed under a run, the KVM probe's bench killed. Each asserts that nothing is left,
-that no sample is lost or measured twice, and that no traceback reaches the terminal."""
+dockerd (docker-vfs, whose cells are measured there too) killed under a run, the KVM probe's
+bench killed. Each asserts that nothing is left, that no sample is lost or measured twice, and
+that no traceback reaches the terminal."""
 
 from __future__ import annotations
 

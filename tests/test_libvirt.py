@@ -12,7 +12,7 @@ from bench import config, image, settings
 from bench.environments import kvm_host, libvirt as lv
 from bench.environments.host import run_argv
 
-from conftest import bench_cli, short_tools
+from conftest import bench_cli, edit_catalogue, short_tools
 
 pytestmark = pytest.mark.integration
 QUICK_KVM = f"quick-kvm-{os.getpid()}"  # machine-wide names: unique per session
@@ -123,21 +123,16 @@ def test_kvm_is_refused_here_without_allow_tcg(vm_image, tmp_path):
 # suite runs with every workload of it at short_tools' sizes, which TCG finishes in a few
 # minutes: what this test proves is that each tool runs in the guest and its samples say TCG,
 # not their size.
-
-
-# hpcc's own limit at a small n is about 2 minutes, made for a CPU, not for one emulated beside the other
-# tests' work (scripts/test.sh runs two at a time): once it ran out under TCG while the host's
-# quick suite ran beside it. What this test proves does not depend on how long hpcc takes.
+# hpcc's own limit at a small n is about 2 minutes, made for a CPU, not for one emulated beside
+# the other tests' work (scripts/test.sh runs two at a time): once it ran out under TCG while the
+# host's quick suite ran beside it. What this test proves does not depend on how long hpcc takes.
 TCG_HPCC_TIMEOUT = 900
 
 
 @pytest.fixture
 def tcg_sized(config_copy):
     short_tools(config_copy)
-    hpcc = config_copy / "catalogue" / "hpcc.yaml"
-    text = hpcc.read_text()
-    assert "  warmups: 0\n" in text, "the catalogue changed: set hpcc's timeout here anew"
-    hpcc.write_text(text.replace("  warmups: 0\n", f"  warmups: 0\n  timeout: {TCG_HPCC_TIMEOUT}\n", 1))
+    edit_catalogue(config_copy, "hpcc.yaml", "  warmups: 0\n", f"  warmups: 0\n  timeout: {TCG_HPCC_TIMEOUT}\n", 1)
     return config_copy
 
 
@@ -147,10 +142,8 @@ def test_quick_suite_in_kvm_allowing_tcg(vm_image, tmp_path, tcg_sized):
     # sysbench-cpu asks for a guest of 1 vCPU (as the study sized its guests per test), and comes
     # last: the VM is booted anew for it. (Booting anew at its own size for a workload after it is
     # the same code: test_runner_logic's in-process guest shows the order of sizes.)
-    sysbench = tcg_sized / "catalogue" / "sysbench.yaml"
-    text = sysbench.read_text()
-    assert "    lab: {time: 60}\n" in text
-    sysbench.write_text(text.replace("    lab: {time: 60}\n", "    lab: {time: 60}\n  guest:\n    quick: {vcpus: 1}\n", 1))
+    edit_catalogue(tcg_sized, "sysbench.yaml", "    lab: {time: 60}\n",
+                   "    lab: {time: 60}\n  guest:\n    quick: {vcpus: 1}\n", 1)
     quick = config.load(tcg_sized).suite("quick").workloads
     (tcg_sized / "suites" / "tcg.yaml").write_text(
         "description: the quick suite, sysbench-cpu last\nprofile: quick\nrepetitions: 1\n"

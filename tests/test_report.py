@@ -18,7 +18,7 @@ import pytest
 
 from bench.report import render_runs
 
-from conftest import bench_cli
+from conftest import bench_cli, edit_catalogue
 
 
 PROBE = ("<script>window.addEventListener('load', () => {"
@@ -38,9 +38,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     config = root / "workloads"
     shutil.copytree(Path(__file__).resolve().parent.parent / "workloads", config)
-    sysbench = config / "catalogue" / "sysbench.yaml"
-    assert "quick: {time: 3}" in sysbench.read_text()
-    sysbench.write_text(sysbench.read_text().replace("quick: {time: 3}", "quick: {time: 1}"))
+    edit_catalogue(config, "sysbench.yaml", "quick: {time: 3}", "quick: {time: 1}")
     (config / "suites" / "tiny.yaml").write_text(
         "description: report test\nprofile: quick\nrepetitions: 3\nworkloads: [sysbench-cpu, fio-randread-4k]\n")
     out, scratch = root / "results", root / "scratch"
